@@ -1,0 +1,97 @@
+# t2istage build.  `make` builds build/t2istage and build/plugins/*.so;
+# `make check` runs every test; `make asan` runs them under ASan + UBSan.
+
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+BUILD    ?= build
+CC       ?= cc
+PYTHON   ?= /usr/bin/python3
+
+VERSION  := 0.1.0
+PKGS     := libconfig jansson sqlite3 uuid libcrypto libpng libjpeg libwebp vips
+PLUGPKGS := libpng
+
+CFLAGS   ?= -O2 -g
+WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+            -Wformat=2 -Wno-format-nonliteral -Wno-format-truncation -Wvla
+CPPFLAGS_ALL := -std=c11 -D_GNU_SOURCE -Iinclude -Isrc -DT2I_VERSION=\"$(VERSION)\" \
+            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LIBS     := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -ldl -lm
+
+SRCS     := $(wildcard src/*.c)
+OBJS     := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
+LIBOBJS  := $(filter-out $(BUILD)/obj/main.o,$(OBJS))
+
+PLUGINS  := $(patsubst plugins/%.c,$(BUILD)/plugins/%.so,$(filter-out plugins/http_%.c,$(wildcard plugins/*.c)))
+TPLUGINS := $(patsubst tests/plugins/%.c,$(BUILD)/tests/plugins/%.so,$(filter-out tests/plugins/common.c,$(wildcard tests/plugins/*.c)))
+UNITS    := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(wildcard tests/unit/test_*.c))
+
+.PHONY: all plugins test-plugins check unit system asan demo bench install clean deps
+all: $(BUILD)/t2istage plugins
+
+deps:
+	@tools/install-deps
+
+$(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h include/t2istage/*.h) | $(BUILD)/obj
+	@echo "  CC      $<"
+	@$(CC) $(CPPFLAGS_ALL) $(WARN) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/libt2i.a: $(LIBOBJS)
+	$(AR) rcs $@ $^
+
+$(BUILD)/t2istage: $(BUILD)/obj/main.o $(BUILD)/libt2i.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -rdynamic -o $@ $^ $(LIBS)
+
+plugins: $(PLUGINS)
+
+$(BUILD)/plugins/%.so: plugins/%.c include/t2istage/plugin.h | $(BUILD)/plugins
+	$(CC) $(CPPFLAGS_ALL) $(WARN) $(CFLAGS) -fPIC -shared -o $@ $< \
+	    $(shell pkg-config --cflags --libs $(PLUGPKGS)) -lm
+	@chmod 755 $@
+
+test-plugins: $(TPLUGINS)
+
+$(BUILD)/tests/plugins/%.so: tests/plugins/%.c tests/plugins/common.c tests/plugins/common.h include/t2istage/plugin.h | $(BUILD)/tests/plugins
+	$(CC) $(CPPFLAGS_ALL) $(WARN) $(CFLAGS) -fPIC -shared -o $@ $< tests/plugins/common.c \
+	    $(shell pkg-config --cflags --libs libpng jansson)
+	@chmod 755 $@
+
+$(BUILD)/tests/unit/%: tests/unit/%.c $(BUILD)/libt2i.a | $(BUILD)/tests/unit
+	$(CC) $(CPPFLAGS_ALL) $(WARN) $(CFLAGS) -o $@ $< $(BUILD)/libt2i.a \
+	    $(shell pkg-config --cflags --libs cmocka) $(LIBS)
+
+$(BUILD)/obj $(BUILD)/plugins $(BUILD)/tests/plugins $(BUILD)/tests/unit:
+	mkdir -p $@
+
+unit: $(UNITS)
+	@set -e; for t in $(UNITS); do echo "== $$t"; $$t; done
+
+system: all test-plugins
+	T2I_BUILD=$(BUILD) $(PYTHON) -m pytest -q tests/system $(PYTEST_ARGS)
+
+check: deps all test-plugins unit system
+
+asan:
+	$(MAKE) BUILD=build-asan \
+	    CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+	    LDFLAGS="-fsanitize=address,undefined" check
+
+demo: deps all
+	$(BUILD)/t2istage run examples/demo.json
+
+bench: deps all test-plugins
+	$(PYTHON) tools/bench.py --build $(BUILD)
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/t2istage/plugins \
+	    $(DESTDIR)$(PREFIX)/include/t2istage $(DESTDIR)/etc/t2istage \
+	    $(DESTDIR)$(PREFIX)/lib/systemd/system
+	install -m 755 $(BUILD)/t2istage $(DESTDIR)$(PREFIX)/bin/t2istage
+	install -m 755 $(PLUGINS) $(DESTDIR)$(PREFIX)/lib/t2istage/plugins/
+	install -m 644 include/t2istage/plugin.h $(DESTDIR)$(PREFIX)/include/t2istage/plugin.h
+	install -m 644 etc/t2istage.conf $(DESTDIR)/etc/t2istage/t2istage.conf.example
+	sed 's|@PREFIX@|$(PREFIX)|g' etc/t2istage.service > $(DESTDIR)$(PREFIX)/lib/systemd/system/t2istage.service
+	chmod 644 $(DESTDIR)$(PREFIX)/lib/systemd/system/t2istage.service
+
+clean:
+	rm -rf build build-asan

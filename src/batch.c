@@ -1,0 +1,286 @@
+/* batch: applying worker messages and exits to runs. */
+#include "batch.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "events.h"
+#include "log.h"
+#include "project.h"
+#include "run.h"
+#include "store.h"
+#include "workers.h"
+
+static void
+emit_progress(struct run *r, int i, const char *what)
+{
+	struct run_item *it = &r->items[i];
+	char msg[160];
+
+	r->started++;
+	snprintf(msg, sizeof(msg), "storyboard %d (%d/%zu): %s", it->index, r->started,
+		 r->nitems, what);
+	events_emit(r, "progress",
+		    json_pack("{si si ss s{ss si ss}}", "current", r->started, "total",
+			      (int)r->nitems, "message", msg, "storyboard", "id",
+			      it->storyboard_id, "index", it->index, "image_prompt", it->prompt));
+}
+
+static json_t *
+image_object(const char *id, const struct store_image_meta *m, bool cached)
+{
+	return json_pack("{ss s:s? si si ss sI s:s? sb}", "id", id, "url", m->url, "width",
+			 m->width, "height", m->height, "file_path", m->file_path, "file_size",
+			 (json_int_t)m->file_size, "thumbnail_path", m->thumbnail_path, "cached",
+			 cached);
+}
+
+static void
+meta_from_msg(struct store_image_meta *m, const struct msg_image *im)
+{
+	m->file_path = im->file_path;
+	m->thumbnail_path = im->thumbnail_path;
+	m->sha256 = im->sha256;
+	m->mime = im->mime;
+	m->url = im->url;
+	m->width = im->width;
+	m->height = im->height;
+	m->file_size = im->file_size;
+}
+
+static void serve_followers(const struct batch_ctx *c, struct run *r, int leader,
+			    const struct store_image_meta *m);
+
+/* Records item i as completed with image m (and variants) and tells. */
+static void
+complete_item(const struct batch_ctx *c, struct run *r, int i, const struct store_image_meta *m,
+	      json_t *variants, bool cached)
+{
+	struct run_item *it = &r->items[i];
+	json_t *ev;
+
+	if (store_image_complete(c->st, it->image_id, m, cached) < 0)
+		log_errx("run %s: cannot record image %s", r->id, it->image_id);
+	it->state = ITEM_DONE;
+	r->succeeded++;
+	json_array_append_new(r->image_ids, json_string(it->image_id));
+	ev = json_pack("{ss si so}", "storyboard_id", it->storyboard_id, "storyboard_index",
+		       it->index, "image", image_object(it->image_id, m, cached));
+	if (variants != NULL && json_array_size(variants) > 0)
+		json_object_set(json_object_get(ev, "image"), "variants", variants);
+	events_emit(r, "image_generated", ev);
+	serve_followers(c, r, i, m);
+}
+
+/* Items that waited for the same request as leader get its image. */
+static void
+serve_followers(const struct batch_ctx *c, struct run *r, int leader,
+		const struct store_image_meta *m)
+{
+	int f = run_take_followers(r, leader);
+
+	while (f >= 0) {
+		int next = r->items[f].next_follower;
+
+		r->items[f].next_follower = -1;
+		r->items[f].leader = -1;
+		emit_progress(r, f, "same request as an image just made: served from it");
+		complete_item(c, r, f, m, NULL, true);
+		f = next;
+	}
+}
+
+/* Records item i as failed; a follower takes over as the leader. */
+static void
+fail_item(const struct batch_ctx *c, struct run *r, int i, const char *cause)
+{
+	struct run_item *it = &r->items[i];
+	int f = run_take_followers(r, i);
+
+	if (store_image_fail(c->st, it->image_id, cause) < 0)
+		log_errx("run %s: cannot record failure of %s", r->id, it->image_id);
+	it->state = ITEM_FAILED;
+	r->failed++;
+	events_error(r, it->storyboard_id, "storyboard %d: %s", it->index, cause);
+	if (f < 0)
+		return;
+	r->items[f].leader = -1;
+	for (int k = r->items[f].next_follower; k >= 0; k = r->items[k].next_follower)
+		r->items[k].leader = f;
+	run_queue_push_front(r, f);
+}
+
+int
+batch_serve_cached(const struct batch_ctx *c, struct run *r, int i)
+{
+	struct store_image_meta m;
+	int found = store_cache_lookup(c->st, r->items[i].cache_key, &m);
+
+	if (found <= 0)
+		return 0;
+	emit_progress(r, i, "served from the cache");
+	complete_item(c, r, i, &m, NULL, true);
+	store_image_meta_free(&m);
+	return 1;
+}
+
+static int
+on_begin(const struct batch_ctx *c, struct slot *s, const struct msg_worker *m)
+{
+	struct run *r = s->run;
+	int i;
+
+	if (s->current >= 0 || s->next >= s->nitems)
+		return -1;
+	i = s->items[s->next];
+	if (strcmp(r->items[i].image_id, m->image_id) != 0)
+		return -1;
+	s->current = s->next++;
+	r->items[i].state = ITEM_RUNNING;
+	s->deadline_ms = workers_now_ms() + (int64_t)(c->cfg->timeout * 1000);
+	store_image_processing(c->st, r->items[i].image_id);
+	emit_progress(r, i, "generating");
+	return 0;
+}
+
+static int
+on_image(struct slot *s, struct msg_worker *m)
+{
+	if (s->current < 0 || s->nimages >= SLOT_IMAGES_MAX ||
+	    strcmp(s->run->items[s->items[s->current]].image_id, m->image_id) != 0)
+		return -1;
+	s->images[s->nimages++] = m->image;	/* ownership moves to the slot */
+	memset(&m->image, 0, sizeof(m->image));
+	return 0;
+}
+
+static void
+complete_from_slot(const struct batch_ctx *c, struct slot *s, int i)
+{
+	struct store_image_meta pm, vm;
+	json_t *variants = json_array();
+
+	meta_from_msg(&pm, &s->images[0]);
+	for (int k = 1; k < s->nimages; k++) {
+		char vid[37];
+
+		project_uuid(vid);
+		meta_from_msg(&vm, &s->images[k]);
+		if (store_image_variant(c->st, vid, s->run->items[i].image_id, &vm) == 0)
+			json_array_append_new(variants, image_object(vid, &vm, false));
+	}
+	complete_item(c, s->run, i, &pm, variants, false);
+	json_decref(variants);
+}
+
+static int
+on_result(const struct batch_ctx *c, struct slot *s, const struct msg_worker *m)
+{
+	int i;
+
+	if (s->current < 0)
+		return -1;
+	i = s->items[s->current];
+	if (strcmp(s->run->items[i].image_id, m->image_id) != 0 || (m->ok && s->nimages == 0))
+		return -1;
+	if (m->ok)
+		complete_from_slot(c, s, i);
+	else
+		fail_item(c, s->run, i, m->message);
+	for (int k = 0; k < s->nimages; k++)
+		msg_image_free(&s->images[k]);
+	s->nimages = 0;
+	s->current = -1;
+	s->deadline_ms = workers_now_ms() + (int64_t)(c->cfg->timeout * 1000);
+	return 0;
+}
+
+/* The plugin cannot run at all: every item of the batch fails with why. */
+static void
+on_fatal(const struct batch_ctx *c, struct slot *s, const char *message)
+{
+	if (s->current >= 0)
+		fail_item(c, s->run, s->items[s->current], message);
+	s->current = -1;
+	while (s->next < s->nitems)
+		fail_item(c, s->run, s->items[s->next++], message);
+}
+
+static int
+handle_line(const struct batch_ctx *c, struct slot *s, const char *line, size_t len)
+{
+	struct msg_worker m;
+	char err[256];
+	int rc = -1;
+
+	if (msg_decode_worker(line, len, &m, err, sizeof(err)) < 0) {
+		log_warnx("worker %ld: bad message: %s", (long)s->pid, err);
+		return -1;
+	}
+	switch (m.type) {
+	case MSG_BEGIN:
+		rc = on_begin(c, s, &m);
+		break;
+	case MSG_IMAGE:
+		rc = on_image(s, &m);
+		break;
+	case MSG_RESULT:
+		rc = on_result(c, s, &m);
+		break;
+	case MSG_FATAL:
+		on_fatal(c, s, m.message);
+		rc = 0;
+		break;
+	}
+	if (rc < 0)
+		log_warnx("worker %ld: message out of order", (long)s->pid);
+	msg_worker_free(&m);
+	return rc;
+}
+
+int
+batch_handle_lines(const struct batch_ctx *c, struct slot *s)
+{
+	char *line;
+	size_t len;
+	int n = 0, st;
+
+	while (!s->killed && (st = ipc_next_line(&s->rd, &line, &len)) != IPC_AGAIN) {
+		if (st != IPC_LINE || handle_line(c, s, line, len) < 0) {
+			workers_kill(s, "bad message from worker");
+			break;
+		}
+		n++;
+	}
+	return n;
+}
+
+void
+batch_settle(const struct batch_ctx *c, struct slot *s)
+{
+	struct run *r = s->run;
+	char cause[200];
+
+	if (s->current < 0 && s->next >= s->nitems)
+		return;
+	/* Charge the item in flight, or, when the worker died before beginning
+	 * one, the first it was given: each death then settles one item, so a
+	 * plugin that always crashes still lets the run end. */
+	if (s->stopping && s->current >= 0)
+		s->next = s->current;	/* a shutdown is nobody's fault: put it back */
+	else if (!s->stopping) {
+		workers_describe_exit(s, cause, sizeof(cause));
+		if (s->current >= 0)
+			fail_item(c, r, s->items[s->current], cause);
+		else
+			fail_item(c, r, s->items[s->next++], cause);
+	}
+	s->current = -1;
+	for (int k = s->nitems - 1; k >= s->next; k--) {
+		store_image_reset(c->st, r->items[s->items[k]].image_id);
+		run_queue_push_front(r, s->items[k]);
+	}
+	s->next = s->nitems;
+}

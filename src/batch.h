@@ -1,0 +1,32 @@
+/* batch: what a worker's messages and its exit mean for the run.  Applies
+ * begin / image / result / fatal to the items, the database and the events,
+ * and settles the items a dead worker left unfinished. */
+#ifndef T2I_BATCH_H
+#define T2I_BATCH_H
+
+#include <stdint.h>
+
+struct slot;
+struct store;
+struct config;
+struct run;
+
+struct batch_ctx {
+	struct store *st;
+	const struct config *cfg;
+};
+
+/* Handles every complete line buffered for the slot.  A line that is not a
+ * valid message, or is out of order, kills the worker ("bad message from
+ * worker").  Returns the number of lines handled. */
+int batch_handle_lines(const struct batch_ctx *c, struct slot *s);
+
+/* Once the worker is reaped and drained: the item it was working on fails
+ * with the cause; items it never began go back to the front of the queue. */
+void batch_settle(const struct batch_ctx *c, struct slot *s);
+
+/* Completes item i from the cache (or from its in-run leader) without a
+ * worker.  Returns 1 when served, 0 when there was nothing to serve from. */
+int batch_serve_cached(const struct batch_ctx *c, struct run *r, int i);
+
+#endif

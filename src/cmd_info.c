@@ -1,0 +1,196 @@
+/* cmd_info: the read-only commands: status, images, plugins, check-config. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd.h"
+#include "config.h"
+#include "plugin.h"
+#include "store.h"
+
+static struct store *
+open_ro(const struct config *cfg)
+{
+	char err[1024];
+	struct store *st = store_open(cfg->database, true, err, sizeof(err));
+
+	if (st == NULL)
+		fprintf(stderr, "t2istage: %s\n", err);
+	return st;
+}
+
+static void
+print_json(json_t *v)
+{
+	json_dumpf(v, stdout, JSON_INDENT(2));
+	fputc('\n', stdout);
+}
+
+static void
+print_project(json_t *p)
+{
+	json_t *c = json_object_get(p, "counts");
+	json_t *stages = json_object_get(p, "stages");
+	size_t i;
+	json_t *s;
+
+	printf("project %s  %s\n", json_string_value(json_object_get(p, "id")),
+	       json_string_value(json_object_get(p, "name")));
+	printf("  storyboards %lld: %lld completed, %lld failed, %lld pending, %lld not started\n",
+	       (long long)json_integer_value(json_object_get(c, "storyboards")),
+	       (long long)json_integer_value(json_object_get(c, "completed")),
+	       (long long)json_integer_value(json_object_get(c, "failed")),
+	       (long long)json_integer_value(json_object_get(c, "pending")),
+	       (long long)json_integer_value(json_object_get(c, "not_started")));
+	json_array_foreach(stages, i, s)
+		printf("  stage %-17s %-10s started %s\n",
+		       json_string_value(json_object_get(s, "stage_type")),
+		       json_string_value(json_object_get(s, "status")),
+		       json_is_string(json_object_get(s, "started_at"))
+			       ? json_string_value(json_object_get(s, "started_at"))
+			       : "-");
+}
+
+int
+cmd_status(const struct cmd_opts *o)
+{
+	struct config *cfg = cmd_config(o);
+	struct store *st = cfg != NULL ? open_ro(cfg) : NULL;
+	json_t *v = NULL;
+	int rc = EXIT_FAILED;
+	size_t i;
+	json_t *p;
+
+	if (st == NULL)
+		goto out;
+	v = o->target != NULL ? store_query_project(st, o->target) : store_query_projects(st);
+	if (v == NULL) {
+		fprintf(stderr, "t2istage: project %s not found\n", o->target ? o->target : "");
+		rc = EXIT_REFUSED;
+		goto out;
+	}
+	if (o->json)
+		print_json(v);
+	else if (json_is_array(v))
+		json_array_foreach(v, i, p)
+			print_project(p);
+	else
+		print_project(v);
+	rc = 0;
+out:
+	json_decref(v);
+	store_close(st);
+	config_free(cfg);
+	return rc;
+}
+
+static void
+print_image(json_t *im)
+{
+	const char *status = json_string_value(json_object_get(im, "status"));
+	bool done = strcmp(status, "completed") == 0;
+
+	printf("#%-4lld %-10s %-8s ", (long long)json_integer_value(json_object_get(im, "storyboard_index")),
+	       status, json_is_true(json_object_get(im, "is_primary")) ||
+			       json_integer_value(json_object_get(im, "is_primary"))
+		       ? "primary" : "variant");
+	if (done)
+		printf("%5lldx%-5lld %9lld  %s\n",
+		       (long long)json_integer_value(json_object_get(im, "width")),
+		       (long long)json_integer_value(json_object_get(im, "height")),
+		       (long long)json_integer_value(json_object_get(im, "file_size")),
+		       json_string_value(json_object_get(im, "file_path")));
+	else
+		printf("%s\n", json_is_string(json_object_get(im, "error"))
+				       ? json_string_value(json_object_get(im, "error"))
+				       : "");
+}
+
+int
+cmd_images(const struct cmd_opts *o)
+{
+	struct config *cfg = cmd_config(o);
+	struct store *st = cfg != NULL ? open_ro(cfg) : NULL;
+	json_t *v = NULL;
+	int rc = EXIT_FAILED;
+	size_t i;
+	json_t *im;
+
+	if (st == NULL)
+		goto out;
+	if (!store_project_exists(st, o->target)) {
+		fprintf(stderr, "t2istage: project %s not found\n", o->target);
+		rc = EXIT_REFUSED;
+		goto out;
+	}
+	if ((v = store_query_images(st, o->target)) == NULL)
+		goto out;
+	if (o->json)
+		print_json(v);
+	else
+		json_array_foreach(v, i, im)
+			print_image(im);
+	rc = 0;
+out:
+	json_decref(v);
+	store_close(st);
+	config_free(cfg);
+	return rc;
+}
+
+int
+cmd_plugins(const struct cmd_opts *o)
+{
+	struct config *cfg = cmd_config(o);
+	struct plugin_info *list = NULL;
+	char err[1024];
+	int n;
+
+	if (cfg == NULL)
+		return EXIT_FAILED;
+	printf("plugin directory %s (host ABI %d)\n", cfg->plugins_dir, T2I_ABI_VERSION);
+	if ((n = plugin_scan(cfg->plugins_dir, &list, err, sizeof(err))) < 0) {
+		fprintf(stderr, "t2istage: %s\n", err);
+		config_free(cfg);
+		return EXIT_FAILED;
+	}
+	for (int i = 0; i < n; i++) {
+		if (list[i].ok)
+			printf("  %-14s ok       abi %u  %s %s: %s\n", list[i].name,
+			       list[i].abi_version, list[i].plugin_name, list[i].version,
+			       list[i].description);
+		else
+			printf("  %-14s refused  %s\n", list[i].name, list[i].error);
+	}
+	if (n == 0)
+		printf("  (no plugins)\n");
+	free(list);
+	config_free(cfg);
+	return 0;
+}
+
+int
+cmd_check_config(const struct cmd_opts *o)
+{
+	const char *path = config_choose_path(o->conf);
+	struct config *cfg = cmd_config(o);
+	int bad = 0;
+
+	if (cfg == NULL)
+		return EXIT_FAILED;
+	for (size_t i = 0; i < cfg->nproviders; i++) {
+		struct plugin_info info = { 0 };
+
+		plugin_probe(cfg->providers[i].plugin_path, &info);
+		if (!info.ok) {
+			fprintf(stderr, "t2istage: provider %s: %s\n", cfg->providers[i].name,
+				info.error);
+			bad++;
+		}
+	}
+	if (bad == 0)
+		printf("t2istage: configuration %s is valid (%zu providers)\n",
+		       path != NULL ? path : "(built-in defaults)", cfg->nproviders);
+	config_free(cfg);
+	return bad == 0 ? 0 : EXIT_FAILED;
+}

@@ -1,0 +1,216 @@
+/* cmd_run: `run`, `retry` and `import`. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cmd.h"
+#include "config.h"
+#include "events.h"
+#include "log.h"
+#include "project.h"
+#include "run.h"
+#include "stage.h"
+#include "store.h"
+#include "supervisor.h"
+#include "term.h"
+
+struct config *
+cmd_config(const struct cmd_opts *o)
+{
+	char err[1024];
+	struct config *cfg = config_load(config_choose_path(o->conf), err, sizeof(err));
+
+	if (cfg == NULL)
+		fprintf(stderr, "t2istage: %s\n", err);
+	return cfg;
+}
+
+/* Opens the database read-write and mirrors the providers into it. */
+static struct store *
+open_store(const struct config *cfg)
+{
+	char err[1024];
+	struct store *st = store_open(cfg->database, false, err, sizeof(err));
+
+	if (st == NULL) {
+		fprintf(stderr, "t2istage: %s\n", err);
+		return NULL;
+	}
+	if (store_begin(st) < 0 || store_providers_sync(st, cfg) < 0 || store_commit(st) < 0) {
+		fprintf(stderr, "t2istage: %s: %s\n", cfg->database, store_errmsg(st));
+		store_close(st);
+		return NULL;
+	}
+	return st;
+}
+
+/* A target that names a file (or looks like one) is a project file. */
+static bool
+is_file_target(const char *t)
+{
+	struct stat sb;
+	size_t n = strlen(t);
+
+	if (stat(t, &sb) == 0)
+		return true;
+	return strchr(t, '/') != NULL || (n > 5 && strcmp(t + n - 5, ".json") == 0) ||
+	       !project_is_uuid(t);
+}
+
+/* Imports p inside the caller's transaction. */
+static int
+import_project(struct store *st, const struct project *p)
+{
+	if (store_project_exists(st, p->id)) {
+		fprintf(stderr, "t2istage: project %s already exists; run it by its id\n", p->id);
+		return -1;
+	}
+	if (store_project_import(st, p) < 0) {
+		fprintf(stderr, "t2istage: import failed: %s\n", store_errmsg(st));
+		return -1;
+	}
+	return 0;
+}
+
+static json_t *
+requested_ids(const struct cmd_opts *o)
+{
+	json_t *a;
+
+	if (o->nstoryboards == 0)
+		return NULL;
+	a = json_array();
+	for (int i = 0; i < o->nstoryboards; i++)
+		json_array_append_new(a, json_string(o->storyboards[i]));
+	return a;
+}
+
+/* Validates, imports when given a file, and plans the run, all in one
+ * transaction that a refusal rolls back: a refused run writes nothing. */
+static struct run *
+start(struct store *st, const struct config *cfg, struct events *ev, const struct cmd_opts *o,
+      bool retry, int *status)
+{
+	struct stage_request req = { .missing_only = retry, .no_cache = o->no_cache };
+	struct project *p = NULL;
+	struct run *r = NULL;
+	char err[1024];
+	enum stage_refusal why;
+
+	*status = EXIT_REFUSED;
+	if (!retry && is_file_target(o->target)) {
+		if ((p = project_load(o->target, err, sizeof(err))) == NULL) {
+			fprintf(stderr, "t2istage: %s\n", err);
+			return NULL;
+		}
+		req.project_id = p->id;
+	} else {
+		req.project_id = o->target;
+	}
+	req.storyboard_ids = requested_ids(o);
+	if (store_begin(st) < 0)
+		goto out;
+	if (p != NULL && import_project(st, p) < 0)
+		goto out;
+	r = stage_start(st, cfg, ev, &req, &why, err, sizeof(err));
+	if (r == NULL) {
+		fprintf(stderr, "t2istage: %s\n", err);
+		if (why == STAGE_INTERNAL)
+			*status = EXIT_FAILED;
+		goto out;
+	}
+	if (store_commit(st) < 0) {
+		fprintf(stderr, "t2istage: commit: %s\n", store_errmsg(st));
+		run_free(r);
+		r = NULL;
+		*status = EXIT_FAILED;
+	}
+out:
+	store_rollback(st);
+	json_decref(req.storyboard_ids);
+	project_free(p);
+	return r;
+}
+
+static int
+exit_status(const struct run *r, int loop_rc)
+{
+	if (loop_rc != 0 || !r->finished)
+		return EXIT_FAILED;
+	if (strcmp(r->status, "completed") == 0)
+		return EXIT_COMPLETED;
+	return strcmp(r->status, "partial") == 0 ? EXIT_PARTIAL : EXIT_FAILED;
+}
+
+int
+cmd_run(const struct cmd_opts *o, bool retry)
+{
+	struct config *cfg = cmd_config(o);
+	struct store *st = NULL;
+	struct term *t = NULL;
+	struct sup *sup = NULL;
+	struct events ev = { 0 };
+	struct run *r = NULL;
+	char err[256];
+	int status = EXIT_FAILED;
+
+	if (cfg == NULL || (st = open_store(cfg)) == NULL)
+		goto out;
+	log_set_role("supervisor");
+	t = term_new(stdout, o->json || !isatty(STDOUT_FILENO));
+	ev.st = st;
+	events_add_sink(&ev, term_sink, t);
+	/* Signals are blocked before the first event, so that a Ctrl-C during
+	 * planning is handled by the loop rather than killing us mid-write. */
+	if ((sup = sup_new(cfg, st, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "t2istage: %s\n", err);
+		goto out;
+	}
+	if ((r = start(st, cfg, &ev, o, retry, &status)) == NULL)
+		goto out;
+	sup_add_run(sup, r);
+	status = exit_status(r, sup_loop(sup));
+	term_summary(t, r);
+out:
+	sup_free(sup);
+	run_free(r);
+	term_free(t);
+	store_close(st);
+	config_free(cfg);
+	return status;
+}
+
+int
+cmd_import(const struct cmd_opts *o)
+{
+	struct config *cfg = cmd_config(o);
+	struct store *st = NULL;
+	struct project *p = NULL;
+	char err[1024];
+	int status = EXIT_FAILED;
+
+	if (cfg == NULL || (st = open_store(cfg)) == NULL)
+		goto out;
+	if ((p = project_load(o->target, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "t2istage: %s\n", err);
+		status = EXIT_REFUSED;
+		goto out;
+	}
+	if (store_begin(st) < 0 || import_project(st, p) < 0) {
+		status = EXIT_REFUSED;
+		goto out;
+	}
+	if (store_commit(st) < 0)
+		goto out;
+	printf("%s\n", p->id);
+	status = EXIT_COMPLETED;
+out:
+	if (st != NULL)
+		store_rollback(st);
+	project_free(p);
+	store_close(st);
+	config_free(cfg);
+	return status;
+}

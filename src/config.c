@@ -1,0 +1,696 @@
+/* config: the configuration file (libconfig syntax) read into an immutable
+ * struct.  Strict on purpose: a mistyped key or a value out of range must stop
+ * the daemon at start (or keep the old generation on reload) rather than turn
+ * silently into a default.  Every error is one line "FILE:LINE: KEY: message"
+ * and never contains a secret (api_key, the HTTP token): error lines end up in
+ * logs. */
+#include "config.h"
+
+#include "imgsize.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <libconfig.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define BUILTIN_NAME "(built-in defaults)"
+#define KEY_MAX 512
+#define NAME_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-"
+#define NAME_LEN_MAX 64
+#define SECRET_MAX 4096	/* bytes; a larger file is a mistake, not a key */
+#define TIMEOUT_MAX 86400.0	/* one day per image */
+
+/* Masks of accepted libconfig types. */
+#define T(type) (1u << (type))
+#define T_INT (T(CONFIG_TYPE_INT) | T(CONFIG_TYPE_INT64))
+#define T_STR T(CONFIG_TYPE_STRING)
+#define T_GROUP T(CONFIG_TYPE_GROUP)
+
+/* One load.  Only the first error is kept (later ones tend to be its
+ * consequences), so the getters below need no early returns: after an error
+ * they do nothing. */
+struct loader {
+	const char *file;	/* as given, for messages */
+	const char *dir;	/* absolute; relative paths in the file resolve against it */
+	char *err;
+	size_t errlen;
+	bool failed;
+};
+
+/* The keys a group may hold, for check_keys(). */
+#define KEYS(...) ((const char *const[]){ __VA_ARGS__, NULL })
+
+/* ---- errors and allocation ---- */
+
+/* Full key of a setting: "workers.max", "providers[1].options.sizes[0]". */
+static void
+setting_key(const config_setting_t *s, char *buf, size_t len)
+{
+	const config_setting_t *parent = config_setting_parent(s);
+	size_t n;
+
+	buf[0] = '\0';
+	if (parent == NULL)	/* the root has no name */
+		return;
+	setting_key(parent, buf, len);
+	n = strlen(buf);
+	if (config_setting_name(s) != NULL)
+		snprintf(buf + n, len - n, "%s%s", n > 0 ? "." : "", config_setting_name(s));
+	else
+		snprintf(buf + n, len - n, "[%d]", config_setting_index(s));
+}
+
+/* Records "FILE:LINE: KEY: message", KEY being at's own key when key is NULL.
+ * Without a setting (built-in defaults) there is no LINE; without a key
+ * either, no KEY.  Returns false so that callers can `return fail(...)`. */
+__attribute__((format(printf, 4, 5))) static bool
+fail(struct loader *ld, const config_setting_t *at, const char *key, const char *fmt, ...)
+{
+	char msg[1024], own[KEY_MAX], line[16] = "";
+	const char *file = ld->file;
+	va_list ap;
+
+	if (ld->failed)
+		return false;
+	ld->failed = true;
+	if (ld->errlen == 0)
+		return false;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (at != NULL && key == NULL) {
+		setting_key(at, own, sizeof(own));
+		key = own;
+	}
+	if (at != NULL && config_setting_source_file(at) != NULL)
+		file = config_setting_source_file(at);	/* differs inside an @include */
+	if (at != NULL)
+		snprintf(line, sizeof(line), ":%u", (unsigned)config_setting_source_line(at));
+	snprintf(ld->err, ld->errlen, "%s%s: %s%s%s", file, line, key != NULL ? key : "",
+		 key != NULL ? ": " : "", msg);
+	return false;
+}
+
+/* Passes p through, recording an error when an allocation returned NULL. */
+static void *
+oom(struct loader *ld, void *p)
+{
+	if (p == NULL)
+		fail(ld, NULL, NULL, "out of memory");
+	return p;
+}
+
+/* Replaces *dst by v unless v is NULL (after an error). */
+static void
+replace(char **dst, char *v)
+{
+	if (v == NULL)
+		return;
+	free(*dst);
+	*dst = v;
+}
+
+static void
+free_secret(char *s)
+{
+	if (s != NULL)
+		explicit_bzero(s, strlen(s));
+	free(s);
+}
+
+/* ---- paths and secret files ---- */
+
+/* base/rel (rel alone when absolute) with "//", "." and ".." folded
+ * lexically: the directories need not exist yet, so no realpath(). */
+static char *
+path_resolve(const char *base, const char *rel)
+{
+	size_t n = strlen(base) + strlen(rel) + 3, o = 0;
+	char *in = malloc(2 * n), *out, *save = NULL;
+
+	if (in == NULL)
+		return NULL;
+	out = in + n;	/* the result is never longer than the joined input */
+	snprintf(in, n, "%s/%s", rel[0] == '/' ? "" : base, rel);
+	for (char *seg = strtok_r(in, "/", &save); seg != NULL; seg = strtok_r(NULL, "/", &save)) {
+		if (strcmp(seg, "..") == 0)
+			while (o > 0 && out[--o] != '/')
+				;
+		else if (strcmp(seg, ".") != 0)
+			o += (size_t)snprintf(out + o, n - o, "/%s", seg);
+	}
+	if (o == 0)
+		out[o++] = '/';
+	out[o] = '\0';
+	return memmove(in, out, o + 1);
+}
+
+/* The secret held in file rel, without trailing whitespace.  Read
+ * unbuffered so that no stdio buffer keeps a copy. */
+static char *
+read_secret(struct loader *ld, const config_setting_t *at, const char *rel)
+{
+	char buf[SECRET_MAX + 1], *path = oom(ld, path_resolve(ld->dir, rel)), *v = NULL;
+	FILE *f = path != NULL ? fopen(path, "re") : NULL;
+	size_t n = 0;
+
+	if (f != NULL && setvbuf(f, NULL, _IONBF, 0) == 0)
+		n = fread(buf, 1, sizeof(buf), f);
+	if (path != NULL && (f == NULL || ferror(f)))
+		fail(ld, at, NULL, "cannot read %s: %s", path, strerror(errno));
+	else if (n > SECRET_MAX)
+		fail(ld, at, NULL, "%s is larger than %d bytes", path, SECRET_MAX);
+	while (!ld->failed && n > 0 && strchr(" \t\r\n\v\f", buf[n - 1]) != NULL)
+		n--;
+	buf[ld->failed ? 0 : n] = '\0';
+	if (!ld->failed && n == 0)
+		fail(ld, at, NULL, "%s is empty", path);
+	if (!ld->failed)
+		v = oom(ld, strdup(buf));
+	explicit_bzero(buf, sizeof(buf));
+	if (f != NULL)
+		fclose(f);
+	free(path);
+	return v;
+}
+
+/* ---- typed getters: each leaves *dst alone when the key is absent ---- */
+
+/* Member name of g when present and of one of the types; NULL when absent,
+ * when g is absent, or after an error. */
+static config_setting_t *
+member(struct loader *ld, const config_setting_t *g, const char *name, unsigned types,
+       const char *want)
+{
+	config_setting_t *s;
+
+	if (g == NULL || ld->failed)
+		return NULL;
+	s = config_setting_get_member(g, name);
+	if (s != NULL && (T(config_setting_type(s)) & types) == 0) {
+		fail(ld, s, NULL, "expected %s", want);
+		return NULL;
+	}
+	return s;
+}
+
+static bool
+check_keys(struct loader *ld, const config_setting_t *g, const char *const *keys)
+{
+	for (int i = 0; i < config_setting_length(g); i++) {
+		const config_setting_t *c = config_setting_get_elem(g, (unsigned)i);
+		int k = 0;
+
+		while (keys[k] != NULL && strcmp(keys[k], config_setting_name(c)) != 0)
+			k++;
+		if (keys[k] == NULL)
+			return fail(ld, c, NULL, "unknown key");
+	}
+	return true;
+}
+
+static const config_setting_t *
+get_group(struct loader *ld, const config_setting_t *g, const char *name, const char *const *keys)
+{
+	config_setting_t *s = member(ld, g, name, T_GROUP, "a group { ... }");
+
+	return s != NULL && check_keys(ld, s, keys) ? s : NULL;
+}
+
+static void
+get_bool(struct loader *ld, const config_setting_t *g, const char *name, bool *dst)
+{
+	config_setting_t *s = member(ld, g, name, T(CONFIG_TYPE_BOOL), "a boolean (true or false)");
+
+	if (s != NULL)
+		*dst = config_setting_get_bool(s) != 0;
+}
+
+static void
+get_int(struct loader *ld, const config_setting_t *g, const char *name, int *dst, int min, int max)
+{
+	config_setting_t *s = member(ld, g, name, T_INT, "an integer");
+	long long v = s != NULL ? config_setting_get_int64(s) : 0;
+
+	if (s != NULL && (v < min || v > max))
+		fail(ld, s, NULL, "must be between %d and %d (got %lld)", min, max, v);
+	else if (s != NULL)
+		*dst = (int)v;
+}
+
+/* Takes integers too: people write "timeout = 900;".  The caller checks the
+ * range, with the returned setting for the message. */
+static const config_setting_t *
+get_double(struct loader *ld, const config_setting_t *g, const char *name, double *dst)
+{
+	config_setting_t *s = member(ld, g, name, T_INT | T(CONFIG_TYPE_FLOAT), "a number");
+
+	if (s != NULL && config_setting_type(s) == CONFIG_TYPE_FLOAT)
+		*dst = config_setting_get_float(s);
+	else if (s != NULL)
+		*dst = (double)config_setting_get_int64(s);
+	if (s != NULL && !isfinite(*dst))
+		fail(ld, s, NULL, "must be a finite number");
+	return ld->failed ? NULL : s;
+}
+
+static const config_setting_t *
+get_string(struct loader *ld, const config_setting_t *g, const char *name, char **dst,
+	   bool allow_empty)
+{
+	config_setting_t *s = member(ld, g, name, T_STR, "a string");
+
+	if (s != NULL && !allow_empty && config_setting_get_string(s)[0] == '\0')
+		fail(ld, s, NULL, "must not be empty");
+	else if (s != NULL)
+		replace(dst, oom(ld, strdup(config_setting_get_string(s))));
+	return ld->failed ? NULL : s;
+}
+
+/* Relative paths are taken against the config file's directory. */
+static void
+get_path(struct loader *ld, const config_setting_t *g, const char *name, char **dst)
+{
+	char *rel = NULL;
+
+	if (get_string(ld, g, name, &rel, false) != NULL)
+		replace(dst, oom(ld, path_resolve(ld->dir, rel)));
+	free(rel);
+}
+
+/* `name` inline, or `name_file` holding it; both at once is ambiguous. */
+static void
+get_secret(struct loader *ld, const config_setting_t *g, const char *name, const char *name_file,
+	   char **dst)
+{
+	config_setting_t *inl = member(ld, g, name, T_STR, "a string");
+	config_setting_t *file = member(ld, g, name_file, T_STR, "a string");
+	config_setting_t *s = inl != NULL ? inl : file;
+	char *v = NULL;
+
+	if (inl != NULL && file != NULL)
+		fail(ld, file, NULL, "give either %s or %s, not both", name, name_file);
+	else if (s != NULL && config_setting_get_string(s)[0] == '\0')
+		fail(ld, s, NULL, "must not be empty");
+	else if (s != NULL)
+		v = s == inl ? oom(ld, strdup(config_setting_get_string(s)))
+			     : read_secret(ld, s, config_setting_get_string(s));
+	if (v != NULL) {
+		free_secret(*dst);
+		*dst = v;
+	}
+}
+
+/* ---- provider options: libconfig values to JSON ---- */
+
+static json_t *
+to_json(struct loader *ld, const config_setting_t *s)
+{
+	json_t *j;
+
+	switch (config_setting_type(s)) {
+	case CONFIG_TYPE_INT:
+	case CONFIG_TYPE_INT64:
+		return json_integer(config_setting_get_int64(s));
+	case CONFIG_TYPE_FLOAT:
+		return json_real(config_setting_get_float(s));	/* NULL unless finite */
+	case CONFIG_TYPE_BOOL:
+		return json_boolean(config_setting_get_bool(s));
+	case CONFIG_TYPE_STRING:
+		return json_string(config_setting_get_string(s));	/* NULL unless UTF-8 */
+	default:
+		j = config_setting_type(s) == CONFIG_TYPE_GROUP ? json_object() : json_array();
+	}
+	for (int i = 0; j != NULL && i < config_setting_length(s); i++) {
+		const config_setting_t *c = config_setting_get_elem(s, (unsigned)i);
+		json_t *v = to_json(ld, c);
+		int rc = -1;
+
+		/* The *_new calls take v's reference even when they fail. */
+		if (v != NULL && json_is_object(j))
+			rc = json_object_set_new(j, config_setting_name(c), v);
+		else if (v != NULL)
+			rc = json_array_append_new(j, v);
+		if (rc != 0) {
+			fail(ld, c, NULL, "not expressible in JSON (not finite, or not UTF-8)");
+			json_decref(j);
+			return NULL;
+		}
+	}
+	return j;
+}
+
+/* Sorted keys make the text canonical: it is part of the image cache key. */
+static void
+get_options(struct loader *ld, const config_setting_t *g, char **dst)
+{
+	config_setting_t *s = member(ld, g, "options", T_GROUP, "a group { ... }");
+	json_t *j = s != NULL ? to_json(ld, s) : NULL;
+	char *text = j != NULL ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+
+	json_decref(j);
+	if (s != NULL && text == NULL)
+		fail(ld, s, NULL, "cannot convert to JSON");
+	replace(dst, text);
+}
+
+/* ---- groups ---- */
+
+static void
+load_service(struct loader *ld, const config_setting_t *root, struct config *cfg)
+{
+	const config_setting_t *g;
+
+	get_path(ld, root, "database", &cfg->database);
+	g = get_group(ld, root, "storage", KEYS("dir", "thumbnails"));
+	get_path(ld, g, "dir", &cfg->storage_dir);
+	get_bool(ld, g, "thumbnails", &cfg->thumbnails);
+	g = get_group(ld, root, "plugins", KEYS("dir"));
+	get_path(ld, g, "dir", &cfg->plugins_dir);
+	g = get_group(ld, root, "workers", KEYS("max", "batch_size"));
+	get_int(ld, g, "max", &cfg->workers_max, 1, 256);
+	get_int(ld, g, "batch_size", &cfg->batch_size, 1, 1000);
+	g = get_group(ld, root, "cache", KEYS("enabled"));
+	get_bool(ld, g, "enabled", &cfg->cache_enabled);
+	g = get_group(ld, root, "http", KEYS("listen", "token", "token_file"));
+	get_string(ld, g, "listen", &cfg->http_listen, false);
+	get_secret(ld, g, "token", "token_file", &cfg->http_token);
+}
+
+static void
+load_generation(struct loader *ld, const config_setting_t *root, struct config *cfg)
+{
+	const config_setting_t *g, *s;
+
+	g = get_group(ld, root, "generation", KEYS("ratio", "resolution", "timeout"));
+	s = get_string(ld, g, "ratio", &cfg->ratio, false);
+	if (s != NULL && !imgsize_ratio_valid(cfg->ratio))
+		fail(ld, s, NULL, "unknown ratio \"%s\" (known: %s)", cfg->ratio, imgsize_ratios);
+	s = get_string(ld, g, "resolution", &cfg->resolution, false);
+	if (s != NULL && !imgsize_resolution_valid(cfg->resolution))
+		fail(ld, s, NULL, "unknown resolution \"%s\" (known: %s)", cfg->resolution,
+		     imgsize_resolutions);
+	s = get_double(ld, g, "timeout", &cfg->timeout);
+	if (s != NULL && !(cfg->timeout > 0 && cfg->timeout <= TIMEOUT_MAX))
+		fail(ld, s, NULL, "must be more than 0 and at most %.0f seconds", TIMEOUT_MAX);
+}
+
+static void
+load_retry(struct loader *ld, const config_setting_t *root, struct config *cfg)
+{
+	const config_setting_t *g, *b, *bmax;
+
+	g = get_group(ld, root, "retry", KEYS("attempts", "backoff", "backoff_max"));
+	get_int(ld, g, "attempts", &cfg->retry_attempts, 1, 100);
+	b = get_double(ld, g, "backoff", &cfg->retry_backoff);
+	if (b != NULL && cfg->retry_backoff < 0)
+		fail(ld, b, NULL, "must not be negative");
+	bmax = get_double(ld, g, "backoff_max", &cfg->retry_backoff_max);
+	if (ld->failed || cfg->retry_backoff_max >= cfg->retry_backoff)
+		return;
+	/* Blame whichever of the two the file sets (the other is a default). */
+	if (bmax != NULL)
+		fail(ld, bmax, NULL, "must be at least retry.backoff (%g)", cfg->retry_backoff);
+	else
+		fail(ld, b, NULL, "must not be more than retry.backoff_max (%g)",
+		     cfg->retry_backoff_max);
+}
+
+/* ---- providers ---- */
+
+static bool
+name_valid(const char *s)
+{
+	size_t n = strlen(s);
+
+	return n >= 1 && n <= NAME_LEN_MAX && strspn(s, NAME_CHARS) == n;
+}
+
+/* Only checks that <plugins.dir>/<plugin>.so is there: whether it is safe
+ * and loadable is plugin.c's business.  at is NULL for the built-in default. */
+static void
+check_plugin(struct loader *ld, const struct config *cfg, struct config_provider *p,
+	     const config_setting_t *at, const char *key)
+{
+	char file[NAME_LEN_MAX + 4];	/* the name is valid by now */
+	struct stat st;
+
+	snprintf(file, sizeof(file), "%s.so", p->plugin);
+	if ((p->plugin_path = oom(ld, path_resolve(cfg->plugins_dir, file))) == NULL)
+		return;
+	if (stat(p->plugin_path, &st) != 0)
+		fail(ld, at, key, "%s: %s", errno == ENOENT ? "plugin not found" : strerror(errno),
+		     p->plugin_path);
+	else if (!S_ISREG(st.st_mode))
+		fail(ld, at, key, "plugin is not a regular file: %s", p->plugin_path);
+}
+
+static void
+provider_init(struct loader *ld, struct config_provider *p, const char *name, const char *model)
+{
+	p->name = oom(ld, strdup(name));
+	p->plugin = oom(ld, strdup(name));
+	p->api_url = oom(ld, strdup(""));
+	p->api_key = oom(ld, strdup(""));
+	p->model = oom(ld, strdup(model));
+	p->options_json = oom(ld, strdup("{}"));
+	p->concurrency = 4;
+}
+
+/* Provider i against those before it: unique names, a single default. */
+static void
+check_unique(struct loader *ld, const struct config *cfg, size_t i, const config_setting_t *g)
+{
+	const struct config_provider *p = &cfg->providers[i];
+
+	for (size_t k = 0; k < i; k++) {
+		if (strcmp(cfg->providers[k].name, p->name) == 0)
+			fail(ld, config_setting_get_member(g, "name"), NULL,
+			     "duplicate provider name \"%s\" (also providers[%zu])", p->name, k);
+		else if (p->is_default && cfg->providers[k].is_default)
+			fail(ld, config_setting_get_member(g, "default"), NULL,
+			     "more than one default provider (providers[%zu] is one)", k);
+	}
+}
+
+/* Reads provider i; its plugin defaults to its name. */
+static void
+load_provider(struct loader *ld, struct config *cfg, size_t i, const config_setting_t *g)
+{
+	struct config_provider *p = &cfg->providers[i];
+	const config_setting_t *name, *plugin;
+	char key[KEY_MAX];
+
+	provider_init(ld, p, "", "");
+	check_keys(ld, g, KEYS("name", "plugin", "default", "api_url", "api_key", "api_key_file",
+			       "model", "concurrency", "options"));
+	snprintf(key, sizeof(key), "providers[%zu].name", i);
+	if ((name = get_string(ld, g, "name", &p->name, false)) == NULL && !ld->failed)
+		fail(ld, g, key, "missing (every provider needs a name)");
+	else if (name != NULL && !name_valid(p->name))
+		fail(ld, name, NULL, "must match [A-Za-z0-9_.-]{1,64}");
+	if ((plugin = get_string(ld, g, "plugin", &p->plugin, false)) == NULL && !ld->failed)
+		replace(&p->plugin, oom(ld, strdup(p->name)));
+	else if (plugin != NULL && !name_valid(p->plugin))
+		fail(ld, plugin, NULL, "must match [A-Za-z0-9_.-]{1,64}");
+	get_bool(ld, g, "default", &p->is_default);
+	get_string(ld, g, "api_url", &p->api_url, true);
+	get_secret(ld, g, "api_key", "api_key_file", &p->api_key);
+	get_string(ld, g, "model", &p->model, true);
+	get_int(ld, g, "concurrency", &p->concurrency, 1, 64);
+	get_options(ld, g, &p->options_json);
+	if (!ld->failed)
+		check_unique(ld, cfg, i, g);
+	snprintf(key, sizeof(key), "providers[%zu].plugin", i);
+	if (!ld->failed)
+		check_plugin(ld, cfg, p, plugin != NULL ? plugin : g, key);
+}
+
+/* The placeholder provider, used when there is no providers list. */
+static void
+builtin_provider(struct loader *ld, struct config *cfg)
+{
+	struct config_provider *p = oom(ld, calloc(1, sizeof(*p)));
+
+	if (p == NULL)
+		return;
+	cfg->providers = p;
+	cfg->nproviders = 1;
+	provider_init(ld, p, "placeholder", "placeholder-1");
+	p->is_default = true;
+	if (!ld->failed)
+		check_plugin(ld, cfg, p, NULL, "providers[0].plugin");
+}
+
+/* An empty list is allowed and means "no provider": runs are then refused
+ * as the seed's validation says. */
+static void
+load_providers(struct loader *ld, const config_setting_t *root, struct config *cfg)
+{
+	const config_setting_t *l = member(ld, root, "providers", T(CONFIG_TYPE_LIST),
+					   "a list ( { ... }, ... )");
+	size_t n = l != NULL ? (size_t)config_setting_length(l) : 0;
+
+	if (l == NULL) {
+		if (!ld->failed)
+			builtin_provider(ld, cfg);
+		return;
+	}
+	if (n > 0 && (cfg->providers = oom(ld, calloc(n, sizeof(*cfg->providers)))) != NULL)
+		cfg->nproviders = n;
+	for (size_t i = 0; i < cfg->nproviders && !ld->failed; i++) {
+		const config_setting_t *g = config_setting_get_elem(l, (unsigned)i);
+
+		if (config_setting_type(g) != CONFIG_TYPE_GROUP)
+			fail(ld, g, NULL, "expected a group { ... }");
+		else
+			load_provider(ld, cfg, i, g);
+	}
+}
+
+/* ---- loading ---- */
+
+/* Relative default paths are against cwd, with or without a file, so that
+ * a default means the same everywhere. */
+static void
+set_defaults(struct loader *ld, struct config *cfg, const char *cwd)
+{
+	*cfg = (struct config){ .thumbnails = true, .workers_max = 8, .batch_size = 3,
+		.timeout = 900.0, .retry_attempts = 3, .retry_backoff = 1.0,
+		.retry_backoff_max = 60.0, .cache_enabled = true };
+	cfg->database = oom(ld, path_resolve(cwd, "var/t2istage.db"));
+	cfg->storage_dir = oom(ld, path_resolve(cwd, "var/images"));
+	cfg->plugins_dir = oom(ld, path_resolve(cwd, "build/plugins"));
+	cfg->ratio = oom(ld, strdup("16:9"));
+	cfg->resolution = oom(ld, strdup("2k"));
+	cfg->http_listen = oom(ld, strdup("127.0.0.1:8080"));
+}
+
+static void
+load_file(struct loader *ld, struct config *cfg)
+{
+	config_t lc;
+	const config_setting_t *root;
+
+	config_init(&lc);
+	config_set_include_dir(&lc, ld->dir);
+	errno = 0;
+	if (config_read_file(&lc, ld->file) != CONFIG_TRUE) {
+		/* errno is fopen()'s, or 0 when libconfig refused a directory */
+		if (config_error_type(&lc) == CONFIG_ERR_FILE_IO)
+			fail(ld, NULL, NULL, "cannot read: %s",
+			     errno != 0 ? strerror(errno) : "not a regular file");
+		else if (ld->errlen > 0)
+			snprintf(ld->err, ld->errlen, "%s:%d: syntax error: %s",
+				 config_error_file(&lc) ? config_error_file(&lc) : ld->file,
+				 config_error_line(&lc), config_error_text(&lc));
+		ld->failed = true;
+	} else {
+		root = config_root_setting(&lc);
+		check_keys(ld, root, KEYS("database", "storage", "plugins", "workers", "generation",
+					 "retry", "cache", "http", "providers"));
+		load_service(ld, root, cfg);
+		load_generation(ld, root, cfg);
+		load_retry(ld, root, cfg);
+		load_providers(ld, root, cfg);
+	}
+	config_destroy(&lc);
+}
+
+struct config *
+config_load(const char *path, char *err, size_t errlen)
+{
+	struct loader ld = { path != NULL ? path : BUILTIN_NAME, NULL, err, errlen, false };
+	struct config *cfg = oom(&ld, calloc(1, sizeof(*cfg)));
+	char *cwd = getcwd(NULL, 0), *dir = NULL;
+
+	if (errlen > 0 && cfg != NULL)
+		err[0] = '\0';
+	if (cwd == NULL)
+		fail(&ld, NULL, NULL, "cannot get the current directory: %s", strerror(errno));
+	if (!ld.failed) {
+		set_defaults(&ld, cfg, cwd);
+		cfg->path = oom(&ld, path != NULL ? path_resolve(cwd, path) : strdup(BUILTIN_NAME));
+	}
+	/* Lexically, FILE/.. is FILE's directory. */
+	if (!ld.failed && path != NULL)
+		ld.dir = dir = oom(&ld, path_resolve(cfg->path, ".."));
+	if (!ld.failed && path != NULL)
+		load_file(&ld, cfg);
+	else if (!ld.failed)
+		builtin_provider(&ld, cfg);
+	free(cwd);
+	free(dir);
+	if (!ld.failed)
+		return cfg;
+	config_free(cfg);
+	return NULL;
+}
+
+/* ---- queries ---- */
+
+const char *
+config_choose_path(const char *explicit_path)
+{
+	const char *env = getenv(CONFIG_ENV);
+
+	if (explicit_path != NULL)
+		return explicit_path;
+	if (env != NULL && env[0] != '\0')
+		return env;
+	if (access(CONFIG_DEFAULT_PATH, R_OK) == 0)
+		return CONFIG_DEFAULT_PATH;
+	return NULL;
+}
+
+void
+config_free(struct config *cfg)
+{
+	if (cfg == NULL)
+		return;
+	for (size_t i = 0; i < cfg->nproviders; i++) {
+		struct config_provider *p = &cfg->providers[i];
+
+		free(p->name);
+		free(p->plugin);
+		free(p->plugin_path);
+		free(p->api_url);
+		free_secret(p->api_key);
+		free(p->model);
+		free(p->options_json);
+	}
+	free(cfg->providers);
+	free(cfg->path);
+	free(cfg->database);
+	free(cfg->storage_dir);
+	free(cfg->plugins_dir);
+	free(cfg->ratio);
+	free(cfg->resolution);
+	free(cfg->http_listen);
+	free_secret(cfg->http_token);
+	free(cfg);
+}
+
+const struct config_provider *
+config_provider(const struct config *cfg, const char *name)
+{
+	for (size_t i = 0; name != NULL && i < cfg->nproviders; i++)
+		if (strcmp(cfg->providers[i].name, name) == 0)
+			return &cfg->providers[i];
+	return NULL;
+}
+
+const struct config_provider *
+config_default_provider(const struct config *cfg)
+{
+	for (size_t i = 0; i < cfg->nproviders; i++)
+		if (cfg->providers[i].is_default)
+			return &cfg->providers[i];
+	return cfg->nproviders == 1 ? &cfg->providers[0] : NULL;
+}

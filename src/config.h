@@ -1,0 +1,64 @@
+/* config: the configuration file (libconfig syntax) read into an immutable
+ * struct.  No side effects besides reading the file and stat()ing the plugin
+ * files the providers name. */
+#ifndef T2I_CONFIG_H
+#define T2I_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define CONFIG_DEFAULT_PATH "/etc/t2istage/t2istage.conf"
+#define CONFIG_ENV "T2ISTAGE_CONF"
+
+struct config_provider {
+	char *name;		/* unique, [A-Za-z0-9_.-]{1,64} */
+	char *plugin;		/* plugin name: <plugins.dir>/<plugin>.so */
+	char *plugin_path;	/* absolute path of the .so */
+	char *api_url;		/* "" when absent */
+	char *api_key;		/* secret; "" when absent; read from api_key_file if given */
+	char *model;		/* "" when absent */
+	char *options_json;	/* compact JSON object text, "{}" when absent */
+	int concurrency;	/* >= 1, default 4 */
+	bool is_default;
+};
+
+struct config {
+	char *path;		/* file read, or "(built-in defaults)" */
+	char *database;		/* absolute */
+	char *storage_dir;	/* absolute */
+	bool thumbnails;
+	char *plugins_dir;	/* absolute */
+	int workers_max;	/* 1..256, default 8 */
+	int batch_size;		/* 1..1000, default 3 */
+	char *ratio;		/* default "16:9" */
+	char *resolution;	/* default "2k" */
+	double timeout;		/* seconds per image, > 0, default 900 */
+	int retry_attempts;	/* 1..100, default 3 */
+	double retry_backoff;	/* seconds, default 1 */
+	double retry_backoff_max; /* seconds, default 60 */
+	bool cache_enabled;	/* default true */
+	char *http_listen;	/* default "127.0.0.1:8080" */
+	char *http_token;	/* secret; NULL when none */
+	size_t nproviders;
+	struct config_provider *providers;
+};
+
+/* Loads path (NULL: built-in defaults, relative paths against the current
+ * directory).  Relative paths inside a file are resolved against the file's
+ * directory.  On error returns NULL and writes one line
+ * "FILE:LINE: KEY: what is wrong" into err. */
+struct config *config_load(const char *path, char *err, size_t errlen);
+
+/* Picks the file to read: explicit (-c), else $T2ISTAGE_CONF, else
+ * CONFIG_DEFAULT_PATH when it exists, else NULL (built-in defaults). */
+const char *config_choose_path(const char *explicit_path);
+
+void config_free(struct config *cfg);
+
+/* Provider by name, or NULL. */
+const struct config_provider *config_provider(const struct config *cfg, const char *name);
+
+/* The provider marked default = true, else the only provider, else NULL. */
+const struct config_provider *config_default_provider(const struct config *cfg);
+
+#endif

@@ -1,0 +1,88 @@
+/* events: numbering, persistence and fan-out of run events. */
+#include "events.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "run.h"
+#include "store.h"
+
+int
+events_add_sink(struct events *e, events_sink_fn *fn, void *arg)
+{
+	if (e->nsinks >= EVENTS_SINKS_MAX)
+		return -1;
+	e->sinks[e->nsinks].fn = fn;
+	e->sinks[e->nsinks].arg = arg;
+	e->nsinks++;
+	return 0;
+}
+
+int
+events_emit(struct run *r, const char *type, json_t *body)
+{
+	struct events *e = r->events;
+	json_t *ev = json_object();
+	char *line;
+	int rc = 0;
+
+	/* type, seq, run_id, project_id first: readers of NDJSON see the
+	 * envelope before the payload. */
+	json_object_set_new(ev, "type", json_string(type));
+	json_object_set_new(ev, "seq", json_integer(++r->seq));
+	json_object_set_new(ev, "run_id", json_string(r->id));
+	json_object_set_new(ev, "project_id", json_string(r->project_id));
+	json_object_update(ev, body);
+	json_decref(body);
+	if ((line = json_dumps(ev, JSON_COMPACT)) == NULL) {
+		json_decref(ev);
+		return -1;
+	}
+	if (e->st != NULL && store_event_append(e->st, r->id, r->seq, type, line) < 0) {
+		log_errx("run %s: cannot store event %lld", r->id, (long long)r->seq);
+		rc = -1;
+	}
+	for (int i = 0; i < e->nsinks; i++)
+		e->sinks[i].fn(e->sinks[i].arg, r, ev, line);
+	free(line);
+	json_decref(ev);
+	return rc;
+}
+
+int
+events_info(struct run *r, const char *type, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	return events_emit(r, type, json_pack("{ss}", "message", msg));
+}
+
+int
+events_error(struct run *r, const char *storyboard_id, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	json_t *o;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	o = json_pack("{ss}", "error", msg);
+	if (storyboard_id != NULL)
+		json_object_set_new(o, "storyboard_id", json_string(storyboard_id));
+	return events_emit(r, "error", o);
+}
+
+json_t *
+events_stage_object(const struct run *r, const char *status)
+{
+	return json_pack("{ss ss ss ss}", "id", r->stage_id, "status", status, "stage_type",
+			 "image_generation", "started_at", r->stage_started_at);
+}

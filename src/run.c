@@ -1,0 +1,128 @@
+/* run: the in-memory run and its queue. */
+#include "run.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct run *
+run_new(size_t nitems)
+{
+	struct run *r = calloc(1, sizeof(*r));
+
+	if (r == NULL)
+		return NULL;
+	r->items = calloc(nitems ? nitems : 1, sizeof(*r->items));
+	r->queue = calloc(nitems ? nitems : 1, sizeof(*r->queue));
+	r->image_ids = json_array();
+	if (r->items == NULL || r->queue == NULL || r->image_ids == NULL) {
+		run_free(r);
+		return NULL;
+	}
+	r->nitems = nitems;
+	for (size_t i = 0; i < nitems; i++) {
+		r->items[i].leader = -1;
+		r->items[i].next_follower = -1;
+	}
+	return r;
+}
+
+void
+run_free(struct run *r)
+{
+	if (r == NULL)
+		return;
+	for (size_t i = 0; r->items != NULL && i < r->nitems; i++) {
+		free(r->items[i].prompt);
+		free(r->items[i].negative_prompt);
+		free(r->items[i].options_json);
+	}
+	free(r->items);
+	free(r->queue);
+	json_decref(r->image_ids);
+	free(r);
+}
+
+/* Each item is in the queue at most once, so nitems slots always suffice. */
+void
+run_queue_push_back(struct run *r, int item)
+{
+	r->queue[(r->qhead + r->qlen) % r->nitems] = item;
+	r->qlen++;
+	r->items[item].state = ITEM_QUEUED;
+}
+
+void
+run_queue_push_front(struct run *r, int item)
+{
+	r->qhead = (r->qhead + r->nitems - 1) % r->nitems;
+	r->queue[r->qhead] = item;
+	r->qlen++;
+	r->items[item].state = ITEM_QUEUED;
+}
+
+int
+run_queue_pop(struct run *r)
+{
+	int item;
+
+	if (r->qlen == 0)
+		return -1;
+	item = r->queue[r->qhead];
+	r->qhead = (r->qhead + 1) % r->nitems;
+	r->qlen--;
+	return item;
+}
+
+bool
+run_complete(const struct run *r)
+{
+	return (size_t)(r->succeeded + r->failed) == r->nitems;
+}
+
+static int
+by_key(const void *a, const void *b, void *arg)
+{
+	const struct run *r = arg;
+	const struct run_item *x = &r->items[*(const int *)a];
+	const struct run_item *y = &r->items[*(const int *)b];
+	int c = strcmp(x->cache_key, y->cache_key);
+
+	return c != 0 ? c : *(const int *)a - *(const int *)b;
+}
+
+void
+run_group_duplicates(struct run *r)
+{
+	int *order = malloc((r->nitems ? r->nitems : 1) * sizeof(*order));
+	int tail = -1;
+
+	if (order == NULL)
+		return;	/* no grouping: duplicates are generated twice, still correct */
+	for (size_t i = 0; i < r->nitems; i++)
+		order[i] = (int)i;
+	qsort_r(order, r->nitems, sizeof(*order), by_key, r);
+	for (size_t i = 1; i < r->nitems; i++) {
+		struct run_item *prev = &r->items[order[i - 1]];
+		struct run_item *it = &r->items[order[i]];
+		int leader = prev->leader >= 0 ? prev->leader : order[i - 1];
+
+		if (strcmp(prev->cache_key, it->cache_key) != 0)
+			continue;
+		it->leader = leader;
+		it->state = ITEM_WAITING;
+		if (prev->leader < 0)
+			tail = leader;
+		r->items[tail].next_follower = order[i];
+		tail = order[i];
+	}
+	free(order);
+}
+
+int
+run_take_followers(struct run *r, int leader)
+{
+	int first = r->items[leader].next_follower;
+
+	r->items[leader].next_follower = -1;
+	return first;
+}

@@ -1,0 +1,80 @@
+/* run: one execution of the image_generation stage, in memory in the
+ * supervisor.  Items are the storyboards of the run; a ring queue holds the
+ * items waiting for a worker (a crashed worker's untouched items go back to
+ * its front). */
+#ifndef T2I_RUN_H
+#define T2I_RUN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+struct events;
+struct config;
+
+enum item_state {
+	ITEM_QUEUED = 0,	/* waiting in the queue */
+	ITEM_WAITING,		/* same request as another item in flight: served from it */
+	ITEM_DISPATCHED,	/* in a worker's batch, not begun */
+	ITEM_RUNNING,		/* the worker has begun it */
+	ITEM_DONE,
+	ITEM_FAILED
+};
+
+struct run_item {
+	char storyboard_id[37];
+	char image_id[37];	/* the primary generated_images row of this run */
+	int index;		/* 1-based storyboard position in the project */
+	char *prompt;
+	char *negative_prompt;
+	char *options_json;	/* resolved provider options */
+	char ratio[8];
+	char resolution[8];
+	int width, height;
+	char cache_key[65];
+	enum item_state state;
+	int leader;		/* ITEM_WAITING: the item whose image it reuses */
+	int next_follower;	/* chain of items waiting on this one, -1 at the end */
+};
+
+struct run {
+	char id[37];
+	char project_id[37];
+	char stage_id[37];
+	char stage_started_at[32];
+	char provider_db_id[37];
+	int provider;		/* index into config providers */
+	bool no_cache;
+	bool use_cache;		/* cache enabled and not no_cache */
+	size_t nitems;
+	struct run_item *items;
+	int *queue;		/* ring of item indices, capacity nitems */
+	size_t qhead, qlen;
+	int started, succeeded, failed;
+	int64_t seq;		/* last event seq */
+	json_t *image_ids;	/* generated_image_ids of done.data */
+	bool finished;
+	char status[16];	/* completed / partial / failed, once finished */
+	struct events *events;
+};
+
+struct run *run_new(size_t nitems);
+void run_free(struct run *r);
+
+void run_queue_push_back(struct run *r, int item);
+void run_queue_push_front(struct run *r, int item);
+int run_queue_pop(struct run *r);	/* -1 when empty */
+
+/* True when every item is done or failed. */
+bool run_complete(const struct run *r);
+
+/* Groups items with the same cache key: the first stays queued as leader,
+ * the others wait for it instead of spending a second provider call. */
+void run_group_duplicates(struct run *r);
+
+/* The items waiting on leader, detached; -1 ends the chain. */
+int run_take_followers(struct run *r, int leader);
+
+#endif

@@ -1,0 +1,313 @@
+/* stage: validation, planning and outcome of the image_generation stage. */
+#include "stage.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "events.h"
+#include "imgsize.h"
+#include "log.h"
+#include "project.h"
+#include "run.h"
+#include "storage.h"
+#include "store.h"
+
+const char *
+stage_outcome(int ok, int total)
+{
+	if (ok == total)
+		return "completed";
+	return ok == 0 ? "failed" : "partial";
+}
+
+static const char *
+param_str(json_t *sb_params, json_t *pr_params, const char *key, const char *dflt)
+{
+	const char *v = json_string_value(json_object_get(sb_params, key));
+
+	if (v == NULL)
+		v = json_string_value(json_object_get(pr_params, key));
+	return v != NULL ? v : dflt;
+}
+
+/* Provider options, overridden by the project's, overridden by the
+ * storyboard's; canonical text (sorted keys) for the cache key. */
+static char *
+merged_options(const struct config_provider *p, json_t *sb_params, json_t *pr_params)
+{
+	json_t *o = json_loads(p->options_json, 0, NULL);
+	char *text;
+
+	if (o == NULL)
+		o = json_object();
+	json_object_update(o, json_object_get(pr_params, "options"));
+	json_object_update(o, json_object_get(sb_params, "options"));
+	text = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(o);
+	return text;
+}
+
+static void
+cache_key(const struct config_provider *p, const struct run_item *it, char out[65])
+{
+	json_t *a = json_pack("[ss ss ii s]", p->name, p->model, it->prompt, it->negative_prompt,
+			      it->width, it->height, it->options_json);
+	char *text = a != NULL ? json_dumps(a, JSON_COMPACT) : NULL;
+
+	/* Only out of memory gets here; an empty key then matches nothing. */
+	if (text == NULL) {
+		memset(out, 0, 65);
+		json_decref(a);
+		return;
+	}
+	storage_sha256(text, strlen(text), out);
+	free(text);
+	json_decref(a);
+}
+
+static char *
+generation_params(const struct config_provider *p, const struct run_item *it)
+{
+	json_t *o = json_pack("{ss ss ss ss si si so ss}", "provider", p->name, "model", p->model,
+			      "ratio", it->ratio, "resolution", it->resolution, "width",
+			      it->width, "height", it->height, "options",
+			      json_loads(it->options_json, 0, NULL), "negative_prompt",
+			      it->negative_prompt);
+	char *text = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+
+	json_decref(o);
+	return text;
+}
+
+/* Fills item i of r from a storyboard row. */
+static int
+plan_item(struct run *r, int i, json_t *sb, json_t *pr_params, const struct config *cfg,
+	  const struct config_provider *p)
+{
+	struct run_item *it = &r->items[i];
+	json_t *sp = json_object_get(sb, "params");
+	const char *ratio = param_str(sp, pr_params, "ratio", cfg->ratio);
+	const char *res = param_str(sp, pr_params, "resolution", cfg->resolution);
+
+	snprintf(it->storyboard_id, sizeof(it->storyboard_id), "%s",
+		 json_string_value(json_object_get(sb, "id")));
+	project_uuid(it->image_id);
+	it->index = (int)json_integer_value(json_object_get(sb, "index"));
+	it->prompt = strdup(json_string_value(json_object_get(sb, "image_prompt")));
+	it->negative_prompt = strdup(json_string_value(json_object_get(sb, "negative_prompt")));
+	it->options_json = merged_options(p, sp, pr_params);
+	snprintf(it->ratio, sizeof(it->ratio), "%s", ratio);
+	snprintf(it->resolution, sizeof(it->resolution), "%s", res);
+	if (it->prompt == NULL || it->negative_prompt == NULL || it->options_json == NULL ||
+	    !imgsize_lookup(it->ratio, it->resolution, &it->width, &it->height))
+		return -1;
+	cache_key(p, it, it->cache_key);
+	return 0;
+}
+
+/* The seed's choice: the project's image_providers in order, then the
+ * provider marked default. */
+static const struct config_provider *
+choose_provider(const struct config *cfg, json_t *project)
+{
+	json_t *list = json_object_get(project, "image_providers");
+	size_t i;
+	json_t *v;
+
+	json_array_foreach(list, i, v) {
+		const struct config_provider *p = config_provider(cfg, json_string_value(v));
+
+		if (p != NULL)
+			return p;
+	}
+	return config_default_provider(cfg);
+}
+
+/* Every requested id must be a storyboard of the project. */
+static int
+check_requested(struct store *st, const struct stage_request *req, char *err, size_t errlen)
+{
+	json_t *all = store_query_storyboards(st, req->project_id, NULL, false);
+	size_t i, j;
+	json_t *want, *sb;
+	int rc = 0;
+
+	json_array_foreach(req->storyboard_ids, i, want) {
+		const char *id = json_string_value(want);
+		bool found = false;
+
+		json_array_foreach(all, j, sb)
+			if (id != NULL && strcmp(json_string_value(json_object_get(sb, "id")), id) == 0)
+				found = true;
+		if (!found) {
+			snprintf(err, errlen, "storyboard %s is not in project %s",
+				 id != NULL ? id : "(not a string)", req->project_id);
+			rc = -1;
+			break;
+		}
+	}
+	json_decref(all);
+	return rc;
+}
+
+/* A run left 'processing' by a process that no longer exists is marked
+ * interrupted; a live one makes this request wait its turn. */
+static bool
+project_busy(struct store *st, const char *project_id)
+{
+	char run_id[37];
+	long pid;
+
+	if (store_run_active(st, project_id, run_id, &pid) < 0 || run_id[0] == '\0')
+		return false;
+	if (pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM))
+		return true;
+	store_run_set_status(st, run_id, "interrupted");
+	return false;
+}
+
+static enum stage_refusal
+validate(struct store *st, const struct config *cfg, const struct stage_request *req,
+	 json_t *project, const struct config_provider **prov, char *err, size_t errlen)
+{
+	char status[32];
+
+	if (project == NULL) {
+		snprintf(err, errlen, "project %s not found", req->project_id);
+		return STAGE_NOT_FOUND;
+	}
+	store_stage_status(st, req->project_id, "storyboard", status, sizeof(status));
+	if (strcmp(status, "completed") != 0) {
+		snprintf(err, errlen, "project %s: storyboard stage is %s, not completed",
+			 req->project_id, status[0] ? status : "missing");
+		return STAGE_NOT_READY;
+	}
+	if (req->storyboard_ids != NULL && check_requested(st, req, err, errlen) < 0)
+		return STAGE_BAD_INPUT;
+	if ((*prov = choose_provider(cfg, project)) == NULL) {
+		snprintf(err, errlen, "project %s: no image provider configured", req->project_id);
+		return STAGE_NO_PROVIDER;
+	}
+	if (project_busy(st, req->project_id)) {
+		snprintf(err, errlen, "project %s: a run is already processing", req->project_id);
+		return STAGE_BUSY;
+	}
+	return STAGE_OK;
+}
+
+/* Builds the run's items and their pending image rows. */
+static struct run *
+plan(struct store *st, const struct config *cfg, const struct config_provider *p,
+     json_t *project, json_t *sbs, const struct stage_request *req)
+{
+	struct run *r = run_new(json_array_size(sbs));
+	json_t *pp = json_object_get(project, "params");
+	char *gp;
+
+	if (r == NULL)
+		return NULL;
+	project_uuid(r->id);
+	snprintf(r->project_id, sizeof(r->project_id), "%s", req->project_id);
+	r->provider = (int)(p - cfg->providers);
+	r->no_cache = req->no_cache;
+	r->use_cache = cfg->cache_enabled && !req->no_cache;
+	if (store_provider_id(st, p->name, r->provider_db_id) < 0 ||
+	    store_run_create(st, r->id, r->project_id, req->storyboard_ids, req->no_cache,
+			     (int)r->nitems) < 0)
+		goto fail;
+	for (size_t i = 0; i < r->nitems; i++) {
+		if (plan_item(r, (int)i, json_array_get(sbs, i), pp, cfg, p) < 0)
+			goto fail;
+		gp = generation_params(p, &r->items[i]);
+		if (store_image_insert(st, r->items[i].image_id, r->items[i].storyboard_id, r->id,
+				       r->provider_db_id, gp, r->items[i].cache_key) < 0) {
+			free(gp);
+			goto fail;
+		}
+		free(gp);
+	}
+	if (r->use_cache)
+		run_group_duplicates(r);
+	for (size_t i = 0; i < r->nitems; i++)
+		if (r->items[i].state != ITEM_WAITING)
+			run_queue_push_back(r, (int)i);
+	return r;
+fail:
+	run_free(r);
+	return NULL;
+}
+
+struct run *
+stage_start(struct store *st, const struct config *cfg, struct events *ev,
+	    const struct stage_request *req, enum stage_refusal *why, char *err, size_t errlen)
+{
+	json_t *project = store_query_project_row(st, req->project_id);
+	const struct config_provider *p = NULL;
+	json_t *sbs = NULL;
+	struct run *r = NULL;
+
+	*why = validate(st, cfg, req, project, &p, err, errlen);
+	if (*why != STAGE_OK)
+		goto out;
+	sbs = store_query_storyboards(st, req->project_id, req->storyboard_ids, req->missing_only);
+	if (sbs == NULL || json_array_size(sbs) == 0) {
+		*why = STAGE_NO_STORYBOARDS;
+		snprintf(err, errlen, "project %s: no storyboards%s", req->project_id,
+			 req->missing_only ? " without a completed image" : "");
+		goto out;
+	}
+	if ((r = plan(st, cfg, p, project, sbs, req)) == NULL ||
+	    store_stage_set(st, req->project_id, "image_generation", "processing", r->stage_id,
+			    r->stage_started_at) < 0) {
+		*why = STAGE_INTERNAL;
+		snprintf(err, errlen, "project %s: cannot plan the run: %s", req->project_id,
+			 store_errmsg(st));
+		run_free(r);
+		r = NULL;
+		goto out;
+	}
+	r->events = ev;
+	events_emit(r, "stage_update", json_pack("{so}", "stage",
+						 events_stage_object(r, "processing")));
+	events_info(r, "info", "generating images for %zu storyboards with provider %s",
+		    r->nitems, p->name);
+out:
+	json_decref(project);
+	json_decref(sbs);
+	return r;
+}
+
+int
+stage_finish(struct store *st, struct run *r)
+{
+	int total = 0, completed = 0;
+	const char *stage_status;
+	json_t *data;
+
+	snprintf(r->status, sizeof(r->status), "%s",
+		 stage_outcome(r->succeeded, r->succeeded + r->failed));
+	if (store_stage_counts(st, r->project_id, &total, &completed) < 0)
+		return -1;
+	stage_status = stage_outcome(completed, total);
+	if (store_stage_set(st, r->project_id, "image_generation", stage_status, NULL, NULL) < 0 ||
+	    store_run_finish(st, r->id, r->status, r->succeeded, r->failed) < 0)
+		return -1;
+	events_emit(r, "stage_update", json_pack("{so}", "stage",
+						 events_stage_object(r, stage_status)));
+	data = json_pack("{si si si sO}", "total_storyboards", (int)r->nitems, "success_count",
+			 r->succeeded, "failed_count", r->failed, "generated_image_ids",
+			 r->image_ids);
+	events_emit(r, "done",
+		    json_pack("{ss sb so so}", "message",
+			      r->failed == 0 ? "all images generated"
+			      : r->succeeded == 0 ? "no image was generated"
+						  : "some images failed",
+			      "success", r->succeeded > 0, "data", data, "stage",
+			      events_stage_object(r, stage_status)));
+	r->finished = true;
+	return 0;
+}

@@ -1,0 +1,49 @@
+/* stage: the seed's stage semantics.  Validation (the four refusals plus our
+ * own), planning a run, and the outcome over all the project's storyboards. */
+#ifndef T2I_STAGE_H
+#define T2I_STAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <jansson.h>
+
+struct store;
+struct config;
+struct events;
+struct run;
+
+enum stage_refusal {
+	STAGE_OK = 0,
+	STAGE_NOT_FOUND,	/* project missing (HTTP 404) */
+	STAGE_NOT_READY,	/* storyboard stage not completed (409) */
+	STAGE_NO_STORYBOARDS,	/* none, or none of the requested (422) */
+	STAGE_NO_PROVIDER,	/* no provider configured (422) */
+	STAGE_BUSY,		/* a run of the project is processing (409) */
+	STAGE_BAD_INPUT,	/* a requested storyboard is not the project's (400) */
+	STAGE_INTERNAL		/* the database failed (500) */
+};
+
+struct stage_request {
+	const char *project_id;
+	json_t *storyboard_ids;	/* array of strings, or NULL for all */
+	bool missing_only;	/* retry: storyboards without a completed image */
+	bool no_cache;
+};
+
+/* Validates the request and plans the run: run row, stage 'processing', one
+ * pending image per storyboard, and the first events.  Must be called inside
+ * a transaction that the caller rolls back on refusal, so that a refusal
+ * writes nothing.  On refusal returns NULL, sets *why and one line in err. */
+struct run *stage_start(struct store *st, const struct config *cfg, struct events *ev,
+			const struct stage_request *req, enum stage_refusal *why, char *err,
+			size_t errlen);
+
+/* Once every item is done or failed: run status over the run's items, stage
+ * status over all the project's storyboards, then stage_update and done. */
+int stage_finish(struct store *st, struct run *r);
+
+/* completed / partial / failed from counts. */
+const char *stage_outcome(int ok, int total);
+
+#endif

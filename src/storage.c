@@ -1,0 +1,275 @@
+/* storage: content-addressed image files. */
+#include "storage.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jpeglib.h>
+#include <openssl/evp.h>
+#include <png.h>
+#include <webp/decode.h>
+
+const char *
+storage_sniff(const void *bytes, size_t size, const char **ext)
+{
+	const unsigned char *b = bytes;
+
+	if (size >= 8 && memcmp(b, "\x89PNG\r\n\x1a\n", 8) == 0) {
+		*ext = "png";
+		return "image/png";
+	}
+	if (size >= 3 && b[0] == 0xff && b[1] == 0xd8 && b[2] == 0xff) {
+		*ext = "jpg";
+		return "image/jpeg";
+	}
+	if (size >= 12 && memcmp(b, "RIFF", 4) == 0 && memcmp(b + 8, "WEBP", 4) == 0) {
+		*ext = "webp";
+		return "image/webp";
+	}
+	return NULL;
+}
+
+/* libpng reads from memory through this callback. */
+struct png_src {
+	const unsigned char *p;
+	size_t left;
+};
+
+static void
+png_read_mem(png_structp png, png_bytep out, png_size_t n)
+{
+	struct png_src *src = png_get_io_ptr(png);
+
+	if (n > src->left)
+		png_error(png, "truncated");
+	memcpy(out, src->p, n);
+	src->p += n;
+	src->left -= n;
+}
+
+static int
+png_dims(const void *bytes, size_t size, int *w, int *h)
+{
+	png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+	png_infop info = png != NULL ? png_create_info_struct(png) : NULL;
+	struct png_src src = { bytes, size };
+	int rc = -1;
+
+	if (info == NULL)
+		goto out;
+	if (setjmp(png_jmpbuf(png)))
+		goto out;
+	png_set_read_fn(png, &src, png_read_mem);
+	png_read_info(png, info);
+	*w = (int)png_get_image_width(png, info);
+	*h = (int)png_get_image_height(png, info);
+	rc = 0;
+out:
+	png_destroy_read_struct(&png, info != NULL ? &info : NULL, NULL);
+	return rc;
+}
+
+struct jpeg_err {
+	struct jpeg_error_mgr mgr;
+	jmp_buf jb;
+};
+
+static void
+jpeg_fail(j_common_ptr cinfo)
+{
+	longjmp(((struct jpeg_err *)(void *)cinfo->err)->jb, 1);
+}
+
+/* setjmp lives here, and the decoder state in the caller's frame, so that
+ * nothing this function changes after setjmp is read after a longjmp. */
+static int
+jpeg_header(struct jpeg_decompress_struct *cinfo, struct jpeg_err *jerr, const void *bytes,
+	    size_t size)
+{
+	if (setjmp(jerr->jb))
+		return -1;
+	jpeg_create_decompress(cinfo);
+	jpeg_mem_src(cinfo, bytes, (unsigned long)size);
+	return jpeg_read_header(cinfo, TRUE) == JPEG_HEADER_OK ? 0 : -1;
+}
+
+static int
+jpeg_dims(const void *bytes, size_t size, int *w, int *h)
+{
+	struct jpeg_decompress_struct cinfo;
+	struct jpeg_err jerr;
+	int rc;
+
+	memset(&cinfo, 0, sizeof(cinfo));
+	cinfo.err = jpeg_std_error(&jerr.mgr);
+	jerr.mgr.error_exit = jpeg_fail;
+	rc = jpeg_header(&cinfo, &jerr, bytes, size);
+	if (rc == 0) {
+		*w = (int)cinfo.image_width;
+		*h = (int)cinfo.image_height;
+	}
+	jpeg_destroy_decompress(&cinfo);
+	return rc;
+}
+
+int
+storage_dimensions(const void *bytes, size_t size, const char *mime, int *w, int *h, char *err,
+		   size_t errlen)
+{
+	int rc = -1;
+
+	*w = *h = 0;
+	if (strcmp(mime, "image/png") == 0)
+		rc = png_dims(bytes, size, w, h);
+	else if (strcmp(mime, "image/jpeg") == 0)
+		rc = jpeg_dims(bytes, size, w, h);
+	else if (strcmp(mime, "image/webp") == 0)
+		rc = WebPGetInfo(bytes, size, w, h) ? 0 : -1;
+	if (rc < 0 || *w <= 0 || *h <= 0) {
+		snprintf(err, errlen, "%s header is unreadable", mime);
+		return -1;
+	}
+	return 0;
+}
+
+void
+storage_sha256(const void *bytes, size_t size, char out[65])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	static const char hex[] = "0123456789abcdef";
+
+	EVP_Digest(bytes, size, md, &mdlen, EVP_sha256(), NULL);
+	for (unsigned i = 0; i < 32 && i < mdlen; i++) {
+		out[2 * i] = hex[md[i] >> 4];
+		out[2 * i + 1] = hex[md[i] & 15];
+	}
+	out[64] = '\0';
+}
+
+int
+storage_mkdirs(const char *path, char *err, size_t errlen)
+{
+	char buf[4096];
+	size_t n = strlen(path);
+
+	if (n >= sizeof(buf)) {
+		snprintf(err, errlen, "%s: path too long", path);
+		return -1;
+	}
+	memcpy(buf, path, n + 1);
+	for (char *p = buf + 1; ; p++) {
+		if (*p != '/' && *p != '\0')
+			continue;
+		char c = *p;
+
+		*p = '\0';
+		if (mkdir(buf, 0750) < 0 && errno != EEXIST) {
+			snprintf(err, errlen, "%s: mkdir: %s", buf, strerror(errno));
+			return -1;
+		}
+		*p = c;
+		if (c == '\0')
+			break;
+	}
+	return 0;
+}
+
+static int
+fsync_dir_of(const char *path)
+{
+	char dir[4096];
+	const char *slash = strrchr(path, '/');
+	int fd, rc;
+
+	if (slash == NULL || (size_t)(slash - path) >= sizeof(dir))
+		return 0;
+	memcpy(dir, path, (size_t)(slash - path));
+	dir[slash - path] = '\0';
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return -1;
+	rc = fsync(fd);
+	close(fd);
+	return rc;
+}
+
+int
+storage_write_atomic(const char *path, const void *bytes, size_t size, char *err, size_t errlen)
+{
+	char tmp[4200];
+	const char *p = bytes;
+	size_t left = size;
+	int fd;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640)) < 0) {
+		snprintf(err, errlen, "%s: open: %s", tmp, strerror(errno));
+		return -1;
+	}
+	while (left > 0) {
+		ssize_t n = write(fd, p, left);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			goto fail;
+		p += n;
+		left -= (size_t)n;
+	}
+	if (fsync(fd) < 0 || close(fd) < 0) {
+		fd = -1;
+		goto fail;
+	}
+	if (rename(tmp, path) < 0) {
+		snprintf(err, errlen, "%s: rename: %s", path, strerror(errno));
+		unlink(tmp);
+		return -1;
+	}
+	/* The rename itself must survive a power loss too. */
+	(void)fsync_dir_of(path);
+	return 0;
+fail:
+	snprintf(err, errlen, "%s: write: %s", tmp, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	unlink(tmp);
+	return -1;
+}
+
+int
+storage_put(const char *dir, const void *bytes, size_t size, struct storage_meta *m, char *err,
+	    size_t errlen)
+{
+	char sub[4096];
+	struct stat sb;
+
+	memset(m, 0, sizeof(*m));
+	if (size > STORAGE_IMAGE_MAX) {
+		snprintf(err, errlen, "image too large (%zu bytes, limit %u)", size,
+			 STORAGE_IMAGE_MAX);
+		return -1;
+	}
+	if ((m->mime = storage_sniff(bytes, size, &m->ext)) == NULL) {
+		snprintf(err, errlen, "not an image (%zu bytes that are not PNG, JPEG or WebP)",
+			 size);
+		return -1;
+	}
+	if (storage_dimensions(bytes, size, m->mime, &m->width, &m->height, err, errlen) < 0)
+		return -1;
+	storage_sha256(bytes, size, m->sha256);
+	m->size = (int64_t)size;
+	/* A first level of 256 directories keeps each one small. */
+	snprintf(sub, sizeof(sub), "%s/%.2s", dir, m->sha256);
+	if (storage_mkdirs(sub, err, errlen) < 0)
+		return -1;
+	snprintf(m->path, sizeof(m->path), "%s/%s.%s", sub, m->sha256, m->ext);
+	if (stat(m->path, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size == (off_t)size)
+		return 0;
+	return storage_write_atomic(m->path, bytes, size, err, errlen);
+}

@@ -1,0 +1,343 @@
+/* store: opening, migrations, transactions and the prepared-statement cache.
+ * The tables themselves are read and written in store_project.c,
+ * store_run.c and store_query.c. */
+#include "store_internal.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include "log.h"
+
+/* Migration N takes user_version from N to N+1; append only. */
+static const char *const migrations[] = {
+	/* 0 -> 1: the seed's models, plus runs and run events. */
+	"CREATE TABLE projects ("
+	"  id TEXT PRIMARY KEY, name TEXT NOT NULL DEFAULT '',"
+	"  image_providers TEXT NOT NULL DEFAULT '[]', params TEXT NOT NULL DEFAULT '{}',"
+	"  created_at TEXT NOT NULL, updated_at TEXT NOT NULL);"
+	"CREATE TABLE project_stages ("
+	"  id TEXT PRIMARY KEY,"
+	"  project_id TEXT NOT NULL REFERENCES projects(id) ON DELETE CASCADE,"
+	"  stage_type TEXT NOT NULL, status TEXT NOT NULL,"
+	"  started_at TEXT, completed_at TEXT, error TEXT,"
+	"  created_at TEXT NOT NULL, updated_at TEXT NOT NULL,"
+	"  UNIQUE (project_id, stage_type));"
+	"CREATE TABLE storyboards ("
+	"  id TEXT PRIMARY KEY,"
+	"  project_id TEXT NOT NULL REFERENCES projects(id) ON DELETE CASCADE,"
+	"  position INTEGER NOT NULL, image_prompt TEXT NOT NULL,"
+	"  negative_prompt TEXT NOT NULL DEFAULT '', params TEXT NOT NULL DEFAULT '{}',"
+	"  created_at TEXT NOT NULL, UNIQUE (project_id, position));"
+	"CREATE TABLE model_providers ("
+	"  id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
+	"  provider_type TEXT NOT NULL DEFAULT 'text2image', plugin TEXT NOT NULL,"
+	"  model_name TEXT NOT NULL DEFAULT '', api_url TEXT NOT NULL DEFAULT '',"
+	"  is_default INTEGER NOT NULL DEFAULT 0,"
+	"  created_at TEXT NOT NULL, updated_at TEXT NOT NULL);"
+	"CREATE TABLE runs ("
+	"  id TEXT PRIMARY KEY,"
+	"  project_id TEXT NOT NULL REFERENCES projects(id) ON DELETE CASCADE,"
+	"  status TEXT NOT NULL, storyboard_ids TEXT, no_cache INTEGER NOT NULL DEFAULT 0,"
+	"  total INTEGER NOT NULL, success_count INTEGER NOT NULL DEFAULT 0,"
+	"  failed_count INTEGER NOT NULL DEFAULT 0, last_seq INTEGER NOT NULL DEFAULT 0,"
+	"  pid INTEGER, started_at TEXT NOT NULL, finished_at TEXT);"
+	"CREATE INDEX runs_project ON runs (project_id, started_at);"
+	"CREATE TABLE generated_images ("
+	"  id TEXT PRIMARY KEY,"
+	"  storyboard_id TEXT NOT NULL REFERENCES storyboards(id) ON DELETE CASCADE,"
+	"  run_id TEXT REFERENCES runs(id) ON DELETE SET NULL,"
+	"  image_url TEXT, thumbnail_url TEXT, generation_params TEXT NOT NULL DEFAULT '{}',"
+	"  model_provider_id TEXT REFERENCES model_providers(id),"
+	"  status TEXT NOT NULL CHECK (status IN"
+	"    ('pending', 'processing', 'completed', 'failed')),"
+	"  width INTEGER, height INTEGER, file_size INTEGER, file_path TEXT,"
+	"  thumbnail_path TEXT, sha256 TEXT, mime TEXT, error TEXT,"
+	"  attempts INTEGER NOT NULL DEFAULT 0, cached INTEGER NOT NULL DEFAULT 0,"
+	"  cache_key TEXT, is_primary INTEGER NOT NULL DEFAULT 1,"
+	"  primary_id TEXT REFERENCES generated_images(id) ON DELETE CASCADE,"
+	"  created_at TEXT NOT NULL, updated_at TEXT NOT NULL);"
+	"CREATE INDEX generated_images_storyboard ON generated_images (storyboard_id, status);"
+	"CREATE INDEX generated_images_run ON generated_images (run_id);"
+	"CREATE INDEX generated_images_cache ON generated_images (cache_key)"
+	"  WHERE status = 'completed' AND is_primary = 1;"
+	"CREATE TABLE run_events ("
+	"  run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,"
+	"  seq INTEGER NOT NULL, type TEXT NOT NULL, body TEXT NOT NULL,"
+	"  PRIMARY KEY (run_id, seq)) WITHOUT ROWID;",
+};
+
+#define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
+_Static_assert(NMIGRATIONS == STORE_SCHEMA_VERSION, "one migration per schema version");
+
+static int
+store_exec(struct store *st, const char *sql)
+{
+	char *msg = NULL;
+
+	if (sqlite3_exec(st->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		log_errx("sqlite: %s", msg != NULL ? msg : sqlite3_errmsg(st->db));
+		sqlite3_free(msg);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+store_user_version(struct store *st)
+{
+	sqlite3_stmt *s;
+	int v = -1;
+
+	if (sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &s, NULL) != SQLITE_OK)
+		return -1;
+	if (sqlite3_step(s) == SQLITE_ROW)
+		v = sqlite3_column_int(s, 0);
+	sqlite3_finalize(s);
+	return v;
+}
+
+/* Each migration runs in its own transaction together with the bump of
+ * user_version, so a crash leaves the schema at a whole version. */
+static int
+store_migrate(struct store *st, char *err, size_t errlen)
+{
+	int v = store_user_version(st);
+	char bump[64];
+
+	if (v < 0 || v > NMIGRATIONS) {
+		snprintf(err, errlen, "database schema version %d is newer than this program (%d)",
+			 v, NMIGRATIONS);
+		return -1;
+	}
+	for (; v < NMIGRATIONS; v++) {
+		snprintf(bump, sizeof(bump), "PRAGMA user_version = %d", v + 1);
+		if (store_begin(st) < 0 || store_exec(st, migrations[v]) < 0 ||
+		    store_exec(st, bump) < 0 || store_commit(st) < 0) {
+			store_rollback(st);
+			snprintf(err, errlen, "migration %d -> %d failed: %s", v, v + 1,
+				 sqlite3_errmsg(st->db));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int
+store_mkdir_parent(const char *path, char *err, size_t errlen)
+{
+	char *copy = strdup(path);
+	char *dir;
+	char *p;
+
+	if (copy == NULL)
+		return -1;
+	dir = dirname(copy);
+	for (p = dir + 1; *p != '\0'; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(dir, 0750) < 0 && errno != EEXIST)
+			goto fail;
+		*p = '/';
+	}
+	if (mkdir(dir, 0750) < 0 && errno != EEXIST)
+		goto fail;
+	free(copy);
+	return 0;
+fail:
+	snprintf(err, errlen, "%s: cannot create directory: %s", dir, strerror(errno));
+	free(copy);
+	return -1;
+}
+
+struct store *
+store_open(const char *path, bool readonly, char *err, size_t errlen)
+{
+	struct store *st = calloc(1, sizeof(*st));
+	int flags = readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+
+	if (st == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	st->readonly = readonly;
+	if (!readonly && store_mkdir_parent(path, err, errlen) < 0)
+		goto fail;
+	if (sqlite3_open_v2(path, &st->db, flags | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "%s: %s", path,
+			 st->db != NULL ? sqlite3_errmsg(st->db) : "cannot open");
+		goto fail;
+	}
+	sqlite3_busy_timeout(st->db, 10000);
+	sqlite3_extended_result_codes(st->db, 1);
+	/* WAL: readers (status, the HTTP API) never block the writer.
+	 * synchronous=NORMAL: in WAL mode a commit is durable against process
+	 * crashes; only an OS crash can lose the last transactions. */
+	if (store_exec(st, "PRAGMA foreign_keys = ON") < 0)
+		goto sqlfail;
+	if (!readonly && (store_exec(st, "PRAGMA journal_mode = WAL") < 0 ||
+			  store_exec(st, "PRAGMA synchronous = NORMAL") < 0))
+		goto sqlfail;
+	if (readonly) {
+		if (store_user_version(st) != NMIGRATIONS) {
+			snprintf(err, errlen, "%s: not a t2istage database of schema version %d",
+				 path, NMIGRATIONS);
+			goto fail;
+		}
+	} else if (store_migrate(st, err, errlen) < 0) {
+		goto fail;
+	}
+	return st;
+sqlfail:
+	snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(st->db));
+fail:
+	store_close(st);
+	return NULL;
+}
+
+void
+store_close(struct store *st)
+{
+	if (st == NULL)
+		return;
+	for (int i = 0; i < st->nstmts; i++)
+		sqlite3_finalize(st->stmts[i].stmt);
+	sqlite3_close(st->db);
+	free(st);
+}
+
+int
+store_begin(struct store *st)
+{
+	if (st->in_tx)
+		return 0;
+	if (store_exec(st, "BEGIN IMMEDIATE") < 0)
+		return -1;
+	st->in_tx = true;
+	return 0;
+}
+
+int
+store_commit(struct store *st)
+{
+	if (!st->in_tx)
+		return 0;
+	if (store_exec(st, "COMMIT") < 0) {
+		store_rollback(st);
+		return -1;
+	}
+	st->in_tx = false;
+	return 0;
+}
+
+void
+store_rollback(struct store *st)
+{
+	if (!st->in_tx)
+		return;
+	(void)store_exec(st, "ROLLBACK");
+	st->in_tx = false;
+}
+
+bool
+store_in_tx(const struct store *st)
+{
+	return st->in_tx;
+}
+
+const char *
+store_errmsg(struct store *st)
+{
+	return sqlite3_errmsg(st->db);
+}
+
+void
+store_now(char out[32])
+{
+	struct timespec ts;
+	struct tm tm;
+	char base[24];
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(out, 32, "%s.%03ldZ", base, ts.tv_nsec / 1000000);
+}
+
+sqlite3_stmt *
+store_stmt(struct store *st, const char *sql)
+{
+	sqlite3_stmt *s;
+
+	for (int i = 0; i < st->nstmts; i++) {
+		if (st->stmts[i].sql == sql) {
+			s = st->stmts[i].stmt;
+			sqlite3_reset(s);
+			sqlite3_clear_bindings(s);
+			return s;
+		}
+	}
+	if (sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, NULL) != SQLITE_OK) {
+		log_errx("sqlite prepare: %s", sqlite3_errmsg(st->db));
+		return NULL;
+	}
+	if (st->nstmts < STORE_STMT_MAX) {
+		st->stmts[st->nstmts].sql = sql;
+		st->stmts[st->nstmts].stmt = s;
+		st->nstmts++;
+	} else {
+		fatalx("store: statement cache full; raise STORE_STMT_MAX");
+	}
+	return s;
+}
+
+int
+store_bind_text(sqlite3_stmt *s, int i, const char *v)
+{
+	if (v == NULL)
+		return sqlite3_bind_null(s, i);
+	return sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
+}
+
+int
+store_exec_stmt(struct store *st, sqlite3_stmt *s)
+{
+	int rc = sqlite3_step(s);
+
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE) {
+		log_errx("sqlite: %s", sqlite3_errmsg(st->db));
+		return -1;
+	}
+	return 0;
+}
+
+json_t *
+store_column_json(sqlite3_stmt *s, int i)
+{
+	switch (sqlite3_column_type(s, i)) {
+	case SQLITE_INTEGER:
+		return json_integer(sqlite3_column_int64(s, i));
+	case SQLITE_FLOAT:
+		return json_real(sqlite3_column_double(s, i));
+	case SQLITE_TEXT:
+		return json_stringn((const char *)sqlite3_column_text(s, i),
+				    (size_t)sqlite3_column_bytes(s, i));
+	default:
+		return json_null();
+	}
+}
+
+const char *
+store_column_text(sqlite3_stmt *s, int i)
+{
+	const unsigned char *t = sqlite3_column_text(s, i);
+
+	return t != NULL ? (const char *)t : "";
+}

@@ -1,0 +1,108 @@
+/* store: the SQLite database.  Only the supervisor (and the read-only CLI
+ * commands) open it; workers never do.  Schema changes are migrations keyed
+ * on PRAGMA user_version.  Writes happen inside store_begin()/store_commit(),
+ * which issue BEGIN IMMEDIATE so that a writer never deadlocks on upgrade. */
+#ifndef T2I_STORE_H
+#define T2I_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+struct store;
+struct project;
+struct config;
+
+#define STORE_SCHEMA_VERSION 1
+
+/* Opens (creating the file and its directory when create is set) and
+ * migrates.  readonly opens an existing database without writing. */
+struct store *store_open(const char *path, bool readonly, char *err, size_t errlen);
+void store_close(struct store *st);
+
+int store_begin(struct store *st);
+int store_commit(struct store *st);
+void store_rollback(struct store *st);
+bool store_in_tx(const struct store *st);
+
+/* The last SQLite error, for messages. */
+const char *store_errmsg(struct store *st);
+
+/* "2026-11-29T03:54:51.123Z" */
+void store_now(char out[32]);
+
+/* --- projects (store_project.c) --- */
+
+bool store_project_exists(struct store *st, const char *project_id);
+int store_project_import(struct store *st, const struct project *p);
+/* Stage status ("completed", ...) into out, or "" when the stage has no row. */
+int store_stage_status(struct store *st, const char *project_id, const char *stage_type,
+		       char *out, size_t outlen);
+/* Sets a stage's status; started_at is set when status is "processing". */
+int store_stage_set(struct store *st, const char *project_id, const char *stage_type,
+		    const char *status, char stage_id_out[37], char started_at_out[32]);
+/* Number of storyboards, and of those with a completed primary image. */
+int store_stage_counts(struct store *st, const char *project_id, int *total, int *completed);
+
+/* Mirrors the configured providers into model_providers (no secrets). */
+int store_providers_sync(struct store *st, const struct config *cfg);
+/* The model_providers row id of a provider name into out[37]. */
+int store_provider_id(struct store *st, const char *name, char out[37]);
+
+/* --- runs and images (store_run.c) --- */
+
+struct store_image_meta {
+	const char *file_path;
+	const char *thumbnail_path;	/* may be NULL */
+	const char *sha256;
+	const char *mime;
+	const char *url;		/* provider URL, may be NULL */
+	int width, height;
+	int64_t file_size;
+};
+
+int store_run_create(struct store *st, const char *run_id, const char *project_id,
+		     json_t *storyboard_ids, bool no_cache, int total);
+int store_run_finish(struct store *st, const char *run_id, const char *status,
+		     int success, int failed);
+/* A project's run in status 'processing' into out (""), with its pid. */
+int store_run_active(struct store *st, const char *project_id, char out[37], long *pid);
+int store_run_set_status(struct store *st, const char *run_id, const char *status);
+int store_event_append(struct store *st, const char *run_id, int64_t seq,
+		       const char *type, const char *body);
+
+int store_image_insert(struct store *st, const char *image_id, const char *storyboard_id,
+		       const char *run_id, const char *provider_id, const char *params_json,
+		       const char *cache_key);
+int store_image_processing(struct store *st, const char *image_id);
+int store_image_complete(struct store *st, const char *image_id,
+			 const struct store_image_meta *m, bool cached);
+int store_image_variant(struct store *st, const char *variant_id, const char *primary_id,
+			const struct store_image_meta *m);
+int store_image_fail(struct store *st, const char *image_id, const char *error);
+int store_image_reset(struct store *st, const char *image_id);
+
+/* A completed image for cache_key: returns 1 and fills the strings (each
+ * allocated, free with store_image_meta_free) when found, 0 when not. */
+int store_cache_lookup(struct store *st, const char *cache_key, struct store_image_meta *m);
+void store_image_meta_free(struct store_image_meta *m);
+
+/* --- read-only views as JSON (store_query.c), for the CLI and HTTP --- */
+
+/* Project with stages and storyboard counts; NULL when missing. */
+json_t *store_query_project(struct store *st, const char *project_id);
+/* Every project with its stages and counts. */
+json_t *store_query_projects(struct store *st);
+/* Generated images of a project, ordered by storyboard position. */
+json_t *store_query_images(struct store *st, const char *project_id);
+/* Storyboards of a project (id, index, prompt, negative, params) in order;
+ * only ids when want_ids is given (JSON array of strings) and in it; and only
+ * those without a completed primary image when missing_only. */
+json_t *store_query_storyboards(struct store *st, const char *project_id,
+				json_t *want_ids, bool missing_only);
+/* Project row: {id, name, params, image_providers} or NULL. */
+json_t *store_query_project_row(struct store *st, const char *project_id);
+
+#endif

@@ -1,0 +1,354 @@
+/* supervisor: the event loop of `t2istage run`. */
+#include "supervisor.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "batch.h"
+#include "config.h"
+#include "events.h"
+#include "log.h"
+#include "run.h"
+#include "scheduler.h"
+#include "stage.h"
+#include "store.h"
+#include "workers.h"
+
+#define SUP_RUNS_MAX 64
+#define SUP_RESPAWN_DELAY_MS 200	/* after a failed fork */
+
+struct sup {
+	const struct config *cfg;
+	struct store *st;
+	struct batch_ctx ctx;
+	struct workers w;
+	struct scheduler sch;
+	struct run *runs[SUP_RUNS_MAX];
+	size_t nruns;
+	int sigfd;
+	sigset_t oldmask;
+	bool stopping;
+	int64_t grace_end_ms;
+	int64_t retry_at_ms;	/* dispatch again after a failed fork */
+	struct pollfd *pfd;
+	int *pfd_slot;		/* slot of each pollfd, -1 for the signalfd */
+};
+
+struct sup *
+sup_new(const struct config *cfg, struct store *st, char *err, size_t errlen)
+{
+	struct sup *s = calloc(1, sizeof(*s));
+	sigset_t mask;
+	size_t npfd = 1 + 2 * (size_t)cfg->workers_max;
+
+	if (s == NULL || workers_init(&s->w, cfg->workers_max, (int)cfg->nproviders) < 0 ||
+	    (s->pfd = calloc(npfd, sizeof(*s->pfd))) == NULL ||
+	    (s->pfd_slot = calloc(npfd, sizeof(int))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		sup_free(s);
+		return NULL;
+	}
+	s->cfg = cfg;
+	s->st = st;
+	s->ctx.st = st;
+	s->ctx.cfg = cfg;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGCHLD);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGHUP);
+	sigprocmask(SIG_BLOCK, &mask, &s->oldmask);
+	/* A worker gone before reading its batch must give EPIPE, not kill us. */
+	signal(SIGPIPE, SIG_IGN);
+	if ((s->sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC)) < 0) {
+		snprintf(err, errlen, "signalfd: %s", strerror(errno));
+		sup_free(s);
+		return NULL;
+	}
+	return s;
+}
+
+void
+sup_free(struct sup *s)
+{
+	if (s == NULL)
+		return;
+	workers_free(&s->w);
+	if (s->sigfd > 0) {
+		close(s->sigfd);
+		sigprocmask(SIG_SETMASK, &s->oldmask, NULL);
+	}
+	free(s->pfd);
+	free(s->pfd_slot);
+	free(s);
+}
+
+int
+sup_add_run(struct sup *s, struct run *r)
+{
+	if (s->nruns >= SUP_RUNS_MAX)
+		return -1;
+	s->runs[s->nruns++] = r;
+	return 0;
+}
+
+static void
+stop_all(struct sup *s, const char *why)
+{
+	for (int i = 0; i < s->w.nslots; i++) {
+		struct slot *sl = &s->w.slots[i];
+
+		if (sl->pid > 0 && !sl->reaped) {
+			sl->stopping = true;
+			workers_kill(sl, why);
+		}
+	}
+}
+
+static void
+on_signals(struct sup *s, bool *child)
+{
+	struct signalfd_siginfo si;
+
+	while (read(s->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		switch (si.ssi_signo) {
+		case SIGCHLD:
+			*child = true;
+			break;
+		case SIGINT:
+		case SIGTERM:
+			if (s->stopping) {
+				log_warnx("second signal: stopping workers now");
+				stop_all(s, "stopped");
+				break;
+			}
+			log_warnx("signal %u: finishing work in progress (%d s grace), "
+				  "taking no more", si.ssi_signo, SUP_GRACE_MS / 1000);
+			s->stopping = true;
+			s->grace_end_ms = workers_now_ms() + SUP_GRACE_MS;
+			break;
+		default:
+			log_info("signal %u ignored by this command", si.ssi_signo);
+		}
+	}
+}
+
+/* Reads what a worker wrote and handles the complete lines. */
+static void
+pump(struct sup *s, struct slot *sl)
+{
+	int st;
+
+	if (sl->from_fd < 0)
+		return;
+	st = ipc_read(&sl->rd, sl->from_fd);
+	batch_handle_lines(&s->ctx, sl);
+	if (st == IPC_EOF || st == IPC_ERROR) {
+		close(sl->from_fd);
+		sl->from_fd = -1;
+	}
+}
+
+static void
+flush(struct slot *sl)
+{
+	int rc = ipc_flush(&sl->wr, sl->to_fd);
+
+	/* Done, or the worker is gone (it is reaped as usual): either way the
+	 * batch pipe is closed, which is the worker's end of input. */
+	if (rc != 0) {
+		close(sl->to_fd);
+		sl->to_fd = -1;
+	}
+}
+
+static void
+reap(struct sup *s)
+{
+	int i;
+
+	while ((i = workers_reap(&s->w)) >= 0) {
+		struct slot *sl = &s->w.slots[i];
+
+		pump(s, sl);	/* whatever it wrote before it died */
+		batch_settle(&s->ctx, sl);
+		workers_release(&s->w, i);
+	}
+}
+
+static void
+check_deadlines(struct sup *s, int64_t now)
+{
+	char cause[64];
+
+	for (int i = 0; i < s->w.nslots; i++) {
+		struct slot *sl = &s->w.slots[i];
+
+		if (sl->pid <= 0 || sl->killed || sl->reaped || now < sl->deadline_ms)
+			continue;
+		snprintf(cause, sizeof(cause), "timed out after %g s", s->cfg->timeout);
+		log_warnx("worker %ld: %s", (long)sl->pid, cause);
+		workers_kill(sl, cause);
+	}
+	if (s->stopping && s->grace_end_ms > 0 && now >= s->grace_end_ms) {
+		log_warnx("grace period over: stopping workers");
+		stop_all(s, "stopped");
+		s->grace_end_ms = 0;
+	}
+}
+
+static void
+finish_runs(struct sup *s)
+{
+	for (size_t k = 0; k < s->nruns;) {
+		struct run *r = s->runs[k];
+
+		if (!run_complete(r)) {
+			k++;
+			continue;
+		}
+		if (stage_finish(s->st, r) < 0)
+			log_errx("run %s: cannot record its outcome: %s", r->id, store_errmsg(s->st));
+		s->runs[k] = s->runs[--s->nruns];
+	}
+}
+
+static nfds_t
+build_pollfds(struct sup *s)
+{
+	nfds_t n = 0;
+
+	s->pfd[n] = (struct pollfd){ .fd = s->sigfd, .events = POLLIN };
+	s->pfd_slot[n++] = -1;
+	for (int i = 0; i < s->w.nslots; i++) {
+		struct slot *sl = &s->w.slots[i];
+
+		if (sl->pid <= 0)
+			continue;
+		if (sl->from_fd >= 0) {
+			s->pfd[n] = (struct pollfd){ .fd = sl->from_fd, .events = POLLIN };
+			s->pfd_slot[n++] = i;
+		}
+		if (sl->to_fd >= 0) {
+			s->pfd[n] = (struct pollfd){ .fd = sl->to_fd, .events = POLLOUT };
+			s->pfd_slot[n++] = i;
+		}
+	}
+	return n;
+}
+
+/* Milliseconds until the nearest deadline, or -1 for none. */
+static int
+poll_timeout(const struct sup *s, int64_t now)
+{
+	int64_t next = INT64_MAX;
+
+	for (int i = 0; i < s->w.nslots; i++) {
+		const struct slot *sl = &s->w.slots[i];
+
+		if (sl->pid > 0 && !sl->killed && sl->deadline_ms < next)
+			next = sl->deadline_ms;
+	}
+	if (s->stopping && s->grace_end_ms > 0 && s->grace_end_ms < next)
+		next = s->grace_end_ms;
+	if (s->retry_at_ms > 0 && s->retry_at_ms < next)
+		next = s->retry_at_ms;
+	if (next == INT64_MAX)
+		return -1;
+	return next <= now ? 0 : (int)(next - now > 60000 ? 60000 : next - now);
+}
+
+static void
+handle_ready(struct sup *s, nfds_t n, bool *child)
+{
+	for (nfds_t k = 0; k < n; k++) {
+		struct slot *sl;
+
+		if (s->pfd[k].revents == 0)
+			continue;
+		if (s->pfd_slot[k] < 0) {
+			on_signals(s, child);
+			continue;
+		}
+		sl = &s->w.slots[s->pfd_slot[k]];
+		if (s->pfd[k].fd == sl->from_fd)
+			pump(s, sl);
+		else if (s->pfd[k].fd == sl->to_fd)
+			flush(sl);
+	}
+}
+
+static void
+dispatch(struct sup *s, int64_t now)
+{
+	if (s->stopping || (s->retry_at_ms > 0 && now < s->retry_at_ms))
+		return;
+	s->retry_at_ms = 0;
+	if (scheduler_dispatch(&s->sch, &s->ctx, &s->w, s->runs, s->nruns) < 0)
+		s->retry_at_ms = now + SUP_RESPAWN_DELAY_MS;
+}
+
+/* Leaves a stopped run's unfinished storyboards pending, as the next run
+ * (or `retry`) will take them up. */
+static void
+interrupt_runs(struct sup *s)
+{
+	store_begin(s->st);
+	for (size_t k = 0; k < s->nruns; k++) {
+		struct run *r = s->runs[k];
+		int left = (int)r->nitems - r->succeeded - r->failed;
+
+		events_info(r, "warning", "run interrupted: %d storyboards left pending", left);
+		store_run_set_status(s->st, r->id, "interrupted");
+		snprintf(r->status, sizeof(r->status), "interrupted");
+	}
+	store_commit(s->st);
+}
+
+static bool
+loop_done(const struct sup *s)
+{
+	if (s->w.busy > 0)
+		return false;
+	return s->stopping || s->nruns == 0;
+}
+
+int
+sup_loop(struct sup *s)
+{
+	while (!loop_done(s)) {
+		int64_t now = workers_now_ms();
+		nfds_t n;
+		bool child = false;
+
+		store_begin(s->st);
+		dispatch(s, now);
+		finish_runs(s);
+		store_commit(s->st);
+		if (loop_done(s))
+			break;
+		n = build_pollfds(s);
+		if (poll(s->pfd, n, poll_timeout(s, now)) < 0 && errno != EINTR)
+			fatal("poll");
+		/* One transaction per iteration: a burst of results costs one
+		 * commit, and a crash loses at most the iteration in progress,
+		 * whose workers' files are already on disk. */
+		store_begin(s->st);
+		handle_ready(s, n, &child);
+		if (child)
+			reap(s);
+		check_deadlines(s, workers_now_ms());
+		store_commit(s->st);
+	}
+	if (s->stopping && s->nruns > 0) {
+		interrupt_runs(s);
+		return 1;
+	}
+	return 0;
+}

@@ -1,0 +1,180 @@
+/* workers: spawn, kill and reap worker processes. */
+#include "workers.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "worker.h"
+
+int64_t
+workers_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int
+workers_init(struct workers *w, int nslots, int nproviders)
+{
+	memset(w, 0, sizeof(*w));
+	w->slots = calloc((size_t)nslots, sizeof(*w->slots));
+	w->provider_busy = calloc((size_t)(nproviders > 0 ? nproviders : 1), sizeof(int));
+	if (w->slots == NULL || w->provider_busy == NULL) {
+		workers_free(w);
+		return -1;
+	}
+	w->nslots = nslots;
+	w->nproviders = nproviders;
+	for (int i = 0; i < nslots; i++)
+		w->slots[i].to_fd = w->slots[i].from_fd = -1;
+	return 0;
+}
+
+void
+workers_free(struct workers *w)
+{
+	for (int i = 0; w->slots != NULL && i < w->nslots; i++)
+		if (w->slots[i].pid > 0)
+			workers_release(w, i);
+	free(w->slots);
+	free(w->provider_busy);
+	memset(w, 0, sizeof(*w));
+}
+
+int
+workers_free_slot(const struct workers *w)
+{
+	for (int i = 0; i < w->nslots; i++)
+		if (w->slots[i].pid == 0)
+			return i;
+	return -1;
+}
+
+int
+workers_spawn(struct workers *w, int i, struct run *r, int provider, int *items, int n,
+	      char *line, size_t len, int64_t deadline_ms)
+{
+	struct slot *s = &w->slots[i];
+	int to[2], from[2];
+	pid_t pid;
+
+	if (pipe2(to, O_CLOEXEC) < 0)
+		return -1;
+	if (pipe2(from, O_CLOEXEC) < 0) {
+		close(to[0]);
+		close(to[1]);
+		return -1;
+	}
+	if ((pid = fork()) < 0) {
+		log_warn("fork");
+		close(to[0]);
+		close(to[1]);
+		close(from[0]);
+		close(from[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		/* dup2 in worker_start clears O_CLOEXEC on the copies. */
+		worker_start(to[0], from[1]);
+	}
+	close(to[0]);
+	close(from[1]);
+	ipc_set_nonblock(to[1]);
+	ipc_set_nonblock(from[0]);
+	memset(s, 0, sizeof(*s));
+	s->pid = pid;
+	s->to_fd = to[1];
+	s->from_fd = from[0];
+	s->run = r;
+	s->provider = provider;
+	s->items = items;
+	s->nitems = n;
+	s->current = -1;
+	s->deadline_ms = deadline_ms;
+	w->busy++;
+	w->provider_busy[provider]++;
+	if (ipc_queue(&s->wr, line, len) < 0)
+		workers_kill(s, "out of memory");	/* reaped as usual */
+	return 0;
+}
+
+void
+workers_kill(struct slot *s, const char *cause)
+{
+	if (s->pid <= 0 || s->killed || s->reaped)
+		return;
+	snprintf(s->cause, sizeof(s->cause), "%s", cause);
+	s->killed = true;
+	/* The worker leads its own process group: anything a plugin started
+	 * goes with it. */
+	if (kill(-s->pid, SIGKILL) < 0 && errno == ESRCH)
+		kill(s->pid, SIGKILL);
+}
+
+int
+workers_reap(struct workers *w)
+{
+	for (;;) {
+		int status;
+		pid_t pid = waitpid(-1, &status, WNOHANG);
+
+		if (pid < 0 && errno == EINTR)
+			continue;
+		if (pid <= 0)
+			return -1;
+		for (int i = 0; i < w->nslots; i++) {
+			if (w->slots[i].pid == pid) {
+				w->slots[i].reaped = true;
+				w->slots[i].status = status;
+				return i;
+			}
+		}
+		/* Not a worker (a plugin probe reaps its own): ignore. */
+	}
+}
+
+void
+workers_release(struct workers *w, int i)
+{
+	struct slot *s = &w->slots[i];
+
+	if (s->to_fd >= 0)
+		close(s->to_fd);
+	if (s->from_fd >= 0)
+		close(s->from_fd);
+	ipc_reader_free(&s->rd);
+	ipc_writer_free(&s->wr);
+	for (int k = 0; k < s->nimages; k++)
+		msg_image_free(&s->images[k]);
+	free(s->items);
+	if (s->pid > 0) {
+		w->busy--;
+		w->provider_busy[s->provider]--;
+	}
+	memset(s, 0, sizeof(*s));
+	s->to_fd = s->from_fd = -1;
+}
+
+void
+workers_describe_exit(const struct slot *s, char *out, size_t outlen)
+{
+	if (s->killed)
+		snprintf(out, outlen, "%s", s->cause);
+	else if (WIFSIGNALED(s->status))
+		snprintf(out, outlen, "worker crashed: signal %d", WTERMSIG(s->status));
+	else if (WIFEXITED(s->status) && WEXITSTATUS(s->status) == 0)
+		snprintf(out, outlen, "worker exited before finishing its batch");
+	else
+		snprintf(out, outlen, "worker exited with status %d",
+			 WIFEXITED(s->status) ? WEXITSTATUS(s->status) : -1);
+}

@@ -1,0 +1,74 @@
+/* workers: the slot table of worker processes.  Written only by the
+ * supervisor: spawn (fork + pipes), kill, reap, and the pipes' I/O.  What a
+ * worker's messages mean for a run is batch.c's business. */
+#ifndef T2I_WORKERS_H
+#define T2I_WORKERS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "ipc.h"
+#include "msg.h"
+
+struct run;
+
+#define SLOT_IMAGES_MAX 17	/* primary + 16 variants */
+
+struct slot {
+	pid_t pid;		/* 0: free */
+	int to_fd;		/* batch to the worker, -1 once written */
+	int from_fd;		/* messages from the worker, -1 at EOF */
+	struct ipc_reader rd;
+	struct ipc_writer wr;
+	struct run *run;
+	int provider;
+	int *items;		/* run item indices, in batch order */
+	int nitems;
+	int next;		/* position of the next item to begin */
+	int current;		/* position of the item begun, -1 between items */
+	int64_t deadline_ms;	/* monotonic: kill past this */
+	bool killed;
+	bool stopping;		/* killed for a shutdown: nothing it held failed */
+	bool reaped;
+	int status;		/* waitpid status once reaped */
+	char cause[160];	/* why we killed it */
+	struct msg_image images[SLOT_IMAGES_MAX];
+	int nimages;
+};
+
+struct workers {
+	struct slot *slots;
+	int nslots;
+	int busy;
+	int *provider_busy;	/* workers per provider */
+	int nproviders;
+};
+
+int workers_init(struct workers *w, int nslots, int nproviders);
+void workers_free(struct workers *w);
+
+/* A free slot index, or -1. */
+int workers_free_slot(const struct workers *w);
+
+/* Forks a worker into slot i and queues line (the batch) for it.  items is
+ * taken over.  Returns 0, or -1 with nothing changed. */
+int workers_spawn(struct workers *w, int i, struct run *r, int provider, int *items, int n,
+		  char *line, size_t len, int64_t deadline_ms);
+
+/* Kills the worker's process group with SIGKILL and records why. */
+void workers_kill(struct slot *s, const char *cause);
+
+/* Reaps one exited child: its slot index, or -1 when none is left.  The
+ * slot's pipe is drained afterwards by the caller. */
+int workers_reap(struct workers *w);
+
+/* Frees the slot once it is reaped and its messages are handled. */
+void workers_release(struct workers *w, int i);
+
+/* "worker crashed: signal 11" / "worker exited with status 3". */
+void workers_describe_exit(const struct slot *s, char *out, size_t outlen);
+
+int64_t workers_now_ms(void);
+
+#endif

@@ -1,0 +1,46 @@
+/*
+ * slow: succeeds after a delay, to test concurrency limits (overlap in the
+ * trace file), timeouts, graceful shutdown and reload while work is in
+ * flight.  Sleeps option "delay_ms" (default 200), or N ms when the prompt
+ * contains "slow:N".
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common.h"
+
+T2I_PLUGIN("slow", "1.0", "test: succeeds after a delay");
+
+/* Sleeps the whole time even when signals interrupt nanosleep(). */
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, ms % 1000 * 1000000L};
+
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+static long delay_ms(const struct t2i_request *req)
+{
+	const char *p = strstr(req->prompt, "slow:");
+	double d;
+
+	if (p != NULL)
+		return strtol(p + 5, NULL, 10);
+	d = tp_option_num(req->options_json, "delay_ms", 200);
+	return d > 0 && d < 1e9 ? (long)d : 0;
+}
+
+int generate_image(const struct t2i_request *req, const struct t2i_host *host,
+		   struct t2i_error *err)
+{
+	if (!tp_req_valid(req))
+		return tp_ok(req, host, err);	/* reports the bad struct */
+	tp_trace(req->options_json, "start", req);
+	long ms = delay_ms(req);
+	if (ms > 0)
+		sleep_ms(ms);
+	return tp_end(req, tp_ok(req, host, err));
+}

@@ -8,7 +8,7 @@ CC       ?= cc
 PYTHON   ?= /usr/bin/python3
 
 VERSION  := 0.1.0
-PKGS     := libconfig jansson sqlite3 uuid libcrypto libpng libjpeg libwebp vips
+PKGS     := libconfig jansson sqlite3 uuid nettle libpng libjpeg libwebp
 PLUGPKGS := libpng
 
 CFLAGS   ?= -O2 -g
@@ -27,7 +27,7 @@ TPLUGINS := $(patsubst tests/plugins/%.c,$(BUILD)/tests/plugins/%.so,$(filter-ou
 UNITS    := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(wildcard tests/unit/test_*.c))
 
 .PHONY: all plugins test-plugins check unit system asan demo bench install clean deps
-all: $(BUILD)/t2istage plugins
+all: $(BUILD)/t2istage $(BUILD)/lib/t2istage/thumb_vips.so plugins
 
 deps:
 	@tools/install-deps
@@ -43,6 +43,13 @@ $(BUILD)/t2istage: $(BUILD)/obj/main.o $(BUILD)/libt2i.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -rdynamic -o $@ $^ $(LIBS)
 
 plugins: $(PLUGINS)
+
+# libvips lives in a module the worker loads for thumbnails only (see
+# modules/thumb_vips.c for why).
+$(BUILD)/lib/t2istage/thumb_vips.so: modules/thumb_vips.c | $(BUILD)/lib/t2istage
+	@echo "  CC      $<"
+	@$(CC) $(CPPFLAGS_ALL) $(WARN) -Wno-strict-prototypes $(CFLAGS) -fPIC -shared -o $@ $< \
+	    $(shell pkg-config --cflags --libs vips)
 
 $(BUILD)/plugins/%.so: plugins/%.c include/t2istage/plugin.h | $(BUILD)/plugins
 	$(CC) $(CPPFLAGS_ALL) $(WARN) $(CFLAGS) -fPIC -shared -o $@ $< \
@@ -60,7 +67,7 @@ $(BUILD)/tests/unit/%: tests/unit/%.c $(BUILD)/libt2i.a | $(BUILD)/tests/unit
 	$(CC) $(CPPFLAGS_ALL) $(WARN) $(CFLAGS) -o $@ $< $(BUILD)/libt2i.a \
 	    $(shell pkg-config --cflags --libs cmocka) $(LIBS)
 
-$(BUILD)/obj $(BUILD)/plugins $(BUILD)/tests/plugins $(BUILD)/tests/unit:
+$(BUILD)/obj $(BUILD)/plugins $(BUILD)/tests/plugins $(BUILD)/tests/unit $(BUILD)/lib/t2istage:
 	mkdir -p $@
 
 unit: $(UNITS)
@@ -87,6 +94,7 @@ install: all
 	    $(DESTDIR)$(PREFIX)/include/t2istage $(DESTDIR)/etc/t2istage \
 	    $(DESTDIR)$(PREFIX)/lib/systemd/system
 	install -m 755 $(BUILD)/t2istage $(DESTDIR)$(PREFIX)/bin/t2istage
+	install -m 755 $(BUILD)/lib/t2istage/thumb_vips.so $(DESTDIR)$(PREFIX)/lib/t2istage/thumb_vips.so
 	install -m 755 $(PLUGINS) $(DESTDIR)$(PREFIX)/lib/t2istage/plugins/
 	install -m 644 include/t2istage/plugin.h $(DESTDIR)$(PREFIX)/include/t2istage/plugin.h
 	install -m 644 etc/t2istage.conf $(DESTDIR)/etc/t2istage/t2istage.conf.example

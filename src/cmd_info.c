@@ -1,7 +1,9 @@
 /* cmd_info: the read-only commands: status, images, plugins, check-config. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cmd.h"
 #include "config.h"
@@ -17,6 +19,14 @@ open_ro(const struct config *cfg)
 	if (st == NULL)
 		fprintf(stderr, "t2istage: %s\n", err);
 	return st;
+}
+
+/* No database yet (nothing was ever imported) is not an error for the
+ * read-only commands: there are no projects. */
+static bool
+db_missing(const struct config *cfg)
+{
+	return access(cfg->database, F_OK) < 0 && errno == ENOENT;
 }
 
 static void
@@ -55,15 +65,20 @@ int
 cmd_status(const struct cmd_opts *o)
 {
 	struct config *cfg = cmd_config(o);
-	struct store *st = cfg != NULL ? open_ro(cfg) : NULL;
+	bool none = cfg != NULL && db_missing(cfg);
+	struct store *st = cfg != NULL && !none ? open_ro(cfg) : NULL;
 	json_t *v = NULL;
 	int rc = EXIT_FAILED;
 	size_t i;
 	json_t *p;
 
-	if (st == NULL)
+	if (st == NULL && !none)
 		goto out;
-	v = o->target != NULL ? store_query_project(st, o->target) : store_query_projects(st);
+	if (none)
+		v = o->target != NULL ? NULL : json_array();
+	else
+		v = o->target != NULL ? store_query_project(st, o->target)
+				      : store_query_projects(st);
 	if (v == NULL) {
 		fprintf(stderr, "t2istage: project %s not found\n", o->target ? o->target : "");
 		rc = EXIT_REFUSED;
@@ -110,15 +125,16 @@ int
 cmd_images(const struct cmd_opts *o)
 {
 	struct config *cfg = cmd_config(o);
-	struct store *st = cfg != NULL ? open_ro(cfg) : NULL;
+	bool none = cfg != NULL && db_missing(cfg);
+	struct store *st = cfg != NULL && !none ? open_ro(cfg) : NULL;
 	json_t *v = NULL;
 	int rc = EXIT_FAILED;
 	size_t i;
 	json_t *im;
 
-	if (st == NULL)
+	if (st == NULL && !none)
 		goto out;
-	if (!store_project_exists(st, o->target)) {
+	if (none || !store_project_exists(st, o->target)) {
 		fprintf(stderr, "t2istage: project %s not found\n", o->target);
 		rc = EXIT_REFUSED;
 		goto out;

@@ -1,4 +1,5 @@
 /* cmd_run: `run`, `retry` and `import`. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +28,9 @@ cmd_config(const struct cmd_opts *o)
 	return cfg;
 }
 
-/* Opens the database read-write and mirrors the providers into it. */
+/* Opens the database read-write and mirrors the providers into it inside a
+ * transaction left open: the caller commits it together with its own writes,
+ * or rolls it back on a refusal, so that a refused command writes nothing. */
 static struct store *
 open_store(const struct config *cfg)
 {
@@ -38,7 +41,7 @@ open_store(const struct config *cfg)
 		fprintf(stderr, "t2istage: %s\n", err);
 		return NULL;
 	}
-	if (store_begin(st) < 0 || store_providers_sync(st, cfg) < 0 || store_commit(st) < 0) {
+	if (store_begin(st) < 0 || store_providers_sync(st, cfg) < 0) {
 		fprintf(stderr, "t2istage: %s: %s\n", cfg->database, store_errmsg(st));
 		store_close(st);
 		return NULL;
@@ -87,28 +90,81 @@ requested_ids(const struct cmd_opts *o)
 	return a;
 }
 
-/* Validates, imports when given a file, and plans the run, all in one
- * transaction that a refusal rolls back: a refused run writes nothing. */
+/* The refusals of stage_start that a project file decides alone, in the
+ * same order and words: checked before the database is opened, so that a
+ * refused `run FILE` leaves no trace, not even a new database. */
+static bool
+precheck_file(const struct config *cfg, const struct project *p, const struct cmd_opts *o)
+{
+	const struct config_provider *prov = NULL;
+
+	if (!p->storyboard_completed) {
+		fprintf(stderr, "t2istage: project %s: storyboard stage is processing, not completed\n",
+			p->id);
+		return false;
+	}
+	for (int i = 0; i < o->nstoryboards; i++) {
+		bool found = false;
+
+		for (size_t j = 0; j < p->nstoryboards && !found; j++)
+			found = strcmp(p->storyboards[j].id, o->storyboards[i]) == 0;
+		if (!found) {
+			fprintf(stderr, "t2istage: storyboard %s is not in project %s\n",
+				o->storyboards[i], p->id);
+			return false;
+		}
+	}
+	for (size_t i = 0; i < p->nproviders && prov == NULL; i++)
+		prov = config_provider(cfg, p->image_providers[i]);
+	if (prov == NULL && config_default_provider(cfg) == NULL) {
+		fprintf(stderr, "t2istage: project %s: no image provider configured\n", p->id);
+		return false;
+	}
+	if (p->nstoryboards == 0) {
+		fprintf(stderr, "t2istage: project %s: no storyboards\n", p->id);
+		return false;
+	}
+	return true;
+}
+
+/* What can be refused before the database is opened: a bad project file,
+ * the checks above, and a project id when there is no database yet (which
+ * would otherwise be created just to say "not found").  Loads *p for a file
+ * target.  0 or EXIT_REFUSED. */
+static int
+before_store(const struct config *cfg, const struct cmd_opts *o, bool retry, struct project **p)
+{
+	char err[1024];
+
+	*p = NULL;
+	if (!retry && is_file_target(o->target)) {
+		if ((*p = project_load(o->target, err, sizeof(err))) == NULL) {
+			fprintf(stderr, "t2istage: %s\n", err);
+			return EXIT_REFUSED;
+		}
+		return precheck_file(cfg, *p, o) ? 0 : EXIT_REFUSED;
+	}
+	if (access(cfg->database, F_OK) < 0 && errno == ENOENT) {
+		fprintf(stderr, "t2istage: project %s not found\n", o->target);
+		return EXIT_REFUSED;
+	}
+	return 0;
+}
+
+/* Validates, imports p when given a file, and plans the run, all in one
+ * transaction (opened by open_store) that a refusal rolls back: a refused
+ * run writes nothing. */
 static struct run *
 start(struct store *st, const struct config *cfg, struct events *ev, const struct cmd_opts *o,
-      bool retry, int *status)
+      bool retry, const struct project *p, int *status)
 {
 	struct stage_request req = { .missing_only = retry, .no_cache = o->no_cache };
-	struct project *p = NULL;
 	struct run *r = NULL;
 	char err[1024];
 	enum stage_refusal why;
 
 	*status = EXIT_REFUSED;
-	if (!retry && is_file_target(o->target)) {
-		if ((p = project_load(o->target, err, sizeof(err))) == NULL) {
-			fprintf(stderr, "t2istage: %s\n", err);
-			return NULL;
-		}
-		req.project_id = p->id;
-	} else {
-		req.project_id = o->target;
-	}
+	req.project_id = p != NULL ? p->id : o->target;
 	req.storyboard_ids = requested_ids(o);
 	if (store_begin(st) < 0)
 		goto out;
@@ -130,7 +186,6 @@ start(struct store *st, const struct config *cfg, struct events *ev, const struc
 out:
 	store_rollback(st);
 	json_decref(req.storyboard_ids);
-	project_free(p);
 	return r;
 }
 
@@ -148,6 +203,7 @@ int
 cmd_run(const struct cmd_opts *o, bool retry)
 {
 	struct config *cfg = cmd_config(o);
+	struct project *p = NULL;
 	struct store *st = NULL;
 	struct term *t = NULL;
 	struct sup *sup = NULL;
@@ -156,7 +212,12 @@ cmd_run(const struct cmd_opts *o, bool retry)
 	char err[256];
 	int status = EXIT_FAILED;
 
-	if (cfg == NULL || (st = open_store(cfg)) == NULL)
+	if (cfg == NULL)
+		goto out;
+	if ((status = before_store(cfg, o, retry, &p)) != 0)
+		goto out;
+	status = EXIT_FAILED;
+	if ((st = open_store(cfg)) == NULL)
 		goto out;
 	log_set_role("supervisor");
 	t = term_new(stdout, o->json || !isatty(STDOUT_FILENO));
@@ -168,7 +229,7 @@ cmd_run(const struct cmd_opts *o, bool retry)
 		fprintf(stderr, "t2istage: %s\n", err);
 		goto out;
 	}
-	if ((r = start(st, cfg, &ev, o, retry, &status)) == NULL)
+	if ((r = start(st, cfg, &ev, o, retry, p, &status)) == NULL)
 		goto out;
 	sup_add_run(sup, r);
 	status = exit_status(r, sup_loop(sup));
@@ -177,7 +238,8 @@ out:
 	sup_free(sup);
 	run_free(r);
 	term_free(t);
-	store_close(st);
+	store_close(st);	/* rolls back a transaction left open */
+	project_free(p);
 	config_free(cfg);
 	return status;
 }
@@ -191,13 +253,16 @@ cmd_import(const struct cmd_opts *o)
 	char err[1024];
 	int status = EXIT_FAILED;
 
-	if (cfg == NULL || (st = open_store(cfg)) == NULL)
+	if (cfg == NULL)
 		goto out;
+	/* The file first: a bad one must not even create the database. */
 	if ((p = project_load(o->target, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "t2istage: %s\n", err);
 		status = EXIT_REFUSED;
 		goto out;
 	}
+	if ((st = open_store(cfg)) == NULL)
+		goto out;
 	if (store_begin(st) < 0 || import_project(st, p) < 0) {
 		status = EXIT_REFUSED;
 		goto out;

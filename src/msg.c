@@ -61,13 +61,18 @@ msg_encode_batch(const struct msg_batch *b, size_t *len)
 	for (size_t i = 0; i < b->nitems; i++) {
 		const struct msg_item *it = &b->items[i];
 
-		json_array_append_new(items, json_pack(
+		/* A batch that silently lost an item (a NULL string, out of
+		 * memory) would leave its storyboard without a result. */
+		if (json_array_append_new(items, json_pack(
 			"{ss ss si ss ss ss ss si si ss}", "image_id", it->image_id,
 			"storyboard_id", it->storyboard_id, "index", it->index,
 			"prompt", it->prompt, "negative_prompt", it->negative_prompt,
 			"ratio", it->ratio, "resolution", it->resolution,
 			"width", it->width, "height", it->height,
-			"options", it->options_json));
+			"options", it->options_json)) < 0) {
+			json_decref(items);
+			return NULL;
+		}
 	}
 	return dump_line(json_pack("{ss ss ss sb sf ss ss ss ss so}", "type", "batch",
 				   "plugin_path", b->plugin_path, "storage_dir", b->storage_dir,
@@ -214,7 +219,11 @@ static const struct field item_fields[] = {
 static int
 decode_item(json_t *o, struct msg_item *it, char *err, size_t errlen)
 {
-	if (!json_is_object(o) || check_fields(o, item_fields, "batch item", err, errlen) < 0)
+	if (!json_is_object(o)) {
+		snprintf(err, errlen, "batch item: not a JSON object");
+		return -1;
+	}
+	if (check_fields(o, item_fields, "batch item", err, errlen) < 0)
 		return -1;
 	if (copy_fixed(it->image_id, sizeof(it->image_id), o, "image_id") < 0 ||
 	    copy_fixed(it->storyboard_id, sizeof(it->storyboard_id), o, "storyboard_id") < 0 ||
@@ -252,6 +261,11 @@ msg_decode_batch(const char *line, size_t len, struct msg_batch *b, char *err, s
 		return -1;
 	if (check_fields(o, batch_fields, "batch", err, errlen) < 0)
 		goto fail;
+	if (strcmp(json_string_value(json_object_get(o, "type")), "batch") != 0) {
+		snprintf(err, errlen, "batch: type is '%.40s', not 'batch'",
+			 json_string_value(json_object_get(o, "type")));
+		goto fail;
+	}
 	b->plugin_path = dup_str(o, "plugin_path");
 	b->storage_dir = dup_str(o, "storage_dir");
 	b->thumbnails = json_is_true(json_object_get(o, "thumbnails"));

@@ -106,7 +106,8 @@ run_group_duplicates(struct run *r)
 		struct run_item *it = &r->items[order[i]];
 		int leader = prev->leader >= 0 ? prev->leader : order[i - 1];
 
-		if (strcmp(prev->cache_key, it->cache_key) != 0)
+		/* An empty key (cache_key() out of memory) matches nothing. */
+		if (it->cache_key[0] == '\0' || strcmp(prev->cache_key, it->cache_key) != 0)
 			continue;
 		it->leader = leader;
 		it->state = ITEM_WAITING;

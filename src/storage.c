@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include <jpeglib.h>
-#include <openssl/evp.h>
+#include <nettle/sha2.h>
 #include <png.h>
 #include <webp/decode.h>
 
@@ -35,10 +35,13 @@ storage_sniff(const void *bytes, size_t size, const char **ext)
 	return NULL;
 }
 
-/* libpng reads from memory through this callback. */
+/* libpng reads from memory through this callback.  The codecs' own
+ * messages are kept for our error line instead of going to stderr, where
+ * they would be log lines without our prefix and priority. */
 struct png_src {
 	const unsigned char *p;
 	size_t left;
+	char why[128];
 };
 
 static void
@@ -53,37 +56,68 @@ png_read_mem(png_structp png, png_bytep out, png_size_t n)
 	src->left -= n;
 }
 
-static int
-png_dims(const void *bytes, size_t size, int *w, int *h)
+static void
+png_quiet_error(png_structp png, png_const_charp msg)
 {
-	png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
-	png_infop info = png != NULL ? png_create_info_struct(png) : NULL;
-	struct png_src src = { bytes, size };
-	int rc = -1;
+	struct png_src *src = png_get_error_ptr(png);
 
-	if (info == NULL)
-		goto out;
+	snprintf(src->why, sizeof(src->why), "%s", msg);
+	png_longjmp(png, 1);
+}
+
+static void
+png_quiet_warning(png_structp png, png_const_charp msg)
+{
+	(void)png;
+	(void)msg;
+}
+
+/* As for JPEG below: setjmp here, the state in the caller's frame. */
+static int
+png_header(png_structp png, png_infop info, struct png_src *src, int *w, int *h)
+{
 	if (setjmp(png_jmpbuf(png)))
-		goto out;
-	png_set_read_fn(png, &src, png_read_mem);
+		return -1;
+	png_set_read_fn(png, src, png_read_mem);
 	png_read_info(png, info);
 	*w = (int)png_get_image_width(png, info);
 	*h = (int)png_get_image_height(png, info);
-	rc = 0;
-out:
+	return 0;
+}
+
+static int
+png_dims(const void *bytes, size_t size, int *w, int *h, char *why, size_t whylen)
+{
+	struct png_src src = { bytes, size, "" };
+	png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &src, png_quiet_error,
+						 png_quiet_warning);
+	png_infop info = png != NULL ? png_create_info_struct(png) : NULL;
+	int rc = info != NULL ? png_header(png, info, &src, w, h) : -1;
+
 	png_destroy_read_struct(&png, info != NULL ? &info : NULL, NULL);
+	snprintf(why, whylen, "%s", src.why);
 	return rc;
 }
 
 struct jpeg_err {
 	struct jpeg_error_mgr mgr;
 	jmp_buf jb;
+	char why[JMSG_LENGTH_MAX];
 };
 
 static void
 jpeg_fail(j_common_ptr cinfo)
 {
-	longjmp(((struct jpeg_err *)(void *)cinfo->err)->jb, 1);
+	struct jpeg_err *jerr = (struct jpeg_err *)(void *)cinfo->err;
+
+	jerr->mgr.format_message(cinfo, jerr->why);
+	longjmp(jerr->jb, 1);
+}
+
+static void
+jpeg_quiet(j_common_ptr cinfo)
+{
+	(void)cinfo;
 }
 
 /* setjmp lives here, and the decoder state in the caller's frame, so that
@@ -100,7 +134,7 @@ jpeg_header(struct jpeg_decompress_struct *cinfo, struct jpeg_err *jerr, const v
 }
 
 static int
-jpeg_dims(const void *bytes, size_t size, int *w, int *h)
+jpeg_dims(const void *bytes, size_t size, int *w, int *h, char *why, size_t whylen)
 {
 	struct jpeg_decompress_struct cinfo;
 	struct jpeg_err jerr;
@@ -109,12 +143,15 @@ jpeg_dims(const void *bytes, size_t size, int *w, int *h)
 	memset(&cinfo, 0, sizeof(cinfo));
 	cinfo.err = jpeg_std_error(&jerr.mgr);
 	jerr.mgr.error_exit = jpeg_fail;
+	jerr.mgr.output_message = jpeg_quiet;
+	jerr.why[0] = '\0';
 	rc = jpeg_header(&cinfo, &jerr, bytes, size);
 	if (rc == 0) {
 		*w = (int)cinfo.image_width;
 		*h = (int)cinfo.image_height;
 	}
 	jpeg_destroy_decompress(&cinfo);
+	snprintf(why, whylen, "%s", jerr.why);
 	return rc;
 }
 
@@ -122,31 +159,36 @@ int
 storage_dimensions(const void *bytes, size_t size, const char *mime, int *w, int *h, char *err,
 		   size_t errlen)
 {
+	char why[JMSG_LENGTH_MAX] = "";
 	int rc = -1;
 
 	*w = *h = 0;
 	if (strcmp(mime, "image/png") == 0)
-		rc = png_dims(bytes, size, w, h);
+		rc = png_dims(bytes, size, w, h, why, sizeof(why));
 	else if (strcmp(mime, "image/jpeg") == 0)
-		rc = jpeg_dims(bytes, size, w, h);
+		rc = jpeg_dims(bytes, size, w, h, why, sizeof(why));
 	else if (strcmp(mime, "image/webp") == 0)
 		rc = WebPGetInfo(bytes, size, w, h) ? 0 : -1;
 	if (rc < 0 || *w <= 0 || *h <= 0) {
-		snprintf(err, errlen, "%s header is unreadable", mime);
+		snprintf(err, errlen, "%s header is unreadable%s%s", mime, why[0] ? ": " : "", why);
 		return -1;
 	}
 	return 0;
 }
 
+/* nettle rather than OpenSSL: OpenSSL 3 loads its provider and config on
+ * the first digest, which measured ~2 ms in every short-lived worker. */
 void
 storage_sha256(const void *bytes, size_t size, char out[65])
 {
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
+	struct sha256_ctx ctx;
+	uint8_t md[SHA256_DIGEST_SIZE];
 	static const char hex[] = "0123456789abcdef";
 
-	EVP_Digest(bytes, size, md, &mdlen, EVP_sha256(), NULL);
-	for (unsigned i = 0; i < 32 && i < mdlen; i++) {
+	sha256_init(&ctx);
+	sha256_update(&ctx, size, bytes);
+	sha256_digest(&ctx, sizeof(md), md);
+	for (unsigned i = 0; i < SHA256_DIGEST_SIZE; i++) {
 		out[2 * i] = hex[md[i] >> 4];
 		out[2 * i + 1] = hex[md[i] & 15];
 	}

@@ -165,9 +165,12 @@ id_wanted(json_t *want_ids, const char *id)
 
 	if (want_ids == NULL)
 		return true;
-	json_array_foreach(want_ids, i, v)
-		if (strcmp(json_string_value(v), id) == 0)
+	json_array_foreach(want_ids, i, v) {
+		const char *w = json_string_value(v);	/* NULL for a non-string */
+
+		if (w != NULL && strcmp(w, id) == 0)
 			return true;
+	}
 	return false;
 }
 

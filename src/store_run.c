@@ -263,6 +263,8 @@ store_cache_lookup(struct store *st, const char *cache_key, struct store_image_m
 	int found = 0;
 
 	memset(m, 0, sizeof(*m));
+	if (cache_key == NULL || cache_key[0] == '\0')
+		return 0;	/* no key (out of memory when it was made): no match */
 	if (s == NULL)
 		return -1;
 	store_bind_text(s, 1, cache_key);

@@ -37,7 +37,7 @@ struct sup {
 	int64_t grace_end_ms;
 	int64_t retry_at_ms;	/* dispatch again after a failed fork */
 	struct pollfd *pfd;
-	int *pfd_slot;		/* slot of each pollfd, -1 for the signalfd */
+	int *pfd_slot;		/* slot of each pollfd; -1 signalfd, -2 spawner */
 };
 
 struct sup *
@@ -45,7 +45,7 @@ sup_new(const struct config *cfg, struct store *st, char *err, size_t errlen)
 {
 	struct sup *s = calloc(1, sizeof(*s));
 	sigset_t mask;
-	size_t npfd = 1 + 2 * (size_t)cfg->workers_max;
+	size_t npfd = 2 + 2 * (size_t)cfg->workers_max;
 
 	if (s == NULL || workers_init(&s->w, cfg->workers_max, (int)cfg->nproviders) < 0 ||
 	    (s->pfd = calloc(npfd, sizeof(*s->pfd))) == NULL ||
@@ -226,6 +226,8 @@ build_pollfds(struct sup *s)
 
 	s->pfd[n] = (struct pollfd){ .fd = s->sigfd, .events = POLLIN };
 	s->pfd_slot[n++] = -1;
+	s->pfd[n] = (struct pollfd){ .fd = workers_poll_fd(&s->w), .events = POLLIN };
+	s->pfd_slot[n++] = -2;
 	for (int i = 0; i < s->w.nslots; i++) {
 		struct slot *sl = &s->w.slots[i];
 
@@ -272,8 +274,12 @@ handle_ready(struct sup *s, nfds_t n, bool *child)
 
 		if (s->pfd[k].revents == 0)
 			continue;
-		if (s->pfd_slot[k] < 0) {
+		if (s->pfd_slot[k] == -1) {
 			on_signals(s, child);
+			continue;
+		}
+		if (s->pfd_slot[k] == -2) {
+			*child = true;	/* the spawner reported an exit */
 			continue;
 		}
 		sl = &s->w.slots[s->pfd_slot[k]];

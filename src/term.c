@@ -72,12 +72,28 @@ say(struct term *t, const char *prefix, const char *msg)
 	draw(t, true);
 }
 
+/* The position of the storyboard an event is about: error events carry
+ * only its id, so look that up in the run. */
+static int
+event_index(const struct run *r, json_t *ev)
+{
+	const char *id = json_string_value(json_object_get(ev, "storyboard_id"));
+	json_t *index = json_object_get(ev, "storyboard_index");
+
+	if (json_is_integer(index))
+		return (int)json_integer_value(index);
+	for (size_t i = 0; id != NULL && i < r->nitems; i++)
+		if (strcmp(r->items[i].storyboard_id, id) == 0)
+			return r->items[i].index;
+	return 0;
+}
+
 static void
-remember(struct term *t, json_t *ev, bool ok)
+remember(struct term *t, const struct run *r, json_t *ev, bool ok)
 {
 	char text[600];
 	json_t *img = json_object_get(ev, "image");
-	int index = (int)json_integer_value(json_object_get(ev, "storyboard_index"));
+	int index = event_index(r, ev);
 
 	if (ok)
 		snprintf(text, sizeof(text), "%4lldx%-5lld %s%s",
@@ -110,13 +126,15 @@ term_sink(void *arg, const struct run *r, json_t *ev, const char *line)
 				 json_object_get(ev, "storyboard"), "index")));
 	} else if (strcmp(type, "image_generated") == 0) {
 		t->ok++;
-		remember(t, ev, true);
+		remember(t, r, ev, true);
 	} else if (strcmp(type, "error") == 0) {
-		t->failed++;
-		if (json_object_get(ev, "storyboard_id") != NULL)
-			remember(t, ev, false);
-		else
+		/* Only a storyboard's failure counts towards the bar. */
+		if (json_object_get(ev, "storyboard_id") != NULL) {
+			t->failed++;
+			remember(t, r, ev, false);
+		} else {
 			say(t, "error: ", json_string_value(json_object_get(ev, "error")));
+		}
 	} else if (strcmp(type, "warning") == 0 || strcmp(type, "info") == 0) {
 		say(t, strcmp(type, "warning") == 0 ? "warning: " : "",
 		    json_string_value(json_object_get(ev, "message")));

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "spawner.h"
 #include "worker.h"
 
 int64_t
@@ -35,6 +36,11 @@ workers_init(struct workers *w, int nslots, int nproviders)
 	}
 	w->nslots = nslots;
 	w->nproviders = nproviders;
+	/* Started before the runs are loaded, so that its image stays small. */
+	if (spawner_start(&w->spawner) < 0) {
+		workers_free(w);
+		return -1;
+	}
 	for (int i = 0; i < nslots; i++)
 		w->slots[i].to_fd = w->slots[i].from_fd = -1;
 	return 0;
@@ -46,6 +52,7 @@ workers_free(struct workers *w)
 	for (int i = 0; w->slots != NULL && i < w->nslots; i++)
 		if (w->slots[i].pid > 0)
 			workers_release(w, i);
+	spawner_stop(&w->spawner);
 	free(w->slots);
 	free(w->provider_busy);
 	memset(w, 0, sizeof(*w));
@@ -75,20 +82,14 @@ workers_spawn(struct workers *w, int i, struct run *r, int provider, int *items,
 		close(to[1]);
 		return -1;
 	}
-	if ((pid = fork()) < 0) {
-		log_warn("fork");
-		close(to[0]);
-		close(to[1]);
-		close(from[0]);
-		close(from[1]);
-		return -1;
-	}
-	if (pid == 0) {
-		/* dup2 in worker_start clears O_CLOEXEC on the copies. */
-		worker_start(to[0], from[1]);
-	}
+	pid = spawner_spawn(&w->spawner, to[0], from[1]);
 	close(to[0]);
 	close(from[1]);
+	if (pid < 0) {
+		close(to[1]);
+		close(from[0]);
+		return -1;
+	}
 	ipc_set_nonblock(to[1]);
 	ipc_set_nonblock(from[0]);
 	memset(s, 0, sizeof(*s));
@@ -121,26 +122,62 @@ workers_kill(struct slot *s, const char *cause)
 		kill(s->pid, SIGKILL);
 }
 
+static int
+slot_of(const struct workers *w, pid_t pid)
+{
+	for (int i = 0; i < w->nslots; i++)
+		if (w->slots[i].pid == pid && !w->slots[i].reaped)
+			return i;
+	return -1;
+}
+
+/* The spawner died, and its workers with it (PR_SET_PDEATHSIG): every live
+ * slot counts as killed, and a new spawner takes over. */
+static int
+spawner_lost(struct workers *w)
+{
+	log_errx("the worker spawner died; restarting it");
+	spawner_stop(&w->spawner);
+	for (int i = 0; i < w->nslots; i++) {
+		struct slot *s = &w->slots[i];
+
+		if (s->pid > 0 && !s->reaped) {
+			workers_kill(s, "worker lost: the spawner died");
+			s->reaped = true;
+			s->status = SIGKILL;
+			return i;
+		}
+	}
+	if (spawner_start(&w->spawner) < 0)
+		fatal("cannot restart the worker spawner");
+	return -1;
+}
+
 int
 workers_reap(struct workers *w)
 {
-	for (;;) {
-		int status;
-		pid_t pid = waitpid(-1, &status, WNOHANG);
+	pid_t pid;
+	int status, i;
 
-		if (pid < 0 && errno == EINTR)
-			continue;
-		if (pid <= 0)
+	for (;;) {
+		int rc = spawner_read_exit(&w->spawner, &pid, &status);
+
+		if (rc < 0)
+			return spawner_lost(w);
+		if (rc == 0)
 			return -1;
-		for (int i = 0; i < w->nslots; i++) {
-			if (w->slots[i].pid == pid) {
-				w->slots[i].reaped = true;
-				w->slots[i].status = status;
-				return i;
-			}
+		if ((i = slot_of(w, pid)) >= 0) {
+			w->slots[i].reaped = true;
+			w->slots[i].status = status;
+			return i;
 		}
-		/* Not a worker (a plugin probe reaps its own): ignore. */
 	}
+}
+
+int
+workers_poll_fd(const struct workers *w)
+{
+	return w->spawner.exits;
 }
 
 void

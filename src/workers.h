@@ -1,5 +1,5 @@
 /* workers: the slot table of worker processes.  Written only by the
- * supervisor: spawn (fork + pipes), kill, reap, and the pipes' I/O.  What a
+ * supervisor: spawn (through the spawner), kill, reap, and the pipes' I/O.  What a
  * worker's messages mean for a run is batch.c's business. */
 #ifndef T2I_WORKERS_H
 #define T2I_WORKERS_H
@@ -10,6 +10,7 @@
 
 #include "ipc.h"
 #include "msg.h"
+#include "spawner.h"
 
 struct run;
 
@@ -38,6 +39,7 @@ struct slot {
 };
 
 struct workers {
+	struct spawner spawner;	/* forks the workers; see spawner.h */
 	struct slot *slots;
 	int nslots;
 	int busy;
@@ -59,9 +61,12 @@ int workers_spawn(struct workers *w, int i, struct run *r, int provider, int *it
 /* Kills the worker's process group with SIGKILL and records why. */
 void workers_kill(struct slot *s, const char *cause);
 
-/* Reaps one exited child: its slot index, or -1 when none is left.  The
- * slot's pipe is drained afterwards by the caller. */
+/* One exited worker (as the spawner reports it): its slot index, or -1 when
+ * none is waiting.  The slot's pipe is drained afterwards by the caller. */
 int workers_reap(struct workers *w);
+
+/* The fd that becomes readable when a worker has exited. */
+int workers_poll_fd(const struct workers *w);
 
 /* Frees the slot once it is reaped and its messages are handled. */
 void workers_release(struct workers *w, int i);

@@ -40,7 +40,7 @@ $(BUILD)/libt2i.a: $(LIBOBJS)
 	$(AR) rcs $@ $^
 
 $(BUILD)/t2istage: $(BUILD)/obj/main.o $(BUILD)/libt2i.a
-	$(CC) $(CFLAGS) $(LDFLAGS) -rdynamic -o $@ $^ $(LIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -Wl,-z,relro,-z,now -o $@ $^ $(LIBS)
 
 plugins: $(PLUGINS)
 

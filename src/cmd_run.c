@@ -14,6 +14,7 @@
 #include "run.h"
 #include "stage.h"
 #include "store.h"
+#include "spawner.h"
 #include "supervisor.h"
 #include "term.h"
 
@@ -202,7 +203,8 @@ exit_status(const struct run *r, int loop_rc)
 int
 cmd_run(const struct cmd_opts *o, bool retry)
 {
-	struct config *cfg = cmd_config(o);
+	struct spawner sp = { 0 };
+	struct config *cfg;
 	struct project *p = NULL;
 	struct store *st = NULL;
 	struct term *t = NULL;
@@ -212,7 +214,13 @@ cmd_run(const struct cmd_opts *o, bool retry)
 	char err[256];
 	int status = EXIT_FAILED;
 
-	if (cfg == NULL)
+	/* First of all, while this process is still small: every worker is a
+	 * fork of the spawner's image, and pays for each page of it it writes. */
+	if (spawner_start(&sp) < 0) {
+		fprintf(stderr, "t2istage: cannot start the worker spawner: %s\n", strerror(errno));
+		return EXIT_FAILED;
+	}
+	if ((cfg = cmd_config(o)) == NULL)
 		goto out;
 	if ((status = before_store(cfg, o, retry, &p)) != 0)
 		goto out;
@@ -225,7 +233,7 @@ cmd_run(const struct cmd_opts *o, bool retry)
 	events_add_sink(&ev, term_sink, t);
 	/* Signals are blocked before the first event, so that a Ctrl-C during
 	 * planning is handled by the loop rather than killing us mid-write. */
-	if ((sup = sup_new(cfg, st, err, sizeof(err))) == NULL) {
+	if ((sup = sup_new(cfg, st, &sp, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "t2istage: %s\n", err);
 		goto out;
 	}
@@ -236,6 +244,7 @@ cmd_run(const struct cmd_opts *o, bool retry)
 	term_summary(t, r);
 out:
 	sup_free(sup);
+	spawner_stop(&sp);
 	run_free(r);
 	term_free(t);
 	store_close(st);	/* rolls back a transaction left open */

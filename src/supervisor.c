@@ -41,13 +41,14 @@ struct sup {
 };
 
 struct sup *
-sup_new(const struct config *cfg, struct store *st, char *err, size_t errlen)
+sup_new(const struct config *cfg, struct store *st, struct spawner *sp, char *err,
+	size_t errlen)
 {
 	struct sup *s = calloc(1, sizeof(*s));
 	sigset_t mask;
 	size_t npfd = 2 + 2 * (size_t)cfg->workers_max;
 
-	if (s == NULL || workers_init(&s->w, cfg->workers_max, (int)cfg->nproviders) < 0 ||
+	if (s == NULL || workers_init(&s->w, sp, cfg->workers_max, (int)cfg->nproviders) < 0 ||
 	    (s->pfd = calloc(npfd, sizeof(*s->pfd))) == NULL ||
 	    (s->pfd_slot = calloc(npfd, sizeof(int))) == NULL) {
 		snprintf(err, errlen, "out of memory");

@@ -11,13 +11,16 @@
 struct config;
 struct store;
 struct run;
+struct spawner;
 
 #define SUP_GRACE_MS 10000	/* after SIGTERM/SIGINT, before workers are killed */
 
 struct sup;
 
-/* Blocks the signals the loop handles and opens the signalfd. */
-struct sup *sup_new(const struct config *cfg, struct store *st, char *err, size_t errlen);
+/* Blocks the signals the loop handles and opens the signalfd.  Workers are
+ * forked by sp, started by the caller as early as it could. */
+struct sup *sup_new(const struct config *cfg, struct store *st, struct spawner *sp, char *err,
+		    size_t errlen);
 void sup_free(struct sup *s);
 
 int sup_add_run(struct sup *s, struct run *r);

@@ -25,7 +25,7 @@ workers_now_ms(void)
 }
 
 int
-workers_init(struct workers *w, int nslots, int nproviders)
+workers_init(struct workers *w, struct spawner *sp, int nslots, int nproviders)
 {
 	memset(w, 0, sizeof(*w));
 	w->slots = calloc((size_t)nslots, sizeof(*w->slots));
@@ -36,11 +36,7 @@ workers_init(struct workers *w, int nslots, int nproviders)
 	}
 	w->nslots = nslots;
 	w->nproviders = nproviders;
-	/* Started before the runs are loaded, so that its image stays small. */
-	if (spawner_start(&w->spawner) < 0) {
-		workers_free(w);
-		return -1;
-	}
+	w->spawner = sp;
 	for (int i = 0; i < nslots; i++)
 		w->slots[i].to_fd = w->slots[i].from_fd = -1;
 	return 0;
@@ -52,7 +48,6 @@ workers_free(struct workers *w)
 	for (int i = 0; w->slots != NULL && i < w->nslots; i++)
 		if (w->slots[i].pid > 0)
 			workers_release(w, i);
-	spawner_stop(&w->spawner);
 	free(w->slots);
 	free(w->provider_busy);
 	memset(w, 0, sizeof(*w));
@@ -82,7 +77,7 @@ workers_spawn(struct workers *w, int i, struct run *r, int provider, int *items,
 		close(to[1]);
 		return -1;
 	}
-	pid = spawner_spawn(&w->spawner, to[0], from[1]);
+	pid = spawner_spawn(w->spawner, to[0], from[1]);
 	close(to[0]);
 	close(from[1]);
 	if (pid < 0) {
@@ -137,7 +132,7 @@ static int
 spawner_lost(struct workers *w)
 {
 	log_errx("the worker spawner died; restarting it");
-	spawner_stop(&w->spawner);
+	spawner_stop(w->spawner);
 	for (int i = 0; i < w->nslots; i++) {
 		struct slot *s = &w->slots[i];
 
@@ -148,7 +143,7 @@ spawner_lost(struct workers *w)
 			return i;
 		}
 	}
-	if (spawner_start(&w->spawner) < 0)
+	if (spawner_start(w->spawner) < 0)
 		fatal("cannot restart the worker spawner");
 	return -1;
 }
@@ -160,7 +155,7 @@ workers_reap(struct workers *w)
 	int status, i;
 
 	for (;;) {
-		int rc = spawner_read_exit(&w->spawner, &pid, &status);
+		int rc = spawner_read_exit(w->spawner, &pid, &status);
 
 		if (rc < 0)
 			return spawner_lost(w);
@@ -177,7 +172,7 @@ workers_reap(struct workers *w)
 int
 workers_poll_fd(const struct workers *w)
 {
-	return w->spawner.exits;
+	return w->spawner->exits;
 }
 
 void

@@ -39,7 +39,7 @@ struct slot {
 };
 
 struct workers {
-	struct spawner spawner;	/* forks the workers; see spawner.h */
+	struct spawner *spawner; /* forks the workers; see spawner.h */
 	struct slot *slots;
 	int nslots;
 	int busy;
@@ -47,7 +47,7 @@ struct workers {
 	int nproviders;
 };
 
-int workers_init(struct workers *w, int nslots, int nproviders);
+int workers_init(struct workers *w, struct spawner *sp, int nslots, int nproviders);
 void workers_free(struct workers *w);
 
 /* A free slot index, or -1. */

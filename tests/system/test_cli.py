@@ -12,7 +12,7 @@ import pytest
 
 from conftest import BIN, DB_STATES, assert_refused, prepare_db
 
-UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 MISSING_ID = "6f1d2c3b-4a59-4e8d-9c7b-0a1b2c3d4e5f"
 COMMANDS = ("run", "import", "status", "images", "retry", "plugins", "check-config")
 

@@ -315,10 +315,15 @@ test_ids(void **state)
 	assert_false(project_is_uuid("0f1e2d3c4b5a49788695a4b3c2d1e0f9"));
 	assert_false(project_is_uuid("gf1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9"));
 
-	char u[37];
+	char u[37], v[37];
 	project_uuid(u);
+	project_uuid(v);
 	assert_true(project_is_uuid(u));
-	assert_int_equal(u[14], '4');	/* version 4: random */
+	assert_int_equal(u[14], '7');	/* version 7: time-ordered */
+	assert_true(strchr("89ab", u[19]) != NULL);	/* RFC 9562 variant */
+	assert_string_not_equal(u, v);
+	/* Later ids sort after earlier ones, to the millisecond. */
+	assert_true(strncmp(u, v, 13) <= 0);
 }
 
 static void

@@ -22,12 +22,16 @@ SRCS     := $(wildcard src/*.c)
 OBJS     := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
 LIBOBJS  := $(filter-out $(BUILD)/obj/main.o,$(OBJS))
 
-PLUGINS  := $(patsubst plugins/%.c,$(BUILD)/plugins/%.so,$(filter-out plugins/http_%.c,$(wildcard plugins/*.c)))
+PLUGINS  := $(patsubst plugins/%.c,$(BUILD)/plugins/%.so,$(filter-out plugins/http.c,$(wildcard plugins/*.c)))
+# Plugins that speak HTTP share plugins/http.c (libcurl).
+HTTP_PLUGINS := $(filter $(addprefix $(BUILD)/plugins/,jimeng.so openai.so sdwebui.so),$(PLUGINS))
 TPLUGINS := $(patsubst tests/plugins/%.c,$(BUILD)/tests/plugins/%.so,$(filter-out tests/plugins/common.c,$(wildcard tests/plugins/*.c)))
 UNITS    := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(wildcard tests/unit/test_*.c))
 
 .PHONY: all plugins test-plugins check unit system asan demo bench install clean deps
-all: $(BUILD)/t2istage $(BUILD)/lib/t2istage/thumb_vips.so plugins
+MODULES  := $(BUILD)/lib/t2istage/thumb_vips.so $(BUILD)/lib/t2istage/fetch_curl.so
+
+all: $(BUILD)/t2istage $(MODULES) plugins
 
 deps:
 	@tools/install-deps
@@ -44,15 +48,27 @@ $(BUILD)/t2istage: $(BUILD)/obj/main.o $(BUILD)/libt2i.a
 
 plugins: $(PLUGINS)
 
-# libvips lives in a module the worker loads for thumbnails only (see
-# modules/thumb_vips.c for why).
+# libvips and libcurl live in modules the worker loads when it needs them
+# (see src/module.h for why).
 $(BUILD)/lib/t2istage/thumb_vips.so: modules/thumb_vips.c | $(BUILD)/lib/t2istage
-	@echo "  CC      $<"
+	@echo "  CC      $@"
 	@$(CC) $(CPPFLAGS_ALL) $(WARN) -Wno-strict-prototypes $(CFLAGS) -fPIC -shared -o $@ $< \
 	    $(shell pkg-config --cflags --libs vips)
 
+$(BUILD)/lib/t2istage/fetch_curl.so: modules/fetch_curl.c | $(BUILD)/lib/t2istage
+	@echo "  CC      $@"
+	@$(CC) $(CPPFLAGS_ALL) $(WARN) $(CFLAGS) -fPIC -shared -o $@ $< \
+	    $(shell pkg-config --cflags --libs libcurl)
+
+$(HTTP_PLUGINS): $(BUILD)/plugins/%.so: plugins/%.c plugins/http.c plugins/http.h include/t2istage/plugin.h | $(BUILD)/plugins
+	@echo "  CC      $@"
+	@$(CC) $(CPPFLAGS_ALL) $(WARN) $(CFLAGS) -fPIC -shared -o $@ $< plugins/http.c \
+	    $(shell pkg-config --cflags --libs libcurl jansson nettle)
+	@chmod 755 $@
+
 $(BUILD)/plugins/%.so: plugins/%.c include/t2istage/plugin.h | $(BUILD)/plugins
-	$(CC) $(CPPFLAGS_ALL) $(WARN) $(CFLAGS) -fPIC -shared -o $@ $< \
+	@echo "  CC      $@"
+	@$(CC) $(CPPFLAGS_ALL) $(WARN) $(CFLAGS) -fPIC -shared -o $@ $< \
 	    $(shell pkg-config --cflags --libs $(PLUGPKGS)) -lm
 	@chmod 755 $@
 
@@ -94,7 +110,7 @@ install: all
 	    $(DESTDIR)$(PREFIX)/include/t2istage $(DESTDIR)/etc/t2istage \
 	    $(DESTDIR)$(PREFIX)/lib/systemd/system
 	install -m 755 $(BUILD)/t2istage $(DESTDIR)$(PREFIX)/bin/t2istage
-	install -m 755 $(BUILD)/lib/t2istage/thumb_vips.so $(DESTDIR)$(PREFIX)/lib/t2istage/thumb_vips.so
+	install -m 755 $(MODULES) $(DESTDIR)$(PREFIX)/lib/t2istage/
 	install -m 755 $(PLUGINS) $(DESTDIR)$(PREFIX)/lib/t2istage/plugins/
 	install -m 644 include/t2istage/plugin.h $(DESTDIR)$(PREFIX)/include/t2istage/plugin.h
 	install -m 644 etc/t2istage.conf $(DESTDIR)/etc/t2istage/t2istage.conf.example

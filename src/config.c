@@ -388,7 +388,8 @@ load_generation(struct loader *ld, const config_setting_t *root, struct config *
 {
 	const config_setting_t *g, *s;
 
-	g = get_group(ld, root, "generation", KEYS("ratio", "resolution", "timeout"));
+	g = get_group(ld, root, "generation",
+		      KEYS("ratio", "resolution", "timeout", "connect_timeout"));
 	s = get_string(ld, g, "ratio", &cfg->ratio, false);
 	if (s != NULL && !imgsize_ratio_valid(cfg->ratio))
 		fail(ld, s, NULL, "unknown ratio \"%s\" (known: %s)", cfg->ratio, imgsize_ratios);
@@ -398,6 +399,9 @@ load_generation(struct loader *ld, const config_setting_t *root, struct config *
 		     imgsize_resolutions);
 	s = get_double(ld, g, "timeout", &cfg->timeout);
 	if (s != NULL && !(cfg->timeout > 0 && cfg->timeout <= TIMEOUT_MAX))
+		fail(ld, s, NULL, "must be more than 0 and at most %.0f seconds", TIMEOUT_MAX);
+	s = get_double(ld, g, "connect_timeout", &cfg->connect_timeout);
+	if (s != NULL && !(cfg->connect_timeout > 0 && cfg->connect_timeout <= TIMEOUT_MAX))
 		fail(ld, s, NULL, "must be more than 0 and at most %.0f seconds", TIMEOUT_MAX);
 }
 
@@ -562,7 +566,7 @@ static void
 set_defaults(struct loader *ld, struct config *cfg, const char *cwd)
 {
 	*cfg = (struct config){ .thumbnails = true, .workers_max = 8, .batch_size = 3,
-		.timeout = 900.0, .retry_attempts = 3, .retry_backoff = 1.0,
+		.timeout = 900.0, .connect_timeout = 10.0, .retry_attempts = 3, .retry_backoff = 1.0,
 		.retry_backoff_max = 60.0, .cache_enabled = true };
 	cfg->database = oom(ld, path_resolve(cwd, "var/t2istage.db"));
 	cfg->storage_dir = oom(ld, path_resolve(cwd, "var/images"));

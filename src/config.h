@@ -33,6 +33,7 @@ struct config {
 	char *ratio;		/* default "16:9" */
 	char *resolution;	/* default "2k" */
 	double timeout;		/* seconds per image, > 0, default 900 */
+	double connect_timeout;	/* seconds to connect to a provider, default 10 */
 	int retry_attempts;	/* 1..100, default 3 */
 	double retry_backoff;	/* seconds, default 1 */
 	double retry_backoff_max; /* seconds, default 60 */

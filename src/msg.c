@@ -74,9 +74,10 @@ msg_encode_batch(const struct msg_batch *b, size_t *len)
 			return NULL;
 		}
 	}
-	return dump_line(json_pack("{ss ss ss sb sf ss ss ss ss so}", "type", "batch",
+	return dump_line(json_pack("{ss ss ss sb sf sf ss ss ss ss so}", "type", "batch",
 				   "plugin_path", b->plugin_path, "storage_dir", b->storage_dir,
 				   "thumbnails", b->thumbnails, "timeout", b->timeout,
+				   "connect_timeout", b->connect_timeout,
 				   "provider", b->provider, "api_url", b->api_url,
 				   "api_key", b->api_key, "model", b->model, "items", items),
 			 len);
@@ -244,7 +245,8 @@ decode_item(json_t *o, struct msg_item *it, char *err, size_t errlen)
 static const struct field batch_fields[] = {
 	{ "type", JSON_STRING, false },	       { "plugin_path", JSON_STRING, false },
 	{ "storage_dir", JSON_STRING, false }, { "thumbnails", JSON_TRUE, false },
-	{ "timeout", JSON_REAL, false },       { "provider", JSON_STRING, false },
+	{ "timeout", JSON_REAL, false },       { "connect_timeout", JSON_REAL, false },
+	{ "provider", JSON_STRING, false },
 	{ "api_url", JSON_STRING, false },     { "api_key", JSON_STRING, false },
 	{ "model", JSON_STRING, false },       { "items", JSON_ARRAY, false },
 	{ NULL, 0, false },
@@ -270,6 +272,7 @@ msg_decode_batch(const char *line, size_t len, struct msg_batch *b, char *err, s
 	b->storage_dir = dup_str(o, "storage_dir");
 	b->thumbnails = json_is_true(json_object_get(o, "thumbnails"));
 	b->timeout = json_number_value(json_object_get(o, "timeout"));
+	b->connect_timeout = json_number_value(json_object_get(o, "connect_timeout"));
 	b->provider = dup_str(o, "provider");
 	b->api_url = dup_str(o, "api_url");
 	b->api_key = dup_str(o, "api_key");

@@ -35,6 +35,7 @@ struct msg_batch {
 	char *storage_dir;
 	bool thumbnails;
 	double timeout;
+	double connect_timeout;
 	char *provider;
 	char *api_url;
 	char *api_key;

@@ -34,6 +34,7 @@ encode_batch(const struct batch_ctx *c, struct run *r, const int *items, int n, 
 	struct msg_batch b = {
 		.plugin_path = p->plugin_path, .storage_dir = c->cfg->storage_dir,
 		.thumbnails = c->cfg->thumbnails, .timeout = c->cfg->timeout,
+		.connect_timeout = c->cfg->connect_timeout,
 		.provider = p->name, .api_url = p->api_url, .api_key = p->api_key,
 		.model = p->model, .nitems = (size_t)n, .items = mi,
 	};

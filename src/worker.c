@@ -11,6 +11,7 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include "fetch.h"
 #include "ipc.h"
 #include "log.h"
 #include "msg.h"
@@ -88,6 +89,23 @@ host_store(struct call *c, const char *url, const void *bytes, size_t size)
 	return 0;
 }
 
+/* Provider URLs expire within hours: the image is fetched now, while the
+ * worker still holds the storyboard. */
+static int
+host_download(struct call *c, const char *url)
+{
+	void *bytes = NULL;
+	size_t size = 0;
+	int rc;
+
+	if (fetch_url(url, STORAGE_IMAGE_MAX, c->batch->connect_timeout, c->batch->timeout,
+		      &bytes, &size, c->error, sizeof(c->error)) < 0)
+		return -1;
+	rc = host_store(c, url, bytes, size);
+	free(bytes);
+	return rc;
+}
+
 static int
 host_add_image(void *ctx, const char *url, const void *bytes, size_t size)
 {
@@ -98,16 +116,13 @@ host_add_image(void *ctx, const char *url, const void *bytes, size_t size)
 			 WORKER_VARIANTS_MAX + 1);
 		return -1;
 	}
-	if (bytes == NULL || size == 0) {
-		if (url == NULL) {
-			snprintf(c->error, sizeof(c->error), "add_image without a URL or bytes");
-			return -1;
-		}
-		snprintf(c->error, sizeof(c->error),
-			 "add_image: downloading URLs is not available in this build");
+	if (bytes != NULL && size > 0)
+		return host_store(c, url, bytes, size);
+	if (url == NULL || url[0] == '\0') {
+		snprintf(c->error, sizeof(c->error), "add_image without a URL or bytes");
 		return -1;
 	}
-	return host_store(c, url, bytes, size);
+	return host_download(c, url);
 }
 
 static void
@@ -143,6 +158,8 @@ fill_request(struct t2i_request *req, const struct msg_batch *b, const struct ms
 	req->height = (uint32_t)it->height;
 	req->options_json = it->options_json;
 	req->timeout_s = b->timeout;
+	req->connect_timeout_s = b->connect_timeout;
+	req->max_response_bytes = STORAGE_IMAGE_MAX;
 	req->storyboard_id = it->storyboard_id;
 	req->storyboard_index = (uint32_t)it->index;
 }
@@ -175,6 +192,12 @@ run_item(const struct msg_batch *b, const struct msg_item *it, const char *plugi
 		snprintf(err.message, sizeof(err.message), "%s",
 			 c.error[0] ? c.error : "plugin returned no image");
 		err.error_class = T2I_ERR_TRANSIENT;
+	} else if (c.nimages == 0 && c.error[0] != '\0') {
+		/* The plugin gave up because no image could be stored: the
+		 * host knows why (an expired URL, bytes that are no image). */
+		size_t n = strlen(err.message);
+
+		snprintf(err.message + n, sizeof(err.message) - n, ": %s", c.error);
 	}
 	if (msg_class_name(err.error_class) == NULL)
 		err.error_class = T2I_ERR_TRANSIENT;

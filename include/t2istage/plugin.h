@@ -72,6 +72,8 @@ struct t2i_request {
 	const char *storyboard_id;	/* for logs and deterministic output */
 	uint32_t storyboard_index;	/* 1-based position in the project */
 	uint32_t reserved0;
+	double connect_timeout_s;	/* time allowed to connect to the provider */
+	uint64_t max_response_bytes;	/* cap on any response body the plugin reads */
 	/* end of ABI version 1 */
 };
 

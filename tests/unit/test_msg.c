@@ -71,7 +71,7 @@ test_batch_roundtrip(void **state)
 	struct msg_batch b = {
 		.plugin_path = "/usr/lib/t2istage/plugins/jimeng.so",
 		.storage_dir = "/var/lib/t2istage/images \xc3\xa9t\xc3\xa9",
-		.thumbnails = true, .timeout = 900.25, .provider = "jimeng",
+		.thumbnails = true, .timeout = 900.25, .connect_timeout = 7.5, .provider = "jimeng",
 		.api_url = "http://localhost:5100/v1/images/generations",
 		.api_key = "sk-\"secret\"", .model = "jimeng-4.0", .nitems = 2, .items = items,
 	};
@@ -90,6 +90,7 @@ test_batch_roundtrip(void **state)
 	assert_string_equal(d.storage_dir, b.storage_dir);
 	assert_true(d.thumbnails);
 	assert_true(d.timeout == 900.25);
+	assert_true(d.connect_timeout == 7.5);
 	assert_string_equal(d.provider, b.provider);
 	assert_string_equal(d.api_url, b.api_url);
 	assert_string_equal(d.api_key, b.api_key);
@@ -415,7 +416,7 @@ test_worker_refused(void **state)
 
 #define BATCH(items_json)                                                                  \
 	"{\"type\":\"batch\",\"plugin_path\":\"/p.so\",\"storage_dir\":\"/s\","             \
-	"\"thumbnails\":false,\"timeout\":1,\"provider\":\"p\",\"api_url\":\"\","         \
+	"\"thumbnails\":false,\"timeout\":1,\"connect_timeout\":10,\"provider\":\"p\",\"api_url\":\"\","         \
 	"\"api_key\":\"k\",\"model\":\"m\",\"items\":" items_json "}"
 #define ITEM(extra)                                                                        \
 	"{\"image_id\":\"" IMG1 "\",\"storyboard_id\":\"" SB1 "\",\"index\":1,"             \
@@ -468,15 +469,15 @@ test_batch_refused(void **state)
 		      "batch item: not a JSON object");
 	/* The type must say batch: a worker message is not a batch. */
 	batch_refused("{\"type\":\"begin\",\"plugin_path\":\"/p.so\",\"storage_dir\":\"/s\","
-		      "\"thumbnails\":false,\"timeout\":1,\"provider\":\"p\",\"api_url\":\"\","
+		      "\"thumbnails\":false,\"timeout\":1,\"connect_timeout\":10,\"provider\":\"p\",\"api_url\":\"\","
 		      "\"api_key\":\"k\",\"model\":\"m\",\"items\":[]}",
 		      "not 'batch'");
 	batch_refused("{\"type\":\"batch\",\"plugin_path\":\"/p.so\",\"storage_dir\":\"/s\","
-		      "\"thumbnails\":0,\"timeout\":1,\"provider\":\"p\",\"api_url\":\"\","
+		      "\"thumbnails\":0,\"timeout\":1,\"connect_timeout\":10,\"provider\":\"p\",\"api_url\":\"\","
 		      "\"api_key\":\"k\",\"model\":\"m\",\"items\":[]}",
 		      "member 'thumbnails' has the wrong type");
 	batch_refused("{\"type\":\"batch\",\"plugin_path\":\"/p.so\",\"storage_dir\":\"/s\","
-		      "\"thumbnails\":true,\"timeout\":\"1\",\"provider\":\"p\",\"api_url\":\"\","
+		      "\"thumbnails\":true,\"timeout\":\"1\",\"connect_timeout\":10,\"provider\":\"p\",\"api_url\":\"\","
 		      "\"api_key\":\"k\",\"model\":\"m\",\"items\":[]}",
 		      "member 'timeout' has the wrong type");
 }

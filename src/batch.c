@@ -9,17 +9,24 @@
 #include "events.h"
 #include "log.h"
 #include "project.h"
+#include "retry.h"
+#include "stage.h"
 #include "run.h"
 #include "store.h"
+#include "t2istage/plugin.h"
 #include "workers.h"
 
 static void
 emit_progress(struct run *r, int i, const char *what)
 {
 	struct run_item *it = &r->items[i];
-	char msg[160];
+	char msg[200];
 
-	r->started++;
+	/* current counts storyboards, not attempts: it ends at total. */
+	if (!it->begun) {
+		it->begun = true;
+		r->started++;
+	}
 	snprintf(msg, sizeof(msg), "storyboard %d (%d/%zu): %s", it->index, r->started,
 		 r->nitems, what);
 	events_emit(r, "progress",
@@ -112,6 +119,136 @@ fail_item(const struct batch_ctx *c, struct run *r, int i, const char *cause)
 	run_queue_push_front(r, f);
 }
 
+/* A plugin that cannot be loaded makes its provider unusable for the run,
+ * as a refused credential does. */
+#define CLASS_UNUSABLE T2I_ERR_AUTH
+
+static const char *
+class_word(int error_class)
+{
+	const char *w = msg_class_name(error_class);
+
+	return w != NULL ? w : "error";
+}
+
+/* Points item i at chain position next, in memory and in its row. */
+static void
+rebind(const struct batch_ctx *c, struct run *r, int i, int next)
+{
+	struct run_item *it = &r->items[i];
+	char *gp;
+
+	it->chain_pos = next;
+	it->attempts = 0;
+	stage_bind_provider(c->cfg, r, i);
+	gp = stage_generation_params(c->cfg, r, i);
+	store_image_rebind(c->st, it->image_id, r->chain_db_id[next], gp, it->cache_key);
+	free(gp);
+}
+
+/* Workers of this run already holding batches for the dead provider are
+ * stopped: their untouched storyboards go back to the queue uncharged,
+ * and are moved to the next provider when dispatched. */
+static void
+stop_dead_workers(const struct batch_ctx *c, struct run *r, int provider)
+{
+	for (int k = 0; k < c->w->nslots; k++) {
+		struct slot *sl = &c->w->slots[k];
+
+		if (sl->pid <= 0 || sl->run != r || sl->provider != provider || sl->killed)
+			continue;
+		sl->stopping = true;
+		workers_kill(sl, "provider unusable");
+	}
+}
+
+/* Every other item still waiting for a provider that just became unusable
+ * moves on too, or fails when no provider is left: it is not asked again.
+ * A failed item left in the queue is skipped when popped. */
+static void
+move_off_dead(const struct batch_ctx *c, struct run *r, int pos)
+{
+	int next = retry_next_provider(r, pos);
+
+	for (size_t k = 0; k < r->nitems; k++) {
+		struct run_item *it = &r->items[k];
+
+		if (it->chain_pos != pos || (it->state != ITEM_QUEUED && it->state != ITEM_DELAYED))
+			continue;
+		if (next >= 0) {
+			rebind(c, r, (int)k, next);
+			continue;
+		}
+		if (it->state == ITEM_DELAYED)
+			r->ndelayed--;
+		fail_item(c, r, (int)k, "no usable provider left");
+	}
+}
+
+bool
+batch_reroute(const struct batch_ctx *c, struct run *r, int i)
+{
+	int next;
+
+	if (!r->chain_dead[r->items[i].chain_pos])
+		return true;
+	if ((next = retry_next_provider(r, r->items[i].chain_pos)) >= 0) {
+		rebind(c, r, i, next);
+		return true;
+	}
+	fail_item(c, r, i, "no usable provider left");
+	return false;
+}
+
+static void
+failover(const struct batch_ctx *c, struct run *r, int i, int next, const char *why)
+{
+	const char *from = c->cfg->providers[run_provider(r, i)].name;
+
+	rebind(c, r, i, next);
+	events_info(r, "warning", "storyboard %d: provider %s failed (%s); moving to provider %s",
+		    r->items[i].index, from, why, c->cfg->providers[run_provider(r, i)].name);
+	run_queue_push_front(r, i);
+}
+
+/* One attempt at item i failed: retry later, fail over, or fail. */
+static void
+attempt_failed(const struct batch_ctx *c, struct run *r, int i, int error_class,
+	       int64_t retry_after_ms, const char *cause)
+{
+	struct run_item *it = &r->items[i];
+	int p = run_provider(r, i);
+	struct retry_decision d;
+	char why[600];
+
+	it->attempts++;
+	if (error_class == T2I_ERR_RATE_LIMITED)
+		workers_rate_limited(c->w, p);
+	if (error_class == CLASS_UNUSABLE && !r->chain_dead[it->chain_pos]) {
+		r->chain_dead[it->chain_pos] = true;
+		events_info(r, "warning", "provider %s is unusable (%s); not asked again in this run",
+			    c->cfg->providers[p].name, cause);
+		move_off_dead(c, r, it->chain_pos);
+		stop_dead_workers(c, r, p);
+	}
+	retry_decide(c->cfg, r, i, error_class, retry_after_ms, drand48(), &d);
+	snprintf(why, sizeof(why), "%s: %s", class_word(error_class), cause);
+	if (d.action == RETRY_LATER) {
+		it->state = ITEM_DELAYED;
+		it->ready_ms = workers_now_ms() + d.delay_ms;
+		r->ndelayed++;
+		store_image_reset(c->st, it->image_id);
+		events_info(r, "warning",
+			    "storyboard %d: attempt %d of %d on provider %s failed (%s); "
+			    "retrying in %.1f s", it->index, it->attempts, c->cfg->retry_attempts,
+			    c->cfg->providers[p].name, why, (double)d.delay_ms / 1000.0);
+	} else if (d.action == RETRY_FAILOVER) {
+		failover(c, r, i, d.next_pos, why);
+	} else {
+		fail_item(c, r, i, cause);
+	}
+}
+
 int
 batch_serve_cached(const struct batch_ctx *c, struct run *r, int i)
 {
@@ -141,7 +278,15 @@ on_begin(const struct batch_ctx *c, struct slot *s, const struct msg_worker *m)
 	r->items[i].state = ITEM_RUNNING;
 	s->deadline_ms = workers_now_ms() + (int64_t)(c->cfg->timeout * 1000);
 	store_image_processing(c->st, r->items[i].image_id);
-	emit_progress(r, i, "generating");
+	if (r->items[i].attempts == 0 && r->items[i].chain_pos == 0) {
+		emit_progress(r, i, "generating");
+	} else {
+		char what[160];
+
+		snprintf(what, sizeof(what), "generating, attempt %d on provider %s",
+			 r->items[i].attempts + 1, c->cfg->providers[s->provider].name);
+		emit_progress(r, i, what);
+	}
 	return 0;
 }
 
@@ -185,10 +330,12 @@ on_result(const struct batch_ctx *c, struct slot *s, const struct msg_worker *m)
 	i = s->items[s->current];
 	if (strcmp(s->run->items[i].image_id, m->image_id) != 0 || (m->ok && s->nimages == 0))
 		return -1;
-	if (m->ok)
+	if (m->ok) {
+		workers_provider_ok(c->w, s->provider);
 		complete_from_slot(c, s, i);
+	}
 	else
-		fail_item(c, s->run, i, m->message);
+		attempt_failed(c, s->run, i, m->error_class, m->retry_after_ms, m->message);
 	for (int k = 0; k < s->nimages; k++)
 		msg_image_free(&s->images[k]);
 	s->nimages = 0;
@@ -202,10 +349,10 @@ static void
 on_fatal(const struct batch_ctx *c, struct slot *s, const char *message)
 {
 	if (s->current >= 0)
-		fail_item(c, s->run, s->items[s->current], message);
+		attempt_failed(c, s->run, s->items[s->current], CLASS_UNUSABLE, 0, message);
 	s->current = -1;
 	while (s->next < s->nitems)
-		fail_item(c, s->run, s->items[s->next++], message);
+		attempt_failed(c, s->run, s->items[s->next++], CLASS_UNUSABLE, 0, message);
 }
 
 static int
@@ -273,9 +420,9 @@ batch_settle(const struct batch_ctx *c, struct slot *s)
 	else if (!s->stopping) {
 		workers_describe_exit(s, cause, sizeof(cause));
 		if (s->current >= 0)
-			fail_item(c, r, s->items[s->current], cause);
+			attempt_failed(c, r, s->items[s->current], T2I_ERR_TRANSIENT, 0, cause);
 		else
-			fail_item(c, r, s->items[s->next++], cause);
+			attempt_failed(c, r, s->items[s->next++], T2I_ERR_TRANSIENT, 0, cause);
 	}
 	s->current = -1;
 	for (int k = s->nitems - 1; k >= s->next; k--) {

@@ -4,16 +4,19 @@
 #ifndef T2I_BATCH_H
 #define T2I_BATCH_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct slot;
 struct store;
 struct config;
 struct run;
+struct workers;
 
 struct batch_ctx {
 	struct store *st;
 	const struct config *cfg;
+	struct workers *w;	/* for the providers' rate-limit state */
 };
 
 /* Handles every complete line buffered for the slot.  A line that is not a
@@ -28,5 +31,9 @@ void batch_settle(const struct batch_ctx *c, struct slot *s);
 /* Completes item i from the cache (or from its in-run leader) without a
  * worker.  Returns 1 when served, 0 when there was nothing to serve from. */
 int batch_serve_cached(const struct batch_ctx *c, struct run *r, int i);
+
+/* Before item i is dispatched: when its provider became unusable in this
+ * run, moves it to the next one.  False when none is left (it failed). */
+bool batch_reroute(const struct batch_ctx *c, struct run *r, int i);
 
 #endif

@@ -1,6 +1,7 @@
 /* run: the in-memory run and its queue. */
 #include "run.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,6 +36,7 @@ run_free(struct run *r)
 		free(r->items[i].prompt);
 		free(r->items[i].negative_prompt);
 		free(r->items[i].options_json);
+		free(r->items[i].user_options_json);
 	}
 	free(r->items);
 	free(r->queue);
@@ -71,6 +73,34 @@ run_queue_pop(struct run *r)
 	r->qhead = (r->qhead + 1) % r->nitems;
 	r->qlen--;
 	return item;
+}
+
+int
+run_provider(const struct run *r, int i)
+{
+	return r->chain[r->items[i].chain_pos];
+}
+
+int64_t
+run_release_due(struct run *r, int64_t now_ms)
+{
+	int64_t next = INT64_MAX;
+
+	if (r->ndelayed == 0)
+		return next;
+	for (size_t i = 0; i < r->nitems; i++) {
+		struct run_item *it = &r->items[i];
+
+		if (it->state != ITEM_DELAYED)
+			continue;
+		if (it->ready_ms <= now_ms) {
+			r->ndelayed--;
+			run_queue_push_front(r, (int)i);
+		} else if (it->ready_ms < next) {
+			next = it->ready_ms;
+		}
+	}
+	return next;
 }
 
 bool

@@ -14,11 +14,14 @@
 struct events;
 struct config;
 
+#define RUN_CHAIN_MAX 17	/* 16 project providers and the default */
+
 enum item_state {
 	ITEM_QUEUED = 0,	/* waiting in the queue */
 	ITEM_WAITING,		/* same request as another item in flight: served from it */
 	ITEM_DISPATCHED,	/* in a worker's batch, not begun */
 	ITEM_RUNNING,		/* the worker has begun it */
+	ITEM_DELAYED,		/* waiting for its retry time (ready_ms) */
 	ITEM_DONE,
 	ITEM_FAILED
 };
@@ -29,12 +32,17 @@ struct run_item {
 	int index;		/* 1-based storyboard position in the project */
 	char *prompt;
 	char *negative_prompt;
-	char *options_json;	/* resolved provider options */
+	char *user_options_json; /* project's then storyboard's options, merged */
+	char *options_json;	/* the current provider's options with those on top */
 	char ratio[8];
 	char resolution[8];
 	int width, height;
 	char cache_key[65];
 	enum item_state state;
+	bool begun;		/* a worker began it at least once */
+	int chain_pos;		/* which provider of the run's chain it is on */
+	int attempts;		/* attempts on that provider */
+	int64_t ready_ms;	/* ITEM_DELAYED: monotonic time of the next attempt */
 	int leader;		/* ITEM_WAITING: the item whose image it reuses */
 	int next_follower;	/* chain of items waiting on this one, -1 at the end */
 };
@@ -44,14 +52,19 @@ struct run {
 	char project_id[37];
 	char stage_id[37];
 	char stage_started_at[32];
-	char provider_db_id[37];
-	int provider;		/* index into config providers */
+	/* Providers in the order the run tries them: the project's
+	 * image_providers that are configured, then the default. */
+	int chain[RUN_CHAIN_MAX];	/* indices into config providers */
+	char chain_db_id[RUN_CHAIN_MAX][37];
+	bool chain_dead[RUN_CHAIN_MAX];	/* failed with auth: not asked again */
+	int nchain;
 	bool no_cache;
 	bool use_cache;		/* cache enabled and not no_cache */
 	size_t nitems;
 	struct run_item *items;
 	int *queue;		/* ring of item indices, capacity nitems */
 	size_t qhead, qlen;
+	size_t ndelayed;	/* items in ITEM_DELAYED */
 	int started, succeeded, failed;
 	int64_t seq;		/* last event seq */
 	json_t *image_ids;	/* generated_image_ids of done.data */
@@ -66,6 +79,13 @@ void run_free(struct run *r);
 void run_queue_push_back(struct run *r, int item);
 void run_queue_push_front(struct run *r, int item);
 int run_queue_pop(struct run *r);	/* -1 when empty */
+
+/* The config provider index item i is on. */
+int run_provider(const struct run *r, int i);
+
+/* Moves delayed items whose time has come to the front of the queue;
+ * returns the earliest time still pending (INT64_MAX for none). */
+int64_t run_release_due(struct run *r, int64_t now_ms);
 
 /* True when every item is done or failed. */
 bool run_complete(const struct run *r);

@@ -11,25 +11,39 @@
 #include "run.h"
 #include "workers.h"
 
-/* Pops up to batch_size items of r, serving cache hits at once. */
+/* Pops up to batch_size items of r for provider p, serving cache hits at
+ * once.  Items on another provider (after a failover) keep their place. */
 static int
-take_items(const struct batch_ctx *c, struct run *r, int *items)
+take_items(const struct batch_ctx *c, struct run *r, int p, int *items)
 {
-	int n = 0, i;
+	int n = 0, nheld = 0, i;
+	int *held = malloc((r->qlen + 1) * sizeof(*held));
 
+	if (held == NULL)
+		return 0;
 	while (n < c->cfg->batch_size && (i = run_queue_pop(r)) >= 0) {
+		if (r->items[i].state != ITEM_QUEUED || !batch_reroute(c, r, i))
+			continue;	/* failed while it waited, or now */
 		if (r->use_cache && batch_serve_cached(c, r, i))
 			continue;
+		if (run_provider(r, i) != p) {
+			held[nheld++] = i;
+			continue;
+		}
 		r->items[i].state = ITEM_DISPATCHED;
 		items[n++] = i;
 	}
+	while (nheld > 0)
+		run_queue_push_front(r, held[--nheld]);
+	free(held);
 	return n;
 }
 
 static char *
-encode_batch(const struct batch_ctx *c, struct run *r, const int *items, int n, size_t *len)
+encode_batch(const struct batch_ctx *c, struct run *r, int prov, const int *items, int n,
+	     size_t *len)
 {
-	const struct config_provider *p = &c->cfg->providers[r->provider];
+	const struct config_provider *p = &c->cfg->providers[prov];
 	struct msg_item *mi = calloc((size_t)n, sizeof(*mi));
 	struct msg_batch b = {
 		.plugin_path = p->plugin_path, .storage_dir = c->cfg->storage_dir,
@@ -68,9 +82,9 @@ put_back(struct run *r, const int *items, int n)
 		run_queue_push_front(r, items[k]);
 }
 
-/* One batch of run r into slot. */
+/* One batch of run r for provider p into slot. */
 static int
-start_batch(const struct batch_ctx *c, struct workers *w, int slot, struct run *r)
+start_batch(const struct batch_ctx *c, struct workers *w, int slot, struct run *r, int p)
 {
 	int *items = malloc((size_t)c->cfg->batch_size * sizeof(*items));
 	int n;
@@ -79,12 +93,12 @@ start_batch(const struct batch_ctx *c, struct workers *w, int slot, struct run *
 
 	if (items == NULL)
 		return -1;
-	if ((n = take_items(c, r, items)) == 0) {
+	if ((n = take_items(c, r, p, items)) == 0) {
 		free(items);
 		return 0;
 	}
-	line = encode_batch(c, r, items, n, &len);
-	if (line == NULL || workers_spawn(w, slot, r, r->provider, items, n, line, len,
+	line = encode_batch(c, r, p, items, n, &len);
+	if (line == NULL || workers_spawn(w, slot, r, p, items, n, line, len,
 					  workers_now_ms() +
 						  (int64_t)(c->cfg->timeout * 1000)) < 0) {
 		put_back(r, items, n);
@@ -96,10 +110,22 @@ start_batch(const struct batch_ctx *c, struct workers *w, int slot, struct run *
 	return 1;
 }
 
+/* The provider of the run's next item, when that provider may take one
+ * more worker; -1 otherwise. */
 static int
-provider_free(const struct batch_ctx *c, const struct workers *w, const struct run *r)
+next_provider(const struct batch_ctx *c, const struct workers *w, struct run *r)
 {
-	return w->provider_busy[r->provider] < c->cfg->providers[r->provider].concurrency;
+	int p;
+
+	/* Drop from the head what failed while it waited, and move what
+	 * waits for a provider that became unusable. */
+	while (r->qlen > 0 && (r->items[r->queue[r->qhead]].state != ITEM_QUEUED ||
+			       !batch_reroute(c, r, r->queue[r->qhead])))
+		run_queue_pop(r);
+	if (r->qlen == 0 || r->finished)
+		return -1;
+	p = run_provider(r, r->queue[r->qhead]);
+	return workers_provider_free(w, p) ? p : -1;
 }
 
 int
@@ -113,11 +139,11 @@ scheduler_dispatch(struct scheduler *sch, const struct batch_ctx *c, struct work
 	 * no run could start anything. */
 	while (nruns > 0 && idle < nruns && (slot = workers_free_slot(w)) >= 0) {
 		struct run *r = runs[sch->cursor % nruns];
-		int rc = 0;
+		int rc = 0, p = next_provider(c, w, r);
 
 		sch->cursor = (sch->cursor + 1) % nruns;
-		if (r->qlen > 0 && !r->finished && provider_free(c, w, r))
-			rc = start_batch(c, w, slot, r);
+		if (p >= 0)
+			rc = start_batch(c, w, slot, r, p);
 		if (rc < 0)
 			return -1;
 		if (rc > 0) {

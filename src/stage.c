@@ -34,20 +34,36 @@ param_str(json_t *sb_params, json_t *pr_params, const char *key, const char *dfl
 	return v != NULL ? v : dflt;
 }
 
-/* Provider options, overridden by the project's, overridden by the
- * storyboard's; canonical text (sorted keys) for the cache key. */
+/* The project's options, overridden by the storyboard's: what the user
+ * asked for, before any provider's own options. */
 static char *
-merged_options(const struct config_provider *p, json_t *sb_params, json_t *pr_params)
+user_options(json_t *sb_params, json_t *pr_params)
 {
-	json_t *o = json_loads(p->options_json, 0, NULL);
+	json_t *o = json_object();
 	char *text;
 
-	if (o == NULL)
-		o = json_object();
 	json_object_update(o, json_object_get(pr_params, "options"));
 	json_object_update(o, json_object_get(sb_params, "options"));
 	text = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
 	json_decref(o);
+	return text;
+}
+
+/* The provider's options with the user's on top; canonical text (sorted
+ * keys), as it feeds the cache key. */
+static char *
+provider_options(const struct config_provider *p, const char *user)
+{
+	json_t *o = json_loads(p->options_json, 0, NULL);
+	json_t *u = json_loads(user, 0, NULL);
+	char *text;
+
+	if (o == NULL)
+		o = json_object();
+	json_object_update(o, u);
+	text = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(o);
+	json_decref(u);
 	return text;
 }
 
@@ -69,9 +85,11 @@ cache_key(const struct config_provider *p, const struct run_item *it, char out[6
 	json_decref(a);
 }
 
-static char *
-generation_params(const struct config_provider *p, const struct run_item *it)
+char *
+stage_generation_params(const struct config *cfg, const struct run *r, int i)
 {
+	const struct config_provider *p = &cfg->providers[run_provider(r, i)];
+	const struct run_item *it = &r->items[i];
 	json_t *o = json_pack("{ss ss ss ss si si so ss}", "provider", p->name, "model", p->model,
 			      "ratio", it->ratio, "resolution", it->resolution, "width",
 			      it->width, "height", it->height, "options",
@@ -83,10 +101,24 @@ generation_params(const struct config_provider *p, const struct run_item *it)
 	return text;
 }
 
+int
+stage_bind_provider(const struct config *cfg, struct run *r, int i)
+{
+	const struct config_provider *p = &cfg->providers[run_provider(r, i)];
+	struct run_item *it = &r->items[i];
+	char *opts = provider_options(p, it->user_options_json);
+
+	if (opts == NULL)
+		return -1;
+	free(it->options_json);
+	it->options_json = opts;
+	cache_key(p, it, it->cache_key);
+	return 0;
+}
+
 /* Fills item i of r from a storyboard row. */
 static int
-plan_item(struct run *r, int i, json_t *sb, json_t *pr_params, const struct config *cfg,
-	  const struct config_provider *p)
+plan_item(struct run *r, int i, json_t *sb, json_t *pr_params, const struct config *cfg)
 {
 	struct run_item *it = &r->items[i];
 	json_t *sp = json_object_get(sb, "params");
@@ -99,32 +131,43 @@ plan_item(struct run *r, int i, json_t *sb, json_t *pr_params, const struct conf
 	it->index = (int)json_integer_value(json_object_get(sb, "index"));
 	it->prompt = strdup(json_string_value(json_object_get(sb, "image_prompt")));
 	it->negative_prompt = strdup(json_string_value(json_object_get(sb, "negative_prompt")));
-	it->options_json = merged_options(p, sp, pr_params);
+	it->user_options_json = user_options(sp, pr_params);
 	snprintf(it->ratio, sizeof(it->ratio), "%s", ratio);
 	snprintf(it->resolution, sizeof(it->resolution), "%s", res);
-	if (it->prompt == NULL || it->negative_prompt == NULL || it->options_json == NULL ||
+	if (it->prompt == NULL || it->negative_prompt == NULL || it->user_options_json == NULL ||
 	    !imgsize_lookup(it->ratio, it->resolution, &it->width, &it->height))
 		return -1;
-	cache_key(p, it, it->cache_key);
-	return 0;
+	return stage_bind_provider(cfg, r, i);
 }
 
-/* The seed's choice: the project's image_providers in order, then the
- * provider marked default. */
-static const struct config_provider *
-choose_provider(const struct config *cfg, json_t *project)
+/* The seed's choice, in order: the project's image_providers that are
+ * configured, then the provider marked default.  The run tries them in
+ * that order when one fails for good. */
+static int
+provider_chain(const struct config *cfg, json_t *project, int chain[RUN_CHAIN_MAX])
 {
 	json_t *list = json_object_get(project, "image_providers");
+	const struct config_provider *d = config_default_provider(cfg);
+	int n = 0;
 	size_t i;
 	json_t *v;
 
 	json_array_foreach(list, i, v) {
 		const struct config_provider *p = config_provider(cfg, json_string_value(v));
 
-		if (p != NULL)
-			return p;
+		if (p != NULL && n < RUN_CHAIN_MAX - 1)
+			chain[n++] = (int)(p - cfg->providers);
 	}
-	return config_default_provider(cfg);
+	if (d != NULL) {
+		int di = (int)(d - cfg->providers);
+		bool seen = false;
+
+		for (int k = 0; k < n; k++)
+			seen = seen || chain[k] == di;
+		if (!seen)
+			chain[n++] = di;
+	}
+	return n;
 }
 
 /* Every requested id must be a storyboard of the project. */
@@ -172,7 +215,7 @@ project_busy(struct store *st, const char *project_id)
 
 static enum stage_refusal
 validate(struct store *st, const struct config *cfg, const struct stage_request *req,
-	 json_t *project, const struct config_provider **prov, char *err, size_t errlen)
+	 json_t *project, struct run *chain, char *err, size_t errlen)
 {
 	char status[32];
 
@@ -188,7 +231,7 @@ validate(struct store *st, const struct config *cfg, const struct stage_request 
 	}
 	if (req->storyboard_ids != NULL && check_requested(st, req, err, errlen) < 0)
 		return STAGE_BAD_INPUT;
-	if ((*prov = choose_provider(cfg, project)) == NULL) {
+	if ((chain->nchain = provider_chain(cfg, project, chain->chain)) == 0) {
 		snprintf(err, errlen, "project %s: no image provider configured", req->project_id);
 		return STAGE_NO_PROVIDER;
 	}
@@ -201,8 +244,8 @@ validate(struct store *st, const struct config *cfg, const struct stage_request 
 
 /* Builds the run's items and their pending image rows. */
 static struct run *
-plan(struct store *st, const struct config *cfg, const struct config_provider *p,
-     json_t *project, json_t *sbs, const struct stage_request *req)
+plan(struct store *st, const struct config *cfg, const struct run *chain, json_t *project,
+     json_t *sbs, const struct stage_request *req)
 {
 	struct run *r = run_new(json_array_size(sbs));
 	json_t *pp = json_object_get(project, "params");
@@ -212,19 +255,22 @@ plan(struct store *st, const struct config *cfg, const struct config_provider *p
 		return NULL;
 	project_uuid(r->id);
 	snprintf(r->project_id, sizeof(r->project_id), "%s", req->project_id);
-	r->provider = (int)(p - cfg->providers);
+	memcpy(r->chain, chain->chain, sizeof(r->chain));
+	r->nchain = chain->nchain;
 	r->no_cache = req->no_cache;
 	r->use_cache = cfg->cache_enabled && !req->no_cache;
-	if (store_provider_id(st, p->name, r->provider_db_id) < 0 ||
-	    store_run_create(st, r->id, r->project_id, req->storyboard_ids, req->no_cache,
+	for (int k = 0; k < r->nchain; k++)
+		if (store_provider_id(st, cfg->providers[r->chain[k]].name, r->chain_db_id[k]) < 0)
+			goto fail;
+	if (store_run_create(st, r->id, r->project_id, req->storyboard_ids, req->no_cache,
 			     (int)r->nitems) < 0)
 		goto fail;
 	for (size_t i = 0; i < r->nitems; i++) {
-		if (plan_item(r, (int)i, json_array_get(sbs, i), pp, cfg, p) < 0)
+		if (plan_item(r, (int)i, json_array_get(sbs, i), pp, cfg) < 0)
 			goto fail;
-		gp = generation_params(p, &r->items[i]);
+		gp = stage_generation_params(cfg, r, (int)i);
 		if (store_image_insert(st, r->items[i].image_id, r->items[i].storyboard_id, r->id,
-				       r->provider_db_id, gp, r->items[i].cache_key) < 0) {
+				       r->chain_db_id[0], gp, r->items[i].cache_key) < 0) {
 			free(gp);
 			goto fail;
 		}
@@ -246,11 +292,11 @@ stage_start(struct store *st, const struct config *cfg, struct events *ev,
 	    const struct stage_request *req, enum stage_refusal *why, char *err, size_t errlen)
 {
 	json_t *project = store_query_project_row(st, req->project_id);
-	const struct config_provider *p = NULL;
+	struct run chain = { .nchain = 0 };
 	json_t *sbs = NULL;
 	struct run *r = NULL;
 
-	*why = validate(st, cfg, req, project, &p, err, errlen);
+	*why = validate(st, cfg, req, project, &chain, err, errlen);
 	if (*why != STAGE_OK)
 		goto out;
 	sbs = store_query_storyboards(st, req->project_id, req->storyboard_ids, req->missing_only);
@@ -260,7 +306,7 @@ stage_start(struct store *st, const struct config *cfg, struct events *ev,
 			 req->missing_only ? " without a completed image" : "");
 		goto out;
 	}
-	if ((r = plan(st, cfg, p, project, sbs, req)) == NULL ||
+	if ((r = plan(st, cfg, &chain, project, sbs, req)) == NULL ||
 	    store_stage_set(st, req->project_id, "image_generation", "processing", r->stage_id,
 			    r->stage_started_at) < 0) {
 		*why = STAGE_INTERNAL;
@@ -274,7 +320,7 @@ stage_start(struct store *st, const struct config *cfg, struct events *ev,
 	events_emit(r, "stage_update", json_pack("{so}", "stage",
 						 events_stage_object(r, "processing")));
 	events_info(r, "info", "generating images for %zu storyboards with provider %s",
-		    r->nitems, p->name);
+		    r->nitems, cfg->providers[r->chain[0]].name);
 out:
 	json_decref(project);
 	json_decref(sbs);

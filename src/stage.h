@@ -43,6 +43,13 @@ struct run *stage_start(struct store *st, const struct config *cfg, struct event
  * status over all the project's storyboards, then stage_update and done. */
 int stage_finish(struct store *st, struct run *r);
 
+/* Points item i at its current provider (r->items[i].chain_pos): that
+ * provider's options under the user's, and the cache key. */
+int stage_bind_provider(const struct config *cfg, struct run *r, int i);
+
+/* generation_params JSON of item i, for its image row. */
+char *stage_generation_params(const struct config *cfg, const struct run *r, int i);
+
 /* completed / partial / failed from counts. */
 const char *stage_outcome(int ok, int total);
 

@@ -83,6 +83,9 @@ int store_image_variant(struct store *st, const char *variant_id, const char *pr
 			const struct store_image_meta *m);
 int store_image_fail(struct store *st, const char *image_id, const char *error);
 int store_image_reset(struct store *st, const char *image_id);
+/* After a failover: the image row now belongs to another provider. */
+int store_image_rebind(struct store *st, const char *image_id, const char *provider_id,
+		       const char *params_json, const char *cache_key);
 
 /* A completed image for cache_key: returns 1 and fills the strings (each
  * allocated, free with store_image_meta_free) when found, 0 when not. */

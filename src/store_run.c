@@ -184,6 +184,27 @@ store_image_reset(struct store *st, const char *image_id)
 	return image_set(st, sql, image_id, NULL);
 }
 
+int
+store_image_rebind(struct store *st, const char *image_id, const char *provider_id,
+		   const char *params_json, const char *cache_key)
+{
+	static const char sql[] =
+		"UPDATE generated_images SET model_provider_id = ?2, generation_params = ?3,"
+		" cache_key = ?4, status = 'pending', updated_at = ?5 WHERE id = ?1";
+	sqlite3_stmt *s = store_stmt(st, sql);
+	char now[32];
+
+	if (s == NULL)
+		return -1;
+	store_now(now);
+	store_bind_text(s, 1, image_id);
+	store_bind_text(s, 2, provider_id);
+	store_bind_text(s, 3, params_json);
+	store_bind_text(s, 4, cache_key);
+	store_bind_text(s, 5, now);
+	return store_exec_stmt(st, s);
+}
+
 static void
 bind_meta(sqlite3_stmt *s, const struct store_image_meta *m)
 {

@@ -36,6 +36,7 @@ struct sup {
 	bool stopping;
 	int64_t grace_end_ms;
 	int64_t retry_at_ms;	/* dispatch again after a failed fork */
+	int64_t next_due_ms;	/* earliest delayed retry of any run */
 	struct pollfd *pfd;
 	int *pfd_slot;		/* slot of each pollfd; -1 signalfd, -2 spawner */
 };
@@ -45,17 +46,26 @@ sup_new(const struct config *cfg, struct store *st, struct spawner *sp, char *er
 	size_t errlen)
 {
 	struct sup *s = calloc(1, sizeof(*s));
+	int *conc = calloc(cfg->nproviders + 1, sizeof(int));
 	sigset_t mask;
 	size_t npfd = 2 + 2 * (size_t)cfg->workers_max;
 
-	if (s == NULL || workers_init(&s->w, sp, cfg->workers_max, (int)cfg->nproviders) < 0 ||
+	for (size_t p = 0; conc != NULL && p < cfg->nproviders; p++)
+		conc[p] = cfg->providers[p].concurrency;
+	if (s == NULL || conc == NULL ||
+	    workers_init(&s->w, sp, cfg->workers_max, (int)cfg->nproviders, conc) < 0 ||
 	    (s->pfd = calloc(npfd, sizeof(*s->pfd))) == NULL ||
 	    (s->pfd_slot = calloc(npfd, sizeof(int))) == NULL) {
 		snprintf(err, errlen, "out of memory");
+		free(conc);
 		sup_free(s);
 		return NULL;
 	}
+	free(conc);
+	/* Jitter for retry delays; not a secret. */
+	srand48((long)getpid() ^ (long)workers_now_ms());
 	s->cfg = cfg;
+	s->ctx.w = &s->w;
 	s->st = st;
 	s->ctx.st = st;
 	s->ctx.cfg = cfg;
@@ -262,6 +272,8 @@ poll_timeout(const struct sup *s, int64_t now)
 		next = s->grace_end_ms;
 	if (s->retry_at_ms > 0 && s->retry_at_ms < next)
 		next = s->retry_at_ms;
+	if (!s->stopping && s->next_due_ms < next)
+		next = s->next_due_ms;
 	if (next == INT64_MAX)
 		return -1;
 	return next <= now ? 0 : (int)(next - now > 60000 ? 60000 : next - now);
@@ -294,6 +306,13 @@ handle_ready(struct sup *s, nfds_t n, bool *child)
 static void
 dispatch(struct sup *s, int64_t now)
 {
+	s->next_due_ms = INT64_MAX;
+	for (size_t k = 0; k < s->nruns; k++) {
+		int64_t due = run_release_due(s->runs[k], now);
+
+		if (due < s->next_due_ms)
+			s->next_due_ms = due;
+	}
 	if (s->stopping || (s->retry_at_ms > 0 && now < s->retry_at_ms))
 		return;
 	s->retry_at_ms = 0;

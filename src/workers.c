@@ -25,15 +25,23 @@ workers_now_ms(void)
 }
 
 int
-workers_init(struct workers *w, struct spawner *sp, int nslots, int nproviders)
+workers_init(struct workers *w, struct spawner *sp, int nslots, int nproviders,
+	     const int *concurrency)
 {
+	size_t np = (size_t)(nproviders > 0 ? nproviders : 1);
+
 	memset(w, 0, sizeof(*w));
 	w->slots = calloc((size_t)nslots, sizeof(*w->slots));
-	w->provider_busy = calloc((size_t)(nproviders > 0 ? nproviders : 1), sizeof(int));
-	if (w->slots == NULL || w->provider_busy == NULL) {
+	w->provider_busy = calloc(np, sizeof(int));
+	w->provider_limit = calloc(np, sizeof(int));
+	w->provider_max = calloc(np, sizeof(int));
+	if (w->slots == NULL || w->provider_busy == NULL || w->provider_limit == NULL ||
+	    w->provider_max == NULL) {
 		workers_free(w);
 		return -1;
 	}
+	for (int p = 0; p < nproviders; p++)
+		w->provider_limit[p] = w->provider_max[p] = concurrency[p];
 	w->nslots = nslots;
 	w->nproviders = nproviders;
 	w->spawner = sp;
@@ -50,7 +58,33 @@ workers_free(struct workers *w)
 			workers_release(w, i);
 	free(w->slots);
 	free(w->provider_busy);
+	free(w->provider_limit);
+	free(w->provider_max);
 	memset(w, 0, sizeof(*w));
+}
+
+bool
+workers_provider_free(const struct workers *w, int p)
+{
+	return w->provider_busy[p] < w->provider_limit[p];
+}
+
+void
+workers_rate_limited(struct workers *w, int p)
+{
+	int before = w->provider_limit[p];
+
+	w->provider_limit[p] = before > 1 ? before / 2 : 1;
+	if (w->provider_limit[p] != before)
+		log_info("provider %d rate limited: at most %d workers until it recovers", p,
+			 w->provider_limit[p]);
+}
+
+void
+workers_provider_ok(struct workers *w, int p)
+{
+	if (w->provider_limit[p] < w->provider_max[p])
+		w->provider_limit[p]++;
 }
 
 int

@@ -44,10 +44,20 @@ struct workers {
 	int nslots;
 	int busy;
 	int *provider_busy;	/* workers per provider */
+	int *provider_limit;	/* current cap: concurrency, lowered while rate limited */
+	int *provider_max;	/* configured concurrency */
 	int nproviders;
 };
 
-int workers_init(struct workers *w, struct spawner *sp, int nslots, int nproviders);
+int workers_init(struct workers *w, struct spawner *sp, int nslots, int nproviders,
+		 const int *concurrency);
+
+/* True when provider p may have one more worker. */
+bool workers_provider_free(const struct workers *w, int p);
+/* A 429 halves the provider's cap (at least 1); each success raises it by
+ * one back towards its configured concurrency. */
+void workers_rate_limited(struct workers *w, int p);
+void workers_provider_ok(struct workers *w, int p);
 void workers_free(struct workers *w);
 
 /* A free slot index, or -1. */

@@ -181,7 +181,7 @@ move_off_dead(const struct batch_ctx *c, struct run *r, int pos)
 		}
 		if (it->state == ITEM_DELAYED)
 			r->ndelayed--;
-		fail_item(c, r, (int)k, "no usable provider left");
+		fail_item(c, r, (int)k, r->chain_why[pos]);
 	}
 }
 
@@ -196,7 +196,7 @@ batch_reroute(const struct batch_ctx *c, struct run *r, int i)
 		rebind(c, r, i, next);
 		return true;
 	}
-	fail_item(c, r, i, "no usable provider left");
+	fail_item(c, r, i, r->chain_why[r->items[i].chain_pos]);
 	return false;
 }
 
@@ -226,6 +226,8 @@ attempt_failed(const struct batch_ctx *c, struct run *r, int i, int error_class,
 		workers_rate_limited(c->w, p);
 	if (error_class == CLASS_UNUSABLE && !r->chain_dead[it->chain_pos]) {
 		r->chain_dead[it->chain_pos] = true;
+		snprintf(r->chain_why[it->chain_pos], sizeof(r->chain_why[0]),
+			 "provider %s is unusable: %s", c->cfg->providers[p].name, cause);
 		events_info(r, "warning", "provider %s is unusable (%s); not asked again in this run",
 			    c->cfg->providers[p].name, cause);
 		move_off_dead(c, r, it->chain_pos);

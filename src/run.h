@@ -57,6 +57,7 @@ struct run {
 	int chain[RUN_CHAIN_MAX];	/* indices into config providers */
 	char chain_db_id[RUN_CHAIN_MAX][37];
 	bool chain_dead[RUN_CHAIN_MAX];	/* failed with auth: not asked again */
+	char chain_why[RUN_CHAIN_MAX][300]; /* why it is dead, for the errors */
 	int nchain;
 	bool no_cache;
 	bool use_cache;		/* cache enabled and not no_cache */

@@ -278,7 +278,7 @@ on_begin(const struct batch_ctx *c, struct slot *s, const struct msg_worker *m)
 		return -1;
 	s->current = s->next++;
 	r->items[i].state = ITEM_RUNNING;
-	s->deadline_ms = workers_now_ms() + (int64_t)(c->cfg->timeout * 1000);
+	s->deadline_ms = workers_deadline(c->cfg->timeout);
 	store_image_processing(c->st, r->items[i].image_id);
 	if (r->items[i].attempts == 0 && r->items[i].chain_pos == 0) {
 		emit_progress(r, i, "generating");
@@ -342,7 +342,7 @@ on_result(const struct batch_ctx *c, struct slot *s, const struct msg_worker *m)
 		msg_image_free(&s->images[k]);
 	s->nimages = 0;
 	s->current = -1;
-	s->deadline_ms = workers_now_ms() + (int64_t)(c->cfg->timeout * 1000);
+	s->deadline_ms = workers_deadline(c->cfg->timeout);
 	return 0;
 }
 

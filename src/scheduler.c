@@ -99,8 +99,7 @@ start_batch(const struct batch_ctx *c, struct workers *w, int slot, struct run *
 	}
 	line = encode_batch(c, r, p, items, n, &len);
 	if (line == NULL || workers_spawn(w, slot, r, p, items, n, line, len,
-					  workers_now_ms() +
-						  (int64_t)(c->cfg->timeout * 1000)) < 0) {
+					  workers_deadline(c->cfg->timeout)) < 0) {
 		put_back(r, items, n);
 		free(items);
 		free(line);

@@ -24,6 +24,18 @@ workers_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t
+workers_deadline(double timeout_s)
+{
+	double margin = timeout_s * 0.1;
+
+	if (margin < 2.0)
+		margin = 2.0;
+	if (margin > 30.0)
+		margin = 30.0;
+	return workers_now_ms() + (int64_t)((timeout_s + margin) * 1000.0);
+}
+
 int
 workers_init(struct workers *w, struct spawner *sp, int nslots, int nproviders,
 	     const int *concurrency)

@@ -86,4 +86,9 @@ void workers_describe_exit(const struct slot *s, char *out, size_t outlen);
 
 int64_t workers_now_ms(void);
 
+/* When a worker given timeout_s per image is killed: a little later than
+ * the budget, so that a plugin that enforces it itself (with a clearer
+ * message, like curl's "timed out") is heard first. */
+int64_t workers_deadline(double timeout_s);
+
 #endif

@@ -1,0 +1,655 @@
+/*
+ * http: one JSON POST with libcurl, plus the pieces every HTTP plugin needs
+ * around it: error filling, status classes, base64 and option merging.
+ *
+ * A worker process runs one plugin call at a time on one thread, so the
+ * curl handle is created per request; its cost is nothing next to an image
+ * generation that takes seconds to minutes.
+ */
+#include "http.h"
+
+#include <curl/curl.h>
+#include <limits.h>
+#include <nettle/base64.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#ifndef T2I_VERSION
+#define T2I_VERSION "0"
+#endif
+
+#define RETRY_AFTER_MAX_MS (24LL * 3600 * 1000)
+#define HEADER_LINE_MAX 256
+
+/* --------------------------------------------------------------- errors */
+
+/* Length of the valid UTF-8 sequence at p, 0 if it is invalid.  Overlong
+ * forms, surrogates and code points past U+10FFFF count as invalid because
+ * the host puts messages into JSON, whose encoders refuse them. */
+static size_t utf8_len(const unsigned char *p, size_t avail)
+{
+	unsigned char c = p[0];
+	unsigned char lo = 0x80, hi = 0xBF;
+	size_t n;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xC2 && c <= 0xDF)
+		n = 2;
+	else if (c >= 0xE0 && c <= 0xEF)
+		n = 3;
+	else if (c >= 0xF0 && c <= 0xF4)
+		n = 4;
+	else
+		return 0;
+	if (n > avail)
+		return 0;
+	if (c == 0xE0)
+		lo = 0xA0;
+	else if (c == 0xED)
+		hi = 0x9F;
+	else if (c == 0xF0)
+		lo = 0x90;
+	else if (c == 0xF4)
+		hi = 0x8F;
+	if (p[1] < lo || p[1] > hi)
+		return 0;
+	for (size_t i = 2; i < n; i++)
+		if (p[i] < 0x80 || p[i] > 0xBF)
+			return 0;
+	return n;
+}
+
+/* Makes s one printable line of valid UTF-8, in place: control characters
+ * become spaces, invalid bytes '?', and a sequence cut by the end of the
+ * string (vsnprintf truncation) is dropped. */
+static void utf8_clean(char *s)
+{
+	unsigned char *p = (unsigned char *)s;
+
+	while (*p != '\0') {
+		size_t n = utf8_len(p, 4);
+		if (n == 0) {
+			size_t k = 1;
+			while (k < 4 && p[k] >= 0x80 && p[k] <= 0xBF)
+				k++;
+			if (p[k] == '\0' && *p >= 0xC2 && *p <= 0xF4) {
+				*p = '\0';	/* a cut sequence at the end */
+				return;
+			}
+			*p++ = '?';
+			continue;
+		}
+		if (n == 1 && (*p < 0x20 || *p == 0x7F))
+			*p = ' ';
+		p += n;
+	}
+}
+
+int http_fail(struct t2i_error *err, int cls, long status, int64_t retry_after_ms,
+	      const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL || err->struct_size < sizeof(*err))
+		return -1;
+	err->error_class = cls;
+	err->http_status = (int32_t)status;
+	err->retry_after_ms = retry_after_ms > 0 ? retry_after_ms : 0;
+	va_start(ap, fmt);
+	vsnprintf(err->message, sizeof(err->message), fmt, ap);
+	va_end(ap);
+	utf8_clean(err->message);
+	return -1;
+}
+
+int http_status_class(long status)
+{
+	if (status == 401 || status == 403)
+		return T2I_ERR_AUTH;
+	if (status == 402)	/* Payment Required: what compatibles send when credits run out */
+		return T2I_ERR_QUOTA;
+	if (status == 429)
+		return T2I_ERR_RATE_LIMITED;
+	if (status >= 400 && status < 500 && status != 408)
+		return T2I_ERR_REJECTED;
+	return T2I_ERR_TRANSIENT;
+}
+
+int http_fail_status(struct t2i_error *err, const char *tag, const struct http_resp *rs,
+		     const char *what)
+{
+	char ex[HTTP_EXCERPT_MAX + 8];
+	int cls = http_status_class(rs->status);
+	int64_t ra = cls == T2I_ERR_RATE_LIMITED || cls == T2I_ERR_TRANSIENT ? rs->retry_after_ms : 0;
+
+	if (what == NULL) {
+		http_excerpt(rs->body, rs->len, ex, sizeof(ex));
+		what = ex[0] != '\0' ? ex : "(empty body)";
+	}
+	return http_fail(err, cls, rs->status, ra, "%s: HTTP %ld: %s", tag, rs->status, what);
+}
+
+int http_fail_malformed(struct t2i_error *err, const char *tag, const struct http_resp *rs,
+			const char *what)
+{
+	char ex[HTTP_EXCERPT_MAX + 8];
+
+	http_excerpt(rs->body, rs->len, ex, sizeof(ex));
+	return http_fail(err, T2I_ERR_TRANSIENT, rs->status, 0, "%s: %s (HTTP %ld): %s", tag, what,
+			 rs->status, ex[0] != '\0' ? ex : "(empty body)");
+}
+
+/* Replaces every occurrence of needle (n bytes) in s by "***". */
+static void scrub_one(char *s, const char *needle, size_t n)
+{
+	char *p;
+
+	while ((p = memmem(s, strlen(s), needle, n)) != NULL) {
+		memcpy(p, "***", 3);
+		memmove(p + 3, p + n, strlen(p + n) + 1);
+	}
+}
+
+void http_scrub(struct t2i_error *err, const char *secret)
+{
+	const char *p = secret;
+
+	if (err == NULL || err->struct_size < sizeof(*err) || secret == NULL || secret[0] == '\0')
+		return;
+	err->message[sizeof(err->message) - 1] = '\0';
+	if (strlen(secret) >= 3)
+		scrub_one(err->message, secret, strlen(secret));
+	/* Each of several comma-separated session ids, and the password of a
+	 * "user:pass" (a user name is no secret).  Parts shorter than 6 bytes
+	 * would mangle ordinary words; the host redacts the whole key too. */
+	while (*p != '\0') {
+		size_t n = strcspn(p, ","), skip = strcspn(p, ":");
+		const char *s = skip < n ? p + skip + 1 : p;
+		size_t len = (size_t)(p + n - s);
+		if (len >= 6)
+			scrub_one(err->message, s, len);
+		p += n + (p[n] != '\0');
+	}
+}
+
+void http_excerpt(const char *s, size_t len, char *out, size_t outlen)
+{
+	const unsigned char *p = (const unsigned char *)s, *end = p + (s != NULL ? len : 0);
+	size_t o = 0, room = outlen > 4 ? outlen - 4 : 0;
+	int space = 1;	/* drops leading white space and collapses runs */
+
+	if (room > HTTP_EXCERPT_MAX)
+		room = HTTP_EXCERPT_MAX;
+	while (p < end && o < room) {
+		size_t n = utf8_len(p, (size_t)(end - p));
+		if (n == 0 || *p == 0x7F || (n == 1 && *p < 0x20 && *p != '\t' && *p != '\n' &&
+					    *p != '\r')) {
+			out[o++] = '?';
+			p++;
+			space = 0;
+		} else if (n == 1 && (*p == ' ' || *p < 0x20)) {
+			if (!space)
+				out[o++] = ' ';
+			p++;
+			space = 1;
+		} else if (o + n <= room) {
+			memcpy(out + o, p, n);
+			o += n;
+			p += n;
+			space = 0;
+		} else {
+			break;
+		}
+	}
+	if (p < end)
+		memcpy(out + o, "...", 3), o += 3;
+	if (outlen > 0)
+		out[o < outlen ? o : outlen - 1] = '\0';
+}
+
+void http_log(const struct t2i_host *host, int level, const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+
+	if (host == NULL || host->struct_size < HTTP_HOST_NEEDS || host->log == NULL)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	utf8_clean(buf);
+	host->log(host->ctx, level, "%s", buf);
+}
+
+int http_check_abi(const char *tag, const struct t2i_request *req, const struct t2i_host *host,
+		   struct t2i_error *err)
+{
+	if (err == NULL || err->struct_size < sizeof(*err))
+		return -1;
+	if (req == NULL || req->abi_version < 1 || req->struct_size < HTTP_REQ_NEEDS)
+		return http_fail(err, T2I_ERR_REJECTED, 0, 0,
+				 "%s: request struct from an older host (size %u)", tag,
+				 req != NULL ? (unsigned)req->struct_size : 0u);
+	if (host == NULL || host->abi_version < 1 || host->struct_size < HTTP_HOST_NEEDS ||
+	    host->add_image == NULL)
+		return http_fail(err, T2I_ERR_REJECTED, 0, 0, "%s: host struct too small", tag);
+	return 0;
+}
+
+/* ---------------------------------------------------------------- curl */
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_rc = CURLE_FAILED_INIT;
+
+static void curl_init(void)
+{
+	curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+void http_req_init(struct http_req *rq, const char *tag, const struct t2i_request *req)
+{
+	memset(rq, 0, sizeof(*rq));
+	rq->tag = tag;
+	rq->timeout_s = req->timeout_s;
+	rq->connect_timeout_s = req->connect_timeout_s;
+	rq->max_bytes = req->max_response_bytes;
+}
+
+/* Where a transfer collects its answer. */
+struct sink {
+	struct http_resp *rs;
+	size_t cap;		/* bytes allocated for rs->body */
+	uint64_t max;
+	int too_big, oom;
+	int64_t ms_hdr, ra_hdr;	/* retry-after-ms and Retry-After, -1 if absent */
+};
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
+{
+	struct sink *s = ud;
+	struct http_resp *rs = s->rs;
+	size_t n = size * nmemb;
+
+	if (n > s->max - rs->len) {
+		s->too_big = 1;
+		return 0;	/* aborts the transfer with CURLE_WRITE_ERROR */
+	}
+	if (rs->len + n + 1 > s->cap) {
+		size_t cap = s->cap ? s->cap : 16384;
+		while (cap < rs->len + n + 1)
+			cap *= 2;	/* bounded: len + n <= max, far below SIZE_MAX */
+		char *b = realloc(rs->body, cap);
+		if (b == NULL) {
+			s->oom = 1;
+			return 0;
+		}
+		rs->body = b;
+		s->cap = cap;
+	}
+	memcpy(rs->body + rs->len, data, n);
+	rs->len += n;
+	rs->body[rs->len] = '\0';
+	return n;
+}
+
+/* Milliseconds from a Retry-After value: delay-seconds or an HTTP date. */
+static int64_t parse_retry_after(const char *v)
+{
+	if (*v >= '0' && *v <= '9') {
+		double s = strtod(v, NULL);
+		return s * 1000 < (double)RETRY_AFTER_MAX_MS ? (int64_t)(s * 1000) : RETRY_AFTER_MAX_MS;
+	}
+	time_t t = curl_getdate(v, NULL), now = time(NULL);
+	if (t == (time_t)-1)
+		return -1;
+	if (t <= now)
+		return 0;
+	return t - now < RETRY_AFTER_MAX_MS / 1000 ? (int64_t)(t - now) * 1000 : RETRY_AFTER_MAX_MS;
+}
+
+static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
+{
+	struct sink *s = ud;
+	size_t n = size * nmemb;
+	char line[HEADER_LINE_MAX];
+	char *v;
+
+	if (n >= 5 && memcmp(data, "HTTP/", 5) == 0) {
+		s->ms_hdr = s->ra_hdr = -1;	/* headers of an earlier response (100, redirect) */
+		return n;
+	}
+	snprintf(line, sizeof(line), "%.*s", (int)(n < sizeof(line) ? n : sizeof(line) - 1), data);
+	line[strcspn(line, "\r\n")] = '\0';
+	if ((v = strchr(line, ':')) == NULL)
+		return n;
+	*v++ = '\0';
+	v += strspn(v, " \t");
+	if (strcasecmp(line, "retry-after-ms") == 0 && *v >= '0' && *v <= '9') {
+		double ms = strtod(v, NULL);
+		s->ms_hdr = ms < (double)RETRY_AFTER_MAX_MS ? (int64_t)ms : RETRY_AFTER_MAX_MS;
+	} else if (strcasecmp(line, "retry-after") == 0) {
+		s->ra_hdr = parse_retry_after(v);
+	}
+	return n;
+}
+
+/* Seconds to curl milliseconds; 0 (no limit / curl's default) when unset. */
+static long to_ms(double s)
+{
+	if (!(s > 0))
+		return 0;
+	if (s * 1000 >= (double)LONG_MAX)
+		return LONG_MAX;
+	return s * 1000 < 1 ? 1 : (long)(s * 1000);
+}
+
+/* Everything but the URL, body and credentials is the same for every call:
+ * TLS verified, http(s) only even across redirects, no signals (curl's DNS
+ * timeout would otherwise use SIGALRM), and TCP keepalive because the
+ * connection sits idle for the whole generation (up to 15 minutes), long
+ * enough for a NAT or proxy to forget it silently. */
+static void set_common(CURL *h, const struct http_req *rq, struct sink *s, char *errbuf)
+{
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
+	curl_easy_setopt(h, CURLOPT_MAXREDIRS, 3L);
+	curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+	curl_easy_setopt(h, CURLOPT_USERAGENT, "t2istage/" T2I_VERSION);
+	curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
+	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(h, CURLOPT_TCP_KEEPIDLE, 60L);
+	curl_easy_setopt(h, CURLOPT_TCP_KEEPINTVL, 30L);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, to_ms(rq->connect_timeout_s));
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, to_ms(rq->timeout_s));
+	/* Refuses a too large Content-Length before reading; the write
+	 * callback catches bodies without one (or decompressed ones). */
+	curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)s->max);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, s);
+	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(h, CURLOPT_HEADERDATA, s);
+}
+
+/* curl keeps the credentials out of redirects to another host. */
+static void set_auth(CURL *h, const struct http_req *rq)
+{
+	if (rq->bearer != NULL && rq->bearer[0] != '\0') {
+		curl_easy_setopt(h, CURLOPT_HTTPAUTH, CURLAUTH_BEARER);
+		curl_easy_setopt(h, CURLOPT_XOAUTH2_BEARER, rq->bearer);
+	} else if (rq->basic != NULL && rq->basic[0] != '\0') {
+		curl_easy_setopt(h, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
+		curl_easy_setopt(h, CURLOPT_USERPWD, rq->basic);
+	}
+}
+
+/* Turns a failed transfer into a transient error with curl's reason. */
+static int transfer_error(const struct http_req *rq, const struct sink *s, CURLcode rc,
+			  const char *errbuf, struct t2i_error *err)
+{
+	long status = s->rs->status;
+
+	if (s->too_big || rc == CURLE_FILESIZE_EXCEEDED)
+		return http_fail(err, T2I_ERR_TRANSIENT, status, 0,
+				 "%s: response larger than %llu bytes", rq->tag,
+				 (unsigned long long)s->max);
+	if (s->oom)
+		return http_fail(err, T2I_ERR_TRANSIENT, status, 0, "%s: out of memory", rq->tag);
+	return http_fail(err, T2I_ERR_TRANSIENT, status, 0, "%s: %s", rq->tag,
+			 errbuf[0] != '\0' ? errbuf : curl_easy_strerror(rc));
+}
+
+/* A key pasted with its newline would end the header early and send the
+ * rest as a header line of its own. */
+static int has_control(const char *s)
+{
+	for (; s != NULL && *s != '\0'; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7F)
+			return 1;
+	return 0;
+}
+
+int http_post_json(const struct http_req *rq, struct http_resp *rs, struct t2i_error *err)
+{
+	struct sink s = {.rs = rs, .max = rq->max_bytes ? rq->max_bytes : HTTP_DEFAULT_MAX,
+			 .ms_hdr = -1, .ra_hdr = -1};
+	char errbuf[CURL_ERROR_SIZE] = "";
+	struct curl_slist *hdrs = NULL, *l;
+	CURL *h;
+	CURLcode rc;
+
+	memset(rs, 0, sizeof(*rs));
+	rs->retry_after_ms = -1;
+	if (has_control(rq->bearer) || has_control(rq->basic))
+		return http_fail(err, T2I_ERR_AUTH, 0, 0, "%s: the api key contains a control "
+				 "character (a stray newline?)", rq->tag);
+	pthread_once(&curl_once, curl_init);
+	if (curl_init_rc != CURLE_OK || (h = curl_easy_init()) == NULL)
+		return http_fail(err, T2I_ERR_TRANSIENT, 0, 0, "%s: cannot initialise libcurl",
+				 rq->tag);
+	/* An empty Expect: stops curl from waiting for "100 Continue" on
+	 * long prompts, which some servers never send. */
+	static const char *const names[] = {"Content-Type: application/json",
+					    "Accept: application/json", "Expect:"};
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if ((l = curl_slist_append(hdrs, names[i])) == NULL)
+			break;
+		hdrs = l;
+	}
+	set_common(h, rq, &s, errbuf);
+	set_auth(h, rq);
+	curl_easy_setopt(h, CURLOPT_URL, rq->url);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(h, CURLOPT_POSTFIELDS, rq->body);
+	curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(rq->body));
+	rc = curl_easy_perform(h);
+	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &rs->status);
+	rs->retry_after_ms = s.ms_hdr >= 0 ? s.ms_hdr : s.ra_hdr;
+	curl_easy_cleanup(h);
+	curl_slist_free_all(hdrs);
+	if (rc != CURLE_OK)
+		return transfer_error(rq, &s, rc, errbuf, err);
+	return 0;
+}
+
+int http_post_body(struct http_req *rq, json_t *body, struct http_resp *rs,
+		   struct t2i_error *err)
+{
+	char *text = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(15));
+	int rc;
+
+	json_decref(body);
+	memset(rs, 0, sizeof(*rs));
+	if (text == NULL)
+		return http_fail(err, T2I_ERR_TRANSIENT, 0, 0, "%s: out of memory", rq->tag);
+	rq->body = text;
+	rc = http_post_json(rq, rs, err);
+	rq->body = NULL;
+	free(text);
+	return rc;
+}
+
+void http_resp_free(struct http_resp *rs)
+{
+	free(rs->body);
+	rs->body = NULL;
+	rs->len = 0;
+}
+
+/* ---------------------------------------------------------------- JSON */
+
+json_t *http_parse_json(const struct http_resp *rs, uint64_t max_bytes)
+{
+	if (rs->body == NULL || rs->len == 0 || (max_bytes > 0 && rs->len > max_bytes))
+		return NULL;
+	return json_loadb(rs->body, rs->len, 0, NULL);
+}
+
+const char *http_str(const json_t *obj, const char *key)
+{
+	const char *s = json_string_value(json_object_get(obj, key));
+
+	return s != NULL && s[0] != '\0' ? s : NULL;
+}
+
+int http_put_str(json_t *obj, const char *key, const char *value)
+{
+	json_t *v = json_string(value);
+
+	return v != NULL && json_object_set_new(obj, key, v) == 0 ? 0 : -1;
+}
+
+json_t *http_bad_field(json_t *body, const char *tag, struct t2i_error *err)
+{
+	json_decref(body);
+	http_fail(err, T2I_ERR_REJECTED, 0, 0, "%s: a request field is not valid UTF-8", tag);
+	return NULL;
+}
+
+static int denied(const char *key, const char *const *deny)
+{
+	for (; deny != NULL && *deny != NULL; deny++)
+		if (strcmp(key, *deny) == 0)
+			return 1;
+	return 0;
+}
+
+int http_merge_options(json_t *body, const char *options_json, const char *const *deny,
+		       const char *tag, const struct t2i_host *host, struct t2i_error *err)
+{
+	const char *key;
+	json_t *opts, *v;
+
+	if (options_json == NULL || options_json[strspn(options_json, " \t\r\n")] == '\0')
+		return 0;
+	opts = json_loads(options_json, 0, NULL);
+	if (!json_is_object(opts)) {
+		json_decref(opts);
+		return http_fail(err, T2I_ERR_REJECTED, 0, 0, "%s: options are not a JSON object",
+				 tag);
+	}
+	json_object_foreach(opts, key, v) {
+		if (denied(key, deny))
+			http_log(host, T2I_LOG_WARNING, "%s: option \"%s\" is not sent: the "
+				 "provider refuses it", tag, key);
+		else if (json_object_get(body, key) == NULL)
+			json_object_set(body, key, v);
+	}
+	json_decref(opts);
+	return 0;
+}
+
+/* -------------------------------------------------------------- base64 */
+
+static int is_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
+
+/* Skips leading blanks and a data: URL's header. */
+static const char *b64_start(const char *in, size_t *inlen)
+{
+	const char *end = in + *inlen, *comma;
+
+	while (in < end && is_space(*in))
+		in++;
+	if (end - in >= 5 && strncasecmp(in, "data:", 5) == 0) {
+		comma = memchr(in, ',', (size_t)(end - in) < 256 ? (size_t)(end - in) : 256);
+		if (comma == NULL)
+			return NULL;
+		in = comma + 1;
+	}
+	*inlen = (size_t)(end - in);
+	return in;
+}
+
+int http_b64_decode(const char *in, size_t inlen, unsigned char **out, size_t *outlen)
+{
+	struct base64_decode_ctx ctx;
+	size_t sig = 0, done = 0;
+	int padded = 0;
+	uint8_t *buf, pad;
+
+	*out = NULL;
+	*outlen = 0;
+	if ((in = b64_start(in, &inlen)) == NULL)
+		return -1;
+	for (size_t i = 0; i < inlen; i++) {
+		padded |= in[i] == '=';
+		sig += !is_space(in[i]) && in[i] != '=';
+	}
+	if (sig == 0 || (buf = malloc(BASE64_DECODE_LENGTH(inlen) + 1)) == NULL)
+		return -1;
+	base64_decode_init(&ctx);
+	int ok = base64_decode_update(&ctx, &done, buf, inlen, in);
+	/* Some servers drop the trailing '=': nettle wants it. */
+	for (size_t k = sig % 4; ok && !padded && k >= 2 && k < 4; k++)
+		ok = base64_decode_single(&ctx, &pad, '=') >= 0;
+	if (!ok || !base64_decode_final(&ctx) || done == 0) {
+		free(buf);
+		return -1;
+	}
+	*out = buf;
+	*outlen = done;
+	return 0;
+}
+
+/* ---------------------------------------------------------------- images */
+
+/* One data[] item; add_image's answer, or -1 (logged) for an item that
+ * carries no usable image.  The URL goes along with the bytes, so the host
+ * can record where they came from. */
+static int add_item(const struct t2i_host *host, const char *tag, const json_t *item,
+		    size_t index)
+{
+	const json_t *b64 = json_is_string(item) ? item : json_object_get(item, "b64_json");
+	const char *url = json_string_value(json_object_get(item, "url"));
+	unsigned char *bytes;
+	size_t len;
+	int rc;
+
+	if (url != NULL && url[0] == '\0')
+		url = NULL;
+	if (json_is_string(b64)) {
+		if (http_b64_decode(json_string_value(b64), json_string_length(b64), &bytes,
+				    &len) != 0) {
+			http_log(host, T2I_LOG_WARNING, "%s: image %zu is not valid base64", tag,
+				 index + 1);
+			return -1;
+		}
+		rc = host->add_image(host->ctx, url, bytes, len);
+		free(bytes);
+		return rc;
+	}
+	if (url != NULL)
+		return host->add_image(host->ctx, url, NULL, 0);
+	http_log(host, T2I_LOG_WARNING, "%s: image %zu has neither url nor b64_json", tag,
+		 index + 1);
+	return -1;
+}
+
+int http_add_images(const struct t2i_host *host, const char *tag, const json_t *items,
+		    long status, struct t2i_error *err)
+{
+	size_t i, added = 0;
+	const json_t *item;
+
+	json_array_foreach(items, i, item)
+		added += add_item(host, tag, item, i) == 0;
+	if (added == 0)
+		return http_fail(err, T2I_ERR_TRANSIENT, status, 0, "%s: no image could be stored",
+				 tag);
+	if (added < json_array_size(items))
+		http_log(host, T2I_LOG_WARNING, "%s: %zu of %zu images stored", tag, added,
+			 json_array_size(items));
+	return 0;
+}

@@ -1,0 +1,204 @@
+/*
+ * openai: the OpenAI Images API (POST /v1/images/generations) and services
+ * that copy it.  Wire facts are in PROVIDERS.md.  The API takes a size from a
+ * short per-model list instead of a ratio, so the expected width x height is
+ * mapped to the allowed size nearest in aspect ratio; it has no negative
+ * prompt; and only the dall-e models accept response_format.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "http.h"
+#include "t2istage/plugin.h"
+
+T2I_PLUGIN("openai", "1.0", "OpenAI Images API and compatible services");
+
+#define TAG "openai"
+#define DEFAULT_MODEL "gpt-image-1"
+
+struct size {
+	unsigned w, h;
+};
+
+static const struct size gpt_sizes[] = {{1024, 1024}, {1536, 1024}, {1024, 1536}, {0, 0}};
+static const struct size dalle3_sizes[] = {{1024, 1024}, {1792, 1024}, {1024, 1792}, {0, 0}};
+
+enum family { GPT_IMAGE, DALLE2, DALLE3, OTHER };
+
+static enum family model_family(const char *model)
+{
+	if (strstr(model, "dall-e-2") != NULL)
+		return DALLE2;
+	if (strstr(model, "dall-e-3") != NULL)
+		return DALLE3;
+	if (strstr(model, "gpt-image") != NULL)
+		return GPT_IMAGE;
+	return OTHER;
+}
+
+/* The listed size whose aspect ratio is nearest to w:h, compared as the
+ * quotient of the two ratios (>= 1), which needs no libm. */
+static struct size nearest(const struct size *list, unsigned w, unsigned h)
+{
+	struct size best = list[0];
+	double best_d = 0;
+
+	for (; list->w != 0; list++) {
+		double q = ((double)w * list->h) / ((double)h * list->w);
+		double d = q >= 1 ? q : 1 / q;
+		if (best_d == 0 || d < best_d) {
+			best_d = d;
+			best = *list;
+		}
+	}
+	return best;
+}
+
+/* The size to ask for when the options name none.  Models the plugin does
+ * not know (compatible services such as Seedream) get the exact pixels. */
+static json_t *pick_size(enum family fam, unsigned w, unsigned h)
+{
+	char buf[32];
+	struct size s = {1024, 1024};
+
+	if (fam == OTHER) {
+		if (w == 0 || h == 0)
+			return NULL;
+		snprintf(buf, sizeof(buf), "%ux%u", w, h);
+		return json_string(buf);
+	}
+	if (fam == DALLE2) {
+		unsigned side = w > h ? w : h;
+		s.w = s.h = side == 0 || side > 512 ? 1024 : side > 256 ? 512 : 256;
+	} else if (w != 0 && h != 0) {
+		s = nearest(fam == DALLE3 ? dalle3_sizes : gpt_sizes, w, h);
+	}
+	snprintf(buf, sizeof(buf), "%ux%u", s.w, s.h);
+	return json_string(buf);
+}
+
+/* GPT image models always answer in base64 and refuse response_format. */
+static void set_response_format(json_t *opts, enum family fam, const struct t2i_host *host)
+{
+	if (fam == DALLE2 || fam == DALLE3) {
+		if (http_str(opts, "response_format") == NULL)
+			json_object_set_new(opts, "response_format", json_string("url"));
+	} else if (fam == GPT_IMAGE && json_object_get(opts, "response_format") != NULL) {
+		http_log(host, T2I_LOG_WARNING, TAG ": response_format is not sent: GPT image "
+			 "models always return base64");
+		json_object_del(opts, "response_format");
+	}
+}
+
+static void warn_negative_prompt(const struct t2i_request *req, const struct t2i_host *host)
+{
+	static int warned;	/* once per worker, not once per storyboard */
+
+	if (req->negative_prompt[0] != '\0' && !warned) {
+		warned = 1;
+		http_log(host, T2I_LOG_WARNING, TAG ": the Images API has no negative prompt; "
+			 "it is not sent");
+	}
+}
+
+/* model (the request's, else the options', else gpt-image-1), prompt, n,
+ * size and response_format, then the other options (quality,
+ * output_format, background, style, ...) as given. */
+static json_t *build_body(const struct t2i_request *req, const struct t2i_host *host,
+			  struct t2i_error *err)
+{
+	json_t *opts = json_object(), *body = json_object(), *size;
+	const char *model;
+	enum family fam;
+	int bad = 0;
+
+	if (opts == NULL || body == NULL ||
+	    http_merge_options(opts, req->options_json, NULL, TAG, host, err) != 0) {
+		json_decref(opts);
+		json_decref(body);
+		if (opts == NULL || body == NULL)
+			http_fail(err, T2I_ERR_TRANSIENT, 0, 0, TAG ": out of memory");
+		return NULL;
+	}
+	model = req->model[0] != '\0' ? req->model : http_str(opts, "model");
+	model = model != NULL ? model : DEFAULT_MODEL;
+	fam = model_family(model);
+	warn_negative_prompt(req, host);
+	set_response_format(opts, fam, host);
+	bad |= http_put_str(body, "model", model);
+	bad |= http_put_str(body, "prompt", req->prompt);
+	if (json_object_get(opts, "n") == NULL)
+		json_object_set_new(body, "n", json_integer(1));
+	size = json_object_get(opts, "size");
+	if (size == NULL && (size = pick_size(fam, req->width, req->height)) != NULL)
+		json_object_set_new(body, "size", size);
+	json_object_update_missing(body, opts);
+	json_decref(opts);
+	return bad ? http_bad_field(body, TAG, err) : body;
+}
+
+/* {"error": {"message", "type", "code"}} with a real status; a few
+ * compatibles send "error" as a plain string. */
+static int fail_error(const struct http_resp *rs, const json_t *doc, struct t2i_error *err)
+{
+	const json_t *e = json_object_get(doc, "error");
+	const char *msg = json_is_string(e) ? json_string_value(e) : http_str(e, "message");
+	const char *code = http_str(e, "code"), *type = http_str(e, "type");
+	int cls = http_status_class(rs->status);
+	int64_t ra;
+
+	if (msg == NULL || msg[0] == '\0')
+		return http_fail_status(err, TAG, rs, NULL);
+	if (rs->status == 429 && ((code != NULL && strcmp(code, "insufficient_quota") == 0) ||
+				  (type != NULL && strcmp(type, "insufficient_quota") == 0)))
+		cls = T2I_ERR_QUOTA;
+	ra = cls == T2I_ERR_RATE_LIMITED || cls == T2I_ERR_TRANSIENT ? rs->retry_after_ms : 0;
+	return http_fail(err, cls, rs->status, ra, TAG ": %s", msg);
+}
+
+static int handle(const struct t2i_request *req, const struct t2i_host *host,
+		  const struct http_resp *rs, struct t2i_error *err)
+{
+	json_t *doc = http_parse_json(rs, req->max_response_bytes);
+	json_t *data = json_object_get(doc, "data"), *error = json_object_get(doc, "error");
+	int rc;
+
+	/* SiliconFlow answers with images[] instead of data[]. */
+	if (!json_is_array(data))
+		data = json_object_get(doc, "images");
+	if (rs->status < 200 || rs->status > 299 || (error != NULL && !json_is_null(error)))
+		rc = fail_error(rs, doc, err);
+	else if (json_is_array(data) && json_array_size(data) > 0)
+		rc = http_add_images(host, TAG, data, rs->status, err);
+	else
+		rc = http_fail_malformed(err, TAG, rs, doc != NULL ? "response without images"
+								 : "malformed response");
+	json_decref(doc);
+	return rc;
+}
+
+int generate_image(const struct t2i_request *req, const struct t2i_host *host,
+		   struct t2i_error *err)
+{
+	struct http_req rq;
+	struct http_resp rs = {0};
+	json_t *body;
+	int rc;
+
+	if (http_check_abi(TAG, req, host, err) != 0)
+		return -1;
+	if (req->api_url[0] == '\0')
+		return http_fail(err, T2I_ERR_REJECTED, 0, 0, TAG ": no api_url configured");
+	if ((body = build_body(req, host, err)) == NULL)
+		return -1;
+	http_req_init(&rq, TAG, req);
+	rq.url = req->api_url;
+	rq.bearer = req->api_key;
+	rc = http_post_body(&rq, body, &rs, err);
+	if (rc == 0)
+		rc = handle(req, host, &rs, err);
+	http_resp_free(&rs);
+	if (rc != 0)
+		http_scrub(err, req->api_key);
+	return rc;
+}

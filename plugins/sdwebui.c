@@ -1,0 +1,179 @@
+/*
+ * sdwebui: AUTOMATIC1111 / Forge txt2img (server started with --api).
+ * Wire facts are in PROVIDERS.md.  The server answers with every image as
+ * plain base64 PNG in one JSON body, and reports errors as
+ * {"error", "detail", "body", "errors"} (or FastAPI's {"detail": [...]} for
+ * validation) with a real status.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http.h"
+#include "t2istage/plugin.h"
+
+T2I_PLUGIN("sdwebui", "1.0", "AUTOMATIC1111 / Forge Stable Diffusion WebUI txt2img");
+
+#define TAG "sdwebui"
+#define ENDPOINT "/sdapi/v1/txt2img"
+
+/* api_url is the server's base URL; the full endpoint is accepted too. */
+static char *endpoint_url(const char *api_url)
+{
+	size_t n = strlen(api_url), e = strlen(ENDPOINT);
+	char *url;
+
+	while (n > 0 && api_url[n - 1] == '/')
+		n--;
+	if (n >= e && memcmp(api_url + n - e, ENDPOINT, e) == 0)
+		e = 0;
+	if ((url = malloc(n + e + 1)) == NULL)
+		return NULL;
+	memcpy(url, api_url, n);
+	memcpy(url + n, ENDPOINT, e);
+	url[n + e] = '\0';
+	return url;
+}
+
+static void set_default(json_t *body, const char *key, json_t *value)
+{
+	if (json_object_get(body, key) == NULL)
+		json_object_set_new(body, key, value);
+	else
+		json_decref(value);
+}
+
+/* Request fields first (options cannot override them), then every option
+ * (sampler_name, batch_size, n_iter, override_settings, ...), then the
+ * defaults for what neither gave.  Sizes are rounded down to multiples of 8,
+ * which Stable Diffusion's latent space needs. */
+static json_t *build_body(const struct t2i_request *req, const struct t2i_host *host,
+			  struct t2i_error *err)
+{
+	json_t *body = json_object();
+
+	if (body == NULL) {
+		http_fail(err, T2I_ERR_TRANSIENT, 0, 0, TAG ": out of memory");
+		return NULL;
+	}
+	if (http_put_str(body, "prompt", req->prompt) != 0 ||
+	    http_put_str(body, "negative_prompt", req->negative_prompt) != 0)
+		return http_bad_field(body, TAG, err);
+	if (req->width >= 8 && req->height >= 8) {
+		json_object_set_new(body, "width", json_integer(req->width & ~7u));
+		json_object_set_new(body, "height", json_integer(req->height & ~7u));
+	}
+	if (http_merge_options(body, req->options_json, NULL, TAG, host, err) != 0) {
+		json_decref(body);
+		return NULL;
+	}
+	set_default(body, "steps", json_integer(30));
+	set_default(body, "cfg_scale", json_integer(7));
+	set_default(body, "seed", json_integer(-1));
+	return body;
+}
+
+/* "body.steps: value is not a valid integer" from FastAPI's first
+ * validation item {"loc": [...], "msg": "..."}. */
+static const char *validation_msg(const json_t *item, char *buf, size_t n)
+{
+	const char *msg = http_str(item, "msg");
+	const json_t *part;
+	size_t i, o = 0;
+
+	if (msg == NULL)
+		return NULL;
+	buf[0] = '\0';
+	json_array_foreach(json_object_get(item, "loc"), i, part) {
+		if (o >= n)
+			break;
+		if (json_is_string(part))
+			o += (size_t)snprintf(buf + o, n - o, "%s%s", o ? "." : "",
+					      json_string_value(part));
+		else if (json_is_integer(part))
+			o += (size_t)snprintf(buf + o, n - o, "[%lld]",
+					      (long long)json_integer_value(part));
+	}
+	if (o < n)
+		snprintf(buf + o, n - o, "%s%s", o ? ": " : "", msg);
+	return buf;
+}
+
+/* The most telling text of an error body, or NULL. */
+static const char *error_text(const json_t *doc, char *buf, size_t n)
+{
+	const json_t *detail = json_object_get(doc, "detail");
+	const char *error = http_str(doc, "error"), *errors = http_str(doc, "errors");
+
+	if (json_is_string(detail) && json_string_length(detail) > 0)
+		return json_string_value(detail);
+	if (json_is_array(detail) && json_array_size(detail) > 0 &&
+	    validation_msg(json_array_get(detail, 0), buf, n) != NULL)
+		return buf;
+	if (errors != NULL && error != NULL) {
+		snprintf(buf, n, "%s: %s", error, errors);
+		return buf;
+	}
+	return errors != NULL ? errors : error;
+}
+
+static int handle(const struct t2i_request *req, const struct t2i_host *host,
+		  const struct http_resp *rs, struct t2i_error *err)
+{
+	json_t *doc = http_parse_json(rs, req->max_response_bytes);
+	json_t *images = json_object_get(doc, "images");
+	char buf[384];
+	int rc;
+
+	if (rs->status < 200 || rs->status > 299)
+		rc = http_fail_status(err, TAG, rs, error_text(doc, buf, sizeof(buf)));
+	else if (json_is_array(images) && json_array_size(images) > 0)
+		rc = http_add_images(host, TAG, images, rs->status, err);
+	else
+		rc = http_fail_malformed(err, TAG, rs, doc != NULL ? "response without images"
+								 : "malformed response");
+	json_decref(doc);
+	return rc;
+}
+
+/* A1111's --api-auth is HTTP Basic "user:pass"; a key without a colon is
+ * sent as a bearer token, for a reverse proxy in front of the WebUI. */
+static void set_auth(struct http_req *rq, const char *key)
+{
+	if (strchr(key, ':') != NULL)
+		rq->basic = key;
+	else if (key[0] != '\0')
+		rq->bearer = key;
+}
+
+int generate_image(const struct t2i_request *req, const struct t2i_host *host,
+		   struct t2i_error *err)
+{
+	struct http_req rq;
+	struct http_resp rs = {0};
+	json_t *body;
+	char *url;
+	int rc;
+
+	if (http_check_abi(TAG, req, host, err) != 0)
+		return -1;
+	if (req->api_url[0] == '\0')
+		return http_fail(err, T2I_ERR_REJECTED, 0, 0, TAG ": no api_url configured");
+	if ((body = build_body(req, host, err)) == NULL)
+		return -1;
+	if ((url = endpoint_url(req->api_url)) == NULL) {
+		json_decref(body);
+		return http_fail(err, T2I_ERR_TRANSIENT, 0, 0, TAG ": out of memory");
+	}
+	http_req_init(&rq, TAG, req);
+	rq.url = url;
+	set_auth(&rq, req->api_key);
+	rc = http_post_body(&rq, body, &rs, err);
+	if (rc == 0)
+		rc = handle(req, host, &rs, err);
+	http_resp_free(&rs);
+	free(url);
+	if (rc != 0)
+		http_scrub(err, req->api_key);
+	return rc;
+}

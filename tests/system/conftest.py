@@ -289,3 +289,89 @@ def prepare_db(env, state):
     snap = env.snapshot()
     assert (snap is None) == (state == "absent")
     return snap
+
+
+# ---- the fake provider (tools/fakeprovider) for the provider plugins' tests ----
+
+FAKEPROVIDER = os.path.join(ROOT, "tools", "fakeprovider")
+
+
+class FakeProvider:
+    """A running tools/fakeprovider.  url is "http://127.0.0.1:PORT"; the
+    *_url attributes are what a provider's api_url should be set to."""
+
+    def __init__(self, directory, *args):
+        import select
+
+        self.dir = str(directory)
+        self.log = os.path.join(self.dir, "requests.jsonl")
+        self.stderr = open(os.path.join(self.dir, "stderr"), "w")
+        self.proc = subprocess.Popen(
+            ["/usr/bin/python3", FAKEPROVIDER, "--port-file", os.path.join(self.dir, "port"),
+             "--log", self.log, *args],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self.stderr, text=True)
+        # The first stdout line announces the port once the socket listens; a bound wait
+        # only guards against a server that never starts.
+        ready, _, _ = select.select([self.proc.stdout], [], [], 30)
+        line = self.proc.stdout.readline() if ready else ""
+        if not line.startswith("fakeprovider listening on "):
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"fakeprovider did not start: {line!r}, see {self.dir}/stderr")
+        self.url = line.split()[-1]
+        self.port = int(self.url.rsplit(":", 1)[1])
+        self.jimeng_url = self.url + "/jimeng/v1/images/generations"
+        self.openai_url = self.url + "/openai/v1/images/generations"
+        self.sdwebui_url = self.url + "/sdwebui"    # the plugin appends /sdapi/v1/txt2img
+
+    def _call(self, method, path, doc=None):
+        import urllib.error
+        import urllib.request
+
+        data = None if doc is None else json.dumps(doc).encode()
+        req = urllib.request.Request(self.url + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                return json.load(resp)
+        except urllib.error.HTTPError as e:
+            raise AssertionError(f"fakeprovider {method} {path}: {e.code} {e.read()!r}")
+
+    def control(self, settings):
+        """Merges settings (see tools/fakeprovider); returns all settings."""
+        return self._call("POST", "/_control", settings)
+
+    def settings(self):
+        return self._call("GET", "/_control")
+
+    def requests(self):
+        """Every recorded request, in order (generations and image downloads)."""
+        return self._call("GET", "/_requests")
+
+    def reset(self):
+        return self._call("POST", "/_reset", {})
+
+    def stop(self):
+        """SIGTERM, then wait; returns the exit status."""
+        try:
+            if self.proc.poll() is None:
+                self.proc.terminate()
+                try:
+                    self.proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait()
+                    raise AssertionError("fakeprovider ignored SIGTERM")
+        finally:
+            self.proc.stdout.close()
+            self.stderr.close()
+        return self.proc.returncode
+
+
+@pytest.fixture
+def fake(tmp_path_factory):
+    server = FakeProvider(tmp_path_factory.mktemp("fakeprovider"))
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -8,7 +8,7 @@ CC       ?= cc
 PYTHON   ?= /usr/bin/python3
 
 VERSION  := 0.1.0
-PKGS     := libconfig jansson sqlite3 uuid nettle libpng libjpeg libwebp
+PKGS     := libconfig jansson sqlite3 uuid nettle libpng libjpeg libwebp libmicrohttpd
 PLUGPKGS := libpng
 
 CFLAGS   ?= -O2 -g

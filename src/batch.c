@@ -8,6 +8,7 @@
 #include "config.h"
 #include "events.h"
 #include "log.h"
+#include "metrics.h"
 #include "project.h"
 #include "retry.h"
 #include "stage.h"
@@ -120,8 +121,14 @@ fail_item(const struct batch_ctx *c, struct run *r, int i, const char *cause)
 }
 
 /* A plugin that cannot be loaded makes its provider unusable for the run,
- * as a refused credential does. */
+ * as a refused credential or exhausted credits do. */
 #define CLASS_UNUSABLE T2I_ERR_AUTH
+
+static bool
+makes_unusable(int error_class)
+{
+	return error_class == T2I_ERR_AUTH || error_class == T2I_ERR_QUOTA;
+}
 
 static const char *
 class_word(int error_class)
@@ -222,9 +229,14 @@ attempt_failed(const struct batch_ctx *c, struct run *r, int i, int error_class,
 	char why[600];
 
 	it->attempts++;
-	if (error_class == T2I_ERR_RATE_LIMITED)
-		workers_rate_limited(c->w, p);
-	if (error_class == CLASS_UNUSABLE && !r->chain_dead[it->chain_pos]) {
+	if (error_class == T2I_ERR_RATE_LIMITED) {
+		int cap = workers_rate_limited(c->w, p);
+
+		if (cap > 0)
+			log_info("provider %s rate limited: at most %d workers until it recovers",
+				 c->cfg->providers[p].name, cap);
+	}
+	if (makes_unusable(error_class) && !r->chain_dead[it->chain_pos]) {
 		r->chain_dead[it->chain_pos] = true;
 		snprintf(r->chain_why[it->chain_pos], sizeof(r->chain_why[0]),
 			 "provider %s is unusable: %s", c->cfg->providers[p].name, cause);
@@ -236,6 +248,7 @@ attempt_failed(const struct batch_ctx *c, struct run *r, int i, int error_class,
 	retry_decide(c->cfg, r, i, error_class, retry_after_ms, drand48(), &d);
 	snprintf(why, sizeof(why), "%s: %s", class_word(error_class), cause);
 	if (d.action == RETRY_LATER) {
+		metrics_retry(c->m, c->cfg->providers[p].name);
 		it->state = ITEM_DELAYED;
 		it->ready_ms = workers_now_ms() + d.delay_ms;
 		r->ndelayed++;
@@ -245,6 +258,7 @@ attempt_failed(const struct batch_ctx *c, struct run *r, int i, int error_class,
 			    "retrying in %.1f s", it->index, it->attempts, c->cfg->retry_attempts,
 			    c->cfg->providers[p].name, why, (double)d.delay_ms / 1000.0);
 	} else if (d.action == RETRY_FAILOVER) {
+		metrics_failover(c->m, c->cfg->providers[p].name);
 		failover(c, r, i, d.next_pos, why);
 	} else {
 		fail_item(c, r, i, cause);
@@ -278,6 +292,7 @@ on_begin(const struct batch_ctx *c, struct slot *s, const struct msg_worker *m)
 		return -1;
 	s->current = s->next++;
 	r->items[i].state = ITEM_RUNNING;
+	r->items[i].begin_ms = workers_now_ms();
 	s->deadline_ms = workers_deadline(c->cfg->timeout);
 	store_image_processing(c->st, r->items[i].image_id);
 	if (r->items[i].attempts == 0 && r->items[i].chain_pos == 0) {
@@ -332,6 +347,8 @@ on_result(const struct batch_ctx *c, struct slot *s, const struct msg_worker *m)
 	i = s->items[s->current];
 	if (strcmp(s->run->items[i].image_id, m->image_id) != 0 || (m->ok && s->nimages == 0))
 		return -1;
+	metrics_latency(c->m, c->cfg->providers[s->provider].name,
+			(double)(workers_now_ms() - s->run->items[i].begin_ms) / 1000.0);
 	if (m->ok) {
 		workers_provider_ok(c->w, s->provider);
 		complete_from_slot(c, s, i);

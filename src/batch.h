@@ -12,11 +12,13 @@ struct store;
 struct config;
 struct run;
 struct workers;
+struct metrics;
 
 struct batch_ctx {
 	struct store *st;
 	const struct config *cfg;
 	struct workers *w;	/* for the providers' rate-limit state */
+	struct metrics *m;	/* NULL when nobody reads metrics */
 };
 
 /* Handles every complete line buffered for the slot.  A line that is not a

@@ -6,7 +6,9 @@
 #include <unistd.h>
 
 #include "cmd.h"
+#include "config.h"
 #include "log.h"
+#include "service.h"
 #include "t2istage/plugin.h"
 
 static const char usage_text[] =
@@ -23,6 +25,8 @@ static const char usage_text[] =
 	"                       a run over the storyboards without a completed image\n"
 	"  plugins              plugins found, their ABI, and why any was refused\n"
 	"  check-config         validate the configuration and its plugins\n"
+	"  serve                the service: HTTP API with Server-Sent Events, SIGHUP\n"
+	"                       reload, graceful stop on SIGTERM, recovery on start\n"
 	"\n"
 	"  -c FILE    configuration (default: $T2ISTAGE_CONF, then\n"
 	"             /etc/t2istage/t2istage.conf, then built-in defaults)\n"
@@ -97,6 +101,8 @@ dispatch(const char *cmd, struct cmd_opts *o)
 		return cmd_plugins(o);
 	if (strcmp(cmd, "check-config") == 0)
 		return cmd_check_config(o);
+	if (strcmp(cmd, "serve") == 0)
+		return cmd_serve_main(config_choose_path(o->conf), o->verbose);
 	fprintf(stderr, "t2istage: unknown command '%s'\n", cmd);
 	return usage(EXIT_REFUSED);
 }

@@ -43,6 +43,7 @@ struct run_item {
 	int chain_pos;		/* which provider of the run's chain it is on */
 	int attempts;		/* attempts on that provider */
 	int64_t ready_ms;	/* ITEM_DELAYED: monotonic time of the next attempt */
+	int64_t begin_ms;	/* when the current attempt began, for latency */
 	int leader;		/* ITEM_WAITING: the item whose image it reuses */
 	int next_follower;	/* chain of items waiting on this one, -1 at the end */
 };
@@ -70,6 +71,7 @@ struct run {
 	int64_t seq;		/* last event seq */
 	json_t *image_ids;	/* generated_image_ids of done.data */
 	bool finished;
+	bool cancelled;		/* asked to stop: ends once its workers are gone */
 	char status[16];	/* completed / partial / failed, once finished */
 	struct events *events;
 };

@@ -121,7 +121,7 @@ next_provider(const struct batch_ctx *c, const struct workers *w, struct run *r)
 	while (r->qlen > 0 && (r->items[r->queue[r->qhead]].state != ITEM_QUEUED ||
 			       !batch_reroute(c, r, r->queue[r->qhead])))
 		run_queue_pop(r);
-	if (r->qlen == 0 || r->finished)
+	if (r->qlen == 0 || r->finished || r->cancelled)
 		return -1;
 	p = run_provider(r, r->queue[r->qhead]);
 	return workers_provider_free(w, p) ? p : -1;

@@ -117,8 +117,8 @@ stage_bind_provider(const struct config *cfg, struct run *r, int i)
 }
 
 /* Fills item i of r from a storyboard row. */
-static int
-plan_item(struct run *r, int i, json_t *sb, json_t *pr_params, const struct config *cfg)
+int
+stage_fill_item(struct run *r, int i, json_t *sb, json_t *pr_params, const struct config *cfg)
 {
 	struct run_item *it = &r->items[i];
 	json_t *sp = json_object_get(sb, "params");
@@ -127,7 +127,8 @@ plan_item(struct run *r, int i, json_t *sb, json_t *pr_params, const struct conf
 
 	snprintf(it->storyboard_id, sizeof(it->storyboard_id), "%s",
 		 json_string_value(json_object_get(sb, "id")));
-	project_uuid(it->image_id);
+	if (it->image_id[0] == '\0')
+		project_uuid(it->image_id);
 	it->index = (int)json_integer_value(json_object_get(sb, "index"));
 	it->prompt = strdup(json_string_value(json_object_get(sb, "image_prompt")));
 	it->negative_prompt = strdup(json_string_value(json_object_get(sb, "negative_prompt")));
@@ -143,8 +144,8 @@ plan_item(struct run *r, int i, json_t *sb, json_t *pr_params, const struct conf
 /* The seed's choice, in order: the project's image_providers that are
  * configured, then the provider marked default.  The run tries them in
  * that order when one fails for good. */
-static int
-provider_chain(const struct config *cfg, json_t *project, int chain[RUN_CHAIN_MAX])
+int
+stage_provider_chain(const struct config *cfg, json_t *project, int *chain)
 {
 	json_t *list = json_object_get(project, "image_providers");
 	const struct config_provider *d = config_default_provider(cfg);
@@ -231,7 +232,7 @@ validate(struct store *st, const struct config *cfg, const struct stage_request 
 	}
 	if (req->storyboard_ids != NULL && check_requested(st, req, err, errlen) < 0)
 		return STAGE_BAD_INPUT;
-	if ((chain->nchain = provider_chain(cfg, project, chain->chain)) == 0) {
+	if ((chain->nchain = stage_provider_chain(cfg, project, chain->chain)) == 0) {
 		snprintf(err, errlen, "project %s: no image provider configured", req->project_id);
 		return STAGE_NO_PROVIDER;
 	}
@@ -266,7 +267,7 @@ plan(struct store *st, const struct config *cfg, const struct run *chain, json_t
 			     (int)r->nitems) < 0)
 		goto fail;
 	for (size_t i = 0; i < r->nitems; i++) {
-		if (plan_item(r, (int)i, json_array_get(sbs, i), pp, cfg) < 0)
+		if (stage_fill_item(r, (int)i, json_array_get(sbs, i), pp, cfg) < 0)
 			goto fail;
 		gp = stage_generation_params(cfg, r, (int)i);
 		if (store_image_insert(st, r->items[i].image_id, r->items[i].storyboard_id, r->id,
@@ -327,33 +328,55 @@ out:
 	return r;
 }
 
-int
-stage_finish(struct store *st, struct run *r)
+/* done.data, the original's StageResult.data. */
+static json_t *
+result_data(const struct run *r)
 {
-	int total = 0, completed = 0;
-	const char *stage_status;
-	json_t *data;
+	return json_pack("{si si si sO}", "total_storyboards", (int)r->nitems, "success_count",
+			 r->succeeded, "failed_count", r->failed, "generated_image_ids",
+			 r->image_ids);
+}
 
-	snprintf(r->status, sizeof(r->status), "%s",
-		 stage_outcome(r->succeeded, r->succeeded + r->failed));
-	if (store_stage_counts(st, r->project_id, &total, &completed) < 0)
-		return -1;
-	stage_status = stage_outcome(completed, total);
+/* Records the stage and run statuses, then stage_update and done. */
+static int
+conclude(struct store *st, struct run *r, const char *stage_status, const char *message,
+	 bool success)
+{
 	if (store_stage_set(st, r->project_id, "image_generation", stage_status, NULL, NULL) < 0 ||
 	    store_run_finish(st, r->id, r->status, r->succeeded, r->failed) < 0)
 		return -1;
 	events_emit(r, "stage_update", json_pack("{so}", "stage",
 						 events_stage_object(r, stage_status)));
-	data = json_pack("{si si si sO}", "total_storyboards", (int)r->nitems, "success_count",
-			 r->succeeded, "failed_count", r->failed, "generated_image_ids",
-			 r->image_ids);
-	events_emit(r, "done",
-		    json_pack("{ss sb so so}", "message",
-			      r->failed == 0 ? "all images generated"
-			      : r->succeeded == 0 ? "no image was generated"
-						  : "some images failed",
-			      "success", r->succeeded > 0, "data", data, "stage",
-			      events_stage_object(r, stage_status)));
+	events_emit(r, "done", json_pack("{ss sb so so}", "message", message, "success", success,
+					 "data", result_data(r), "stage",
+					 events_stage_object(r, stage_status)));
 	r->finished = true;
 	return 0;
+}
+
+int
+stage_finish(struct store *st, struct run *r)
+{
+	int total = 0, completed = 0;
+
+	snprintf(r->status, sizeof(r->status), "%s",
+		 stage_outcome(r->succeeded, r->succeeded + r->failed));
+	if (store_stage_counts(st, r->project_id, &total, &completed) < 0)
+		return -1;
+	return conclude(st, r, stage_outcome(completed, total),
+			r->failed == 0 ? "all images generated"
+			: r->succeeded == 0 ? "no image was generated"
+					    : "some images failed",
+			r->succeeded > 0);
+}
+
+int
+stage_cancelled(struct store *st, struct run *r)
+{
+	char msg[96];
+
+	snprintf(r->status, sizeof(r->status), "cancelled");
+	snprintf(msg, sizeof(msg), "run cancelled: %d storyboards left pending",
+		 (int)r->nitems - r->succeeded - r->failed);
+	return conclude(st, r, "cancelled", msg, false);
 }

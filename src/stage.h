@@ -43,12 +43,25 @@ struct run *stage_start(struct store *st, const struct config *cfg, struct event
  * status over all the project's storyboards, then stage_update and done. */
 int stage_finish(struct store *st, struct run *r);
 
+/* A cancelled run whose workers are gone: run and stage 'cancelled', its
+ * unfinished storyboards pending, then stage_update and done. */
+int stage_cancelled(struct store *st, struct run *r);
+
 /* Points item i at its current provider (r->items[i].chain_pos): that
  * provider's options under the user's, and the cache key. */
 int stage_bind_provider(const struct config *cfg, struct run *r, int i);
 
 /* generation_params JSON of item i, for its image row. */
 char *stage_generation_params(const struct config *cfg, const struct run *r, int i);
+
+/* Fills item i from a storyboard row {id, index, image_prompt,
+ * negative_prompt, params}; keeps an image_id already set. */
+int stage_fill_item(struct run *r, int i, json_t *sb, json_t *pr_params,
+		    const struct config *cfg);
+
+/* The providers a run of project tries, in order (config indices); chain
+ * holds RUN_CHAIN_MAX. */
+int stage_provider_chain(const struct config *cfg, json_t *project, int *chain);
 
 /* completed / partial / failed from counts. */
 const char *stage_outcome(int ok, int total);

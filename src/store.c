@@ -245,6 +245,29 @@ store_rollback(struct store *st)
 	st->in_tx = false;
 }
 
+/* Savepoints nest inside the loop's transaction: an HTTP request that is
+ * refused undoes its own writes and nothing else. */
+int
+store_savepoint(struct store *st)
+{
+	if (!st->in_tx && store_begin(st) < 0)
+		return -1;
+	return store_exec(st, "SAVEPOINT request");
+}
+
+int
+store_savepoint_release(struct store *st)
+{
+	return store_exec(st, "RELEASE request");
+}
+
+void
+store_savepoint_rollback(struct store *st)
+{
+	(void)store_exec(st, "ROLLBACK TO request");
+	(void)store_exec(st, "RELEASE request");
+}
+
 bool
 store_in_tx(const struct store *st)
 {

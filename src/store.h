@@ -26,6 +26,9 @@ int store_begin(struct store *st);
 int store_commit(struct store *st);
 void store_rollback(struct store *st);
 bool store_in_tx(const struct store *st);
+int store_savepoint(struct store *st);
+int store_savepoint_release(struct store *st);
+void store_savepoint_rollback(struct store *st);
 
 /* The last SQLite error, for messages. */
 const char *store_errmsg(struct store *st);
@@ -70,6 +73,8 @@ int store_run_finish(struct store *st, const char *run_id, const char *status,
 /* A project's run in status 'processing' into out (""), with its pid. */
 int store_run_active(struct store *st, const char *project_id, char out[37], long *pid);
 int store_run_set_status(struct store *st, const char *run_id, const char *status);
+/* The process now supervising the run (after a restart). */
+int store_run_set_pid(struct store *st, const char *run_id, long pid);
 int store_event_append(struct store *st, const char *run_id, int64_t seq,
 		       const char *type, const char *body);
 
@@ -105,7 +110,29 @@ json_t *store_query_images(struct store *st, const char *project_id);
  * those without a completed primary image when missing_only. */
 json_t *store_query_storyboards(struct store *st, const char *project_id,
 				json_t *want_ids, bool missing_only);
+/* Runs left 'processing': [{id, project_id}] oldest first. */
+json_t *store_query_runs_processing(struct store *st);
+/* A run with its last event seq and its project's image_generation stage. */
+json_t *store_query_run(struct store *st, const char *run_id);
+/* A run's primary images with their storyboards and providers. */
+json_t *store_query_run_items(struct store *st, const char *run_id);
+/* {"pending": n, "completed": n, ...} over every generated image. */
+json_t *store_query_image_counts(struct store *st);
 /* Project row: {id, name, params, image_providers} or NULL. */
 json_t *store_query_project_row(struct store *st, const char *project_id);
+
+/* --- for the HTTP API (store_query.c) --- */
+
+/* One generated image with its storyboard's project_id; NULL when missing. */
+json_t *store_query_image(struct store *st, const char *image_id);
+/* Each storyboard's current primary image, in storyboard order: its latest
+ * completed one, else its latest of any status (the rule of the counts). */
+json_t *store_query_current_images(struct store *st, const char *project_id);
+/* The project's latest run id into out: 1 found, 0 none, -1 error. */
+int store_run_latest(struct store *st, const char *project_id, char out[37]);
+/* Up to limit events of a run after after_seq, in seq order:
+ * [{seq, type, body}] with body the event's JSON text; NULL on error. */
+json_t *store_events_after(struct store *st, const char *run_id, int64_t after_seq,
+			   int limit);
 
 #endif

@@ -72,6 +72,19 @@ store_run_set_status(struct store *st, const char *run_id, const char *status)
 }
 
 int
+store_run_set_pid(struct store *st, const char *run_id, long pid)
+{
+	static const char sql[] = "UPDATE runs SET pid = ? WHERE id = ?";
+	sqlite3_stmt *s = store_stmt(st, sql);
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, pid);
+	store_bind_text(s, 2, run_id);
+	return store_exec_stmt(st, s);
+}
+
+int
 store_run_active(struct store *st, const char *project_id, char out[37], long *pid)
 {
 	static const char sql[] =

@@ -38,7 +38,11 @@ struct sup {
 	int64_t retry_at_ms;	/* dispatch again after a failed fork */
 	int64_t next_due_ms;	/* earliest delayed retry of any run */
 	struct pollfd *pfd;
-	int *pfd_slot;		/* slot of each pollfd; -1 signalfd, -2 spawner */
+	int *pfd_slot;		/* slot of each pollfd; -1 signalfd, -2 spawner, -3 hook */
+	size_t npfd;		/* capacity of pfd and pfd_slot */
+	struct sup_hooks hooks;
+	nfds_t extra_at;	/* where the hook's pollfds start */
+	int nextra;
 };
 
 struct sup *
@@ -48,7 +52,7 @@ sup_new(const struct config *cfg, struct store *st, struct spawner *sp, char *er
 	struct sup *s = calloc(1, sizeof(*s));
 	int *conc = calloc(cfg->nproviders + 1, sizeof(int));
 	sigset_t mask;
-	size_t npfd = 2 + 2 * (size_t)cfg->workers_max;
+	size_t npfd = 2 + 2 * (size_t)cfg->workers_max + SUP_EXTRA_FDS;
 
 	for (size_t p = 0; conc != NULL && p < cfg->nproviders; p++)
 		conc[p] = cfg->providers[p].concurrency;
@@ -62,6 +66,7 @@ sup_new(const struct config *cfg, struct store *st, struct spawner *sp, char *er
 		return NULL;
 	}
 	free(conc);
+	s->npfd = npfd;
 	/* Jitter for retry delays; not a secret. */
 	srand48((long)getpid() ^ (long)workers_now_ms());
 	s->cfg = cfg;
@@ -109,6 +114,144 @@ sup_add_run(struct sup *s, struct run *r)
 	return 0;
 }
 
+void
+sup_set_hooks(struct sup *s, const struct sup_hooks *h)
+{
+	s->hooks = *h;
+	s->ctx.m = h->metrics;
+}
+
+struct run *
+sup_project_run(struct sup *s, const char *project_id)
+{
+	for (size_t k = 0; k < s->nruns; k++)
+		if (strcmp(s->runs[k]->project_id, project_id) == 0)
+			return s->runs[k];
+	return NULL;
+}
+
+int
+sup_busy_workers(const struct sup *s)
+{
+	return s->w.busy;
+}
+
+size_t
+sup_active_runs(const struct sup *s)
+{
+	return s->nruns;
+}
+
+void
+sup_cancel(struct sup *s, struct run *r)
+{
+	if (r->cancelled)
+		return;
+	r->cancelled = true;
+	for (int i = 0; i < s->w.nslots; i++) {
+		struct slot *sl = &s->w.slots[i];
+
+		if (sl->pid > 0 && sl->run == r && !sl->reaped) {
+			sl->stopping = true;
+			workers_kill(sl, "cancelled");
+		}
+	}
+}
+
+/* The pollfd arrays for nslots workers. */
+static int
+grow_pollfds(struct sup *s, int nslots)
+{
+	size_t n = 2 + 2 * (size_t)nslots + SUP_EXTRA_FDS;
+	struct pollfd *pfd;
+	int *slot;
+
+	if (n <= s->npfd)
+		return 0;
+	if ((pfd = realloc(s->pfd, n * sizeof(*pfd))) == NULL)
+		return -1;
+	s->pfd = pfd;
+	if ((slot = realloc(s->pfd_slot, n * sizeof(*slot))) == NULL)
+		return -1;
+	s->pfd_slot = slot;
+	s->npfd = n;
+	return 0;
+}
+
+/* map[old provider index] = new index, or -1 when the new configuration
+ * has no provider of that name. */
+static int *
+provider_map(const struct config *old, const struct config *cfg)
+{
+	int *map = calloc(old->nproviders + 1, sizeof(int));
+
+	for (size_t p = 0; map != NULL && p < old->nproviders; p++) {
+		const struct config_provider *np = config_provider(cfg, old->providers[p].name);
+
+		map[p] = np != NULL ? (int)(np - cfg->providers) : -1;
+	}
+	return map;
+}
+
+/* A provider that a running batch or an active run still relies on must
+ * survive the reload; otherwise the reload is refused whole. */
+static int
+check_in_use(const struct sup *s, const int *map, char *err, size_t errlen)
+{
+	for (int i = 0; i < s->w.nslots; i++)
+		if (s->w.slots[i].pid > 0 && map[s->w.slots[i].provider] < 0)
+			goto busy;
+	for (size_t k = 0; k < s->nruns; k++)
+		for (int c = 0; c < s->runs[k]->nchain; c++)
+			if (map[s->runs[k]->chain[c]] < 0) {
+				snprintf(err, errlen, "provider %s is in use by run %s",
+					 s->cfg->providers[s->runs[k]->chain[c]].name, s->runs[k]->id);
+				return -1;
+			}
+	return 0;
+busy:
+	snprintf(err, errlen, "a removed provider still has a worker running");
+	return -1;
+}
+
+int
+sup_reconfigure(struct sup *s, const struct config *cfg, char *err, size_t errlen)
+{
+	int *map = provider_map(s->cfg, cfg);
+	int *conc = calloc(cfg->nproviders + 1, sizeof(int));
+	int nslots = cfg->workers_max > s->w.nslots ? cfg->workers_max : s->w.nslots;
+	int rc = -1;
+
+	if (map == NULL || conc == NULL || check_in_use(s, map, err, errlen) < 0)
+		goto out;
+	for (size_t p = 0; p < cfg->nproviders; p++)
+		conc[p] = cfg->providers[p].concurrency;
+	if (grow_pollfds(s, nslots) < 0 ||
+	    workers_reconfigure(&s->w, nslots, map, (int)cfg->nproviders, conc) < 0) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	s->w.max_busy = cfg->workers_max;
+	s->cfg = cfg;
+	s->ctx.cfg = cfg;
+	/* Storyboards not yet given to a worker take the new providers'
+	 * options; those in workers finish as they were sent. */
+	for (size_t k = 0; k < s->nruns; k++) {
+		struct run *r = s->runs[k];
+
+		for (int c = 0; c < r->nchain; c++)
+			r->chain[c] = map[r->chain[c]];
+		for (size_t i = 0; i < r->nitems; i++)
+			if (r->items[i].state == ITEM_QUEUED || r->items[i].state == ITEM_DELAYED)
+				stage_bind_provider(cfg, r, (int)i);
+	}
+	rc = 0;
+out:
+	free(map);
+	free(conc);
+	return rc;
+}
+
 static void
 stop_all(struct sup *s, const char *why)
 {
@@ -143,9 +286,17 @@ on_signals(struct sup *s, bool *child)
 				  "taking no more", si.ssi_signo, SUP_GRACE_MS / 1000);
 			s->stopping = true;
 			s->grace_end_ms = workers_now_ms() + SUP_GRACE_MS;
+			if (s->hooks.stopping != NULL)
+				s->hooks.stopping(s->hooks.arg);
+			break;
+		case SIGHUP:
+			if (s->hooks.reload != NULL && !s->stopping)
+				s->hooks.reload(s->hooks.arg);
+			else
+				log_info("SIGHUP ignored by this command");
 			break;
 		default:
-			log_info("signal %u ignored by this command", si.ssi_signo);
+			log_info("signal %u ignored", si.ssi_signo);
 		}
 	}
 }
@@ -214,19 +365,43 @@ check_deadlines(struct sup *s, int64_t now)
 	}
 }
 
+static bool
+run_has_workers(const struct sup *s, const struct run *r)
+{
+	for (int i = 0; i < s->w.nslots; i++)
+		if (s->w.slots[i].pid > 0 && s->w.slots[i].run == r)
+			return true;
+	return false;
+}
+
+static void
+end_run(struct sup *s, size_t k)
+{
+	struct run *r = s->runs[k];
+
+	s->runs[k] = s->runs[--s->nruns];
+	if (s->hooks.run_ended != NULL)
+		s->hooks.run_ended(s->hooks.arg, r);
+}
+
 static void
 finish_runs(struct sup *s)
 {
 	for (size_t k = 0; k < s->nruns;) {
 		struct run *r = s->runs[k];
+		int rc;
 
-		if (!run_complete(r)) {
+		if (r->cancelled && !run_has_workers(s, r))
+			rc = stage_cancelled(s->st, r);
+		else if (!r->cancelled && run_complete(r))
+			rc = stage_finish(s->st, r);
+		else {
 			k++;
 			continue;
 		}
-		if (stage_finish(s->st, r) < 0)
+		if (rc < 0)
 			log_errx("run %s: cannot record its outcome: %s", r->id, store_errmsg(s->st));
-		s->runs[k] = s->runs[--s->nruns];
+		end_run(s, k);
 	}
 }
 
@@ -253,6 +428,8 @@ build_pollfds(struct sup *s)
 			s->pfd_slot[n++] = i;
 		}
 	}
+	s->extra_at = n;
+	s->nextra = 0;
 	return n;
 }
 
@@ -295,12 +472,16 @@ handle_ready(struct sup *s, nfds_t n, bool *child)
 			*child = true;	/* the spawner reported an exit */
 			continue;
 		}
+		if (s->pfd_slot[k] == -3)
+			continue;	/* the hook's: handled below */
 		sl = &s->w.slots[s->pfd_slot[k]];
 		if (s->pfd[k].fd == sl->from_fd)
 			pump(s, sl);
 		else if (s->pfd[k].fd == sl->to_fd)
 			flush(sl);
 	}
+	if (s->nextra > 0 && s->hooks.poll_ready != NULL)
+		s->hooks.poll_ready(s->hooks.arg, s->pfd + s->extra_at, s->nextra);
 }
 
 static void
@@ -342,7 +523,19 @@ loop_done(const struct sup *s)
 {
 	if (s->w.busy > 0)
 		return false;
-	return s->stopping || s->nruns == 0;
+	return s->stopping || (s->nruns == 0 && !s->hooks.serve);
+}
+
+/* The hook's fds go after the workers'; its timeout can shorten ours. */
+static nfds_t
+add_hook_fds(struct sup *s, nfds_t n, int *timeout)
+{
+	if (s->hooks.poll_fds == NULL)
+		return n;
+	s->nextra = s->hooks.poll_fds(s->hooks.arg, s->pfd + n, SUP_EXTRA_FDS, timeout);
+	for (int k = 0; k < s->nextra; k++)
+		s->pfd_slot[n + (nfds_t)k] = -3;
+	return n + (nfds_t)s->nextra;
 }
 
 int
@@ -351,6 +544,7 @@ sup_loop(struct sup *s)
 	while (!loop_done(s)) {
 		int64_t now = workers_now_ms();
 		nfds_t n;
+		int timeout;
 		bool child = false;
 
 		store_begin(s->st);
@@ -360,7 +554,9 @@ sup_loop(struct sup *s)
 		if (loop_done(s))
 			break;
 		n = build_pollfds(s);
-		if (poll(s->pfd, n, poll_timeout(s, now)) < 0 && errno != EINTR)
+		timeout = poll_timeout(s, now);
+		n = add_hook_fds(s, n, &timeout);
+		if (poll(s->pfd, n, timeout) < 0 && errno != EINTR)
 			fatal("poll");
 		/* One transaction per iteration: a burst of results costs one
 		 * commit, and a crash loses at most the iteration in progress,
@@ -373,7 +569,10 @@ sup_loop(struct sup *s)
 		store_commit(s->st);
 	}
 	if (s->stopping && s->nruns > 0) {
-		interrupt_runs(s);
+		/* The service leaves its runs 'processing': the next start
+		 * resumes them.  A command-line run says it was interrupted. */
+		if (!s->hooks.serve)
+			interrupt_runs(s);
 		return 1;
 	}
 	return 0;

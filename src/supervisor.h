@@ -16,6 +16,29 @@ struct spawner;
 #define SUP_GRACE_MS 10000	/* after SIGTERM/SIGINT, before workers are killed */
 
 struct sup;
+struct pollfd;
+struct metrics;
+
+#define SUP_EXTRA_FDS 4		/* fds a hook may add to the poll set */
+
+/* What `serve` adds to the loop: its own fds (the HTTP server), what to do
+ * with finished runs, and SIGHUP.  All called from the loop, inside its
+ * transaction for the iteration. */
+struct sup_hooks {
+	void *arg;
+	/* Fills at most SUP_EXTRA_FDS pollfds, may lower *timeout_ms. */
+	int (*poll_fds)(void *arg, struct pollfd *pfd, int max, int *timeout_ms);
+	/* After poll(), with the same pollfds and their revents. */
+	void (*poll_ready)(void *arg, struct pollfd *pfd, int n);
+	/* A run ended (finished, cancelled): the hook owns it now. */
+	void (*run_ended)(void *arg, struct run *r);
+	/* SIGHUP. */
+	void (*reload)(void *arg);
+	/* First SIGTERM/SIGINT, before workers are given their grace period. */
+	void (*stopping)(void *arg);
+	bool serve;		/* keep running when idle, until a stop signal */
+	struct metrics *metrics; /* counters to keep, or NULL */
+};
 
 /* Blocks the signals the loop handles and opens the signalfd.  Workers are
  * forked by sp, started by the caller as early as it could. */
@@ -24,6 +47,22 @@ struct sup *sup_new(const struct config *cfg, struct store *st, struct spawner *
 void sup_free(struct sup *s);
 
 int sup_add_run(struct sup *s, struct run *r);
+void sup_set_hooks(struct sup *s, const struct sup_hooks *h);
+
+/* The active run of a project, or NULL. */
+struct run *sup_project_run(struct sup *s, const char *project_id);
+
+/* Cancels run r: its workers are stopped, its unfinished storyboards are
+ * left pending, the run and stage say 'cancelled', and `done` is sent. */
+void sup_cancel(struct sup *s, struct run *r);
+
+/* Counts for /metrics. */
+int sup_busy_workers(const struct sup *s);
+size_t sup_active_runs(const struct sup *s);
+
+/* Swaps in a new configuration (SIGHUP): providers are matched by name,
+ * running workers keep their batch.  Returns 0, or -1 leaving the old. */
+int sup_reconfigure(struct sup *s, const struct config *cfg, char *err, size_t errlen);
 
 /* Runs until every run has finished (0), or until a SIGINT/SIGTERM stopped
  * it (1): then unfinished storyboards are left pending and their runs

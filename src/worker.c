@@ -164,8 +164,9 @@ fill_request(struct t2i_request *req, const struct msg_batch *b, const struct ms
 	req->storyboard_index = (uint32_t)it->index;
 }
 
-/* Calls the plugin for one storyboard and reports begin, images and result. */
-static void
+/* Calls the plugin for one storyboard and reports begin, images and result.
+ * Returns -1 on success, else the error class reported. */
+static int
 run_item(const struct msg_batch *b, const struct msg_item *it, const char *plugin,
 	 t2i_generate_fn *gen)
 {
@@ -184,7 +185,7 @@ run_item(const struct msg_batch *b, const struct msg_item *it, const char *plugi
 	rc = gen(&req, &host, &err);
 	if (rc == 0 && c.nimages > 0) {
 		send_line(msg_encode_result(it->image_id, true, 0, 0, 0, NULL, &len));
-		return;
+		return -1;
 	}
 	err.message[sizeof(err.message) - 1] = '\0';
 	if (rc == 0 || (err.message[0] == '\0' && c.error[0] != '\0')) {
@@ -207,6 +208,7 @@ run_item(const struct msg_batch *b, const struct msg_item *it, const char *plugi
 	redact(err.message, b->api_key);
 	send_line(msg_encode_result(it->image_id, false, err.error_class, err.http_status,
 				    err.retry_after_ms, err.message, &len));
+	return err.error_class;
 }
 
 static _Noreturn void
@@ -230,8 +232,18 @@ worker_main(void)
 		send_line(msg_encode_fatal(err, &len));
 		_exit(WORKER_EXIT_FATAL);
 	}
-	for (size_t i = 0; i < b.nitems; i++)
-		run_item(&b, &b.items[i], meta->name, gen);
+	/* A refused credential or exhausted credits make the provider unusable
+	 * for the run: the
+	 * supervisor stops this worker and requeues the rest of the batch
+	 * uncharged, but only after reading the result, by which time the
+	 * next item's request would already be on its way.  Stopping here
+	 * keeps the provider from being asked again. */
+	for (size_t i = 0; i < b.nitems; i++) {
+		int cls = run_item(&b, &b.items[i], meta->name, gen);
+
+		if (cls == T2I_ERR_AUTH || cls == T2I_ERR_QUOTA)
+			break;
+	}
 	msg_batch_free(&b);
 	_exit(WORKER_EXIT_OK);
 }

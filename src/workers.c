@@ -55,6 +55,7 @@ workers_init(struct workers *w, struct spawner *sp, int nslots, int nproviders,
 	for (int p = 0; p < nproviders; p++)
 		w->provider_limit[p] = w->provider_max[p] = concurrency[p];
 	w->nslots = nslots;
+	w->max_busy = nslots;
 	w->nproviders = nproviders;
 	w->spawner = sp;
 	for (int i = 0; i < nslots; i++)
@@ -75,21 +76,57 @@ workers_free(struct workers *w)
 	memset(w, 0, sizeof(*w));
 }
 
+int
+workers_reconfigure(struct workers *w, int nslots, const int *map, int nproviders,
+		    const int *concurrency)
+{
+	size_t np = (size_t)(nproviders > 0 ? nproviders : 1);
+	int *busy = calloc(np, sizeof(int)), *limit = calloc(np, sizeof(int));
+	int *max = calloc(np, sizeof(int));
+	struct slot *slots = nslots > w->nslots ? calloc((size_t)nslots, sizeof(*slots)) : NULL;
+
+	if (busy == NULL || limit == NULL || max == NULL || (nslots > w->nslots && slots == NULL)) {
+		free(busy), free(limit), free(max), free(slots);
+		return -1;
+	}
+	for (int p = 0; p < nproviders; p++)
+		limit[p] = max[p] = concurrency[p];
+	for (int i = 0; i < w->nslots; i++) {
+		struct slot *s = &w->slots[i];
+
+		if (s->pid > 0)
+			busy[s->provider = map[s->provider]]++;
+	}
+	if (slots != NULL) {
+		memcpy(slots, w->slots, (size_t)w->nslots * sizeof(*slots));
+		for (int i = w->nslots; i < nslots; i++)
+			slots[i].to_fd = slots[i].from_fd = -1;
+		free(w->slots);
+		w->slots = slots;
+		w->nslots = nslots;
+	}
+	free(w->provider_busy), free(w->provider_limit), free(w->provider_max);
+	w->provider_busy = busy;
+	w->provider_limit = limit;
+	w->provider_max = max;
+	w->nproviders = nproviders;
+	w->max_busy = nslots;
+	return 0;
+}
+
 bool
 workers_provider_free(const struct workers *w, int p)
 {
 	return w->provider_busy[p] < w->provider_limit[p];
 }
 
-void
+int
 workers_rate_limited(struct workers *w, int p)
 {
 	int before = w->provider_limit[p];
 
 	w->provider_limit[p] = before > 1 ? before / 2 : 1;
-	if (w->provider_limit[p] != before)
-		log_info("provider %d rate limited: at most %d workers until it recovers", p,
-			 w->provider_limit[p]);
+	return w->provider_limit[p] != before ? w->provider_limit[p] : 0;
 }
 
 void
@@ -102,6 +139,8 @@ workers_provider_ok(struct workers *w, int p)
 int
 workers_free_slot(const struct workers *w)
 {
+	if (w->busy >= w->max_busy)
+		return -1;	/* a reload lowered workers.max */
 	for (int i = 0; i < w->nslots; i++)
 		if (w->slots[i].pid == 0)
 			return i;

@@ -42,6 +42,7 @@ struct workers {
 	struct spawner *spawner; /* forks the workers; see spawner.h */
 	struct slot *slots;
 	int nslots;
+	int max_busy;		/* workers.max; nslots never shrinks */
 	int busy;
 	int *provider_busy;	/* workers per provider */
 	int *provider_limit;	/* current cap: concurrency, lowered while rate limited */
@@ -52,11 +53,16 @@ struct workers {
 int workers_init(struct workers *w, struct spawner *sp, int nslots, int nproviders,
 		 const int *concurrency);
 
+/* A new configuration: slot provider indices go through map (old index to
+ * new), the slot table grows to nslots if needed, caps start afresh. */
+int workers_reconfigure(struct workers *w, int nslots, const int *map, int nproviders,
+			const int *concurrency);
+
 /* True when provider p may have one more worker. */
 bool workers_provider_free(const struct workers *w, int p);
 /* A 429 halves the provider's cap (at least 1); each success raises it by
  * one back towards its configured concurrency. */
-void workers_rate_limited(struct workers *w, int p);
+int workers_rate_limited(struct workers *w, int p);	/* the new cap, 0 if unchanged */
 void workers_provider_ok(struct workers *w, int p);
 void workers_free(struct workers *w);
 

@@ -375,3 +375,98 @@ def fake(tmp_path_factory):
         yield server
     finally:
         server.stop()
+
+
+# ---- helpers for the provider plugins' and the retry tests (test_providers, test_retries) ----
+
+import re  # noqa: E402  (kept with the helpers that use it)
+
+API_KEY = "sk-test-KEY-123"
+
+
+def http_provider(name, plugin, api_url, api_key=API_KEY, model=None, default=True,
+                  concurrency=None, **options):
+    """One providers entry for an HTTP plugin; keyword arguments become its options."""
+    text = f'{{ name = "{name}"; plugin = "{plugin}"; api_url = {json.dumps(api_url)};'
+    if api_key is not None:
+        text += f" api_key = {json.dumps(api_key)};"
+    if model is not None:
+        text += f" model = {json.dumps(model)};"
+    if default:
+        text += " default = true;"
+    if concurrency is not None:
+        text += f" concurrency = {int(concurrency)};"
+    if options:
+        text += f" options = {libconfig_value(options)};"
+    return text + " }"
+
+
+def retry_conf(attempts, backoff=0.05, backoff_max=0.2):
+    """The retry group: small backoffs keep retrying tests fast."""
+    return (f"retry = {{ attempts = {attempts}; backoff = {backoff};"
+            f" backoff_max = {backoff_max}; }};")
+
+
+def image_info(path):
+    """(mime, width, height) read from an image file's own header (PNG, JPEG, WebP)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        assert data[12:16] == b"IHDR", path
+        return ("image/png", int.from_bytes(data[16:20], "big"),
+                int.from_bytes(data[20:24], "big"))
+    if data[:3] == b"\xff\xd8\xff":
+        i = 2
+        while i + 9 <= len(data):
+            assert data[i] == 0xFF, (path, i)
+            marker, length = data[i + 1], int.from_bytes(data[i + 2:i + 4], "big")
+            if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):    # SOFn
+                return ("image/jpeg", int.from_bytes(data[i + 7:i + 9], "big"),
+                        int.from_bytes(data[i + 5:i + 7], "big"))
+            i += 2 + length
+        raise AssertionError(f"{path}: JPEG without a frame header")
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        chunk = data[12:16]
+        if chunk == b"VP8 ":
+            assert data[23:26] == b"\x9d\x01\x2a", path
+            return ("image/webp", int.from_bytes(data[26:28], "little") & 0x3FFF,
+                    int.from_bytes(data[28:30], "little") & 0x3FFF)
+        if chunk == b"VP8L":
+            bits = int.from_bytes(data[21:25], "little")
+            return "image/webp", (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+        if chunk == b"VP8X":
+            return ("image/webp", int.from_bytes(data[24:27], "little") + 1,
+                    int.from_bytes(data[27:30], "little") + 1)
+    raise AssertionError(f"{path}: not an image: {data[:40]!r}")
+
+
+RETRY_WARNING = re.compile(
+    r"^storyboard (\d+): attempt (\d+) of (\d+) on provider (\S+) failed "
+    r"\((\w+): (.*)\); retrying in (\d+(?:\.\d+)?) s$", re.S)
+
+
+def retry_warnings(events):
+    """The retry warnings of a run, parsed: [{index, attempt, of, provider, cls, cause,
+    delay_s}] in event order."""
+    out = []
+    for e in events:
+        m = RETRY_WARNING.match(e.get("message", "")) if e["type"] == "warning" else None
+        if m:
+            out.append({"index": int(m[1]), "attempt": int(m[2]), "of": int(m[3]),
+                        "provider": m[4], "cls": m[5], "cause": m[6],
+                        "delay_s": float(m[7])})
+    return out
+
+
+def warnings_of(events):
+    return [e["message"] for e in events if e["type"] == "warning"]
+
+
+GENERATION_PATHS = ("/jimeng/v1/images/generations", "/openai/v1/images/generations",
+                    "/sdwebui/sdapi/v1/txt2img")
+
+
+def generation_requests(fake):
+    """The generation requests fake received, in order (image downloads left out)."""
+    return [r for r in fake.requests() if r["method"] == "POST"
+            and r["path"].split("?")[0] in GENERATION_PATHS]

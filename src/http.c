@@ -1,0 +1,627 @@
+/* http: libmicrohttpd in the supervisor's loop, request bodies, the bearer
+ * token, the access log and the response helpers of api.c.
+ *
+ * MHD calls the access handler at least twice per request: once when the
+ * headers are in (we route, authenticate and check the declared size), once
+ * per piece of the body, and once more when the request is complete (we
+ * answer).  An error found from the headers (401, 404, 405, 413) is answered
+ * at the end too, the body read and dropped, because a response queued early
+ * makes MHD close the connection while a client may still be sending: most
+ * clients then fail with EPIPE before they read the answer.  Only a client
+ * that waits for "100 Continue" (it sends nothing yet), or a body too large
+ * to drop, is answered at once. */
+#include "http.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "log.h"
+#include "project.h"
+#include "service.h"
+#include "sse.h"
+
+#define HTTP_TIMEOUT_S 120	/* idle connections; a stream that does not drain */
+#define HTTP_BODY_MAX PROJECT_FILE_MAX
+/* The body of a request answered with an error is read and dropped, up to
+ * this much; past it the connection is closed. */
+#define HTTP_DISCARD_MAX (2 * (uint64_t)HTTP_BODY_MAX)
+
+struct http {
+	struct MHD_Daemon *d;
+	struct service *sv;
+	struct sse *sse;
+	char *token;		/* NULL: no authentication */
+	size_t token_len;
+	int epoll_fd;
+	uint64_t resumes_seen;	/* sse_resumes() at the last http_run */
+	bool quiesced;
+	char last_error[256];	/* MHD's last message, for http_start's error */
+};
+
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* --- listen address --- */
+
+/* "HOST:PORT", "[V6]:PORT" or ":PORT" into ss; *dual when it is [::]. */
+static int
+parse_listen(const char *listen, struct sockaddr_storage *ss, bool *dual, char *err,
+	     size_t errlen)
+{
+	char host[256];
+	const char *colon = strrchr(listen, ':');
+	struct addrinfo hints = { .ai_flags = AI_PASSIVE, .ai_socktype = SOCK_STREAM }, *ai;
+	char *end = NULL;
+	long port = colon != NULL && isdigit((unsigned char)colon[1])
+			    ? strtol(colon + 1, &end, 10) : -1;
+	size_t hl;
+	int rc;
+
+	if (port < 0 || port > 65535 || *end != '\0') {
+		snprintf(err, errlen, "http.listen '%s': expected HOST:PORT", listen);
+		return -1;
+	}
+	hl = (size_t)(colon - listen);
+	if (hl >= 2 && listen[0] == '[' && listen[hl - 1] == ']') {
+		listen++;
+		hl -= 2;
+		hints.ai_family = AF_INET6;
+		hints.ai_flags |= AI_NUMERICHOST;
+	}
+	if (hl >= sizeof(host)) {
+		snprintf(err, errlen, "http.listen '%s': host too long", listen);
+		return -1;
+	}
+	memcpy(host, listen, hl);
+	host[hl] = '\0';
+	if (hl == 0)
+		snprintf(host, sizeof(host), "0.0.0.0");
+	if ((rc = getaddrinfo(host, NULL, &hints, &ai)) != 0) {
+		snprintf(err, errlen, "http.listen '%s': %s", host, gai_strerror(rc));
+		return -1;
+	}
+	memset(ss, 0, sizeof(*ss));
+	memcpy(ss, ai->ai_addr, ai->ai_addrlen);
+	freeaddrinfo(ai);
+	if (ss->ss_family == AF_INET6) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+
+		s6->sin6_port = htons((uint16_t)port);
+		*dual = memcmp(&s6->sin6_addr, &in6addr_any, sizeof(in6addr_any)) == 0;
+	} else {
+		((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
+		*dual = false;
+	}
+	return 0;
+}
+
+/* Connections MHD may hold: what the fd limit leaves after the
+ * supervisor's own (workers' pipes, the database, the log). */
+static unsigned
+connection_limit(void)
+{
+	struct rlimit rl;
+	rlim_t n = 1024;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+		n = rl.rlim_cur;
+	n = n > 256 + 64 ? n - 256 : 64;
+	return n > 10000 ? 10000 : (unsigned)n;
+}
+
+/* --- the access log --- */
+
+static void
+copy_path(char *dst, const char *url)
+{
+	size_t i;
+
+	/* MHD has unescaped the path: a %0A must not split the log line. */
+	for (i = 0; url[i] != '\0' && i < HTTP_PATH_LOG; i++)
+		dst[i] = (unsigned char)url[i] < 0x20 || url[i] == 0x7f ? '?' : url[i];
+	dst[i] = '\0';
+	if (url[i] != '\0' && i >= 3)
+		memcpy(dst + i - 3, "...", 3);
+}
+
+static const char *
+termination_note(enum MHD_RequestTerminationCode toe)
+{
+	switch (toe) {
+	case MHD_REQUEST_TERMINATED_COMPLETED_OK:
+		return "";
+	case MHD_REQUEST_TERMINATED_TIMEOUT_REACHED:
+		return " (timed out)";
+	case MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN:
+		return " (shutdown)";
+	case MHD_REQUEST_TERMINATED_CLIENT_ABORT:
+	case MHD_REQUEST_TERMINATED_READ_ERROR:
+		return " (client gone)";
+	default:
+		return " (error)";
+	}
+}
+
+static void
+on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+	     enum MHD_RequestTerminationCode toe)
+{
+	struct http *h = cls;
+	struct http_req *rq = *con_cls;
+
+	(void)conn;
+	if (rq == NULL)
+		return;
+	*con_cls = NULL;
+	if (rq->stream != NULL) {
+		rq->bytes = sse_client_bytes(rq->stream);
+		sse_client_unlink(rq->stream);
+	}
+	/* The path only: MHD keeps the query string apart, and headers
+	 * (Authorization) are never logged. */
+	log_info("http: %s %s %u %" PRIu64 " %" PRId64 "ms%s", rq->method, rq->path, rq->status,
+		 rq->bytes, now_ms() - rq->start_ms, termination_note(toe));
+	service_count_request(h->sv, (int)rq->status);
+	free(rq->body);
+	free(rq);
+}
+
+static void
+on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	struct http *h = cls;
+	size_t n;
+
+	vsnprintf(h->last_error, sizeof(h->last_error), fmt, ap);
+	n = strlen(h->last_error);
+	while (n > 0 && (h->last_error[n - 1] == '\n' || h->last_error[n - 1] == '.'))
+		h->last_error[--n] = '\0';
+	/* Once started, MHD mostly reports clients (gone mid-stream, bad
+	 * requests): worth a line, not a warning. */
+	log_msg(h->d == NULL ? LOG_LVL_WARNING : LOG_LVL_INFO, "http: %s", h->last_error);
+}
+
+/* --- responses --- */
+
+enum MHD_Result
+http_reply(struct http_req *rq, unsigned status, struct MHD_Response *resp, uint64_t bytes)
+{
+	enum MHD_Result r;
+
+	rq->responded = true;
+	if (resp == NULL) {
+		log_errx("http: %s %s: cannot build the response", rq->method, rq->path);
+		rq->status = 500;
+		return MHD_NO;	/* MHD closes the connection */
+	}
+	rq->status = status;
+	rq->bytes = bytes;
+	r = MHD_queue_response(rq->conn, status, resp);
+	MHD_destroy_response(resp);
+	return r;
+}
+
+enum MHD_Result
+http_reply_text(struct http_req *rq, unsigned status, const char *ctype, char *text,
+		size_t len, bool must_free)
+{
+	struct MHD_Response *resp = MHD_create_response_from_buffer(
+		len, text, must_free ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+
+	if (resp == NULL) {
+		if (must_free)
+			free(text);
+	} else if (MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype) != MHD_YES) {
+		MHD_destroy_response(resp);
+		resp = NULL;
+	}
+	return http_reply(rq, status, resp, len);
+}
+
+/* Compact JSON and a newline (a terminal's prompt then starts its line). */
+static char *
+json_text(json_t *v, size_t *len)
+{
+	char *t = json_dumps(v, JSON_COMPACT), *p;
+
+	json_decref(v);
+	if (t == NULL)
+		return NULL;
+	*len = strlen(t);
+	if ((p = realloc(t, *len + 2)) == NULL) {
+		free(t);
+		return NULL;
+	}
+	p[(*len)++] = '\n';
+	p[*len] = '\0';
+	return p;
+}
+
+enum MHD_Result
+http_reply_json(struct http_req *rq, unsigned status, json_t *v)
+{
+	struct MHD_Response *resp = NULL;
+	size_t len = 0;
+	char *text;
+
+	if (v == NULL)
+		return http_reply_error(rq, 500, "internal error: cannot read the database");
+	if ((text = json_text(v, &len)) != NULL &&
+	    (resp = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE)) == NULL)
+		free(text);
+	if (resp != NULL) {
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+		if (status == MHD_HTTP_UNAUTHORIZED)
+			MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+		if (status == MHD_HTTP_METHOD_NOT_ALLOWED && rq->allow[0] != '\0')
+			MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, rq->allow);
+	}
+	return http_reply(rq, status, resp, len);
+}
+
+enum MHD_Result
+http_reply_error(struct http_req *rq, unsigned status, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	json_t *o;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	/* Truncation may have cut a UTF-8 sequence, which JSON refuses. */
+	if ((o = json_pack("{ss}", "error", msg)) == NULL) {
+		for (char *c = msg; *c != '\0'; c++)
+			if ((unsigned char)*c >= 0x80)
+				*c = '?';
+		o = json_pack("{ss}", "error", msg);
+	}
+	if (o == NULL)
+		return http_reply(rq, status, NULL, 0);
+	return http_reply_json(rq, status, o);
+}
+
+const char *
+http_header(struct http_req *rq, const char *name)
+{
+	return MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, name);
+}
+
+/* --- authentication --- */
+
+/* Constant time in the token's length, whatever the guess: every byte is
+ * compared and the difference gathered in a volatile, with no early exit. */
+static bool
+token_equal(const char *got, const char *want, size_t want_len)
+{
+	size_t got_len = strlen(got);
+	volatile unsigned char acc = (unsigned char)(got_len != want_len);
+
+	for (size_t i = 0; i < want_len; i++) {
+		unsigned char g = i < got_len ? (unsigned char)got[i] : 0;
+
+		acc |= (unsigned char)(g ^ (unsigned char)want[i]);
+	}
+	return acc == 0;
+}
+
+static bool
+needs_token(const struct http *h, const char *url)
+{
+	return h->token != NULL && strncmp(url, "/v1", 3) == 0 &&
+	       (url[3] == '/' || url[3] == '\0');
+}
+
+static bool
+authorized(const struct http *h, struct http_req *rq)
+{
+	const char *v = http_header(rq, MHD_HTTP_HEADER_AUTHORIZATION);
+
+	if (v == NULL || strncasecmp(v, "Bearer ", 7) != 0)
+		return false;
+	for (v += 7; *v == ' '; v++)
+		;
+	return token_equal(v, h->token, h->token_len);
+}
+
+/* --- requests --- */
+
+static void
+req_fail(struct http_req *rq, unsigned status, const char *msg)
+{
+	rq->err_status = status;
+	snprintf(rq->err_msg, sizeof(rq->err_msg), "%s", msg);
+}
+
+/* An error is best answered before the body (see the top of the file). */
+static bool
+answer_early(struct http_req *rq)
+{
+	const char *cl = http_header(rq, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	const char *expect = http_header(rq, MHD_HTTP_HEADER_EXPECT);
+
+	if (cl != NULL && strtoull(cl, NULL, 10) > HTTP_DISCARD_MAX)
+		return true;
+	return expect != NULL && strcasecmp(expect, "100-continue") == 0 &&
+	       ((cl != NULL && strtoull(cl, NULL, 10) > 0) ||
+		http_header(rq, MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL);
+}
+
+/* Nothing more of the body is kept: it is dropped as it comes. */
+static void
+too_large(struct http_req *rq)
+{
+	char msg[96];
+
+	snprintf(msg, sizeof(msg), "request body too large (limit %u bytes)", HTTP_BODY_MAX);
+	req_fail(rq, MHD_HTTP_CONTENT_TOO_LARGE, msg);
+	free(rq->body);
+	rq->body = NULL;
+	rq->len = rq->cap = 0;
+}
+
+static enum MHD_Result
+req_begin(struct http *h, struct http_req *rq, const char *url, const char *method)
+{
+	unsigned status = 0;
+
+	if (needs_token(h, url) && !authorized(h, rq)) {
+		req_fail(rq, MHD_HTTP_UNAUTHORIZED, "missing or invalid bearer token");
+	} else if ((rq->route = api_match(method, url, rq->id, &status, rq->allow,
+					  sizeof(rq->allow))) == NULL) {
+		req_fail(rq, status, status == MHD_HTTP_METHOD_NOT_ALLOWED ? "method not allowed"
+									  : "not found");
+	} else if (api_takes_body(rq->route)) {
+		const char *cl = http_header(rq, MHD_HTTP_HEADER_CONTENT_LENGTH);
+
+		/* strtoull saturates at ULLONG_MAX, itself too large. */
+		if (cl != NULL && strtoull(cl, NULL, 10) > HTTP_BODY_MAX)
+			too_large(rq);
+	}
+	if (rq->err_status != 0 && answer_early(rq))
+		return http_reply_error(rq, rq->err_status, "%s", rq->err_msg);
+	return MHD_YES;
+}
+
+static enum MHD_Result
+req_body(struct http_req *rq, const char *data, size_t n)
+{
+	rq->received += n;
+	if (rq->err_status != 0 || !api_takes_body(rq->route))
+		return rq->received > HTTP_DISCARD_MAX ? MHD_NO : MHD_YES;
+	if (rq->len + n > HTTP_BODY_MAX) {
+		too_large(rq);
+		return MHD_YES;
+	}
+	if (rq->len + n + 1 > rq->cap) {
+		size_t cap = rq->cap != 0 ? rq->cap : 4096;
+		char *p;
+
+		while (cap < rq->len + n + 1)
+			cap *= 2;
+		if ((p = realloc(rq->body, cap)) == NULL)
+			return MHD_NO;
+		rq->body = p;
+		rq->cap = cap;
+	}
+	memcpy(rq->body + rq->len, data, n);
+	rq->len += n;
+	rq->body[rq->len] = '\0';
+	return MHD_YES;
+}
+
+static struct http_req *
+req_new(struct http *h, struct MHD_Connection *conn, const char *url, const char *method)
+{
+	struct http_req *rq = calloc(1, sizeof(*rq));
+
+	if (rq == NULL)
+		return NULL;
+	rq->sv = h->sv;
+	rq->sse = h->sse;
+	rq->conn = conn;
+	rq->start_ms = now_ms();
+	snprintf(rq->method, sizeof(rq->method), "%s", method);
+	copy_path(rq->path, url);
+	return rq;
+}
+
+static enum MHD_Result
+on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+	   const char *version, const char *upload, size_t *upload_size, void **con_cls)
+{
+	struct http *h = cls;
+	struct http_req *rq = *con_cls;
+	size_t n;
+
+	(void)version;
+	if (rq == NULL) {
+		if ((rq = req_new(h, conn, url, method)) == NULL)
+			return MHD_NO;
+		*con_cls = rq;
+		return req_begin(h, rq, url, method);
+	}
+	if ((n = *upload_size) != 0) {
+		*upload_size = 0;
+		return req_body(rq, upload, n);
+	}
+	if (rq->responded)
+		return MHD_YES;
+	if (rq->err_status != 0)
+		return http_reply_error(rq, rq->err_status, "%s", rq->err_msg);
+	return api_handle(rq->route, rq);
+}
+
+/* --- the daemon --- */
+
+static struct MHD_Daemon *
+daemon_start(struct http *h, const struct sockaddr_storage *ss, bool dual)
+{
+	unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+
+	if (ss->ss_family == AF_INET6)
+		flags |= dual ? MHD_USE_DUAL_STACK : MHD_USE_IPv6;
+	return MHD_start_daemon(
+		flags, 0, NULL, NULL, on_request, h,
+		/* First, or MHD logs the options' errors on its own. */
+		MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
+		MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)ss,
+		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_TIMEOUT_S,
+		MHD_OPTION_CONNECTION_LIMIT, connection_limit(),
+		MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+		/* SIGPIPE is ignored (below): MHD may use sendfile(). */
+		MHD_OPTION_SIGPIPE_HANDLED_BY_APP, (unsigned)1,
+		MHD_OPTION_END);
+}
+
+void
+http_set_token(struct http *h, const char *token)
+{
+	if (h == NULL)
+		return;
+	if (h->token != NULL) {
+		explicit_bzero(h->token, h->token_len);
+		free(h->token);
+	}
+	h->token = NULL;
+	h->token_len = 0;
+	if (token != NULL && (h->token = strdup(token)) != NULL)
+		h->token_len = strlen(token);
+	else if (token != NULL)
+		fatalx("out of memory");	/* never fall back to no authentication */
+}
+
+struct http *
+http_start(struct service *sv, struct sse *sse, const char *listen, const char *token,
+	   char *err, size_t errlen)
+{
+	struct http *h = calloc(1, sizeof(*h));
+	struct sockaddr_storage ss;
+	const union MHD_DaemonInfo *info;
+	bool dual;
+
+	if (h == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	h->sv = sv;
+	h->sse = sse;
+	http_set_token(h, token);
+	if (parse_listen(listen, &ss, &dual, err, errlen) < 0) {
+		http_free(h);
+		return NULL;
+	}
+	/* A client gone mid-response must give EPIPE, not kill the service. */
+	signal(SIGPIPE, SIG_IGN);
+	if ((h->d = daemon_start(h, &ss, dual)) == NULL ||
+	    (info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_EPOLL_FD)) == NULL) {
+		snprintf(err, errlen, "http.listen %s: %s", listen,
+			 h->last_error[0] != '\0' ? h->last_error : "cannot start the HTTP server");
+		http_free(h);
+		return NULL;
+	}
+	h->epoll_fd = info->epoll_fd;
+	log_info("http: listening on %s (port %d)%s", listen, http_port(h),
+		 h->token != NULL ? ", bearer token required for /v1" : "");
+	return h;
+}
+
+int
+http_poll_fd(const struct http *h)
+{
+	return h->epoll_fd;
+}
+
+int
+http_timeout_ms(struct http *h)
+{
+	MHD_UNSIGNED_LONG_LONG t;
+
+	/* A connection resumed since MHD_run began is only processed by the
+	 * next MHD_run. */
+	if (h->sse != NULL && sse_resumes(h->sse) != h->resumes_seen)
+		return 0;
+	if (MHD_get_timeout(h->d, &t) != MHD_YES)
+		return -1;
+	return t > INT_MAX ? INT_MAX : (int)t;
+}
+
+void
+http_run(struct http *h)
+{
+	/* Noted before MHD_run: resumes made by handlers inside it (a run
+	 * started with an SSE response emits events) need another pass. */
+	if (h->sse != NULL)
+		h->resumes_seen = sse_resumes(h->sse);
+	MHD_run(h->d);
+}
+
+void
+http_quiesce(struct http *h)
+{
+	MHD_socket fd;
+
+	if (h == NULL || h->quiesced)
+		return;
+	h->quiesced = true;
+	/* The listening socket is ours to close once MHD lets go of it. */
+	if ((fd = MHD_quiesce_daemon(h->d)) != MHD_INVALID_SOCKET)
+		close(fd);
+	log_info("http: no longer accepting connections (%u open)", http_connections(h));
+}
+
+int
+http_port(const struct http *h)
+{
+	const union MHD_DaemonInfo *info =
+		MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
+
+	return info != NULL ? info->port : -1;
+}
+
+unsigned
+http_connections(const struct http *h)
+{
+	const union MHD_DaemonInfo *info =
+		MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+
+	return info != NULL ? info->num_connections : 0;
+}
+
+void
+http_free(struct http *h)
+{
+	if (h == NULL)
+		return;
+	if (h->d != NULL) {
+		/* MHD must not be stopped with suspended connections: every
+		 * stream is resumed to end, and MHD_stop_daemon closes them. */
+		if (h->sse != NULL)
+			sse_shutdown(h->sse);
+		MHD_stop_daemon(h->d);
+	}
+	http_set_token(h, NULL);
+	free(h);
+}

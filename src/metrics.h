@@ -1,0 +1,41 @@
+/* metrics: counters and the provider latency histogram behind /metrics, in
+ * the Prometheus text format.  Kept in the supervisor's memory (they start
+ * at zero with the process, as Prometheus counters may). */
+#ifndef T2I_METRICS_H
+#define T2I_METRICS_H
+
+#include <stddef.h>
+
+struct store;
+
+#define METRICS_PROVIDERS_MAX 64
+#define METRICS_BUCKETS 13
+
+struct metrics_provider {
+	char name[65];
+	unsigned long long bucket[METRICS_BUCKETS];	/* cumulative at render */
+	unsigned long long count;
+	double sum;
+	unsigned long long retries;
+	unsigned long long failovers;
+};
+
+struct metrics {
+	unsigned long long runs_started;
+	unsigned long long runs_ended[4];	/* completed, partial, failed, cancelled */
+	unsigned long long http[6];		/* by status class 1xx..5xx, [0] other */
+	struct metrics_provider prov[METRICS_PROVIDERS_MAX];
+	int nprov;
+};
+
+void metrics_latency(struct metrics *m, const char *provider, double seconds);
+void metrics_retry(struct metrics *m, const char *provider);
+void metrics_failover(struct metrics *m, const char *provider);
+void metrics_run_ended(struct metrics *m, const char *status);
+void metrics_http(struct metrics *m, int status);
+
+/* The exposition text (malloc'd), with gauges read now. */
+char *metrics_render(const struct metrics *m, struct store *st, int busy_workers,
+		     int max_workers, size_t active_runs);
+
+#endif

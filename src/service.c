@@ -1,0 +1,376 @@
+/* service: `t2istage serve`, the supervisor with an HTTP API. */
+#include "service.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "events.h"
+#include "http.h"
+#include "log.h"
+#include "metrics.h"
+#include "notify.h"
+#include "plugin.h"
+#include "project.h"
+#include "resume.h"
+#include "run.h"
+#include "spawner.h"
+#include "sse.h"
+#include "stage.h"
+#include "store.h"
+#include "supervisor.h"
+#include "workers.h"
+
+struct service {
+	const char *conf_path;	/* NULL: built-in defaults */
+	struct config *cfg;	/* the current generation */
+	struct store *st;
+	struct sup *sup;
+	struct events ev;
+	struct sse *sse;
+	struct http *http;
+	struct metrics metrics;
+};
+
+struct store *
+service_store(struct service *sv)
+{
+	return sv->st;
+}
+
+const struct config *
+service_config(struct service *sv)
+{
+	return sv->cfg;
+}
+
+void
+service_count_request(struct service *sv, int status)
+{
+	metrics_http(&sv->metrics, status);
+}
+
+bool
+service_run_live(struct service *sv, const char *run_id)
+{
+	json_t *row = store_query_run(sv->st, run_id);
+	bool live = false;
+
+	/* In memory means not finished; ask the supervisor by project. */
+	if (row != NULL) {
+		struct run *r = sup_project_run(
+			sv->sup, json_string_value(json_object_get(row, "project_id")));
+
+		live = r != NULL && strcmp(r->id, run_id) == 0 && !r->finished;
+	}
+	json_decref(row);
+	return live;
+}
+
+char *
+service_metrics(struct service *sv)
+{
+	return metrics_render(&sv->metrics, sv->st, sup_busy_workers(sv->sup),
+			      sv->cfg->workers_max, sup_active_runs(sv->sup));
+}
+
+int
+service_import(struct service *sv, const char *body, size_t len, char project_id[37],
+	       char *err, size_t errlen)
+{
+	struct project *p = project_parse(body, len, "request body", err, errlen);
+	int status = 201;
+
+	if (p == NULL)
+		return 400;
+	if (store_project_exists(sv->st, p->id)) {
+		snprintf(err, errlen, "project %s already exists", p->id);
+		status = 409;
+	} else if (store_savepoint(sv->st) < 0 || store_project_import(sv->st, p) < 0) {
+		snprintf(err, errlen, "import failed: %s", store_errmsg(sv->st));
+		store_savepoint_rollback(sv->st);
+		status = 500;
+	} else {
+		store_savepoint_release(sv->st);
+		memcpy(project_id, p->id, 37);
+	}
+	project_free(p);
+	return status;
+}
+
+static int
+refusal_status(enum stage_refusal why)
+{
+	switch (why) {
+	case STAGE_NOT_FOUND:
+		return 404;
+	case STAGE_NOT_READY:
+	case STAGE_BUSY:
+		return 409;
+	case STAGE_NO_STORYBOARDS:
+	case STAGE_NO_PROVIDER:
+		return 422;
+	case STAGE_BAD_INPUT:
+		return 400;
+	default:
+		return 500;
+	}
+}
+
+int
+service_start(struct service *sv, const char *project_id, json_t *storyboard_ids, bool no_cache,
+	      char run_id[37], char *err, size_t errlen)
+{
+	struct stage_request req = { .project_id = project_id, .storyboard_ids = storyboard_ids,
+				     .no_cache = no_cache };
+	enum stage_refusal why;
+	struct run *r;
+
+	if (store_savepoint(sv->st) < 0) {
+		snprintf(err, errlen, "database: %s", store_errmsg(sv->st));
+		return 500;
+	}
+	if ((r = stage_start(sv->st, sv->cfg, &sv->ev, &req, &why, err, errlen)) == NULL) {
+		store_savepoint_rollback(sv->st);
+		return refusal_status(why);
+	}
+	if (sup_add_run(sv->sup, r) < 0) {
+		store_savepoint_rollback(sv->st);
+		run_free(r);
+		snprintf(err, errlen, "too many runs in progress");
+		return 409;
+	}
+	store_savepoint_release(sv->st);
+	sv->metrics.runs_started++;
+	memcpy(run_id, r->id, 37);
+	return 202;
+}
+
+int
+service_cancel(struct service *sv, const char *project_id, char run_id[37], char *err,
+	       size_t errlen)
+{
+	struct run *r = sup_project_run(sv->sup, project_id);
+
+	if (!store_project_exists(sv->st, project_id)) {
+		snprintf(err, errlen, "project %s not found", project_id);
+		return 404;
+	}
+	if (r == NULL || r->finished) {
+		snprintf(err, errlen, "project %s has no run in progress", project_id);
+		return 409;
+	}
+	memcpy(run_id, r->id, 37);
+	sup_cancel(sv->sup, r);
+	return 202;
+}
+
+/* --- the loop's hooks --- */
+
+static int
+hook_poll_fds(void *arg, struct pollfd *pfd, int max, int *timeout_ms)
+{
+	struct service *sv = arg;
+	int64_t now = workers_now_ms();
+	int t;
+
+	if (max < 1 || sv->http == NULL)
+		return 0;
+	pfd[0] = (struct pollfd){ .fd = http_poll_fd(sv->http), .events = POLLIN };
+	/* The nearest of: MHD's own timers, the SSE keepalive, the watchdog. */
+	t = http_timeout_ms(sv->http);
+	if (t >= 0 && (*timeout_ms < 0 || t < *timeout_ms))
+		*timeout_ms = t;
+	t = sse_timeout_ms(sv->sse, now);
+	if (t >= 0 && (*timeout_ms < 0 || t < *timeout_ms))
+		*timeout_ms = t;
+	t = notify_watchdog(now);
+	if (t >= 0 && (*timeout_ms < 0 || t < *timeout_ms))
+		*timeout_ms = t;
+	return 1;
+}
+
+static void
+hook_poll_ready(void *arg, struct pollfd *pfd, int n)
+{
+	struct service *sv = arg;
+
+	(void)pfd;
+	(void)n;
+	sse_tick(sv->sse, workers_now_ms());
+	if (sv->http != NULL)
+		http_run(sv->http);
+}
+
+static void
+hook_run_ended(void *arg, struct run *r)
+{
+	struct service *sv = arg;
+
+	metrics_run_ended(&sv->metrics, r->status);
+	log_info("run %s of project %s ended %s: %d completed, %d failed", r->id, r->project_id,
+		 r->status, r->succeeded, r->failed);
+	run_free(r);
+}
+
+static void
+hook_stopping(void *arg)
+{
+	struct service *sv = arg;
+
+	notify_stopping();
+	if (sv->http != NULL)
+		http_quiesce(sv->http);
+}
+
+/* Every plugin the new configuration names must load in a child. */
+static int
+probe_plugins(const struct config *cfg, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < cfg->nproviders; i++) {
+		struct plugin_info info;
+
+		memset(&info, 0, sizeof(info));
+		plugin_probe(cfg->providers[i].plugin_path, &info);
+		if (!info.ok) {
+			snprintf(err, errlen, "provider %s: %s", cfg->providers[i].name, info.error);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* SIGHUP: a new generation is built beside the running one and takes over
+ * only when all of it is valid. */
+static void
+hook_reload(void *arg)
+{
+	struct service *sv = arg;
+	char err[1024];
+	struct config *cfg;
+
+	notify_reloading();
+	log_info("reloading %s", sv->conf_path != NULL ? sv->conf_path : "(built-in defaults)");
+	if ((cfg = config_load(sv->conf_path, err, sizeof(err))) == NULL ||
+	    probe_plugins(cfg, err, sizeof(err)) < 0 || store_providers_sync(sv->st, cfg) < 0 ||
+	    sup_reconfigure(sv->sup, cfg, err, sizeof(err)) < 0) {
+		log_errx("reload refused, the running configuration stays: %s", err);
+		config_free(cfg);
+		notify_ready();
+		return;
+	}
+	if (strcmp(cfg->http_listen, sv->cfg->http_listen) != 0)
+		log_warnx("http.listen changed: takes effect at the next start");
+	config_free(sv->cfg);
+	sv->cfg = cfg;
+	http_set_token(sv->http, cfg->http_token);
+	log_info("reloaded: %zu providers, %d workers", cfg->nproviders, cfg->workers_max);
+	notify_ready();
+}
+
+/* Runs left 'processing' by the previous process go on. */
+static void
+recover(struct service *sv)
+{
+	json_t *runs = store_query_runs_processing(sv->st);
+	size_t i;
+	json_t *row;
+	char err[512];
+
+	json_array_foreach(runs, i, row) {
+		const char *id = json_string_value(json_object_get(row, "id"));
+		struct run *r = resume_run(sv->st, sv->cfg, &sv->ev, id, err, sizeof(err));
+
+		if (r == NULL || sup_add_run(sv->sup, r) < 0) {
+			log_errx("cannot resume run %s: %s; marked interrupted", id, err);
+			store_run_set_status(sv->st, id, "interrupted");
+			run_free(r);
+			continue;
+		}
+		log_info("resumed run %s: %zu storyboards to go", id, r->qlen);
+	}
+	json_decref(runs);
+}
+
+static int
+service_open(struct service *sv, struct spawner *sp, char *err, size_t errlen)
+{
+	static const struct sup_hooks hooks_template = {
+		.poll_fds = hook_poll_fds, .poll_ready = hook_poll_ready,
+		.run_ended = hook_run_ended, .reload = hook_reload,
+		.stopping = hook_stopping, .serve = true,
+	};
+	struct sup_hooks hooks = hooks_template;
+
+	if ((sv->cfg = config_load(sv->conf_path, err, errlen)) == NULL)
+		return -1;
+	if ((sv->st = store_open(sv->cfg->database, false, err, errlen)) == NULL)
+		return -1;
+	if (store_begin(sv->st) < 0 || store_providers_sync(sv->st, sv->cfg) < 0 ||
+	    store_commit(sv->st) < 0) {
+		snprintf(err, errlen, "%s: %s", sv->cfg->database, store_errmsg(sv->st));
+		return -1;
+	}
+	if ((sv->sup = sup_new(sv->cfg, sv->st, sp, err, errlen)) == NULL ||
+	    (sv->sse = sse_new(sv)) == NULL)
+		return -1;
+	sv->ev.st = sv->st;
+	events_add_sink(&sv->ev, sse_sink, sv->sse);
+	if ((sv->http = http_start(sv, sv->sse, sv->cfg->http_listen, sv->cfg->http_token, err,
+				   errlen)) == NULL)
+		return -1;
+	hooks.arg = sv;
+	hooks.metrics = &sv->metrics;
+	sup_set_hooks(sv->sup, &hooks);
+	return 0;
+}
+
+static void
+service_close(struct service *sv)
+{
+	http_free(sv->http);
+	sup_free(sv->sup);
+	sse_free(sv->sse);
+	store_close(sv->st);
+	config_free(sv->cfg);
+}
+
+int
+cmd_serve_main(const char *conf_path, int verbose)
+{
+	struct spawner sp = { 0 };
+	struct service sv;
+	char err[1024];
+	int rc = 1;
+
+	memset(&sv, 0, sizeof(sv));
+	log_init("supervisor", verbose);
+	/* Before anything is forked: no child may inherit NOTIFY_SOCKET. */
+	notify_init();
+	if (spawner_start(&sp) < 0) {
+		log_errx("cannot start the worker spawner: %s", strerror(errno));
+		return 1;
+	}
+	sv.conf_path = conf_path;
+	if (service_open(&sv, &sp, err, sizeof(err)) < 0) {
+		log_errx("%s", err);
+		goto out;
+	}
+	store_begin(sv.st);
+	recover(&sv);
+	store_commit(sv.st);
+	log_info("serving on %s (%zu providers, %d workers)", sv.cfg->http_listen,
+		 sv.cfg->nproviders, sv.cfg->workers_max);
+	notify_ready();
+	sup_loop(sv.sup);
+	log_info("stopped");
+	rc = 0;
+out:
+	service_close(&sv);
+	spawner_stop(&sp);
+	return rc;
+}

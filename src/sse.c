@@ -1,0 +1,448 @@
+/* sse: Server-Sent Events streams of runs, read from run_events.
+ *
+ * A client's reader (MHD's content reader callback) hands MHD its pending
+ * text; when that is used up it reads the next rows after its cursor.  With
+ * no row left and the run live it suspends its connection and returns 0;
+ * sse_sink() resumes it when the run emits an event.  MHD only processes a
+ * resumed connection in its next MHD_run, so several events emitted in one
+ * loop iteration cost one read per client. */
+#include "sse.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "run.h"
+#include "service.h"
+#include "store.h"
+
+struct sse_client {
+	struct sse_client *prev, *next;
+	struct sse *s;			/* NULL once sse_free detached it */
+	struct sse_client **link;	/* the request's pointer to us, or NULL */
+	struct MHD_Connection *conn;
+	char run_id[37];
+	char project_id[37];
+	int64_t next_seq;		/* the seq the client needs next */
+	int64_t base_seq;		/* the run's last seq when it connected */
+	char *buf;			/* text not yet handed to MHD */
+	size_t len, off, cap;
+	uint64_t bytes;
+	bool suspended;
+	bool keepalive;			/* send a comment at the next chance */
+	bool done_sent;			/* the `done` event is out: end after it */
+	bool drop;			/* too far behind: close the connection */
+	int64_t behind_since;		/* when it fell SSE_BACKLOG_MAX behind, or 0 */
+	bool closing;			/* the server is stopping: end the stream */
+};
+
+struct sse {
+	struct service *sv;
+	struct sse_client *head;
+	unsigned nclients;
+	int64_t next_keepalive;
+	uint64_t resumes;
+};
+
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+struct sse *
+sse_new(struct service *sv)
+{
+	struct sse *s = calloc(1, sizeof(*s));
+
+	if (s != NULL)
+		s->sv = sv;
+	return s;
+}
+
+void
+sse_free(struct sse *s)
+{
+	if (s == NULL)
+		return;
+	/* Responses still alive free their clients later; they must not
+	 * reach back into us, nor into each other. */
+	for (struct sse_client *c = s->head, *next; c != NULL; c = next) {
+		next = c->next;
+		c->s = NULL;
+		c->prev = c->next = NULL;
+	}
+	free(s);
+}
+
+uint64_t
+sse_resumes(const struct sse *s)
+{
+	return s->resumes;
+}
+
+unsigned
+sse_clients(const struct sse *s)
+{
+	return s->nclients;
+}
+
+static void
+client_resume(struct sse_client *c)
+{
+	/* Resuming a connection that is not suspended is undefined in MHD:
+	 * our flag is the only authority. */
+	if (!c->suspended)
+		return;
+	c->suspended = false;
+	if (c->s != NULL)
+		c->s->resumes++;
+	MHD_resume_connection(c->conn);
+}
+
+/* --- the pending text --- */
+
+static int
+buf_append(struct sse_client *c, const char *text, size_t n)
+{
+	if (c->len + n > c->cap) {
+		size_t cap = c->cap != 0 ? c->cap : 1024;
+		char *p;
+
+		while (cap < c->len + n)
+			cap *= 2;
+		if ((p = realloc(c->buf, cap)) == NULL)
+			return -1;
+		c->buf = p;
+		c->cap = cap;
+	}
+	memcpy(c->buf + c->len, text, n);
+	c->len += n;
+	return 0;
+}
+
+static int
+buf_event(struct sse_client *c, int64_t seq, const char *body)
+{
+	char head[40];
+	int n = snprintf(head, sizeof(head), "id: %" PRId64 "\ndata: ", seq);
+
+	if (buf_append(c, head, (size_t)n) < 0 || buf_append(c, body, strlen(body)) < 0)
+		return -1;
+	return buf_append(c, "\n\n", 2);
+}
+
+/* A big buffer from a burst of long events is not kept for the life of
+ * an idle stream. */
+static void
+buf_reset(struct sse_client *c)
+{
+	c->len = c->off = 0;
+	if (c->cap > 4 * SSE_BUF_SOFT) {
+		free(c->buf);
+		c->buf = NULL;
+		c->cap = 0;
+	}
+}
+
+/* Appends the rows after the cursor, up to about SSE_BUF_SOFT bytes.
+ * Returns how many events were added, -1 on error. */
+static int
+fill_events(struct sse_client *c, struct store *st)
+{
+	json_t *rows = store_events_after(st, c->run_id, c->next_seq - 1, SSE_FETCH);
+	size_t i;
+	json_t *row;
+	int added = 0;
+
+	if (rows == NULL)
+		return -1;
+	json_array_foreach(rows, i, row) {
+		int64_t seq = json_integer_value(json_object_get(row, "seq"));
+		const char *type = json_string_value(json_object_get(row, "type"));
+		const char *body = json_string_value(json_object_get(row, "body"));
+
+		/* The body is compact JSON: its newlines are escaped, so it
+		 * is one data: line. */
+		if (body == NULL || strchr(body, '\n') != NULL || buf_event(c, seq, body) < 0) {
+			json_decref(rows);
+			return -1;
+		}
+		c->next_seq = seq + 1;
+		added++;
+		if (type != NULL && strcmp(type, "done") == 0) {
+			c->done_sent = true;
+			break;
+		}
+		if (c->len >= SSE_BUF_SOFT)
+			break;
+	}
+	json_decref(rows);
+	return added;
+}
+
+enum refill { REFILL_DATA, REFILL_WAIT, REFILL_END, REFILL_ERROR };
+
+static enum refill
+refill(struct sse_client *c)
+{
+	struct service *sv = c->s->sv;
+	int n;
+
+	buf_reset(c);
+	if (c->done_sent || c->closing)
+		return REFILL_END;
+	if ((n = fill_events(c, service_store(sv))) < 0) {
+		log_warnx("sse: run %s: cannot read events after %" PRId64, c->run_id,
+			  c->next_seq - 1);
+		return REFILL_ERROR;
+	}
+	if (n == 0 && c->keepalive && buf_append(c, ":\n\n", 3) < 0)
+		return REFILL_ERROR;
+	/* Any text sent is as good as a keepalive. */
+	c->keepalive = false;
+	if (c->len > 0)
+		return REFILL_DATA;
+	/* Nothing more in the database: wait while the run goes on; a run
+	 * that is over without a `done` row (it should not happen) ends the
+	 * stream rather than leave it hanging. */
+	return service_run_live(sv, c->run_id) ? REFILL_WAIT : REFILL_END;
+}
+
+static ssize_t
+client_read(void *cls, uint64_t pos, char *out, size_t max)
+{
+	struct sse_client *c = cls;
+	size_t n;
+
+	(void)pos;
+	if (c->drop || c->s == NULL)
+		return MHD_CONTENT_READER_END_WITH_ERROR;
+	if (c->off == c->len) {
+		switch (refill(c)) {
+		case REFILL_DATA:
+			break;
+		case REFILL_WAIT:
+			c->suspended = true;
+			MHD_suspend_connection(c->conn);
+			return 0;
+		case REFILL_END:
+			return MHD_CONTENT_READER_END_OF_STREAM;
+		default:
+			return MHD_CONTENT_READER_END_WITH_ERROR;
+		}
+	}
+	n = c->len - c->off < max ? c->len - c->off : max;
+	memcpy(out, c->buf + c->off, n);
+	c->off += n;
+	c->bytes += n;
+	return (ssize_t)n;
+}
+
+static void
+client_free(void *cls)
+{
+	struct sse_client *c = cls;
+	struct sse *s = c->s;
+
+	if (c->link != NULL)
+		*c->link = NULL;
+	if (s != NULL) {
+		if (c->prev != NULL)
+			c->prev->next = c->next;
+		else
+			s->head = c->next;
+		if (c->next != NULL)
+			c->next->prev = c->prev;
+		s->nclients--;
+	}
+	free(c->buf);
+	free(c);
+}
+
+uint64_t
+sse_client_bytes(const struct sse_client *c)
+{
+	return c->bytes;
+}
+
+void
+sse_client_unlink(struct sse_client *c)
+{
+	c->link = NULL;
+}
+
+/* The run's last seq now: lag is counted from here, so a client replaying
+ * a long run from the start is not taken for a slow one. */
+static int64_t
+run_last_seq(struct service *sv, const char *run_id)
+{
+	json_t *row = store_query_run(service_store(sv), run_id);
+	int64_t seq = json_integer_value(json_object_get(row, "last_seq"));
+
+	json_decref(row);
+	return seq;
+}
+
+static struct sse_client *
+client_new(struct sse *s, struct MHD_Connection *conn, const char *run_id,
+	   const char *project_id, int64_t after_seq)
+{
+	struct sse_client *c = calloc(1, sizeof(*c));
+	char hello[160];
+	int n;
+
+	if (c == NULL)
+		return NULL;
+	c->s = s;
+	c->conn = conn;
+	snprintf(c->run_id, sizeof(c->run_id), "%s", run_id);
+	snprintf(c->project_id, sizeof(c->project_id), "%s", project_id);
+	c->next_seq = after_seq + 1;
+	c->base_seq = run_last_seq(s->sv, run_id);
+	/* The first message has no id: a reconnecting EventSource then sends
+	 * the seq of the last real event in Last-Event-ID. */
+	n = snprintf(hello, sizeof(hello),
+		     "data: {\"type\":\"connected\",\"project_id\":\"%s\",\"run_id\":\"%s\"}\n\n",
+		     c->project_id, c->run_id);
+	if (buf_append(c, hello, (size_t)n) < 0) {
+		free(c);
+		return NULL;
+	}
+	return c;
+}
+
+static bool
+add_header(struct MHD_Response *resp, const char *name, const char *value)
+{
+	return MHD_add_response_header(resp, name, value) == MHD_YES;
+}
+
+struct MHD_Response *
+sse_response(struct sse *s, struct MHD_Connection *conn, const char *run_id,
+	     const char *project_id, int64_t after_seq, struct sse_client **link)
+{
+	struct sse_client *c = client_new(s, conn, run_id, project_id, after_seq);
+	struct MHD_Response *resp;
+
+	if (c == NULL)
+		return NULL;
+	resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, client_read, c,
+						 client_free);
+	if (resp == NULL) {
+		free(c->buf);
+		free(c);
+		return NULL;
+	}
+	if (s->head == NULL)
+		s->next_keepalive = now_ms() + SSE_KEEPALIVE_MS;
+	c->next = s->head;
+	if (s->head != NULL)
+		s->head->prev = c;
+	s->head = c;
+	s->nclients++;
+	c->link = link;
+	*link = c;
+	/* X-Accel-Buffering: a proxy such as nginx would otherwise hold the
+	 * events back in its buffer.  No "Connection: keep-alive": MHD owns
+	 * that header and refuses the token (HTTP/1.1 is persistent anyway,
+	 * and MHD answers an HTTP/1.0 client's keep-alive itself). */
+	if (!add_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream") ||
+	    !add_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache") ||
+	    !add_header(resp, "X-Accel-Buffering", "no")) {
+		MHD_destroy_response(resp);	/* frees c through client_free */
+		return NULL;
+	}
+	return resp;
+}
+
+/* Events it has not read among those emitted since it connected. */
+static int64_t
+client_lag(const struct sse_client *c, int64_t last_seq)
+{
+	int64_t read = c->next_seq - 1 > c->base_seq ? c->next_seq - 1 : c->base_seq;
+
+	return last_seq - read;
+}
+
+/* A client that stays too far behind is dropped: it reconnects with
+ * Last-Event-ID.  The grace period spares a fast client a burst (a run
+ * served from the cache emits its events in one loop iteration, before any
+ * reader could run); a client whose socket does not drain at all is closed
+ * by MHD's connection timeout first. */
+static void
+check_lag(struct sse_client *c, int64_t last_seq)
+{
+	int64_t lag = client_lag(c, last_seq);
+	int64_t now;
+
+	if (c->drop || lag <= SSE_BACKLOG_MAX) {
+		c->behind_since = 0;
+		return;
+	}
+	now = now_ms();
+	if (c->behind_since == 0) {
+		c->behind_since = now;
+	} else if (now - c->behind_since > SSE_BACKLOG_GRACE_MS) {
+		c->drop = true;
+		log_warnx("sse: run %s: dropping a client %" PRId64 " events behind for %d s"
+			  " (cap %d)", c->run_id, lag, SSE_BACKLOG_GRACE_MS / 1000, SSE_BACKLOG_MAX);
+	}
+}
+
+void
+sse_sink(void *arg, const struct run *r, json_t *ev, const char *line)
+{
+	struct sse *s = arg;
+
+	(void)ev;
+	(void)line;
+	/* One list for every run: a strcmp per client and event is cheap
+	 * next to the read each resumed client then makes. */
+	for (struct sse_client *c = s->head; c != NULL; c = c->next) {
+		if (strcmp(c->run_id, r->id) != 0)
+			continue;
+		check_lag(c, r->seq);
+		client_resume(c);
+	}
+}
+
+void
+sse_tick(struct sse *s, int64_t now)
+{
+	if (s->head == NULL || now < s->next_keepalive)
+		return;
+	s->next_keepalive = now + SSE_KEEPALIVE_MS;
+	/* A client busy writing sends its comment when its text runs out;
+	 * any event it sends first does as well. */
+	for (struct sse_client *c = s->head; c != NULL; c = c->next) {
+		c->keepalive = true;
+		client_resume(c);
+	}
+}
+
+int
+sse_timeout_ms(struct sse *s, int64_t now)
+{
+	int64_t t;
+
+	if (s->head == NULL)
+		return -1;
+	t = s->next_keepalive - now;
+	return t <= 0 ? 0 : t > INT32_MAX ? INT32_MAX : (int)t;
+}
+
+void
+sse_shutdown(struct sse *s)
+{
+	for (struct sse_client *c = s->head; c != NULL; c = c->next) {
+		c->closing = true;
+		client_resume(c);
+	}
+}

@@ -1,0 +1,55 @@
+/* sse: Server-Sent Events streams of runs.
+ *
+ * Events are read from the database (run_events), never buffered per
+ * client: each client is a cursor (the next seq it needs) and a small text
+ * buffer, so a slow client costs no memory and a stream resumes with
+ * Last-Event-ID across restarts.  A client with nothing left to read while
+ * its run is live is suspended (MHD_suspend_connection); every new event of
+ * that run resumes it, and so does the 15 s keepalive. */
+#ifndef T2I_SSE_H
+#define T2I_SSE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include <microhttpd.h>
+
+struct service;
+struct run;
+struct sse;
+struct sse_client;
+
+#define SSE_KEEPALIVE_MS 15000
+#define SSE_BACKLOG_MAX 10000	/* live events a client may lag behind... */
+#define SSE_BACKLOG_GRACE_MS 30000 /* ...for this long before it is dropped */
+#define SSE_FETCH 64		/* rows per read of run_events */
+#define SSE_BUF_SOFT 16384	/* refill stops adding events past this */
+
+struct sse *sse_new(struct service *sv);
+/* Detaches the clients still open (http_free ends them first). */
+void sse_free(struct sse *s);
+
+/* An events sink (events_add_sink): resumes the run's suspended clients. */
+void sse_sink(void *arg, const struct run *r, json_t *ev, const char *line);
+/* Keepalive comments every SSE_KEEPALIVE_MS; call each loop iteration. */
+void sse_tick(struct sse *s, int64_t now_ms);
+/* Milliseconds until the next keepalive, -1 without clients. */
+int sse_timeout_ms(struct sse *s, int64_t now_ms);
+
+/* The response streaming run_id from the event after after_seq.  *link is
+ * set to the client and cleared when the response is freed; NULL on error. */
+struct MHD_Response *sse_response(struct sse *s, struct MHD_Connection *conn,
+				  const char *run_id, const char *project_id, int64_t after_seq,
+				  struct sse_client **link);
+/* Body bytes sent so far, and the end of the link (the request is done). */
+uint64_t sse_client_bytes(const struct sse_client *c);
+void sse_client_unlink(struct sse_client *c);
+
+/* Counts resumes: the HTTP loop must run MHD soon after one. */
+uint64_t sse_resumes(const struct sse *s);
+/* Ends every stream: each suspended client is resumed to finish. */
+void sse_shutdown(struct sse *s);
+unsigned sse_clients(const struct sse *s);
+
+#endif

@@ -28,7 +28,7 @@ HTTP_PLUGINS := $(filter $(addprefix $(BUILD)/plugins/,jimeng.so openai.so sdweb
 TPLUGINS := $(patsubst tests/plugins/%.c,$(BUILD)/tests/plugins/%.so,$(filter-out tests/plugins/common.c,$(wildcard tests/plugins/*.c)))
 UNITS    := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(wildcard tests/unit/test_*.c))
 
-.PHONY: all plugins test-plugins check unit system asan demo bench install clean deps
+.PHONY: all plugins test-plugins check unit system torture asan demo bench install clean deps
 MODULES  := $(BUILD)/lib/t2istage/thumb_vips.so $(BUILD)/lib/t2istage/fetch_curl.so
 
 all: $(BUILD)/t2istage $(MODULES) plugins
@@ -89,8 +89,14 @@ $(BUILD)/obj $(BUILD)/plugins $(BUILD)/tests/plugins $(BUILD)/tests/unit $(BUILD
 unit: $(UNITS)
 	@set -e; for t in $(UNITS); do echo "== $$t"; $$t; done
 
+PYTEST_ARGS ?= -m "not torture"
+
 system: all test-plugins
-	T2I_BUILD=$(BUILD) $(PYTHON) -m pytest -q tests/system $(PYTEST_ARGS)
+	T2I_BUILD=$(BUILD) $(PYTHON) -m pytest -q -p no:cacheprovider tests/system $(PYTEST_ARGS)
+
+# The long variants of the service tests (reload and kill loops).
+torture: all test-plugins
+	T2I_BUILD=$(BUILD) $(PYTHON) -m pytest -q -p no:cacheprovider tests/system -m torture
 
 check: deps all test-plugins unit system
 

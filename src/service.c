@@ -332,6 +332,12 @@ service_open(struct service *sv, struct spawner *sp, char *err, size_t errlen)
 static void
 service_close(struct service *sv)
 {
+	struct run *r;
+
+	/* Runs stopped by SIGTERM stay 'processing' in the database for the
+	 * next start; their memory goes now. */
+	while (sv->sup != NULL && (r = sup_pop_run(sv->sup)) != NULL)
+		run_free(r);
 	http_free(sv->http);
 	sup_free(sv->sup);
 	sse_free(sv->sse);

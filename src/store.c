@@ -70,6 +70,10 @@ static const char *const migrations[] = {
 	"  run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,"
 	"  seq INTEGER NOT NULL, type TEXT NOT NULL, body TEXT NOT NULL,"
 	"  PRIMARY KEY (run_id, seq)) WITHOUT ROWID;",
+	/* 1 -> 2: the latest image of a storyboard, read on every GET of a
+	 * project, without scanning the storyboard's whole history. */
+	"CREATE INDEX generated_images_latest ON generated_images"
+	"  (storyboard_id, is_primary, created_at);",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -185,7 +189,15 @@ store_open(const char *path, bool readonly, char *err, size_t errlen)
 			  store_exec(st, "PRAGMA synchronous = NORMAL") < 0))
 		goto sqlfail;
 	if (readonly) {
-		if (store_user_version(st) != NMIGRATIONS) {
+		int v = store_user_version(st);
+
+		if (v > 0 && v < NMIGRATIONS) {
+			snprintf(err, errlen, "%s: database schema version %d is older than this "
+				 "program's (%d): `import`, `run` or `serve` migrate it", path, v,
+				 NMIGRATIONS);
+			goto fail;
+		}
+		if (v != NMIGRATIONS) {
 			snprintf(err, errlen, "%s: not a t2istage database of schema version %d",
 				 path, NMIGRATIONS);
 			goto fail;

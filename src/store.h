@@ -15,7 +15,7 @@ struct store;
 struct project;
 struct config;
 
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 
 /* Opens (creating the file and its directory when create is set) and
  * migrates.  readonly opens an existing database without writing. */

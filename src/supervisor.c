@@ -114,6 +114,12 @@ sup_add_run(struct sup *s, struct run *r)
 	return 0;
 }
 
+struct run *
+sup_pop_run(struct sup *s)
+{
+	return s->nruns > 0 ? s->runs[--s->nruns] : NULL;
+}
+
 void
 sup_set_hooks(struct sup *s, const struct sup_hooks *h)
 {

@@ -49,6 +49,9 @@ void sup_free(struct sup *s);
 int sup_add_run(struct sup *s, struct run *r);
 void sup_set_hooks(struct sup *s, const struct sup_hooks *h);
 
+/* Takes the runs still in the table (after the loop), one at a time. */
+struct run *sup_pop_run(struct sup *s);
+
 /* The active run of a project, or NULL. */
 struct run *sup_project_run(struct sup *s, const char *project_id);
 

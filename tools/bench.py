@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 
@@ -94,11 +95,72 @@ def one(build, n, batch_size, workers):
         shutil.rmtree(d, ignore_errors=True)
 
 
+def start_fake(d):
+    port_file = os.path.join(d, "fake.port")
+    log = open(os.path.join(d, "fake.log"), "w")
+    p = subprocess.Popen([sys.executable, os.path.join(ROOT, "tools", "fakeprovider"),
+                          "--port-file", port_file, "--seed", "1"],
+                         stdout=subprocess.DEVNULL, stderr=log)
+    for _ in range(500):   # bounded: 10 s
+        if os.path.exists(port_file) and open(port_file).read().strip():
+            return p, f"http://127.0.0.1:{open(port_file).read().strip()}"
+        time.sleep(0.02)
+    p.kill()
+    sys.exit("bench: fakeprovider did not start")
+
+
+def http_json(url, body=None):
+    req = urllib.request.Request(url, data=json.dumps(body).encode() if body is not None
+                                 else None, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.loads(r.read())
+
+
+def makespan(build, n, batch_size, conc):
+    """n storyboards against the fake Jimeng with 50-150 ms latency at concurrency conc."""
+    d = tempfile.mkdtemp(prefix="t2istage-bench-")
+    fake, url = start_fake(d)
+    try:
+        http_json(url + "/_control", {"latency_ms": [50, 150]})
+        conf = os.path.join(d, "bench.conf")
+        with open(conf, "w") as f:
+            f.write(f'database = "{d}/var/bench.db";\n'
+                    f'storage = {{ dir = "{d}/var/images"; thumbnails = false; }};\n'
+                    f'plugins = {{ dir = "{os.path.join(ROOT, build, "plugins")}"; }};\n'
+                    f"workers = {{ max = {conc}; batch_size = {batch_size}; }};\n"
+                    'generation = { ratio = "1:1"; resolution = "1k"; timeout = 60.0; };\n'
+                    f'providers = ( {{ name = "jimeng"; plugin = "jimeng"; default = true;'
+                    f' api_url = "{url}/jimeng/v1/images/generations"; api_key = "bench";'
+                    f" concurrency = {conc}; }} );\n")
+        project = os.path.join(d, "p.json")
+        with open(project, "w") as f:
+            json.dump({"name": "makespan", "storyboards": [
+                {"image_prompt": f"makespan storyboard {i}"} for i in range(n)]}, f)
+        start = time.monotonic()
+        cp = subprocess.run([os.path.join(ROOT, build, "t2istage"), "-c", conf, "run", project,
+                             "--json"], capture_output=True, text=True, timeout=600)
+        span = time.monotonic() - start
+        if cp.returncode != 0:
+            sys.exit(f"bench: makespan run failed (exit {cp.returncode}): {cp.stderr[-2000:]}")
+        reqs = [r for r in http_json(url + "/_requests")
+                if r["path"].startswith("/jimeng/")]
+        lat = [r["duration_s"] for r in reqs]
+        ideal = sum(lat) / conc + max(lat)
+        return {"storyboards": n, "batch_size": batch_size, "concurrency": conc,
+                "requests": len(reqs), "makespan_s": round(span, 3),
+                "ideal_s": round(ideal, 3), "ratio": round(span / ideal, 3)}
+    finally:
+        fake.terminate()
+        fake.wait(timeout=30)
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default="build")
     ap.add_argument("-n", type=int, default=10000)
     ap.add_argument("--workers", type=int, default=8)
+    ap.add_argument("--skip-makespan", action="store_true")
     ap.add_argument("--batch", type=int, action="append",
                     help="batch sizes to measure (default: 3 and 32)")
     args = ap.parse_args()
@@ -111,6 +173,14 @@ def main():
               f"supervisor peak RSS {r['supervisor_peak_rss_mib']:.1f} MiB  "
               f"({r['completed']}/{r['storyboards']} in {r['seconds']} s)")
         print("  " + json.dumps(r))
+    if args.skip_makespan:
+        return
+    print("makespan: 200 storyboards, fake Jimeng with 50-150 ms latency, concurrency 8")
+    for b in (3, 1):
+        m = makespan(args.build, 200, b, 8)
+        print(f"  batch_size {b}: makespan {m['makespan_s']:.2f} s, ideal {m['ideal_s']:.2f} s "
+              f"(sum of latencies / 8 + the longest), ratio {m['ratio']:.3f}")
+        print("  " + json.dumps(m))
 
 
 if __name__ == "__main__":

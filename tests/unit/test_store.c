@@ -235,7 +235,7 @@ test_schema(void **state)
 	assert_true(S_ISDIR(sb.st_mode));
 	assert_int_equal(sb.st_mode & 0777 & ~0750, 0);
 
-	assert_int_equal(STORE_SCHEMA_VERSION, 1);
+	assert_int_equal(STORE_SCHEMA_VERSION, 2);
 	assert_int_equal(qi(st, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
 	assert_string_equal(q(st, "PRAGMA journal_mode"), "wal");
 	assert_string_equal(q(st, "PRAGMA foreign_keys"), "1");
@@ -303,15 +303,15 @@ test_newer_version(void **state)
 	struct fixture *fx = *state;
 	struct store *st = open_rw(fx);
 
-	assert_int_equal(sqlite3_exec(st->db, "PRAGMA user_version = 2", NULL, NULL, NULL),
+	assert_int_equal(sqlite3_exec(st->db, "PRAGMA user_version = 3", NULL, NULL, NULL),
 			 SQLITE_OK);
 	store_close(st);
 
 	assert_null(store_open(fx->db, false, fx->err, sizeof(fx->err)));
-	assert_non_null(strstr(fx->err, "database schema version 2 is newer than this program (1)"));
+	assert_non_null(strstr(fx->err, "database schema version 3 is newer than this program (2)"));
 	assert_null(store_open(fx->db, true, fx->err, sizeof(fx->err)));
 	assert_non_null(strstr(fx->err, fx->db));
-	assert_non_null(strstr(fx->err, "not a t2istage database of schema version 1"));
+	assert_non_null(strstr(fx->err, "not a t2istage database of schema version 2"));
 
 	/* Nothing was changed by the refusals. */
 	st = fx->st = store_open(fx->db, true, fx->err, sizeof(fx->err));
@@ -325,7 +325,7 @@ test_newer_version(void **state)
 		assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL),
 				 SQLITE_OK);
 		assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-		assert_int_equal(sqlite3_column_int(s, 0), 2);
+		assert_int_equal(sqlite3_column_int(s, 0), 3);
 		sqlite3_finalize(s);
 		sqlite3_close(db);
 	}

@@ -94,8 +94,12 @@ service_import(struct service *sv, const char *body, size_t len, char project_id
 		snprintf(err, errlen, "import failed: %s", store_errmsg(sv->st));
 		store_savepoint_rollback(sv->st);
 		status = 500;
+	} else if (store_savepoint_release(sv->st) < 0 || store_commit(sv->st) < 0) {
+		/* Committed before the 201 goes out (see hook_poll_ready). */
+		snprintf(err, errlen, "import failed: %s", store_errmsg(sv->st));
+		store_rollback(sv->st);
+		status = 500;
 	} else {
-		store_savepoint_release(sv->st);
 		memcpy(project_id, p->id, 37);
 	}
 	project_free(p);
@@ -144,7 +148,17 @@ service_start(struct service *sv, const char *project_id, json_t *storyboard_ids
 		snprintf(err, errlen, "too many runs in progress");
 		return 409;
 	}
-	store_savepoint_release(sv->st);
+	/* Committed before the 202 (or the stream) goes out, see
+	 * hook_poll_ready: requests run outside the loop's transaction, so
+	 * what is rolled back on a failure is this request's alone, and the
+	 * run has to go with it. */
+	if (store_savepoint_release(sv->st) < 0 || store_commit(sv->st) < 0) {
+		snprintf(err, errlen, "database: %s", store_errmsg(sv->st));
+		store_rollback(sv->st);
+		sup_remove_run(sv->sup, r);
+		run_free(r);
+		return 500;
+	}
 	sv->metrics.runs_started++;
 	memcpy(run_id, r->id, 37);
 	return 202;
@@ -202,8 +216,18 @@ hook_poll_ready(void *arg, struct pollfd *pfd, int n)
 	(void)pfd;
 	(void)n;
 	sse_tick(sv->sse, workers_now_ms());
-	if (sv->http != NULL)
+	if (sv->http != NULL) {
+		/* Nothing is told to a client before it is on disk: MHD sends
+		 * from inside http_run, so the loop's writes so far (the events
+		 * SSE readers are about to send) are committed first, and each
+		 * request commits its own writes before it answers (see
+		 * service_import and service_start).  Otherwise a crash before
+		 * the loop's commit would take back an event a client already
+		 * has, and the resumed run would reuse its seq. */
+		store_commit(sv->st);
 		http_run(sv->http);
+		store_begin(sv->st);
+	}
 }
 
 static void
@@ -265,6 +289,8 @@ hook_reload(void *arg)
 	}
 	if (strcmp(cfg->http_listen, sv->cfg->http_listen) != 0)
 		log_warnx("http.listen changed: takes effect at the next start");
+	if (strcmp(cfg->database, sv->cfg->database) != 0)
+		log_warnx("database changed: takes effect at the next start");
 	config_free(sv->cfg);
 	sv->cfg = cfg;
 	http_set_token(sv->http, cfg->http_token);

@@ -121,6 +121,16 @@ sup_pop_run(struct sup *s)
 }
 
 void
+sup_remove_run(struct sup *s, struct run *r)
+{
+	for (size_t k = 0; k < s->nruns; k++)
+		if (s->runs[k] == r) {
+			s->runs[k] = s->runs[--s->nruns];
+			return;
+		}
+}
+
+void
 sup_set_hooks(struct sup *s, const struct sup_hooks *h)
 {
 	s->hooks = *h;
@@ -566,7 +576,9 @@ sup_loop(struct sup *s)
 			fatal("poll");
 		/* One transaction per iteration: a burst of results costs one
 		 * commit, and a crash loses at most the iteration in progress,
-		 * whose workers' files are already on disk. */
+		 * whose workers' files are already on disk.  (The service's
+		 * poll_ready hook commits it early, before HTTP clients are
+		 * told anything, and begins another.) */
 		store_begin(s->st);
 		handle_ready(s, n, &child);
 		if (child)

@@ -47,6 +47,8 @@ struct sup *sup_new(const struct config *cfg, struct store *st, struct spawner *
 void sup_free(struct sup *s);
 
 int sup_add_run(struct sup *s, struct run *r);
+/* Takes back a run just added, before the loop has dispatched any of it. */
+void sup_remove_run(struct sup *s, struct run *r);
 void sup_set_hooks(struct sup *s, const struct sup_hooks *h);
 
 /* Takes the runs still in the table (after the loop), one at a time. */

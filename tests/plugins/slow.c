@@ -2,12 +2,15 @@
  * slow: succeeds after a delay, to test concurrency limits (overlap in the
  * trace file), timeouts, graceful shutdown and reload while work is in
  * flight.  Sleeps option "delay_ms" (default 200), or N ms when the prompt
- * contains "slow:N".
+ * contains "slow:N".  A prompt containing "GATE" then also waits until the
+ * file named by option "gate" exists (at most 10 minutes), so a test can
+ * hold a run open for as long as it needs without guessing durations.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common.h"
 
@@ -33,6 +36,18 @@ static long delay_ms(const struct t2i_request *req)
 	return d > 0 && d < 1e9 ? (long)d : 0;
 }
 
+/* Waits for the gate file when the prompt asks for it. */
+static void wait_gate(const struct t2i_request *req)
+{
+	char path[4096];
+
+	if (!tp_has(req, "GATE") ||
+	    tp_option_str(req->options_json, "gate", NULL, path, sizeof(path)) == NULL)
+		return;
+	for (int i = 0; i < 60000 && access(path, F_OK) != 0; i++)
+		sleep_ms(10);
+}
+
 int generate_image(const struct t2i_request *req, const struct t2i_host *host,
 		   struct t2i_error *err)
 {
@@ -42,5 +57,6 @@ int generate_image(const struct t2i_request *req, const struct t2i_host *host,
 	long ms = delay_ms(req);
 	if (ms > 0)
 		sleep_ms(ms);
+	wait_gate(req);
 	return tp_end(req, tp_ok(req, host, err));
 }

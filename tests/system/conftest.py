@@ -470,3 +470,395 @@ def generation_requests(fake):
     """The generation requests fake received, in order (image downloads left out)."""
     return [r for r in fake.requests() if r["method"] == "POST"
             and r["path"].split("?")[0] in GENERATION_PATHS]
+
+
+# ---- the service: `t2istage serve` (test_serve, test_torture) ----
+
+import http.client  # noqa: E402
+import signal  # noqa: E402
+import time  # noqa: E402
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "torture: long stress tests, run by `make torture`, left out of `make check`")
+
+
+# Bounded waits only: a test never asserts on how long something took, these
+# limits only turn a hang into a failure.
+SERVICE_WAIT = 30
+SSE_READ_TIMEOUT = 60       # longer than the 15 s keepalive
+
+
+def wait_for(pred, timeout=SERVICE_WAIT, interval=0.02, what="a condition"):
+    """Polls pred() until it returns something true, which is returned."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what} after {timeout} s")
+        time.sleep(interval)
+
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers          # lower-case names
+        self.body = body
+
+    def json(self):
+        return json.loads(self.body)
+
+    def __repr__(self):
+        return f"<Response {self.status} {self.body[:300]!r}>"
+
+
+def http_request(port, method, path, body=None, headers=None, timeout=SERVICE_WAIT):
+    """One request on its own connection; returns a Response."""
+    if isinstance(body, (dict, list)):
+        body = json.dumps(body)
+    if isinstance(body, str):
+        body = body.encode()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        resp = conn.getresponse()
+        data = resp.read()
+        return Response(resp.status, {k.lower(): v for k, v in resp.getheaders()}, data)
+    finally:
+        conn.close()
+
+
+class SSEClient:
+    """A Server-Sent Events stream over http.client, read message by message.
+    A message is {"id": int or None, "data": parsed JSON, "event": name or None}."""
+
+    def __init__(self, port, path, headers=None, method="GET", body=None,
+                 timeout=SSE_READ_TIMEOUT):
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body).encode()
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+        h = {"Accept": "text/event-stream"}
+        h.update(headers or {})
+        self.conn.request(method, path, body=body, headers=h)
+        self.resp = self.conn.getresponse()
+        self.status = self.resp.status
+        self.headers = {k.lower(): v for k, v in self.resp.getheaders()}
+        self.lines = []          # every line read, for format checks
+        self.comments = 0
+        self.ended = False
+        self.broken = False
+
+    def next(self):
+        """The next message, or None at the end of the stream."""
+        fields = {}
+        while True:
+            try:
+                line = self.resp.readline()
+            except (http.client.IncompleteRead, ConnectionError):
+                line, self.broken = b"", True   # the server closed it mid-chunk
+            if not line:
+                self.ended = True
+                return None
+            line = line.decode().rstrip("\r\n")
+            self.lines.append(line)
+            if line == "":
+                if fields:
+                    break
+                continue
+            if line.startswith(":"):
+                self.comments += 1
+                continue
+            name, _, value = line.partition(":")
+            fields.setdefault(name, []).append(value[1:] if value.startswith(" ") else value)
+        return {"id": int(fields["id"][-1]) if "id" in fields else None,
+                "data": json.loads("\n".join(fields.get("data", []))),
+                "event": fields["event"][-1] if "event" in fields else None}
+
+    def read_all(self):
+        """Every message up to the end of the stream."""
+        out = []
+        while True:
+            m = self.next()
+            if m is None:
+                return out
+            out.append(m)
+
+    def close(self):
+        self.conn.close()
+
+
+def service_pids(conf):
+    """Live processes (not zombies) running `t2istage -c conf ...`: the
+    supervisor, its spawner and its workers share the command line."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/cmdline", "rb") as f:
+                args = f.read().split(b"\0")
+        except OSError:
+            continue
+        if len(args) >= 3 and args[0] == BIN.encode() and args[1] == b"-c" and \
+                args[2] == conf.encode():
+            out.append(int(d))
+    return out
+
+
+class Service:
+    """`t2istage -c CONF serve` as a subprocess on 127.0.0.1 (port 0: the
+    kernel picks a free port, read back from the log, so that parallel tests
+    and restarts never race for one).  Each start has its own stderr file."""
+
+    def __init__(self, env):
+        self.env = env
+        self.proc = None
+        self.port = None
+        self.logs = []          # stderr files, one per start
+        self.token = None
+
+    # -- configuration --
+
+    def configure(self, token=None, listen="127.0.0.1:0", extra="", **kw):
+        """env.write_config plus the http group; remembers the token."""
+        self.token = token
+        group = f'http = {{ listen = "{listen}";'
+        if token is not None:
+            group += f" token = {json.dumps(token)};"
+        group += " };"
+        self.env.write_config(extra=f"{extra}\n{group}", **kw)
+
+    # -- the process --
+
+    def start(self, extra_env=None, wait=True):
+        assert self.proc is None or self.proc.poll() is not None, "already running"
+        e = dict(os.environ)
+        for k in ("T2ISTAGE_CONF", "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
+            e.pop(k, None)
+        if extra_env:
+            e.update(extra_env)
+        path = os.path.join(self.env.path, f"serve-{len(self.logs) + 1}.log")
+        self.logs.append(path)
+        with open(path, "w") as err:
+            self.proc = subprocess.Popen([BIN, "-c", self.env.conf, "serve"],
+                                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                         stderr=err, cwd=self.env.path, env=e)
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self):
+        def port():
+            if self.proc.poll() is not None:
+                raise AssertionError(f"serve exited {self.proc.returncode}: {self.log()}")
+            m = re.search(r"http: listening on \S+ \(port (\d+)\)", self.log())
+            return int(m[1]) if m else None
+        self.port = wait_for(port, what="the listening port")
+
+        def healthy():
+            if self.proc.poll() is not None:
+                raise AssertionError(f"serve exited {self.proc.returncode}: {self.log()}")
+            try:
+                return http_request(self.port, "GET", "/healthz", timeout=5).status == 200
+            except OSError:
+                return False
+        wait_for(healthy, what="/healthz")
+
+    def log(self, index=-1):
+        """The stderr text of a start (the latest by default)."""
+        with open(self.logs[index], errors="replace") as f:
+            return f.read()
+
+    def all_logs(self):
+        return "".join(self.log(i) for i in range(len(self.logs)))
+
+    def wait_log(self, needle, count=1, timeout=SERVICE_WAIT):
+        """Waits until the current log holds needle count times."""
+        return wait_for(lambda: self.log().count(needle) >= count, timeout=timeout,
+                        what=f"{count} x {needle!r} in the log")
+
+    def kill(self, sig):
+        """Sends sig to the supervisor."""
+        self.proc.send_signal(sig)
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        """Signals and waits; SIGKILL and an AssertionError when it does not
+        exit in time.  Returns the exit status."""
+        if self.proc is None or self.proc.poll() is not None:
+            return None if self.proc is None else self.proc.returncode
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"serve did not exit within {timeout} s of signal {sig}")
+
+    def kill9(self):
+        self.proc.kill()
+        self.proc.wait()
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    # -- HTTP --
+
+    def auth(self, headers=None):
+        h = dict(headers or {})
+        if self.token is not None and "Authorization" not in h:
+            h["Authorization"] = f"Bearer {self.token}"
+        return h
+
+    def request(self, method, path, body=None, headers=None, timeout=SERVICE_WAIT):
+        return http_request(self.port, method, path, body, self.auth(headers), timeout)
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path, body=None, **kw):
+        return self.request("POST", path, body, **kw)
+
+    def sse(self, path, headers=None, **kw):
+        return SSEClient(self.port, path, self.auth(headers), **kw)
+
+    # -- the API in a few words --
+
+    def import_project(self, prompts, **top):
+        """POSTs a project (prompts: strings or storyboard dicts); returns its id."""
+        sbs = [p if isinstance(p, dict) else {"image_prompt": p} for p in prompts]
+        doc = {"name": top.pop("name", "test"), "storyboards": sbs}
+        doc.update(top)
+        r = self.post("/v1/projects", doc)
+        assert r.status == 201, r
+        return r.json()["id"]
+
+    def start_run(self, project_id, body=None):
+        """POST .../image-generation; returns the run id."""
+        r = self.post(f"/v1/projects/{project_id}/image-generation", body)
+        assert r.status == 202, r
+        return r.json()["run_id"]
+
+    def events(self, project_id, last_event_id=None):
+        """The whole stream of the project's latest run (until it ends)."""
+        h = {} if last_event_id is None else {"Last-Event-ID": str(last_event_id)}
+        c = self.sse(f"/v1/projects/{project_id}/image-generation/events", headers=h)
+        try:
+            assert c.status == 200, (c.status, c.resp.read())
+            return c.read_all()
+        finally:
+            c.close()
+
+
+@pytest.fixture
+def service(env):
+    """A Service for env, not started; stopped (SIGTERM, then SIGKILL after
+    30 s) at teardown."""
+    svc = Service(env)
+    try:
+        yield svc
+    finally:
+        if svc.proc is not None and svc.proc.poll() is None:
+            try:
+                svc.stop(timeout=30)
+            except AssertionError:
+                pass
+        # A worker must never outlive its supervisor (PDEATHSIG).
+        wait_for(lambda: not service_pids(env.conf), timeout=SERVICE_WAIT,
+                 what="the service's processes to exit")
+        # Under `make asan` a sanitizer's report fails the test that caused it.
+        for i in range(len(svc.logs)):
+            text = svc.log(i)
+            m = re.search(r"ERROR: (Address|Leak|Undefined)Sanitizer|runtime error:", text)
+            assert m is None, text[max(0, m.start() - 200):m.start() + 4000]
+
+
+def db_events(env, run_id):
+    """[(seq, type, body as JSON)] of a run, from run_events."""
+    return [(s, t, json.loads(b)) for s, t, b in env.sql(
+        "SELECT seq, type, body FROM run_events WHERE run_id = ? ORDER BY seq", run_id)]
+
+
+def run_row(env, run_id):
+    (row,) = env.sql("SELECT status, total, success_count, failed_count, last_seq, finished_at"
+                     " FROM runs WHERE id = ?", run_id)
+    return dict(zip(("status", "total", "success_count", "failed_count", "last_seq",
+                     "finished_at"), row))
+
+
+def primaries_by_storyboard(env, project_id, run_id=None, status="completed"):
+    """{storyboard_id: number of primary images with status} over every
+    storyboard of the project (0 when it has none)."""
+    q = ("SELECT s.id, (SELECT count(*) FROM generated_images g WHERE g.storyboard_id = s.id"
+         " AND g.is_primary = 1 AND g.status = ?" + (" AND g.run_id = ?" if run_id else "") +
+         ") FROM storyboards s WHERE s.project_id = ?")
+    args = (status, run_id, project_id) if run_id else (status, project_id)
+    return dict(env.sql(q, *args))
+
+
+import threading  # noqa: E402
+
+
+class Follower(threading.Thread):
+    """An SSE client that follows a project's latest run across service
+    restarts: on a broken stream it reconnects (to whatever port the service
+    has now) with Last-Event-ID, until it has the run's done event."""
+
+    def __init__(self, service, project_id, deadline_s=600):
+        super().__init__(daemon=True)
+        self.service, self.pid = service, project_id
+        self.got = []           # (seq, event) in the order received
+        self.error = None
+        self.reconnects = 0
+        self.deadline = time.monotonic() + deadline_s
+
+    def run(self):
+        try:
+            self._follow()
+        except Exception as e:      # noqa: BLE001 - reported by the test
+            self.error = repr(e)
+
+    def _follow(self):
+        while time.monotonic() < self.deadline:
+            last = self.got[-1][0] if self.got else 0
+            try:
+                c = self.service.sse(f"/v1/projects/{self.pid}/image-generation/events",
+                                     headers={"Last-Event-ID": str(last)}, timeout=60)
+            except (OSError, TypeError, http.client.HTTPException):
+                time.sleep(0.05)    # the service is down or has no port yet
+                continue
+            try:
+                if c.status != 200:
+                    time.sleep(0.05)
+                    continue
+                while True:
+                    try:
+                        m = c.next()
+                    except (OSError, http.client.HTTPException):
+                        m = None
+                    if m is None:
+                        break
+                    if m["id"] is None:
+                        continue    # connected
+                    self.got.append((m["id"], m["data"]))
+                    if m["data"]["type"] == "done":
+                        return
+            finally:
+                c.close()
+            self.reconnects += 1
+        raise AssertionError("follower gave up")
+
+
+def assert_followers_saw_the_db(env, run_id, followers):
+    want = [(s, b) for s, _t, b in db_events(env, run_id)]
+    for f in followers:
+        f.join(timeout=120)
+        assert not f.is_alive()
+        assert f.error is None, f.error
+        # Every event received is the database's event of that seq: none was
+        # sent before it was committed, none skipped, none doubled.
+        assert f.got == want, (len(f.got), len(want),
+                               next(((a, b) for a, b in zip(f.got, want) if a != b), None))

@@ -653,3 +653,39 @@ int http_add_images(const struct t2i_host *host, const char *tag, const json_t *
 			 json_array_size(items));
 	return 0;
 }
+
+int
+http_generate(const struct http_plugin *pl, const struct t2i_request *req,
+	      const struct t2i_host *host, struct t2i_error *err)
+{
+	struct http_req rq;
+	struct http_resp rs = {0};
+	json_t *body;
+	char *url = NULL;
+	int rc;
+
+	if (http_check_abi(pl->tag, req, host, err) != 0)
+		return -1;
+	if (req->api_url[0] == '\0')
+		return http_fail(err, T2I_ERR_REJECTED, 0, 0, "%s: no api_url configured", pl->tag);
+	if ((body = pl->build_body(req, host, err)) == NULL)
+		return -1;
+	if (pl->endpoint != NULL && (url = pl->endpoint(req->api_url)) == NULL) {
+		json_decref(body);
+		return http_fail(err, T2I_ERR_TRANSIENT, 0, 0, "%s: out of memory", pl->tag);
+	}
+	http_req_init(&rq, pl->tag, req);
+	rq.url = url != NULL ? url : req->api_url;
+	if (pl->auth != NULL)
+		pl->auth(&rq, req->api_key);
+	else
+		rq.bearer = req->api_key;
+	rc = http_post_body(&rq, body, &rs, err);
+	if (rc == 0)
+		rc = pl->handle(req, host, &rs, err);
+	http_resp_free(&rs);
+	free(url);
+	if (rc != 0)
+		http_scrub(err, req->api_key);
+	return rc;
+}

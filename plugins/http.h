@@ -88,6 +88,24 @@ HTTP_HIDDEN int http_fail_malformed(struct t2i_error *err, const char *tag,
  * sent. */
 HTTP_HIDDEN void http_scrub(struct t2i_error *err, const char *secret);
 
+/* What differs between the HTTP plugins; http_generate() is the rest of
+ * their generate_image(): ABI check, body, POST, answer, key scrubbed from
+ * any error. */
+struct http_plugin {
+	const char *tag;
+	json_t *(*build_body)(const struct t2i_request *req, const struct t2i_host *host,
+			      struct t2i_error *err);
+	int (*handle)(const struct t2i_request *req, const struct t2i_host *host,
+		      const struct http_resp *rs, struct t2i_error *err);
+	/* The URL to POST to (malloc'd), or NULL for api_url as it is. */
+	char *(*endpoint)(const char *api_url);
+	/* Sets rq's credentials from the api key; NULL: Bearer. */
+	void (*auth)(struct http_req *rq, const char *key);
+};
+
+HTTP_HIDDEN int http_generate(const struct http_plugin *pl, const struct t2i_request *req,
+			      const struct t2i_host *host, struct t2i_error *err);
+
 /* A printable, single-line, valid UTF-8 copy of at most HTTP_EXCERPT_MAX
  * bytes of s, with "..." when cut. */
 HTTP_HIDDEN void http_excerpt(const char *s, size_t len, char *out, size_t outlen);

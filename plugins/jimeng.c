@@ -125,25 +125,8 @@ static int handle(const struct t2i_request *req, const struct t2i_host *host,
 int generate_image(const struct t2i_request *req, const struct t2i_host *host,
 		   struct t2i_error *err)
 {
-	struct http_req rq;
-	struct http_resp rs = {0};
-	json_t *body;
-	int rc;
+	static const struct http_plugin pl = { .tag = TAG, .build_body = build_body,
+					       .handle = handle, };
 
-	if (http_check_abi(TAG, req, host, err) != 0)
-		return -1;
-	if (req->api_url[0] == '\0')
-		return http_fail(err, T2I_ERR_REJECTED, 0, 0, TAG ": no api_url configured");
-	if ((body = build_body(req, host, err)) == NULL)
-		return -1;
-	http_req_init(&rq, TAG, req);
-	rq.url = req->api_url;
-	rq.bearer = req->api_key;	/* one or more session ids, comma-separated */
-	rc = http_post_body(&rq, body, &rs, err);
-	if (rc == 0)
-		rc = handle(req, host, &rs, err);
-	http_resp_free(&rs);
-	if (rc != 0)
-		http_scrub(err, req->api_key);
-	return rc;
+	return http_generate(&pl, req, host, err);
 }

@@ -149,31 +149,8 @@ static void set_auth(struct http_req *rq, const char *key)
 int generate_image(const struct t2i_request *req, const struct t2i_host *host,
 		   struct t2i_error *err)
 {
-	struct http_req rq;
-	struct http_resp rs = {0};
-	json_t *body;
-	char *url;
-	int rc;
+	static const struct http_plugin pl = { .tag = TAG, .build_body = build_body,
+					       .handle = handle, .endpoint = endpoint_url, .auth = set_auth, };
 
-	if (http_check_abi(TAG, req, host, err) != 0)
-		return -1;
-	if (req->api_url[0] == '\0')
-		return http_fail(err, T2I_ERR_REJECTED, 0, 0, TAG ": no api_url configured");
-	if ((body = build_body(req, host, err)) == NULL)
-		return -1;
-	if ((url = endpoint_url(req->api_url)) == NULL) {
-		json_decref(body);
-		return http_fail(err, T2I_ERR_TRANSIENT, 0, 0, TAG ": out of memory");
-	}
-	http_req_init(&rq, TAG, req);
-	rq.url = url;
-	set_auth(&rq, req->api_key);
-	rc = http_post_body(&rq, body, &rs, err);
-	if (rc == 0)
-		rc = handle(req, host, &rs, err);
-	http_resp_free(&rs);
-	free(url);
-	if (rc != 0)
-		http_scrub(err, req->api_key);
-	return rc;
+	return http_generate(&pl, req, host, err);
 }

@@ -11,6 +11,8 @@
 int t2i_fetch(const char *url, size_t max, double connect_timeout_s, double timeout_s,
 	      void **out, size_t *outlen, long *http_status, char *err, size_t errlen);
 
+void t2i_fetch_prepare(void);
+
 struct sink {
 	unsigned char *buf;
 	size_t len, cap, max;
@@ -43,13 +45,24 @@ on_data(char *p, size_t size, size_t n, void *arg)
 	return add;
 }
 
+static int global_ready;
+
+/* curl_global_init() is not thread-safe and starts no threads: done once,
+ * in a template before it forks, or by the first download. */
+void
+t2i_fetch_prepare(void)
+{
+	if (!global_ready && curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK)
+		global_ready = 1;
+}
+
 static CURL *
 handle(void)
 {
 	static CURL *h;
 
 	if (h == NULL) {
-		curl_global_init(CURL_GLOBAL_DEFAULT);
+		t2i_fetch_prepare();
 		h = curl_easy_init();	/* kept: connections are reused */
 	}
 	return h;

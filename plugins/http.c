@@ -433,6 +433,13 @@ int http_post_json(const struct http_req *rq, struct http_resp *rs, struct t2i_e
 		return http_fail(err, T2I_ERR_AUTH, 0, 0, "%s: the api key contains a control "
 				 "character (a stray newline?)", rq->tag);
 	pthread_once(&curl_once, curl_init);
+	/* A fresh handle, and so a fresh connection, per generation request.
+	 * Reusing a kept-alive connection would save a handshake, but when a
+	 * reused connection dies before any answer, libcurl sends the request
+	 * again by itself, POST included: a paid generation the supervisor
+	 * never counted (CURLOPT_FORBID_RETRY_ON_REUSE, which stops that, came
+	 * with libcurl 8.16).  A new connection fails instead, and the retry
+	 * policy decides. */
 	if (curl_init_rc != CURLE_OK || (h = curl_easy_init()) == NULL)
 		return http_fail(err, T2I_ERR_TRANSIENT, 0, 0, "%s: cannot initialise libcurl",
 				 rq->tag);

@@ -360,6 +360,8 @@ on_result(const struct batch_ctx *c, struct slot *s, const struct msg_worker *m)
 	s->nimages = 0;
 	s->current = -1;
 	s->deadline_ms = workers_deadline(c->cfg->timeout);
+	if (s->next >= s->nitems)
+		workers_slot_done(c->w, s);
 	return 0;
 }
 
@@ -372,6 +374,7 @@ on_fatal(const struct batch_ctx *c, struct slot *s, const char *message)
 	s->current = -1;
 	while (s->next < s->nitems)
 		attempt_failed(c, s->run, s->items[s->next++], CLASS_UNUSABLE, 0, message);
+	workers_slot_done(c->w, s);
 }
 
 static int

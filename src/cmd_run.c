@@ -16,6 +16,7 @@
 #include "store.h"
 #include "spawner.h"
 #include "supervisor.h"
+#include "template.h"
 #include "term.h"
 
 struct config *
@@ -190,6 +191,21 @@ out:
 	return r;
 }
 
+/* The plugin the run will most likely start with gets its template (see
+ * template.h) while the database is opened and the run planned. */
+static void
+warm_first_provider(struct spawner *sp, const struct config *cfg, const struct project *p)
+{
+	const struct config_provider *prov = NULL;
+
+	for (size_t i = 0; p != NULL && i < p->nproviders && prov == NULL; i++)
+		prov = config_provider(cfg, p->image_providers[i]);
+	if (prov == NULL)
+		prov = config_default_provider(cfg);
+	if (prov != NULL)
+		spawner_warm(sp, prov->plugin_path, template_flags(cfg->thumbnails));
+}
+
 static int
 exit_status(const struct run *r, int loop_rc)
 {
@@ -225,6 +241,7 @@ cmd_run(const struct cmd_opts *o, bool retry)
 	if ((status = before_store(cfg, o, retry, &p)) != 0)
 		goto out;
 	status = EXIT_FAILED;
+	warm_first_provider(&sp, cfg, p);
 	if ((st = open_store(cfg)) == NULL)
 		goto out;
 	log_set_role("supervisor");

@@ -20,6 +20,16 @@ url_origin(const char *url, char *out, size_t outlen)
 		snprintf(out, outlen, "(unparsable URL)");
 }
 
+void
+fetch_prepare(void)
+{
+	void (*prepare)(void);
+
+	*(void **)&prepare = module_symbol("fetch_curl.so", "t2i_fetch_prepare");
+	if (prepare != NULL)
+		prepare();
+}
+
 int
 fetch_url(const char *url, size_t max, double connect_timeout_s, double timeout_s, void **out,
 	  size_t *outlen, char *err, size_t errlen)

@@ -10,4 +10,9 @@
 int fetch_url(const char *url, size_t max, double connect_timeout_s, double timeout_s,
 	      void **out, size_t *outlen, char *err, size_t errlen);
 
+/* Loads the download module and initialises libcurl (and with it OpenSSL)
+ * ahead of the first download: for a template (see template.h), which has
+ * no threads, so that its workers inherit the work done. */
+void fetch_prepare(void);
+
 #endif

@@ -9,19 +9,38 @@
 #include "log.h"
 #include "msg.h"
 #include "run.h"
+#include "template.h"
 #include "workers.h"
 
-/* Pops up to batch_size items of r for provider p, serving cache hits at
- * once.  Items on another provider (after a failover) keep their place. */
+/* How many items the next batch of r for provider p takes: batch_size,
+ * but no more than an even share of what is left among the provider's
+ * workers.  At the end of a run, batch_size items given to one worker
+ * while others have nothing left would make the run wait for its slowest
+ * worker; shares of one or two let the last items spread out. */
+static int
+batch_target(const struct batch_ctx *c, const struct run *r, int p)
+{
+	int limit = c->w->provider_limit[p] < c->w->max_busy ? c->w->provider_limit[p]
+							       : c->w->max_busy;
+	size_t lanes = (size_t)(limit > 0 ? limit : 1);
+	size_t share = (r->qlen + lanes - 1) / lanes;
+
+	if (share < 1)
+		share = 1;
+	return share < (size_t)c->cfg->batch_size ? (int)share : c->cfg->batch_size;
+}
+
+/* Pops up to batch_target() items of r for provider p, serving cache hits
+ * at once.  Items on another provider (after a failover) keep their place. */
 static int
 take_items(const struct batch_ctx *c, struct run *r, int p, int *items)
 {
-	int n = 0, nheld = 0, i;
+	int n = 0, nheld = 0, i, want = batch_target(c, r, p);
 	int *held = malloc((r->qlen + 1) * sizeof(*held));
 
 	if (held == NULL)
 		return 0;
-	while (n < c->cfg->batch_size && (i = run_queue_pop(r)) >= 0) {
+	while (n < want && (i = run_queue_pop(r)) >= 0) {
 		if (r->items[i].state != ITEM_QUEUED || !batch_reroute(c, r, i))
 			continue;	/* failed while it waited, or now */
 		if (r->use_cache && batch_serve_cached(c, r, i))
@@ -98,8 +117,11 @@ start_batch(const struct batch_ctx *c, struct workers *w, int slot, struct run *
 		return 0;
 	}
 	line = encode_batch(c, r, p, items, n, &len);
-	if (line == NULL || workers_spawn(w, slot, r, p, items, n, line, len,
-					  workers_deadline(c->cfg->timeout)) < 0) {
+	if (line == NULL || workers_spawn(w, slot, &(struct spawn_batch){
+			.run = r, .provider = p, .plugin = c->cfg->providers[p].plugin_path,
+			.flags = template_flags(c->cfg->thumbnails), .items = items,
+			.nitems = n, .line = line, .len = len,
+			.deadline_ms = workers_deadline(c->cfg->timeout) }) < 0) {
 		put_back(r, items, n);
 		free(items);
 		free(line);

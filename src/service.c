@@ -19,6 +19,7 @@
 #include "resume.h"
 #include "run.h"
 #include "spawner.h"
+#include "template.h"
 #include "sse.h"
 #include "stage.h"
 #include "store.h"
@@ -34,7 +35,18 @@ struct service {
 	struct sse *sse;
 	struct http *http;
 	struct metrics metrics;
+	struct spawner *sp;
 };
+
+/* Every configured provider's plugin gets its template (see template.h)
+ * now, not at the first batch: the service expects work. */
+static void
+warm_providers(struct service *sv)
+{
+	for (size_t i = 0; i < sv->cfg->nproviders; i++)
+		spawner_warm(sv->sp, sv->cfg->providers[i].plugin_path,
+			     template_flags(sv->cfg->thumbnails));
+}
 
 struct store *
 service_store(struct service *sv)
@@ -294,6 +306,7 @@ hook_reload(void *arg)
 	config_free(sv->cfg);
 	sv->cfg = cfg;
 	http_set_token(sv->http, cfg->http_token);
+	warm_providers(sv);
 	log_info("reloaded: %zu providers, %d workers", cfg->nproviders, cfg->workers_max);
 	notify_ready();
 }
@@ -334,6 +347,8 @@ service_open(struct service *sv, struct spawner *sp, char *err, size_t errlen)
 
 	if ((sv->cfg = config_load(sv->conf_path, err, errlen)) == NULL)
 		return -1;
+	sv->sp = sp;
+	warm_providers(sv);
 	if ((sv->st = store_open(sv->cfg->database, false, err, errlen)) == NULL)
 		return -1;
 	if (store_begin(sv->st) < 0 || store_providers_sync(sv->st, sv->cfg) < 0 ||

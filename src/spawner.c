@@ -2,6 +2,7 @@
 #include "spawner.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdint.h>
@@ -10,9 +11,12 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "fdpass.h"
 #include "log.h"
+#include "template.h"
 #include "worker.h"
 
 #define SPAWNER_CTL_FD 3
@@ -23,74 +27,84 @@ struct exit_msg {
 	int32_t status;
 };
 
-/* Receives one request: two fds.  Returns 1, 0 at EOF, -1 on error. */
-static int
-recv_fds(int sock, int fds[2])
-{
-	char byte;
-	struct iovec iov = { &byte, 1 };
-	union {
-		char buf[CMSG_SPACE(2 * sizeof(int))];
-		struct cmsghdr align;
-	} u;
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
-			     .msg_controllen = sizeof(u.buf) };
-	struct cmsghdr *c;
-	ssize_t n;
+/* A request: one flags byte, then the plugin path (NUL-terminated). */
+#define SPAWNER_REQUEST_MAX (1 + PATH_MAX)
+/* Templates nobody asked for in this long give their memory back. */
+#define SPAWNER_TEMPLATE_IDLE_MS (10LL * 60 * 1000)
 
-	while ((n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR)
+void
+spawner_send_exit(int fd, pid_t pid, int status)
+{
+	struct exit_msg m = { .pid = pid, .status = status };
+
+	/* A full socket means the supervisor is stuck or gone; the message is
+	 * small and the buffer holds thousands. */
+	while (send(fd, &m, sizeof(m), MSG_NOSIGNAL) < 0 && errno == EINTR)
 		;
-	if (n <= 0)
-		return n == 0 ? 0 : -1;
-	c = CMSG_FIRSTHDR(&mh);
-	if (c == NULL || c->cmsg_type != SCM_RIGHTS ||
-	    c->cmsg_len != CMSG_LEN(2 * sizeof(int)))
-		return -1;
-	memcpy(fds, CMSG_DATA(c), 2 * sizeof(int));
-	return 1;
 }
 
+/* Our own workers, workers of templates that died (we are their subreaper)
+ * and the templates themselves, which the supervisor never heard of. */
 static void
 reap_children(void)
 {
-	struct exit_msg m;
 	int status;
 	pid_t pid;
 
-	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-		m.pid = pid;
-		m.status = status;
-		/* A full socket means the supervisor is stuck or gone; the
-		 * message is small and the buffer holds thousands. */
-		while (send(SPAWNER_EXITS_FD, &m, sizeof(m), 0) < 0 && errno == EINTR)
-			;
-	}
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+		if (!template_reaped(pid))
+			spawner_send_exit(SPAWNER_EXITS_FD, pid, status);
 }
 
 static void
 handle_request(void)
 {
+	char req[SPAWNER_REQUEST_MAX];
 	int fds[2];
 	int32_t reply;
 	pid_t pid;
-	int rc = recv_fds(SPAWNER_CTL_FD, fds);
+	int nfds = 2;
+	ssize_t n = fdpass_recv(SPAWNER_CTL_FD, fds, &nfds, req, sizeof(req));
 
-	if (rc == 0)
+	if (n == 0)
 		_exit(0);	/* the supervisor closed us */
-	if (rc < 0) {
-		reply = -EPROTO;
-		send(SPAWNER_CTL_FD, &reply, sizeof(reply), 0);
+	if (n > 0 && nfds == 0) {
+		/* A warm-up: no descriptors, no answer. */
+		if (n >= 2 && req[n - 1] == '\0' && req[1] != '\0')
+			template_warm(req + 1, (unsigned char)req[0], SPAWNER_EXITS_FD);
 		return;
 	}
-	pid = fork();
-	if (pid == 0)
-		worker_start(fds[0], fds[1]);
-	if (pid > 0)
-		setpgid(pid, pid);	/* also done by the child: whoever runs first */
+	if (n < 2 || req[n - 1] != '\0') {
+		if (n > 0) {
+			close(fds[0]);
+			close(fds[1]);
+		}
+		reply = -EPROTO;
+		send(SPAWNER_CTL_FD, &reply, sizeof(reply), MSG_NOSIGNAL);
+		return;
+	}
+	pid = req[1] != '\0' ? template_spawn(req + 1, (unsigned char)req[0], fds,
+					      SPAWNER_EXITS_FD) : 0;
+	if (pid == 0) {
+		pid = fork();
+		if (pid == 0)
+			worker_start(fds[0], fds[1]);
+		if (pid > 0)
+			setpgid(pid, pid);	/* also done by the child: whoever runs first */
+	}
 	reply = pid > 0 ? (int32_t)pid : -errno;
 	close(fds[0]);
 	close(fds[1]);
-	send(SPAWNER_CTL_FD, &reply, sizeof(reply), 0);
+	send(SPAWNER_CTL_FD, &reply, sizeof(reply), MSG_NOSIGNAL);
+}
+
+static long long
+monotonic_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static _Noreturn void
@@ -103,6 +117,10 @@ spawner_main(int ctl, int exits, pid_t parent)
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (getppid() != parent)
 		_exit(1);
+	/* Orphaned workers of a template that died come to us. */
+	prctl(PR_SET_CHILD_SUBREAPER, 1);
+	/* ps and top tell the processes apart by name (at most 15 bytes). */
+	prctl(PR_SET_NAME, "t2istage-spawn");
 	if (dup2(ctl, SPAWNER_CTL_FD) < 0 || dup2(exits, SPAWNER_EXITS_FD) < 0)
 		_exit(1);
 	closefrom(SPAWNER_EXITS_FD + 1);
@@ -121,8 +139,9 @@ spawner_main(int ctl, int exits, pid_t parent)
 	for (;;) {
 		struct signalfd_siginfo si;
 
-		if (poll(pfd, 2, -1) < 0 && errno != EINTR)
+		if (poll(pfd, 2, 60 * 1000) < 0 && errno != EINTR)
 			_exit(1);
+		template_expire(monotonic_ms(), SPAWNER_TEMPLATE_IDLE_MS);
 		if (pfd[1].revents & POLLIN) {
 			(void)!read(sfd, &si, sizeof(si));
 			reap_children();
@@ -162,29 +181,21 @@ spawner_start(struct spawner *sp)
 }
 
 pid_t
-spawner_spawn(struct spawner *sp, int batch_fd, int msg_fd)
+spawner_spawn(struct spawner *sp, int batch_fd, int msg_fd, const char *plugin, unsigned flags)
 {
-	char byte = 'w';
-	struct iovec iov = { &byte, 1 };
-	union {
-		char buf[CMSG_SPACE(2 * sizeof(int))];
-		struct cmsghdr align;
-	} u;
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
-			     .msg_controllen = sizeof(u.buf) };
-	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+	char req[SPAWNER_REQUEST_MAX];
 	int fds[2] = { batch_fd, msg_fd };
+	size_t plen = plugin != NULL ? strlen(plugin) : 0;
 	int32_t reply;
 	ssize_t n;
 
-	memset(u.buf, 0, sizeof(u.buf));
-	c->cmsg_level = SOL_SOCKET;
-	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(sizeof(fds));
-	memcpy(CMSG_DATA(c), fds, sizeof(fds));
-	while ((n = sendmsg(sp->ctl, &mh, MSG_NOSIGNAL)) < 0 && errno == EINTR)
-		;
-	if (n < 0)
+	if (plen + 2 > sizeof(req)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	req[0] = (char)flags;
+	memcpy(req + 1, plugin != NULL ? plugin : "", plen + 1);
+	if (fdpass_send(sp->ctl, fds, 2, req, plen + 2) < 0)
 		return -1;
 	/* The spawner answers at once: a fork of a small process. */
 	while ((n = recv(sp->ctl, &reply, sizeof(reply), 0)) < 0 && errno == EINTR)
@@ -196,6 +207,21 @@ spawner_spawn(struct spawner *sp, int batch_fd, int msg_fd)
 		return -1;
 	}
 	return (pid_t)reply;
+}
+
+void
+spawner_warm(struct spawner *sp, const char *plugin, unsigned flags)
+{
+	char req[SPAWNER_REQUEST_MAX];
+	size_t plen = strlen(plugin);
+
+	if (plen == 0 || plen + 2 > sizeof(req))
+		return;
+	req[0] = (char)flags;
+	memcpy(req + 1, plugin, plen + 1);
+	/* Best effort: a lost warm-up costs one slower first batch. */
+	while (send(sp->ctl, req, plen + 2, MSG_NOSIGNAL) < 0 && errno == EINTR)
+		;
 }
 
 int

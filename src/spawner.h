@@ -24,11 +24,20 @@ struct spawner {
 };
 
 int spawner_start(struct spawner *sp);
-/* Forks a worker with batch_fd as its stdin and msg_fd as WORKER_MSG_FD. */
-pid_t spawner_spawn(struct spawner *sp, int batch_fd, int msg_fd);
+/* Forks a worker with batch_fd as its stdin and msg_fd as WORKER_MSG_FD,
+ * from the template of plugin (see template.h; flags are TEMPLATE_*) when
+ * one is ready, else from the spawner itself.  plugin may be NULL. */
+pid_t spawner_spawn(struct spawner *sp, int batch_fd, int msg_fd, const char *plugin,
+		    unsigned flags);
+/* Asks for the template of plugin to be started now (see template.h): the
+ * caller expects batches for it soon.  No answer. */
+void spawner_warm(struct spawner *sp, const char *plugin, unsigned flags);
 /* 1 with *pid and *status filled, 0 when nothing is waiting, -1 when the
  * spawner is gone (its workers died with it). */
 int spawner_read_exit(struct spawner *sp, pid_t *pid, int *status);
 void spawner_stop(struct spawner *sp);
+
+/* Reports one reaped worker on the exit socket (spawner and templates). */
+void spawner_send_exit(int fd, pid_t pid, int status);
 
 #endif

@@ -52,7 +52,7 @@ sup_new(const struct config *cfg, struct store *st, struct spawner *sp, char *er
 	struct sup *s = calloc(1, sizeof(*s));
 	int *conc = calloc(cfg->nproviders + 1, sizeof(int));
 	sigset_t mask;
-	size_t npfd = 2 + 2 * (size_t)cfg->workers_max + SUP_EXTRA_FDS;
+	size_t npfd = 2 + 2 * WORKERS_SLOTS(cfg->workers_max) + SUP_EXTRA_FDS;
 
 	for (size_t p = 0; conc != NULL && p < cfg->nproviders; p++)
 		conc[p] = cfg->providers[p].concurrency;
@@ -235,7 +235,8 @@ sup_reconfigure(struct sup *s, const struct config *cfg, char *err, size_t errle
 {
 	int *map = provider_map(s->cfg, cfg);
 	int *conc = calloc(cfg->nproviders + 1, sizeof(int));
-	int nslots = cfg->workers_max > s->w.nslots ? cfg->workers_max : s->w.nslots;
+	int nslots = WORKERS_SLOTS(cfg->workers_max) > s->w.nslots ?
+		     WORKERS_SLOTS(cfg->workers_max) : s->w.nslots;
 	int rc = -1;
 
 	if (map == NULL || conc == NULL || check_in_use(s, map, err, errlen) < 0)
@@ -537,7 +538,7 @@ interrupt_runs(struct sup *s)
 static bool
 loop_done(const struct sup *s)
 {
-	if (s->w.busy > 0)
+	if (workers_alive(&s->w))
 		return false;
 	return s->stopping || (s->nruns == 0 && !s->hooks.serve);
 }

@@ -14,6 +14,12 @@
 typedef int thumb_encode_fn(const void *bytes, size_t size, int edge, void **out,
 			    size_t *outlen, char *err, size_t errlen);
 
+void
+thumb_prepare(void)
+{
+	(void)module_symbol(THUMB_MODULE, "t2i_thumb_encode");
+}
+
 int
 thumb_make(const char *dir, const struct storage_meta *m, const void *bytes, size_t size,
 	   char *out, size_t outlen)

@@ -17,4 +17,8 @@
 int thumb_make(const char *dir, const struct storage_meta *m, const void *bytes, size_t size,
 	       char *out, size_t outlen);
 
+/* Maps the thumbnail module without starting libvips (which would start
+ * threads): for a template, whose workers then skip the loading. */
+void thumb_prepare(void);
+
 #endif

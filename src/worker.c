@@ -272,6 +272,7 @@ worker_reset(int batch_fd, int msg_fd, pid_t parent)
 		_exit(WORKER_EXIT_INTERNAL);
 	closefrom(WORKER_MSG_FD + 1);
 	unsetenv("NOTIFY_SOCKET");
+	prctl(PR_SET_NAME, "t2istage-worker");
 	snprintf(role, sizeof(role), "worker %ld", (long)getpid());
 	log_set_role(role);
 }

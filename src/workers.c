@@ -37,10 +37,11 @@ workers_deadline(double timeout_s)
 }
 
 int
-workers_init(struct workers *w, struct spawner *sp, int nslots, int nproviders,
+workers_init(struct workers *w, struct spawner *sp, int max, int nproviders,
 	     const int *concurrency)
 {
 	size_t np = (size_t)(nproviders > 0 ? nproviders : 1);
+	int nslots = WORKERS_SLOTS(max);
 
 	memset(w, 0, sizeof(*w));
 	w->slots = calloc((size_t)nslots, sizeof(*w->slots));
@@ -55,7 +56,7 @@ workers_init(struct workers *w, struct spawner *sp, int nslots, int nproviders,
 	for (int p = 0; p < nproviders; p++)
 		w->provider_limit[p] = w->provider_max[p] = concurrency[p];
 	w->nslots = nslots;
-	w->max_busy = nslots;
+	w->max_busy = max;
 	w->nproviders = nproviders;
 	w->spawner = sp;
 	for (int i = 0; i < nslots; i++)
@@ -95,7 +96,9 @@ workers_reconfigure(struct workers *w, int nslots, const int *map, int nprovider
 		struct slot *s = &w->slots[i];
 
 		if (s->pid > 0)
-			busy[s->provider = map[s->provider]]++;
+			s->provider = map[s->provider];
+		if (s->pid > 0 && !s->done)
+			busy[s->provider]++;
 	}
 	if (slots != NULL) {
 		memcpy(slots, w->slots, (size_t)w->nslots * sizeof(*slots));
@@ -148,8 +151,7 @@ workers_free_slot(const struct workers *w)
 }
 
 int
-workers_spawn(struct workers *w, int i, struct run *r, int provider, int *items, int n,
-	      char *line, size_t len, int64_t deadline_ms)
+workers_spawn(struct workers *w, int i, const struct spawn_batch *b)
 {
 	struct slot *s = &w->slots[i];
 	int to[2], from[2];
@@ -162,30 +164,36 @@ workers_spawn(struct workers *w, int i, struct run *r, int provider, int *items,
 		close(to[1]);
 		return -1;
 	}
-	pid = spawner_spawn(w->spawner, to[0], from[1]);
-	close(to[0]);
-	close(from[1]);
-	if (pid < 0) {
-		close(to[1]);
-		close(from[0]);
-		return -1;
-	}
 	ipc_set_nonblock(to[1]);
 	ipc_set_nonblock(from[0]);
 	memset(s, 0, sizeof(*s));
-	s->pid = pid;
 	s->to_fd = to[1];
 	s->from_fd = from[0];
-	s->run = r;
-	s->provider = provider;
-	s->items = items;
-	s->nitems = n;
+	/* The batch goes into the pipe before the fork: a batch fits the
+	 * pipe's buffer, and the worker then reads it at once rather than
+	 * after our next loop iteration.  A longer one is flushed as usual. */
+	if (ipc_queue(&s->wr, b->line, b->len) < 0 || ipc_flush(&s->wr, s->to_fd) < 0 ||
+	    (pid = spawner_spawn(w->spawner, to[0], from[1], b->plugin, b->flags)) < 0) {
+		close(to[0]);
+		close(from[1]);
+		workers_release(w, i);
+		return -1;
+	}
+	close(to[0]);
+	close(from[1]);
+	if (!ipc_pending(&s->wr)) {
+		close(s->to_fd);	/* the worker's end of input */
+		s->to_fd = -1;
+	}
+	s->pid = pid;
+	s->run = b->run;
+	s->provider = b->provider;
+	s->items = b->items;
+	s->nitems = b->nitems;
 	s->current = -1;
-	s->deadline_ms = deadline_ms;
+	s->deadline_ms = b->deadline_ms;
 	w->busy++;
-	w->provider_busy[provider]++;
-	if (ipc_queue(&s->wr, line, len) < 0)
-		workers_kill(s, "out of memory");	/* reaped as usual */
+	w->provider_busy[b->provider]++;
 	return 0;
 }
 
@@ -274,12 +282,29 @@ workers_release(struct workers *w, int i)
 	for (int k = 0; k < s->nimages; k++)
 		msg_image_free(&s->images[k]);
 	free(s->items);
-	if (s->pid > 0) {
-		w->busy--;
-		w->provider_busy[s->provider]--;
-	}
+	if (s->pid > 0)
+		workers_slot_done(w, s);
 	memset(s, 0, sizeof(*s));
 	s->to_fd = s->from_fd = -1;
+}
+
+void
+workers_slot_done(struct workers *w, struct slot *s)
+{
+	if (s->done)
+		return;
+	s->done = true;
+	w->busy--;
+	w->provider_busy[s->provider]--;
+}
+
+bool
+workers_alive(const struct workers *w)
+{
+	for (int i = 0; i < w->nslots; i++)
+		if (w->slots[i].pid > 0)
+			return true;
+	return false;
 }
 
 void

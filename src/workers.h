@@ -32,6 +32,7 @@ struct slot {
 	bool killed;
 	bool stopping;		/* killed for a shutdown: nothing it held failed */
 	bool reaped;
+	bool done;		/* every item reported: exiting, no longer busy */
 	int status;		/* waitpid status once reaped */
 	char cause[160];	/* why we killed it */
 	struct msg_image images[SLOT_IMAGES_MAX];
@@ -43,14 +44,17 @@ struct workers {
 	struct slot *slots;
 	int nslots;
 	int max_busy;		/* workers.max; nslots never shrinks */
-	int busy;
+	int busy;		/* workers with items left to report */
 	int *provider_busy;	/* workers per provider */
 	int *provider_limit;	/* current cap: concurrency, lowered while rate limited */
 	int *provider_max;	/* configured concurrency */
 	int nproviders;
 };
 
-int workers_init(struct workers *w, struct spawner *sp, int nslots, int nproviders,
+/* Slots for max busy workers: each may leave one exiting behind it. */
+#define WORKERS_SLOTS(max) (2 * (max))
+
+int workers_init(struct workers *w, struct spawner *sp, int max, int nproviders,
 		 const int *concurrency);
 
 /* A new configuration: slot provider indices go through map (old index to
@@ -69,10 +73,31 @@ void workers_free(struct workers *w);
 /* A free slot index, or -1. */
 int workers_free_slot(const struct workers *w);
 
-/* Forks a worker into slot i and queues line (the batch) for it.  items is
- * taken over.  Returns 0, or -1 with nothing changed. */
-int workers_spawn(struct workers *w, int i, struct run *r, int provider, int *items, int n,
-		  char *line, size_t len, int64_t deadline_ms);
+/* What a worker is forked for. */
+struct spawn_batch {
+	struct run *run;
+	int provider;
+	const char *plugin;	/* the provider's .so: selects the template */
+	unsigned flags;		/* TEMPLATE_* */
+	int *items;		/* taken over on success */
+	int nitems;
+	const char *line;	/* the batch message */
+	size_t len;
+	int64_t deadline_ms;
+};
+
+/* Forks a worker into slot i with batch b.  Returns 0, or -1 with nothing
+ * changed. */
+int workers_spawn(struct workers *w, int i, const struct spawn_batch *b);
+
+/* The worker has reported its last item and is exiting: its slot stops
+ * counting against workers.max and the provider's concurrency, so that the
+ * next batch starts without waiting for the exit.  It is still reaped, and
+ * killed if it outlives its deadline. */
+void workers_slot_done(struct workers *w, struct slot *s);
+
+/* True while any worker process is not yet reaped. */
+bool workers_alive(const struct workers *w);
 
 /* Kills the worker's process group with SIGKILL and records why. */
 void workers_kill(struct slot *s, const char *cause);

@@ -608,6 +608,22 @@ def service_pids(conf):
     return out
 
 
+def process_role(pid):
+    """A process's name (/proc/PID/comm): the spawner, the plugin templates and the workers
+    name themselves t2istage-spawn, t2istage-tmpl and t2istage-worker; the supervisor keeps
+    the binary's name.  None when the process is gone."""
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def worker_pids(conf):
+    """The live workers of the service or run using conf."""
+    return [p for p in service_pids(conf) if process_role(p) == "t2istage-worker"]
+
+
 class Service:
     """`t2istage -c CONF serve` as a subprocess on 127.0.0.1 (port 0: the
     kernel picks a free port, read back from the log, so that parallel tests

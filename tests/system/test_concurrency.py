@@ -60,23 +60,37 @@ def test_free_slot_is_refilled_at_once(env):
 
 def test_one_worker_process_per_batch(env):
     trace = slow_env(env, workers_max=4, batch_size=2, delay_ms=10)
-    rc, events, _ = env.run_json(env.project([f"shot {i}" for i in range(6)]), expect=0)
+    rc, events, _ = env.run_json(env.project([f"shot {i}" for i in range(16)]), expect=0)
     t = read_trace(trace)
     pids = {}
     for ev, pid, sid, _ns in t:
         if ev == "start":
             pids.setdefault(pid, []).append(sid)
-    assert len(pids) == 3
-    assert sorted(len(v) for v in pids.values()) == [2, 2, 2]
+    # batch_size while there is plenty left (16 storyboards, 4 workers), then
+    # smaller batches at the end: never more than an even share of what is left.
+    sizes = sorted(len(v) for v in pids.values())
+    assert sum(sizes) == 16 and max(sizes) == 2 and sizes.count(1) >= 2, sizes
     all_ids = [sid for v in pids.values() for sid in v]
-    assert len(set(all_ids)) == 6
+    assert len(set(all_ids)) == 16
     (sup_pid,) = env.sql("SELECT pid FROM runs")[0]
     assert sup_pid not in pids
     assert os.getpid() not in pids
     # Within a batch the worker goes in order: one ends before the next starts.
     for pid in pids:
         kinds = [x[0] for x in t if x[1] == pid]
-        assert kinds == ["start", "end", "start", "end"]
+        assert kinds == ["start", "end"] * len(pids[pid])
+
+
+def test_last_batches_spread_out(env):
+    """6 storyboards, 2 workers, batch_size 3: batches of 3, 2 and 1 rather than 3 and 3, so
+    that the end of the run does not wait on one worker's whole batch."""
+    trace = slow_env(env, workers_max=2, batch_size=3, delay_ms=10)
+    rc, events, _ = env.run_json(env.project([f"shot {i}" for i in range(6)]), expect=0)
+    pids = {}
+    for ev, pid, sid, _ns in read_trace(trace):
+        if ev == "start":
+            pids.setdefault(pid, []).append(sid)
+    assert sorted(len(v) for v in pids.values()) == [1, 2, 3]
 
 
 def test_worker_never_holds_the_database(env):

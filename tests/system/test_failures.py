@@ -111,8 +111,9 @@ CASES = [
 @pytest.mark.parametrize("plugin,trigger,cause,dies", CASES, ids=[c[0] for c in CASES])
 def test_failure_costs_only_its_storyboard(env, plugin, trigger, cause, dies):
     """Three storyboards in one batch; the middle one misbehaves.  The first
-    and the last (its batch mates) complete."""
-    trace = configure(env, plugin, timeout=1.0, batch_size=3)
+    and the last (its batch mates) complete.  (One worker: with more, the
+    three would be spread over several.)"""
+    trace = configure(env, plugin, timeout=1.0, batch_size=3, workers_max=1)
     rc, events, cp = env.run_json(env.project(["first", f"second {trigger}", "third"]))
     assert rc == 3, (cp.stdout[-2000:], cp.stderr[-2000:])
     check_seq(events)

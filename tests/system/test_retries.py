@@ -133,10 +133,11 @@ def test_quota_fails_over_to_the_default_provider(env):
     env.write_config(providers=[
         provider_conf("q", "error", default=False, trace=qtrace, always=True,
                       **{"class": "quota", "status": 402}),
-        provider_conf("fallback", "ok", trace=otrace)], extra=retry_conf(3, **FAST))
+        provider_conf("fallback", "ok", trace=otrace)], extra=retry_conf(3, **FAST),
+        workers_max=1)
     rc, events, _ = env.run_json(env.project(["a", "b", "c"], image_providers=["q"]), expect=0)
     ids = ids_by_position(env, events)
-    # Exhausted credits make the provider unusable for the run, as a refused
+    # (One worker, so that the three are one batch.)  Exhausted credits make the provider unusable for the run, as a refused
     # credential does: it is asked once, by the storyboard that found out,
     # and the others go straight to the next provider.
     qstarts = starts_per_storyboard(qtrace)

@@ -21,6 +21,7 @@ import pytest
 from conftest import (ROOT, SERVICE_WAIT, Follower, assert_followers_saw_the_db, db_events,
                       http_request, png_size, primaries_by_storyboard, provider_conf,
                       read_trace, retry_conf, run_row, service_pids, stage_status,
+                      worker_pids, process_role,
                       trace_starts, wait_for)
 
 ACCESS_LINE = re.compile(r"^<6>t2istage\[supervisor\]: http: (GET|POST|PUT|DELETE|PATCH|HEAD) "
@@ -661,8 +662,11 @@ def test_cancel(service):
     assert set(st) <= {"completed", "pending"}, st
     assert st.get("pending", 0) >= 1          # the held one at least
     assert st.get("completed", 0) == row["success_count"] >= 1
-    # Its workers are gone: only the supervisor and the spawner are left.
-    wait_for(lambda: len(service_pids(env.conf)) == 2, what="the run's workers to exit")
+    # Its workers are gone: the supervisor, the spawner and the idle template of the
+    # plugin are left.
+    wait_for(lambda: not worker_pids(env.conf), what="the run's workers to exit")
+    assert sorted(process_role(p) for p in service_pids(env.conf)) == \
+        ["t2istage", "t2istage-spawn", "t2istage-tmpl"]
     metrics = service.get("/metrics").body.decode()
     assert "\nt2istage_workers_busy 0\n" in metrics
     assert 't2istage_runs_total{status="cancelled"} 1' in metrics

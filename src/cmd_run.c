@@ -203,7 +203,9 @@ warm_first_provider(struct spawner *sp, const struct config *cfg, const struct p
 	if (prov == NULL)
 		prov = config_default_provider(cfg);
 	if (prov != NULL)
-		spawner_warm(sp, prov->plugin_path, template_flags(cfg->thumbnails));
+		spawner_warm(sp, prov->plugin_path, template_flags(cfg->thumbnails),
+			     prov->concurrency < cfg->workers_max ? prov->concurrency
+								  : cfg->workers_max);
 }
 
 static int

@@ -43,9 +43,13 @@ struct service {
 static void
 warm_providers(struct service *sv)
 {
-	for (size_t i = 0; i < sv->cfg->nproviders; i++)
-		spawner_warm(sv->sp, sv->cfg->providers[i].plugin_path,
-			     template_flags(sv->cfg->thumbnails));
+	for (size_t i = 0; i < sv->cfg->nproviders; i++) {
+		const struct config_provider *p = &sv->cfg->providers[i];
+
+		spawner_warm(sv->sp, p->plugin_path, template_flags(sv->cfg->thumbnails),
+			     p->concurrency < sv->cfg->workers_max ? p->concurrency
+								   : sv->cfg->workers_max);
+	}
 }
 
 struct store *

@@ -27,8 +27,10 @@ struct exit_msg {
 	int32_t status;
 };
 
-/* A request: one flags byte, then the plugin path (NUL-terminated). */
-#define SPAWNER_REQUEST_MAX (1 + PATH_MAX)
+/* A request: a flags byte (TEMPLATE_*), a spares byte (warm-ups only),
+ * then the plugin path (NUL-terminated, may be empty). */
+#define SPAWNER_REQUEST_HEAD 2
+#define SPAWNER_REQUEST_MAX (SPAWNER_REQUEST_HEAD + PATH_MAX)
 /* Templates nobody asked for in this long give their memory back. */
 #define SPAWNER_TEMPLATE_IDLE_MS (10LL * 60 * 1000)
 
@@ -70,11 +72,13 @@ handle_request(void)
 		_exit(0);	/* the supervisor closed us */
 	if (n > 0 && nfds == 0) {
 		/* A warm-up: no descriptors, no answer. */
-		if (n >= 2 && req[n - 1] == '\0' && req[1] != '\0')
-			template_warm(req + 1, (unsigned char)req[0], SPAWNER_EXITS_FD);
+		if (n > SPAWNER_REQUEST_HEAD && req[n - 1] == '\0' &&
+		    req[SPAWNER_REQUEST_HEAD] != '\0')
+			template_warm(req + SPAWNER_REQUEST_HEAD, (unsigned char)req[0],
+				      (unsigned char)req[1], SPAWNER_EXITS_FD);
 		return;
 	}
-	if (n < 2 || req[n - 1] != '\0') {
+	if (n <= SPAWNER_REQUEST_HEAD || req[n - 1] != '\0') {
 		if (n > 0) {
 			close(fds[0]);
 			close(fds[1]);
@@ -83,8 +87,9 @@ handle_request(void)
 		send(SPAWNER_CTL_FD, &reply, sizeof(reply), MSG_NOSIGNAL);
 		return;
 	}
-	pid = req[1] != '\0' ? template_spawn(req + 1, (unsigned char)req[0], fds,
-					      SPAWNER_EXITS_FD) : 0;
+	pid = req[SPAWNER_REQUEST_HEAD] != '\0' ?
+	      template_spawn(req + SPAWNER_REQUEST_HEAD, (unsigned char)req[0], fds,
+			     SPAWNER_EXITS_FD) : 0;
 	if (pid == 0) {
 		pid = fork();
 		if (pid == 0)
@@ -189,13 +194,14 @@ spawner_spawn(struct spawner *sp, int batch_fd, int msg_fd, const char *plugin, 
 	int32_t reply;
 	ssize_t n;
 
-	if (plen + 2 > sizeof(req)) {
+	if (plen + 1 + SPAWNER_REQUEST_HEAD > sizeof(req)) {
 		errno = ENAMETOOLONG;
 		return -1;
 	}
 	req[0] = (char)flags;
-	memcpy(req + 1, plugin != NULL ? plugin : "", plen + 1);
-	if (fdpass_send(sp->ctl, fds, 2, req, plen + 2) < 0)
+	req[1] = 0;
+	memcpy(req + SPAWNER_REQUEST_HEAD, plugin != NULL ? plugin : "", plen + 1);
+	if (fdpass_send(sp->ctl, fds, 2, req, plen + 1 + SPAWNER_REQUEST_HEAD) < 0)
 		return -1;
 	/* The spawner answers at once: a fork of a small process. */
 	while ((n = recv(sp->ctl, &reply, sizeof(reply), 0)) < 0 && errno == EINTR)
@@ -210,17 +216,19 @@ spawner_spawn(struct spawner *sp, int batch_fd, int msg_fd, const char *plugin, 
 }
 
 void
-spawner_warm(struct spawner *sp, const char *plugin, unsigned flags)
+spawner_warm(struct spawner *sp, const char *plugin, unsigned flags, int spares)
 {
 	char req[SPAWNER_REQUEST_MAX];
 	size_t plen = strlen(plugin);
 
-	if (plen == 0 || plen + 2 > sizeof(req))
+	if (plen == 0 || plen + 1 + SPAWNER_REQUEST_HEAD > sizeof(req))
 		return;
 	req[0] = (char)flags;
-	memcpy(req + 1, plugin, plen + 1);
+	req[1] = (char)(spares < 1 ? 1 : spares > 255 ? 255 : spares);
+	memcpy(req + SPAWNER_REQUEST_HEAD, plugin, plen + 1);
 	/* Best effort: a lost warm-up costs one slower first batch. */
-	while (send(sp->ctl, req, plen + 2, MSG_NOSIGNAL) < 0 && errno == EINTR)
+	while (send(sp->ctl, req, plen + 1 + SPAWNER_REQUEST_HEAD, MSG_NOSIGNAL) < 0 &&
+	       errno == EINTR)
 		;
 }
 

@@ -29,9 +29,10 @@ int spawner_start(struct spawner *sp);
  * one is ready, else from the spawner itself.  plugin may be NULL. */
 pid_t spawner_spawn(struct spawner *sp, int batch_fd, int msg_fd, const char *plugin,
 		    unsigned flags);
-/* Asks for the template of plugin to be started now (see template.h): the
- * caller expects batches for it soon.  No answer. */
-void spawner_warm(struct spawner *sp, const char *plugin, unsigned flags);
+/* Asks for the template of plugin to be started now (see template.h), with
+ * spares workers forked ahead: the caller expects that many batches for it
+ * soon.  No answer. */
+void spawner_warm(struct spawner *sp, const char *plugin, unsigned flags, int spares);
 /* 1 with *pid and *status filled, 0 when nothing is waiting, -1 when the
  * spawner is gone (its workers died with it). */
 int spawner_read_exit(struct spawner *sp, pid_t *pid, int *status);

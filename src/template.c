@@ -1,8 +1,6 @@
 /* template: warm processes that fork a plugin's workers (see template.h). */
 #include "template.h"
 
-#include <dirent.h>
-#include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
@@ -10,28 +8,20 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "fdpass.h"
-#include "fetch.h"
 #include "log.h"
-#include "plugin.h"
 #include "spawner.h"
-#include "thumb.h"
-#include "worker.h"
+#include "template_proc.h"
 
 #define TEMPLATE_MAX 16
-#define TEMPLATE_CTL_FD 3
-#define TEMPLATE_EXITS_FD 4
-#define TEMPLATE_READY 'R'
-/* A template answers a request with one fork(): anything slower means it
- * is stuck, and it is retired rather than waited for. */
+/* A template answers a request by handing the pipes to a spare or with one
+ * fork(): anything slower means it is stuck, and it is retired rather than
+ * waited for. */
 #define TEMPLATE_REPLY_MS 5000
 /* How long the first request waits for a starting template.  Loading takes
  * it ~25 ms; meanwhile forking workers that each load the same libraries
@@ -53,6 +43,7 @@ struct tmpl {
 	pid_t pid;		/* 0 once reaped */
 	int fd;			/* -1 when closed */
 	bool waited;		/* a request has waited for it to be ready */
+	int spares;		/* spare workers it was asked to keep */
 	long long used_ms;
 };
 
@@ -66,138 +57,6 @@ now_ms(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
-
-/* ---- in the template process ---- */
-
-static int
-thread_count(void)
-{
-	DIR *d = opendir("/proc/self/task");
-	struct dirent *e;
-	int n = 0;
-
-	if (d == NULL)
-		return -1;
-	while ((e = readdir(d)) != NULL)
-		n += e->d_name[0] != '.';
-	closedir(d);
-	return n;
-}
-
-/* What a worker of this plugin would load anyway.  Failures are left for
- * the worker to meet and report in its own words. */
-static void
-preload(const char *path, unsigned flags)
-{
-	const struct t2i_plugin *meta;
-	t2i_generate_fn *gen;
-	char err[512];
-	void *curl;
-
-	if (plugin_load(path, &meta, &gen, err, sizeof(err)) == NULL)
-		return;
-	/* The download module adds libcurl to every fork; worth it only when
-	 * the plugin has brought libcurl in already (it speaks HTTP and will
-	 * hand over URLs), not for a plugin that returns bytes. */
-	if ((curl = dlopen("libcurl.so.4", RTLD_NOW | RTLD_NOLOAD)) != NULL) {
-		dlclose(curl);
-		fetch_prepare();
-	}
-	if (flags & TEMPLATE_THUMBS)
-		thumb_prepare();
-}
-
-static void
-reap_workers(int *nchildren)
-{
-	pid_t pid;
-	int status;
-
-	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-		spawner_send_exit(TEMPLATE_EXITS_FD, pid, status);
-		(*nchildren)--;
-	}
-}
-
-/* One request: fork a worker on the fds that came with it, answer its pid. */
-static void
-serve_request(int *accepting, int *nchildren)
-{
-	int fds[2];
-	char byte;
-	int32_t reply;
-	pid_t pid;
-	int nfds = 2;
-	ssize_t n = fdpass_recv(TEMPLATE_CTL_FD, fds, &nfds, &byte, 1);
-
-	if (n == 0) {
-		*accepting = 0;	/* retired: finish the workers we have */
-		return;
-	}
-	if (n < 0 || nfds != 2) {
-		reply = -EPROTO;
-		send(TEMPLATE_CTL_FD, &reply, sizeof(reply), MSG_NOSIGNAL);
-		return;
-	}
-	pid = fork();
-	if (pid == 0)
-		worker_start(fds[0], fds[1]);
-	if (pid > 0) {
-		setpgid(pid, pid);
-		(*nchildren)++;
-	}
-	reply = pid > 0 ? (int32_t)pid : -errno;
-	close(fds[0]);
-	close(fds[1]);
-	send(TEMPLATE_CTL_FD, &reply, sizeof(reply), MSG_NOSIGNAL);
-}
-
-static _Noreturn void
-template_main(int sock, int exits_fd, pid_t parent, const char *path, unsigned flags)
-{
-	struct pollfd pfd[2];
-	sigset_t mask;
-	int accepting = 1, nchildren = 0;
-	char ready = TEMPLATE_READY;
-
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (getppid() != parent)
-		_exit(1);
-	if (dup2(sock, TEMPLATE_CTL_FD) < 0 ||
-	    (exits_fd != TEMPLATE_EXITS_FD && dup2(exits_fd, TEMPLATE_EXITS_FD) < 0))
-		_exit(1);
-	closefrom(TEMPLATE_EXITS_FD + 1);
-	prctl(PR_SET_NAME, "t2istage-tmpl");
-	log_set_role("template");
-	preload(path, flags);
-	if (thread_count() != 1) {
-		log_warnx("%s started a thread while loading: its workers are forked "
-			  "without a template", path);
-		_exit(2);
-	}
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGCHLD);	/* blocked already: inherited from the spawner */
-	pfd[0] = (struct pollfd){ .fd = TEMPLATE_CTL_FD, .events = POLLIN };
-	pfd[1] = (struct pollfd){ .fd = signalfd(-1, &mask, SFD_CLOEXEC), .events = POLLIN };
-	if (pfd[1].fd < 0 || send(TEMPLATE_CTL_FD, &ready, 1, MSG_NOSIGNAL) != 1)
-		_exit(1);
-	while (accepting || nchildren > 0) {
-		struct signalfd_siginfo si;
-
-		pfd[0].fd = accepting ? TEMPLATE_CTL_FD : -1;
-		if (poll(pfd, 2, -1) < 0 && errno != EINTR)
-			_exit(1);
-		if (pfd[1].revents & POLLIN) {
-			(void)!read(pfd[1].fd, &si, sizeof(si));
-			reap_workers(&nchildren);
-		}
-		if (accepting && (pfd[0].revents & (POLLIN | POLLHUP | POLLERR)))
-			serve_request(&accepting, &nchildren);
-	}
-	_exit(0);
-}
-
-/* ---- in the spawner ---- */
 
 static bool
 same_file(const struct tmpl *t, const struct stat *sb)
@@ -215,10 +74,14 @@ close_fd(struct tmpl *t)
 	t->fd = -1;
 }
 
-/* No more requests; the process exits once its workers have. */
+/* No more requests; the process exits once its workers have.  One that
+ * never said it was ready has no workers and may be stuck in a plugin's
+ * constructor: it is killed. */
 static void
 retire(struct tmpl *t)
 {
+	if (t->state == T_STARTING && t->pid > 0)
+		kill(t->pid, SIGKILL);
 	close_fd(t);
 	t->state = t->pid > 0 ? T_RETIRED : T_FREE;
 }
@@ -258,7 +121,7 @@ entry(void)
 }
 
 static struct tmpl *
-start(const char *path, unsigned flags, const struct stat *sb, int exits_fd)
+start(const char *path, unsigned flags, const struct stat *sb, int exits_fd, int spares)
 {
 	struct tmpl *t;
 	int sv[2];
@@ -269,7 +132,7 @@ start(const char *path, unsigned flags, const struct stat *sb, int exits_fd)
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
 		return NULL;
 	if ((t->pid = fork()) == 0)
-		template_main(sv[1], exits_fd, parent, path, flags);
+		template_proc_main(sv[1], exits_fd, parent, path, flags, spares);
 	close(sv[1]);
 	if (t->pid < 0) {
 		close(sv[0]);
@@ -285,6 +148,7 @@ start(const char *path, unsigned flags, const struct stat *sb, int exits_fd)
 	t->ctim = sb->st_ctim;
 	t->fd = sv[0];
 	t->waited = false;
+	t->spares = spares;
 	t->state = T_STARTING;
 	t->used_ms = now_ms();
 	return t;
@@ -308,7 +172,7 @@ check_ready(struct tmpl *t)
 
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 		return;
-	if (n == 1 && c == TEMPLATE_READY) {
+	if (n == 1 && c == TEMPLATE_PROC_READY) {
 		t->state = T_READY;
 		return;
 	}
@@ -345,9 +209,10 @@ ask(struct tmpl *t, const int fds[2])
 	return -1;
 }
 
-/* The live template of the plugin file as it is now, started if needed. */
+/* The live template of the plugin file as it is now, started (with
+ * spares spare workers) if needed. */
 static struct tmpl *
-current(const char *plugin, unsigned flags, int exits_fd)
+current(const char *plugin, unsigned flags, int exits_fd, int spares)
 {
 	struct stat sb;
 	struct tmpl *t;
@@ -359,22 +224,33 @@ current(const char *plugin, unsigned flags, int exits_fd)
 		t = NULL;
 	}
 	if (t == NULL)
-		t = start(plugin, flags, &sb, exits_fd);
+		t = start(plugin, flags, &sb, exits_fd, spares);
 	if (t != NULL)
 		t->used_ms = now_ms();
 	return t;
 }
 
 void
-template_warm(const char *plugin, unsigned flags, int exits_fd)
+template_warm(const char *plugin, unsigned flags, int spares, int exits_fd)
 {
-	(void)current(plugin, flags, exits_fd);
+	struct tmpl *t = current(plugin, flags, exits_fd, spares);
+	unsigned char n;
+
+	if (spares > TEMPLATE_PROC_SPARES_MAX)
+		spares = TEMPLATE_PROC_SPARES_MAX;
+	if (t == NULL || t->fd < 0 || spares <= t->spares)
+		return;
+	/* More spares for a template already running: a message without
+	 * descriptors carries the new number. */
+	n = (unsigned char)spares;
+	if (send(t->fd, &n, 1, MSG_NOSIGNAL | MSG_DONTWAIT) == 1)
+		t->spares = spares;
 }
 
 pid_t
 template_spawn(const char *plugin, unsigned flags, const int fds[2], int exits_fd)
 {
-	struct tmpl *t = current(plugin, flags, exits_fd);
+	struct tmpl *t = current(plugin, flags, exits_fd, 1);
 
 	if (t == NULL)
 		return 0;

@@ -9,7 +9,9 @@
  * worker makes), the download module when the plugin already links libcurl,
  * the thumbnail module when thumbnails are on, and then only forks.  A
  * worker forked from it calls plugin_load() as before, which finds the
- * library already mapped.
+ * library already mapped.  It also keeps a few spare workers forked ahead
+ * of need (template_proc.h), so that the fork is not between a free slot
+ * and the next provider request either.
  *
  * What keeps the contract:
  * - The template is a child of the spawner, never of the supervisor, which
@@ -48,8 +50,10 @@ template_flags(bool thumbnails)
 pid_t template_spawn(const char *plugin, unsigned flags, const int fds[2], int exits_fd);
 
 /* Spawner side: starts the template for (plugin, flags) if there is none,
- * so that it is ready by the time the first batch needs it. */
-void template_warm(const char *plugin, unsigned flags, int exits_fd);
+ * so that it is ready by the time the first batch needs it, and has it keep
+ * spares workers forked ahead of need (at least one; a template started by
+ * a batch keeps one). */
+void template_warm(const char *plugin, unsigned flags, int spares, int exits_fd);
 
 /* Spawner side: true when pid was a template (it is forgotten), false when
  * it is a worker whose exit the supervisor must hear of. */

@@ -11,6 +11,7 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include "fdpass.h"
 #include "fetch.h"
 #include "ipc.h"
 #include "log.h"
@@ -248,14 +249,13 @@ worker_main(void)
 	_exit(WORKER_EXIT_OK);
 }
 
-/* What a child must not keep from the supervisor: signal handling, other
- * workers' pipes, the database and listening sockets, NOTIFY_SOCKET. */
+/* What a child must not keep from its parents: signal handling, the
+ * process group, NOTIFY_SOCKET.  Exits when the parent is already gone. */
 static void
-worker_reset(int batch_fd, int msg_fd, pid_t parent)
+worker_detach(pid_t parent, const char *name)
 {
 	sigset_t all;
 	static const int sigs[] = { SIGCHLD, SIGINT, SIGTERM, SIGHUP, SIGPIPE, SIGQUIT };
-	char role[32];
 
 	setpgid(0, 0);
 	/* A worker has no reason to outlive its supervisor: a paid call whose
@@ -267,12 +267,21 @@ worker_reset(int batch_fd, int msg_fd, pid_t parent)
 		signal(sigs[i], SIG_DFL);
 	sigemptyset(&all);
 	sigprocmask(SIG_SETMASK, &all, NULL);
+	unsetenv("NOTIFY_SOCKET");
+	prctl(PR_SET_NAME, name);
+}
+
+/* Moves the pipes to 0 and WORKER_MSG_FD and closes every other fd: other
+ * workers' pipes, the database, listening sockets. */
+static void
+worker_pipes(int batch_fd, int msg_fd)
+{
+	char role[32];
+
 	if (dup2(batch_fd, STDIN_FILENO) < 0 || dup2(msg_fd, WORKER_MSG_FD) < 0 ||
 	    dup2(STDERR_FILENO, STDOUT_FILENO) < 0)
 		_exit(WORKER_EXIT_INTERNAL);
 	closefrom(WORKER_MSG_FD + 1);
-	unsetenv("NOTIFY_SOCKET");
-	prctl(PR_SET_NAME, "t2istage-worker");
 	snprintf(role, sizeof(role), "worker %ld", (long)getpid());
 	log_set_role(role);
 }
@@ -280,9 +289,27 @@ worker_reset(int batch_fd, int msg_fd, pid_t parent)
 _Noreturn void
 worker_start(int batch_fd, int msg_fd)
 {
-	pid_t parent = getppid();
+	/* getppid() here is the parent: fork() has just returned. */
+	worker_detach(getppid(), "t2istage-worker");
+	worker_pipes(batch_fd, msg_fd);
+	worker_main();
+}
 
-	/* getppid() here is the supervisor: fork() has just returned. */
-	worker_reset(batch_fd, msg_fd, parent);
+_Noreturn void
+worker_spare(int sock)
+{
+	int fds[2], nfds = 2;
+	char byte;
+
+	worker_detach(getppid(), "t2istage-spare");
+	if (dup2(sock, WORKER_MSG_FD + 1) < 0)
+		_exit(WORKER_EXIT_INTERNAL);
+	closefrom(WORKER_MSG_FD + 2);
+	for (int fd = STDERR_FILENO + 1; fd <= WORKER_MSG_FD; fd++)
+		close(fd);
+	if (fdpass_recv(WORKER_MSG_FD + 1, fds, &nfds, &byte, 1) <= 0 || nfds != 2)
+		_exit(0);	/* retired before it was needed */
+	prctl(PR_SET_NAME, "t2istage-worker");
+	worker_pipes(fds[0], fds[1]);
 	worker_main();
 }

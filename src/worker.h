@@ -20,4 +20,10 @@ enum worker_exit {
  * batch and _exit()s. */
 _Noreturn void worker_start(int batch_fd, int msg_fd);
 
+/* A worker forked before it has a batch (a template's spare): resets what
+ * it can, then waits on sock for one message carrying its two pipe ends
+ * (batch, messages) and goes on as worker_start().  Exits quietly when sock
+ * closes first. */
+_Noreturn void worker_spare(int sock);
+
 #endif

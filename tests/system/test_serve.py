@@ -662,11 +662,13 @@ def test_cancel(service):
     assert set(st) <= {"completed", "pending"}, st
     assert st.get("pending", 0) >= 1          # the held one at least
     assert st.get("completed", 0) == row["success_count"] >= 1
-    # Its workers are gone: the supervisor, the spawner and the idle template of the
-    # plugin are left.
+    # Its workers are gone: the supervisor, the spawner, the plugin's template and its
+    # idle spares are left.
     wait_for(lambda: not worker_pids(env.conf), what="the run's workers to exit")
-    assert sorted(process_role(p) for p in service_pids(env.conf)) == \
-        ["t2istage", "t2istage-spawn", "t2istage-tmpl"]
+    roles = sorted(process_role(p) for p in service_pids(env.conf))
+    assert set(roles) <= {"t2istage", "t2istage-spawn", "t2istage-tmpl", "t2istage-spare"}
+    assert [roles.count(r) for r in ("t2istage", "t2istage-spawn", "t2istage-tmpl")] == \
+        [1, 1, 1], roles
     metrics = service.get("/metrics").body.decode()
     assert "\nt2istage_workers_busy 0\n" in metrics
     assert 't2istage_runs_total{status="cancelled"} 1' in metrics

@@ -38,9 +38,17 @@ def test_workers_are_forked_from_the_plugin_template(service):
     (tmpl,) = role_pids(env, "t2istage-tmpl")
     (spawner,) = role_pids(env, "t2istage-spawn")
     assert ppid_of(tmpl) == spawner
+    # It keeps min(concurrency, workers.max) = 1 worker forked ahead of need: the first
+    # batch goes to that spare, which then names itself a worker.
+    wait_for(lambda: role_pids(env, "t2istage-spare"), what="a spare worker")
+    (spare,) = role_pids(env, "t2istage-spare")
+    assert ppid_of(spare) == tmpl
     pid = service.import_project(["held GATE", "next"])
     run, w = held_worker(service, pid)
-    assert ppid_of(w) == tmpl
+    assert w == spare and ppid_of(w) == tmpl
+    # A new spare is forked once the old one is taken.
+    wait_for(lambda: [p for p in role_pids(env, "t2istage-spare") if p != spare],
+             what="the next spare")
     open_gate(env)
     assert wait_run_done(env, run)["success"] is True
     starts = [t for t in read_trace(trace) if t[0] == "start"]

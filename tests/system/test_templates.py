@@ -107,6 +107,9 @@ def test_template_killed_mid_batch(service):
     (tmpl,) = role_pids(env, "t2istage-tmpl")
     pid = service.import_project(["held GATE", "next"])
     run, w = held_worker(service, pid)
+    # Killed once the worker is inside generate_image(), held at the gate.
+    wait_for(lambda: [t for t in read_trace(trace) if t[0] == "start"],
+             what="the held storyboard to start")
     os.kill(tmpl, signal.SIGKILL)
     wait_for(lambda: not os.path.exists(f"/proc/{w}") or process_role(w) is None or
              open(f"/proc/{w}/stat").read().rsplit(")", 1)[1].split()[0] == "Z",

@@ -90,13 +90,8 @@ handle_request(void)
 	pid = req[SPAWNER_REQUEST_HEAD] != '\0' ?
 	      template_spawn(req + SPAWNER_REQUEST_HEAD, (unsigned char)req[0], fds,
 			     SPAWNER_EXITS_FD) : 0;
-	if (pid == 0) {
-		pid = fork();
-		if (pid == 0)
-			worker_start(fds[0], fds[1]);
-		if (pid > 0)
-			setpgid(pid, pid);	/* also done by the child: whoever runs first */
-	}
+	if (pid == 0)
+		pid = worker_fork(fds[0], fds[1]);
 	reply = pid > 0 ? (int32_t)pid : -errno;
 	close(fds[0]);
 	close(fds[1]);

@@ -98,20 +98,18 @@ add_spares(void)
 
 		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
 			return;
-		if ((pid = fork()) == 0)
-			worker_spare(sv[1]);
+		pid = worker_fork_spare(sv[1]);
 		close(sv[1]);
 		if (pid < 0) {
 			close(sv[0]);
 			return;
 		}
-		setpgid(pid, pid);	/* also done by the child: whoever runs first */
 		spares[nspares++] = (struct spare){ .pid = pid, .sock = sv[0] };
 		nchildren++;
 	}
 }
 
-/* Closing its socket ends a spare (worker_spare()). */
+/* Closing its socket ends a spare (see worker_fork_spare()). */
 static void
 drop_spares(void)
 {
@@ -188,14 +186,8 @@ serve_request(void)
 		send(CTL_FD, &reply, sizeof(reply), MSG_NOSIGNAL);
 		return;
 	}
-	if ((pid = hand_to_spare(fds)) == 0) {
-		if ((pid = fork()) == 0)
-			worker_start(fds[0], fds[1]);
-		if (pid > 0) {
-			setpgid(pid, pid);
-			nchildren++;
-		}
-	}
+	if ((pid = hand_to_spare(fds)) == 0 && (pid = worker_fork(fds[0], fds[1])) > 0)
+		nchildren++;
 	reply = pid > 0 ? (int32_t)pid : -errno;
 	close(fds[0]);
 	close(fds[1]);

@@ -286,7 +286,7 @@ worker_pipes(int batch_fd, int msg_fd)
 	log_set_role(role);
 }
 
-_Noreturn void
+static _Noreturn void
 worker_start(int batch_fd, int msg_fd)
 {
 	/* getppid() here is the parent: fork() has just returned. */
@@ -295,7 +295,7 @@ worker_start(int batch_fd, int msg_fd)
 	worker_main();
 }
 
-_Noreturn void
+static _Noreturn void
 worker_spare(int sock)
 {
 	int fds[2], nfds = 2;
@@ -312,4 +312,28 @@ worker_spare(int sock)
 	prctl(PR_SET_NAME, "t2istage-worker");
 	worker_pipes(fds[0], fds[1]);
 	worker_main();
+}
+
+pid_t
+worker_fork(int batch_fd, int msg_fd)
+{
+	pid_t pid = fork();
+
+	if (pid == 0)
+		worker_start(batch_fd, msg_fd);
+	if (pid > 0)
+		setpgid(pid, pid);	/* also done by the child: whoever runs first */
+	return pid;
+}
+
+pid_t
+worker_fork_spare(int sock)
+{
+	pid_t pid = fork();
+
+	if (pid == 0)
+		worker_spare(sock);
+	if (pid > 0)
+		setpgid(pid, pid);
+	return pid;
 }

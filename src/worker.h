@@ -5,6 +5,8 @@
 #ifndef T2I_WORKER_H
 #define T2I_WORKER_H
 
+#include <sys/types.h>
+
 /* The worker's message pipe.  A fixed, documented number: test plugins that
  * deliberately corrupt the protocol write here. */
 #define WORKER_MSG_FD 3
@@ -15,15 +17,16 @@ enum worker_exit {
 	WORKER_EXIT_FATAL = 2		/* the plugin cannot run: do not retry the batch */
 };
 
-/* Resets what the child inherited from the supervisor (signals, fds,
- * environment) and moves the pipes to 0 and WORKER_MSG_FD.  Then runs the
- * batch and _exit()s. */
-_Noreturn void worker_start(int batch_fd, int msg_fd);
+/* fork(); in the child, resets what it inherited (signals, process group,
+ * fds, environment), moves the pipes to 0 and WORKER_MSG_FD, runs the batch
+ * and _exit()s.  The child leads its own process group (the supervisor
+ * kills workers by group).  The child's pid, or -1 with errno. */
+pid_t worker_fork(int batch_fd, int msg_fd);
 
-/* A worker forked before it has a batch (a template's spare): resets what
- * it can, then waits on sock for one message carrying its two pipe ends
- * (batch, messages) and goes on as worker_start().  Exits quietly when sock
- * closes first. */
-_Noreturn void worker_spare(int sock);
+/* fork() of a worker before it has a batch (a template's spare): the child
+ * resets what it can, then waits on sock for one message carrying its two
+ * pipe ends (batch, messages) and goes on as above.  It exits quietly when
+ * sock closes first. */
+pid_t worker_fork_spare(int sock);
 
 #endif

@@ -2,6 +2,7 @@
 once, and forks that plugin's workers from it (src/template.h).  These tests look at the
 process tree through /proc: who is whose parent, and which processes are left."""
 
+import json
 import os
 import shutil
 import signal
@@ -123,3 +124,18 @@ def test_template_killed_mid_batch(service):
     assert new and tmpl not in new
     starts = [t[2] for t in read_trace(trace) if t[0] == "start"]
     assert len(starts) == 3          # the held storyboard twice, the other once
+
+
+def test_plugin_stuck_while_loading(env):
+    """A plugin whose constructor never returns: its template never becomes ready, the first
+    batch waits for it a bounded time and is then forked directly, that worker is killed at
+    its deadline, and the run ends failed with the cause.  Nothing is left running."""
+    env.write_config(providers=[provider_conf("stuck")], workers_max=1, batch_size=1,
+                     timeout=1.0, extra=retry_conf(1))
+    cp = env.t2i("run", env.project(["a"]), "--json", env={"T2ISTAGE_TEST_STUCK": "1"})
+    events = [json.loads(line) for line in cp.stdout.splitlines() if line.strip()]
+    assert cp.returncode == 1, cp.stderr[-2000:]
+    (err,) = [e for e in events if e["type"] == "error"]
+    assert "timed out after 1 s" in err["error"], err
+    assert events[-1]["type"] == "done" and events[-1]["success"] is False
+    wait_for(lambda: not service_pids(env.conf), what="every process of the run to exit")

@@ -11,7 +11,6 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "fdpass.h"
@@ -98,15 +97,6 @@ handle_request(void)
 	send(SPAWNER_CTL_FD, &reply, sizeof(reply), MSG_NOSIGNAL);
 }
 
-static long long
-monotonic_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static _Noreturn void
 spawner_main(int ctl, int exits, pid_t parent)
 {
@@ -141,7 +131,7 @@ spawner_main(int ctl, int exits, pid_t parent)
 
 		if (poll(pfd, 2, 60 * 1000) < 0 && errno != EINTR)
 			_exit(1);
-		template_expire(monotonic_ms(), SPAWNER_TEMPLATE_IDLE_MS);
+		template_expire(SPAWNER_TEMPLATE_IDLE_MS);
 		if (pfd[1].revents & POLLIN) {
 			(void)!read(sfd, &si, sizeof(si));
 			reap_children();

@@ -278,8 +278,10 @@ template_reaped(pid_t pid)
 }
 
 void
-template_expire(long long now, long long idle_ms)
+template_expire(long long idle_ms)
 {
+	long long now = now_ms();
+
 	for (int i = 0; i < TEMPLATE_MAX; i++) {
 		struct tmpl *t = &tmpls[i];
 

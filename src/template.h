@@ -60,6 +60,6 @@ void template_warm(const char *plugin, unsigned flags, int spares, int exits_fd)
 bool template_reaped(pid_t pid);
 
 /* Spawner side: retires templates not used for idle_ms. */
-void template_expire(long long now_ms, long long idle_ms);
+void template_expire(long long idle_ms);
 
 #endif

@@ -36,6 +36,7 @@ static struct spare spares[TEMPLATE_PROC_SPARES_MAX];
 static int nspares, spares_want;
 static int nchildren;		/* spares and workers not yet reaped */
 static int accepting = 1;	/* until the spawner closes our socket */
+static bool spares_failed;	/* the last fork of a spare failed */
 
 static bool
 stdin_null(void)
@@ -87,26 +88,27 @@ preload(const char *path, unsigned flags)
 		thumb_prepare();
 }
 
-/* Forks spares up to the number wanted.  Done after a request has been
- * answered, so a fork is off the path from batch to first request. */
-static void
-add_spares(void)
+/* Forks one more spare.  Called only when no request is waiting: a spare
+ * is forked after an answer, never between a request and its answer.
+ * False when it could not (out of processes or fds): not tried again
+ * before the next request, rather than in a busy loop. */
+static bool
+add_spare(void)
 {
-	while (accepting && nspares < spares_want) {
-		int sv[2];
-		pid_t pid;
+	int sv[2];
+	pid_t pid;
 
-		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
-			return;
-		pid = worker_fork_spare(sv[1]);
-		close(sv[1]);
-		if (pid < 0) {
-			close(sv[0]);
-			return;
-		}
-		spares[nspares++] = (struct spare){ .pid = pid, .sock = sv[0] };
-		nchildren++;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		return false;
+	pid = worker_fork_spare(sv[1]);
+	close(sv[1]);
+	if (pid < 0) {
+		close(sv[0]);
+		return false;
 	}
+	spares[nspares++] = (struct spare){ .pid = pid, .sock = sv[0] };
+	nchildren++;
+	return true;
 }
 
 /* Closing its socket ends a spare (see worker_fork_spare()). */
@@ -229,17 +231,25 @@ template_proc_main(int sock, int exits_fd, pid_t parent, const char *path, unsig
 		_exit(1);
 	while (accepting || nchildren > 0) {
 		struct signalfd_siginfo si;
+		bool short_of_spares = accepting && !spares_failed && nspares < spares_want;
+		int rc;
 
-		add_spares();
 		pfd[0].fd = accepting ? CTL_FD : -1;
-		if (poll(pfd, 2, -1) < 0 && errno != EINTR)
+		if ((rc = poll(pfd, 2, short_of_spares ? 0 : -1)) < 0 && errno != EINTR)
 			_exit(1);
+		if (rc == 0) {
+			/* Idle: a fork now delays nobody. */
+			spares_failed = !add_spare();
+			continue;
+		}
 		if (pfd[1].revents & POLLIN) {
 			(void)!read(pfd[1].fd, &si, sizeof(si));
 			reap_children();
 		}
-		if (accepting && (pfd[0].revents & (POLLIN | POLLHUP | POLLERR)))
+		if (accepting && (pfd[0].revents & (POLLIN | POLLHUP | POLLERR))) {
 			serve_request();
+			spares_failed = false;
+		}
 	}
 	_exit(0);
 }

@@ -16,7 +16,10 @@ WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototy
             -Wformat=2 -Wno-format-nonliteral -Wno-format-truncation -Wvla
 CPPFLAGS_ALL := -std=c11 -D_GNU_SOURCE -Iinclude -Isrc -DT2I_VERSION=\"$(VERSION)\" \
             $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LIBS     := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -ldl -lm
+# libmicrohttpd is loaded by `serve` at run time (see src/mhd.h), not linked.
+MHD_SONAME := $(shell objdump -p "$$(pkg-config --variable=libdir libmicrohttpd 2>/dev/null)/libmicrohttpd.so" 2>/dev/null | awk '/SONAME/ {print $$2}')
+CPPFLAGS_ALL += $(if $(MHD_SONAME),-DT2I_MHD_SONAME=\"$(MHD_SONAME)\")
+LIBS     := $(shell pkg-config --libs $(filter-out libmicrohttpd,$(PKGS)) 2>/dev/null) -ldl -lm
 
 SRCS     := $(wildcard src/*.c)
 OBJS     := $(SRCS:src/%.c=$(BUILD)/obj/%.o)

@@ -6,7 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include <microhttpd.h>
+#include "mhd.h"
 
 struct api_route;
 struct http_req;

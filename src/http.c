@@ -533,6 +533,10 @@ http_start(struct service *sv, struct sse *sse, const char *listen, const char *
 		http_free(h);
 		return NULL;
 	}
+	if (mhd_load(err, errlen) < 0) {
+		http_free(h);
+		return NULL;
+	}
 	/* A client gone mid-response must give EPIPE, not kill the service. */
 	signal(SIGPIPE, SIG_IGN);
 	if ((h->d = daemon_start(h, &ss, dual)) == NULL ||

@@ -10,7 +10,7 @@
 #include <stdint.h>
 
 #include <jansson.h>
-#include <microhttpd.h>
+#include "mhd.h"
 
 struct api_route;
 struct http;

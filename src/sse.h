@@ -13,7 +13,7 @@
 #include <stdint.h>
 
 #include <jansson.h>
-#include <microhttpd.h>
+#include "mhd.h"
 
 struct service;
 struct run;

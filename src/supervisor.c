@@ -235,20 +235,19 @@ sup_reconfigure(struct sup *s, const struct config *cfg, char *err, size_t errle
 {
 	int *map = provider_map(s->cfg, cfg);
 	int *conc = calloc(cfg->nproviders + 1, sizeof(int));
-	int nslots = WORKERS_SLOTS(cfg->workers_max) > s->w.nslots ?
-		     WORKERS_SLOTS(cfg->workers_max) : s->w.nslots;
 	int rc = -1;
 
 	if (map == NULL || conc == NULL || check_in_use(s, map, err, errlen) < 0)
 		goto out;
 	for (size_t p = 0; p < cfg->nproviders; p++)
 		conc[p] = cfg->providers[p].concurrency;
-	if (grow_pollfds(s, nslots) < 0 ||
-	    workers_reconfigure(&s->w, nslots, map, (int)cfg->nproviders, conc) < 0) {
+	/* Room for the pollfds first: once the workers are remapped there is
+	 * no going back. */
+	if (grow_pollfds(s, WORKERS_SLOTS(cfg->workers_max)) < 0 ||
+	    workers_reconfigure(&s->w, cfg->workers_max, map, (int)cfg->nproviders, conc) < 0) {
 		snprintf(err, errlen, "out of memory");
 		goto out;
 	}
-	s->w.max_busy = cfg->workers_max;
 	s->cfg = cfg;
 	s->ctx.cfg = cfg;
 	/* Storyboards not yet given to a worker take the new providers'

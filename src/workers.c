@@ -78,10 +78,11 @@ workers_free(struct workers *w)
 }
 
 int
-workers_reconfigure(struct workers *w, int nslots, const int *map, int nproviders,
+workers_reconfigure(struct workers *w, int workers_max, const int *map, int nproviders,
 		    const int *concurrency)
 {
 	size_t np = (size_t)(nproviders > 0 ? nproviders : 1);
+	int nslots = WORKERS_SLOTS(workers_max);
 	int *busy = calloc(np, sizeof(int)), *limit = calloc(np, sizeof(int));
 	int *max = calloc(np, sizeof(int));
 	struct slot *slots = nslots > w->nslots ? calloc((size_t)nslots, sizeof(*slots)) : NULL;
@@ -113,7 +114,7 @@ workers_reconfigure(struct workers *w, int nslots, const int *map, int nprovider
 	w->provider_limit = limit;
 	w->provider_max = max;
 	w->nproviders = nproviders;
-	w->max_busy = nslots;
+	w->max_busy = workers_max;
 	return 0;
 }
 

@@ -58,8 +58,9 @@ int workers_init(struct workers *w, struct spawner *sp, int max, int nproviders,
 		 const int *concurrency);
 
 /* A new configuration: slot provider indices go through map (old index to
- * new), the slot table grows to nslots if needed, caps start afresh. */
-int workers_reconfigure(struct workers *w, int nslots, const int *map, int nproviders,
+ * new), the slot table grows for workers_max if needed (it never shrinks),
+ * caps start afresh. */
+int workers_reconfigure(struct workers *w, int workers_max, const int *map, int nproviders,
 			const int *concurrency);
 
 /* True when provider p may have one more worker. */

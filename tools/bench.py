@@ -85,6 +85,8 @@ def one(build, n, batch_size, workers):
             with open(err_path) as f:
                 sys.exit(f"bench: run failed (exit {p.returncode}): {f.read()[-2000:]}")
         ok = done["data"]["success_count"]
+        # Batches of batch_size; the smaller batches at the end of the run
+        # (src/scheduler.c) add a few more forks than this counts.
         forks = -(-n // batch_size)
         return {"storyboards": n, "batch_size": batch_size, "workers": workers,
                 "completed": ok, "seconds": round(elapsed, 2),

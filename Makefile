@@ -8,22 +8,24 @@ CC       ?= cc
 PYTHON   ?= /usr/bin/python3
 
 VERSION  := 0.1.0
+# The source layers, lowest first; HACKING.md says what each may include.
+LAYERS   := core store stage proc sup http cli
 PKGS     := libconfig jansson sqlite3 uuid nettle libpng libjpeg libwebp libmicrohttpd
 PLUGPKGS := libpng
 
 CFLAGS   ?= -O2 -g
 WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
             -Wformat=2 -Wno-format-nonliteral -Wno-format-truncation -Wvla
-CPPFLAGS_ALL := -std=c11 -D_GNU_SOURCE -Iinclude -Isrc -DT2I_VERSION=\"$(VERSION)\" \
+CPPFLAGS_ALL := -std=c11 -D_GNU_SOURCE -Iinclude $(LAYERS:%=-Isrc/%) -DT2I_VERSION=\"$(VERSION)\" \
             $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-# libmicrohttpd is loaded by `serve` at run time (see src/mhd.h), not linked.
+# libmicrohttpd is loaded by `serve` at run time (see src/http/mhd.h), not linked.
 MHD_SONAME := $(shell objdump -p "$$(pkg-config --variable=libdir libmicrohttpd 2>/dev/null)/libmicrohttpd.so" 2>/dev/null | awk '/SONAME/ {print $$2}')
 CPPFLAGS_ALL += $(if $(MHD_SONAME),-DT2I_MHD_SONAME=\"$(MHD_SONAME)\")
 LIBS     := $(shell pkg-config --libs $(filter-out libmicrohttpd,$(PKGS)) 2>/dev/null) -ldl -lm
 
-SRCS     := $(wildcard src/*.c)
-OBJS     := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
-LIBOBJS  := $(filter-out $(BUILD)/obj/main.o,$(OBJS))
+SRCS     := $(foreach l,$(LAYERS),$(wildcard src/$(l)/*.c))
+OBJS     := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(SRCS))
+LIBOBJS  := $(filter-out $(BUILD)/obj/cli/main.o,$(OBJS))
 
 PLUGINS  := $(patsubst plugins/%.c,$(BUILD)/plugins/%.so,$(filter-out plugins/http.c,$(wildcard plugins/*.c)))
 # Plugins that speak HTTP share plugins/http.c (libcurl).
@@ -39,20 +41,21 @@ all: $(BUILD)/t2istage $(MODULES) plugins
 deps:
 	@tools/install-deps
 
-$(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h include/t2istage/*.h) | $(BUILD)/obj
+$(BUILD)/obj/%.o: src/%.c $(wildcard src/*/*.h include/t2istage/*.h)
+	@mkdir -p $(@D)
 	@echo "  CC      $<"
 	@$(CC) $(CPPFLAGS_ALL) $(WARN) $(CFLAGS) -c -o $@ $<
 
 $(BUILD)/libt2i.a: $(LIBOBJS)
 	$(AR) rcs $@ $^
 
-$(BUILD)/t2istage: $(BUILD)/obj/main.o $(BUILD)/libt2i.a
+$(BUILD)/t2istage: $(BUILD)/obj/cli/main.o $(BUILD)/libt2i.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -Wl,-z,relro,-z,now -o $@ $^ $(LIBS)
 
 plugins: $(PLUGINS)
 
 # libvips and libcurl live in modules the worker loads when it needs them
-# (see src/module.h for why).
+# (see src/proc/module.h for why).
 $(BUILD)/lib/t2istage/thumb_vips.so: modules/thumb_vips.c | $(BUILD)/lib/t2istage
 	@echo "  CC      $@"
 	@$(CC) $(CPPFLAGS_ALL) $(WARN) -Wno-strict-prototypes $(CFLAGS) -fPIC -shared -o $@ $< \
@@ -86,7 +89,7 @@ $(BUILD)/tests/unit/%: tests/unit/%.c $(BUILD)/libt2i.a | $(BUILD)/tests/unit
 	$(CC) $(CPPFLAGS_ALL) $(WARN) $(CFLAGS) -o $@ $< $(BUILD)/libt2i.a \
 	    $(shell pkg-config --cflags --libs cmocka) $(LIBS)
 
-$(BUILD)/obj $(BUILD)/plugins $(BUILD)/tests/plugins $(BUILD)/tests/unit $(BUILD)/lib/t2istage:
+$(BUILD)/plugins $(BUILD)/tests/plugins $(BUILD)/tests/unit $(BUILD)/lib/t2istage:
 	mkdir -p $@
 
 unit: $(UNITS)

@@ -1,5 +1,5 @@
 /* fetch_curl: downloads of image URLs for the worker, with libcurl.
- * A module (see src/module.h) because linking libcurl into the binary cost
+ * A module (see src/proc/module.h) because linking libcurl into the binary cost
  * every start ~24 ms; only a worker whose plugin hands over URLs loads it. */
 #include <stdint.h>
 #include <stdio.h>

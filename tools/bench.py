@@ -86,7 +86,7 @@ def one(build, n, batch_size, workers):
                 sys.exit(f"bench: run failed (exit {p.returncode}): {f.read()[-2000:]}")
         ok = done["data"]["success_count"]
         # Batches of batch_size; the smaller batches at the end of the run
-        # (src/scheduler.c) add a few more forks than this counts.
+        # (src/sup/scheduler.c) add a few more forks than this counts.
         forks = -(-n // batch_size)
         return {"storyboards": n, "batch_size": batch_size, "workers": workers,
                 "completed": ok, "seconds": round(elapsed, 2),

@@ -1,5 +1,5 @@
 """Plugin templates: the spawner keeps a process per plugin file that has loaded the plugin
-once, and forks that plugin's workers from it (src/template.h).  These tests look at the
+once, and forks that plugin's workers from it (src/proc/template.h).  These tests look at the
 process tree through /proc: who is whose parent, and which processes are left."""
 
 import json

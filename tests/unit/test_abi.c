@@ -1,5 +1,5 @@
 /* Unit tests for the plugin ABI (include/t2istage/plugin.h) and for the two
- * pure checks of src/plugin.c: plugin_abi_check() and plugin_check_perms().
+ * pure checks of src/proc/plugin.c: plugin_abi_check() and plugin_check_perms().
  *
  * The _Static_asserts below pin the layout of ABI version 1.  A plugin built
  * against an older header must keep working with a newer host, so none of

@@ -1,4 +1,4 @@
-/* Unit tests for src/config.c: the configuration file loader.  Each test
+/* Unit tests for src/core/config.c: the configuration file loader.  Each test
  * works in its own mkdtemp() directory holding the config file, fake plugin
  * files (empty, mode 0755: config only checks that they exist) and key files. */
 #include <setjmp.h>

@@ -1,4 +1,4 @@
-/* Unit tests for src/ipc.c: line framing over real pipes, the size cap, and
+/* Unit tests for src/core/ipc.c: line framing over real pipes, the size cap, and
  * the non-blocking write queue. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,4 +1,4 @@
-/* Unit tests for src/msg.c: the JSON lines between supervisor and worker.
+/* Unit tests for src/core/msg.c: the JSON lines between supervisor and worker.
  * Every message is encoded, decoded and compared member by member; then the
  * decoder is fed what a broken worker (or a plugin writing on the pipe)
  * might send, and must refuse all of it with a reason. */

@@ -1,4 +1,4 @@
-/* Unit tests for src/project.c: the project file parser. */
+/* Unit tests for src/core/project.c: the project file parser. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

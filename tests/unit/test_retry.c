@@ -1,4 +1,4 @@
-/* Unit tests of the retry and failover policy (src/retry.c). */
+/* Unit tests of the retry and failover policy (src/stage/retry.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

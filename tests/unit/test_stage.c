@@ -1,5 +1,5 @@
-/* Unit tests for the pure parts of the stage: stage_outcome() (src/stage.c)
- * and the in-memory run of src/run.c (ring queue, duplicate grouping,
+/* Unit tests for the pure parts of the stage: stage_outcome() (src/stage/stage.c)
+ * and the in-memory run of src/stage/run.c (ring queue, duplicate grouping,
  * completion). */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,4 +1,4 @@
-/* Unit tests for src/storage.c: sniffing, image headers, content-addressed
+/* Unit tests for src/proc/storage.c: sniffing, image headers, content-addressed
  * files and sha256.  The images are made here with libpng, libjpeg and
  * libwebp, so the decoders are fed what real encoders write. */
 #include <setjmp.h>

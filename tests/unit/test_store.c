@@ -1,4 +1,4 @@
-/* Unit tests for the SQLite store (src/store*.c): schema and migrations,
+/* Unit tests for the SQLite store (src/store/store*.c): schema and migrations,
  * opening refusals, project import, stages, the provider mirror, the image
  * lifecycle, the cache, variants, run events, the JSON views and
  * transactions.  Each test has its own database in a mkdtemp() directory;

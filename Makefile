@@ -33,7 +33,7 @@ HTTP_PLUGINS := $(filter $(addprefix $(BUILD)/plugins/,jimeng.so openai.so sdweb
 TPLUGINS := $(patsubst tests/plugins/%.c,$(BUILD)/tests/plugins/%.so,$(filter-out tests/plugins/common.c,$(wildcard tests/plugins/*.c)))
 UNITS    := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(wildcard tests/unit/test_*.c))
 
-.PHONY: all plugins test-plugins check unit system torture asan demo bench install clean deps
+.PHONY: all plugins test-plugins check layers unit system torture asan demo bench install clean deps
 MODULES  := $(BUILD)/lib/t2istage/thumb_vips.so $(BUILD)/lib/t2istage/fetch_curl.so
 
 all: $(BUILD)/t2istage $(MODULES) plugins
@@ -104,7 +104,12 @@ system: all test-plugins
 torture: all test-plugins
 	T2I_BUILD=$(BUILD) $(PYTHON) -m pytest -q -p no:cacheprovider tests/system -m torture
 
-check: deps all test-plugins unit system
+# The layering rule of HACKING.md: no include across layers it forbids, no
+# include circle between modules.
+layers:
+	@/usr/bin/python3 tools/check-layers .
+
+check: deps all test-plugins layers unit system
 
 asan:
 	$(MAKE) BUILD=build-asan \

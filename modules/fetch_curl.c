@@ -8,10 +8,10 @@
 
 #include <curl/curl.h>
 
-int t2i_fetch(const char *url, size_t max, double connect_timeout_s, double timeout_s,
-	      void **out, size_t *outlen, long *http_status, char *err, size_t errlen);
+#include "module_abi.h"
 
-void t2i_fetch_prepare(void);
+module_fetch_fn t2i_fetch;
+module_fetch_prepare_fn t2i_fetch_prepare;
 
 struct sink {
 	unsigned char *buf;

@@ -11,8 +11,9 @@
 
 #include <vips/vips.h>
 
-int t2i_thumb_encode(const void *bytes, size_t size, int edge, void **out, size_t *outlen,
-		     char *err, size_t errlen);
+#include "module_abi.h"
+
+module_thumb_fn t2i_thumb_encode;
 
 static int thumb_ready;
 

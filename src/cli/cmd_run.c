@@ -12,11 +12,11 @@
 #include "log.h"
 #include "project.h"
 #include "run.h"
+#include "spawnmsg.h"
 #include "stage.h"
 #include "store.h"
 #include "spawner.h"
 #include "supervisor.h"
-#include "template.h"
 #include "term.h"
 
 struct config *
@@ -203,7 +203,7 @@ warm_first_provider(struct spawner *sp, const struct config *cfg, const struct p
 	if (prov == NULL)
 		prov = config_default_provider(cfg);
 	if (prov != NULL)
-		spawner_warm(sp, prov->plugin_path, template_flags(cfg->thumbnails),
+		spawner_warm(sp, prov->plugin_path, spawnmsg_flags(cfg->thumbnails),
 			     prov->concurrency < cfg->workers_max ? prov->concurrency
 								  : cfg->workers_max);
 }

@@ -8,7 +8,7 @@
 #include "cmd.h"
 #include "config.h"
 #include "log.h"
-#include "service.h"
+#include "serve.h"
 #include "t2istage/plugin.h"
 
 static const char usage_text[] =

@@ -5,8 +5,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "run.h"
-#include "workers.h"
+#include "slots.h"
 
 #define TERM_BAR 30
 #define TERM_SUMMARY_MAX 50	/* lines of per-storyboard summary */
@@ -47,7 +48,7 @@ term_free(struct term *t)
 static void
 draw(struct term *t, bool force)
 {
-	int64_t now = workers_now_ms();
+	int64_t now = clock_now_ms();
 	int done = t->ok + t->failed;
 	int fill = t->total > 0 ? done * TERM_BAR / t->total : 0;
 	char bar[TERM_BAR + 1];

@@ -66,12 +66,6 @@ log_write(int level, const char *fmt, va_list ap, const char *suffix)
 }
 
 void
-log_vmsg(int level, const char *fmt, va_list ap)
-{
-	log_write(level, fmt, ap, NULL);
-}
-
-void
 log_msg(int level, const char *fmt, ...)
 {
 	va_list ap;

@@ -31,10 +31,16 @@ struct api_route {
 
 /* --- small helpers --- */
 
+static struct service *
+service_of(struct http_req *rq)
+{
+	return rq->arg;
+}
+
 static struct store *
 store_of(struct http_req *rq)
 {
-	return service_store(rq->sv);
+	return service_store(service_of(rq));
 }
 
 static enum MHD_Result
@@ -47,7 +53,8 @@ static enum MHD_Result
 reply_stream(struct http_req *rq, const char *run_id, int64_t after_seq)
 {
 	struct MHD_Response *resp =
-		sse_response(rq->sse, rq->conn, run_id, rq->id, after_seq, &rq->stream);
+		sse_response(service_sse(service_of(rq)), rq->conn, run_id, rq->id, after_seq,
+			     (struct sse_client **)&rq->stream);
 
 	return http_reply(rq, MHD_HTTP_OK, resp, 0);
 }
@@ -75,7 +82,7 @@ get_healthz(struct http_req *rq)
 static enum MHD_Result
 get_metrics(struct http_req *rq)
 {
-	char *text = service_metrics(rq->sv);
+	char *text = service_metrics(service_of(rq));
 
 	if (text == NULL)
 		return http_reply_error(rq, 500, "cannot render the metrics");
@@ -89,7 +96,7 @@ static enum MHD_Result
 post_project(struct http_req *rq)
 {
 	char pid[37], err[512];
-	int status = service_import(rq->sv, rq->body != NULL ? rq->body : "", rq->len, pid, err,
+	int status = service_import(service_of(rq), rq->body != NULL ? rq->body : "", rq->len, pid, err,
 				    sizeof(err));
 
 	if (status != MHD_HTTP_CREATED)
@@ -262,7 +269,7 @@ post_run(struct http_req *rq)
 
 	if (parse_run_body(rq, &ids, &no_cache, err, sizeof(err)) < 0)
 		return http_reply_error(rq, MHD_HTTP_BAD_REQUEST, "%s", err);
-	status = service_start(rq->sv, rq->id, ids, no_cache, run_id, err, sizeof(err));
+	status = service_start(service_of(rq), rq->id, ids, no_cache, run_id, err, sizeof(err));
 	json_decref(ids);
 	if (status != MHD_HTTP_ACCEPTED)
 		return http_reply_error(rq, (unsigned)status, "%s", err);
@@ -316,7 +323,7 @@ static enum MHD_Result
 post_cancel(struct http_req *rq)
 {
 	char run_id[37], err[512];
-	int status = service_cancel(rq->sv, rq->id, run_id, err, sizeof(err));
+	int status = service_cancel(service_of(rq), rq->id, run_id, err, sizeof(err));
 
 	if (status != MHD_HTTP_ACCEPTED)
 		return http_reply_error(rq, (unsigned)status, "%s", err);
@@ -477,7 +484,7 @@ allow_add(char *allow, size_t allowlen, const char *method)
 		snprintf(allow + n, allowlen - n, "%s%s", n > 0 ? ", " : "", method);
 }
 
-const struct api_route *
+static const void *
 api_match(const char *method, const char *path, char id[37], unsigned *status, char *allow,
 	  size_t allowlen)
 {
@@ -510,14 +517,49 @@ api_match(const char *method, const char *path, char id[37], unsigned *status, c
 	return NULL;
 }
 
-bool
-api_takes_body(const struct api_route *r)
+static bool
+api_takes_body(const void *route)
 {
+	const struct api_route *r = route;
+
 	return r != NULL && r->body;
 }
 
-enum MHD_Result
-api_handle(const struct api_route *r, struct http_req *rq)
+static enum MHD_Result
+api_handle(struct http_req *rq)
 {
+	const struct api_route *r = rq->route;
+
 	return r->fn(rq);
 }
+
+static void
+api_completed(struct http_req *rq)
+{
+	if (rq->stream != NULL) {
+		rq->bytes = sse_client_bytes(rq->stream);
+		sse_client_unlink(rq->stream);
+	}
+	service_count_request(service_of(rq), (int)rq->status);
+}
+
+static uint64_t
+api_resumes(void *arg)
+{
+	return sse_resumes(service_sse(arg));
+}
+
+static void
+api_shutdown(void *arg)
+{
+	sse_shutdown(service_sse(arg));
+}
+
+const struct http_routes api_routes = {
+	.match = api_match,
+	.takes_body = api_takes_body,
+	.handle = api_handle,
+	.completed = api_completed,
+	.resumes = api_resumes,
+	.shutdown = api_shutdown,
+};

@@ -1,24 +1,11 @@
 /* api: the routes of the HTTP API (the contract's table) and their
- * handlers, on top of service.h and the store's JSON views. */
+ * handlers, on top of service.h and the store's JSON views.  The HTTP core
+ * reaches them only through api_routes, whose argument is the service. */
 #ifndef T2I_API_H
 #define T2I_API_H
 
-#include <stdbool.h>
-#include <stddef.h>
+#include "http.h"
 
-#include "mhd.h"
-
-struct api_route;
-struct http_req;
-
-/* The route of method and path, with the path's {id} (a UUID, lower case)
- * in id.  NULL when none: *status is 404, or 405 with the methods the path
- * takes in allow. */
-const struct api_route *api_match(const char *method, const char *path, char id[37],
-				  unsigned *status, char *allow, size_t allowlen);
-/* The route reads a request body (others ignore theirs). */
-bool api_takes_body(const struct api_route *r);
-/* Answers the complete request. */
-enum MHD_Result api_handle(const struct api_route *r, struct http_req *rq);
+extern const struct http_routes api_routes;
 
 #endif

@@ -30,38 +30,27 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "api.h"
+#include "clock.h"
 #include "log.h"
-#include "project.h"
-#include "service.h"
-#include "sse.h"
 
 #define HTTP_TIMEOUT_S 120	/* idle connections; a stream that does not drain */
-#define HTTP_BODY_MAX PROJECT_FILE_MAX
 /* The body of a request answered with an error is read and dropped, up to
- * this much; past it the connection is closed. */
-#define HTTP_DISCARD_MAX (2 * (uint64_t)HTTP_BODY_MAX)
+ * twice the largest body taken; past it the connection is closed. */
+#define HTTP_DISCARD_MAX(h) (2 * (uint64_t)(h)->body_max)
 
 struct http {
 	struct MHD_Daemon *d;
-	struct service *sv;
-	struct sse *sse;
+	const struct http_routes *routes;
+	void *arg;
+	size_t body_max;
 	char *token;		/* NULL: no authentication */
 	size_t token_len;
 	int epoll_fd;
-	uint64_t resumes_seen;	/* sse_resumes() at the last http_run */
+	uint64_t resumes_seen;	/* routes->resumes() at the last http_run */
 	bool quiesced;
 	char last_error[256];	/* MHD's last message, for http_start's error */
 };
 
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* --- listen address --- */
 
@@ -175,15 +164,11 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	if (rq == NULL)
 		return;
 	*con_cls = NULL;
-	if (rq->stream != NULL) {
-		rq->bytes = sse_client_bytes(rq->stream);
-		sse_client_unlink(rq->stream);
-	}
+	h->routes->completed(rq);
 	/* The path only: MHD keeps the query string apart, and headers
 	 * (Authorization) are never logged. */
 	log_info("http: %s %s %u %" PRIu64 " %" PRId64 "ms%s", rq->method, rq->path, rq->status,
-		 rq->bytes, now_ms() - rq->start_ms, termination_note(toe));
-	service_count_request(h->sv, (int)rq->status);
+		 rq->bytes, clock_now_ms() - rq->start_ms, termination_note(toe));
 	free(rq->body);
 	free(rq);
 }
@@ -362,7 +347,7 @@ answer_early(struct http_req *rq)
 	const char *cl = http_header(rq, MHD_HTTP_HEADER_CONTENT_LENGTH);
 	const char *expect = http_header(rq, MHD_HTTP_HEADER_EXPECT);
 
-	if (cl != NULL && strtoull(cl, NULL, 10) > HTTP_DISCARD_MAX)
+	if (cl != NULL && strtoull(cl, NULL, 10) > HTTP_DISCARD_MAX(rq->server))
 		return true;
 	return expect != NULL && strcasecmp(expect, "100-continue") == 0 &&
 	       ((cl != NULL && strtoull(cl, NULL, 10) > 0) ||
@@ -375,7 +360,8 @@ too_large(struct http_req *rq)
 {
 	char msg[96];
 
-	snprintf(msg, sizeof(msg), "request body too large (limit %u bytes)", HTTP_BODY_MAX);
+	snprintf(msg, sizeof(msg), "request body too large (limit %zu bytes)",
+		 rq->server->body_max);
 	req_fail(rq, MHD_HTTP_CONTENT_TOO_LARGE, msg);
 	free(rq->body);
 	rq->body = NULL;
@@ -389,15 +375,15 @@ req_begin(struct http *h, struct http_req *rq, const char *url, const char *meth
 
 	if (needs_token(h, url) && !authorized(h, rq)) {
 		req_fail(rq, MHD_HTTP_UNAUTHORIZED, "missing or invalid bearer token");
-	} else if ((rq->route = api_match(method, url, rq->id, &status, rq->allow,
-					  sizeof(rq->allow))) == NULL) {
+	} else if ((rq->route = h->routes->match(method, url, rq->id, &status, rq->allow,
+						 sizeof(rq->allow))) == NULL) {
 		req_fail(rq, status, status == MHD_HTTP_METHOD_NOT_ALLOWED ? "method not allowed"
 									  : "not found");
-	} else if (api_takes_body(rq->route)) {
+	} else if (h->routes->takes_body(rq->route)) {
 		const char *cl = http_header(rq, MHD_HTTP_HEADER_CONTENT_LENGTH);
 
 		/* strtoull saturates at ULLONG_MAX, itself too large. */
-		if (cl != NULL && strtoull(cl, NULL, 10) > HTTP_BODY_MAX)
+		if (cl != NULL && strtoull(cl, NULL, 10) > h->body_max)
 			too_large(rq);
 	}
 	if (rq->err_status != 0 && answer_early(rq))
@@ -409,9 +395,9 @@ static enum MHD_Result
 req_body(struct http_req *rq, const char *data, size_t n)
 {
 	rq->received += n;
-	if (rq->err_status != 0 || !api_takes_body(rq->route))
-		return rq->received > HTTP_DISCARD_MAX ? MHD_NO : MHD_YES;
-	if (rq->len + n > HTTP_BODY_MAX) {
+	if (rq->err_status != 0 || !rq->server->routes->takes_body(rq->route))
+		return rq->received > HTTP_DISCARD_MAX(rq->server) ? MHD_NO : MHD_YES;
+	if (rq->len + n > rq->server->body_max) {
 		too_large(rq);
 		return MHD_YES;
 	}
@@ -439,10 +425,10 @@ req_new(struct http *h, struct MHD_Connection *conn, const char *url, const char
 
 	if (rq == NULL)
 		return NULL;
-	rq->sv = h->sv;
-	rq->sse = h->sse;
+	rq->arg = h->arg;
+	rq->server = h;
 	rq->conn = conn;
-	rq->start_ms = now_ms();
+	rq->start_ms = clock_now_ms();
 	snprintf(rq->method, sizeof(rq->method), "%s", method);
 	copy_path(rq->path, url);
 	return rq;
@@ -471,7 +457,7 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 		return MHD_YES;
 	if (rq->err_status != 0)
 		return http_reply_error(rq, rq->err_status, "%s", rq->err_msg);
-	return api_handle(rq->route, rq);
+	return h->routes->handle(rq);
 }
 
 /* --- the daemon --- */
@@ -514,9 +500,10 @@ http_set_token(struct http *h, const char *token)
 }
 
 struct http *
-http_start(struct service *sv, struct sse *sse, const char *listen, const char *token,
-	   char *err, size_t errlen)
+http_start(const struct http_routes *routes, void *arg, const struct http_opts *o, char *err,
+	   size_t errlen)
 {
+	const char *listen = o->listen;
 	struct http *h = calloc(1, sizeof(*h));
 	struct sockaddr_storage ss;
 	const union MHD_DaemonInfo *info;
@@ -526,9 +513,10 @@ http_start(struct service *sv, struct sse *sse, const char *listen, const char *
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	h->sv = sv;
-	h->sse = sse;
-	http_set_token(h, token);
+	h->routes = routes;
+	h->arg = arg;
+	h->body_max = o->body_max;
+	http_set_token(h, o->token);
 	if (parse_listen(listen, &ss, &dual, err, errlen) < 0) {
 		http_free(h);
 		return NULL;
@@ -565,7 +553,7 @@ http_timeout_ms(struct http *h)
 
 	/* A connection resumed since MHD_run began is only processed by the
 	 * next MHD_run. */
-	if (h->sse != NULL && sse_resumes(h->sse) != h->resumes_seen)
+	if (h->routes->resumes != NULL && h->routes->resumes(h->arg) != h->resumes_seen)
 		return 0;
 	if (MHD_get_timeout(h->d, &t) != MHD_YES)
 		return -1;
@@ -577,8 +565,8 @@ http_run(struct http *h)
 {
 	/* Noted before MHD_run: resumes made by handlers inside it (a run
 	 * started with an SSE response emits events) need another pass. */
-	if (h->sse != NULL)
-		h->resumes_seen = sse_resumes(h->sse);
+	if (h->routes->resumes != NULL)
+		h->resumes_seen = h->routes->resumes(h->arg);
 	MHD_run(h->d);
 }
 
@@ -622,8 +610,8 @@ http_free(struct http *h)
 	if (h->d != NULL) {
 		/* MHD must not be stopped with suspended connections: every
 		 * stream is resumed to end, and MHD_stop_daemon closes them. */
-		if (h->sse != NULL)
-			sse_shutdown(h->sse);
+		if (h->routes->shutdown != NULL)
+			h->routes->shutdown(h->arg);
 		MHD_stop_daemon(h->d);
 	}
 	http_set_token(h, NULL);

@@ -1,7 +1,11 @@
 /* http: the HTTP server of `t2istage serve`, libmicrohttpd driven from the
  * supervisor's poll() loop.  MHD runs in external-epoll mode: no thread of its
  * own, one epoll fd for the loop to poll, and MHD_run() called when it is
- * readable or its timeout is due.  Routes live in api.c, streams in sse.c. */
+ * readable or its timeout is due.
+ *
+ * The core knows no route: like nginx's HTTP core, it calls the application
+ * through a table (struct http_routes, filled by api.c) with an opaque
+ * argument, so nothing here includes the layers above it. */
 #ifndef T2I_HTTP_H
 #define T2I_HTTP_H
 
@@ -12,17 +16,45 @@
 #include <jansson.h>
 #include "mhd.h"
 
-struct api_route;
 struct http;
-struct service;
-struct sse;
-struct sse_client;
+struct http_req;
 
-/* listen: "127.0.0.1:8080", "[::1]:8080", ":8080" (every IPv4 address) or
- * "[::]:8080" (IPv6 and IPv4); port 0 picks a free port (see http_port).
- * token NULL: no authentication.  On error NULL and one line in err. */
-struct http *http_start(struct service *sv, struct sse *sse, const char *listen,
-			const char *token, char *err, size_t errlen);
+/* What the application gives the core.  A route is the application's own
+ * object, opaque here. */
+struct http_routes {
+	/* The route of method and path, with the path's {id} (a UUID, lower
+	 * case) in id.  NULL when none: *status is 404, or 405 with the
+	 * methods the path takes in allow. */
+	const void *(*match)(const char *method, const char *path, char id[37],
+			     unsigned *status, char *allow, size_t allowlen);
+	/* The route reads a request body (others ignore theirs). */
+	bool (*takes_body)(const void *route);
+	/* Answers the complete request (rq->route, rq->body). */
+	enum MHD_Result (*handle)(struct http_req *rq);
+	/* The request is over, answered or abandoned: release what the
+	 * application attached to it (rq->stream) and count it.  Called
+	 * before the access log line, so that it can set rq->bytes. */
+	void (*completed)(struct http_req *rq);
+	/* A counter the application bumps when it resumes a suspended
+	 * connection: the core then runs MHD again at once.  May be NULL. */
+	uint64_t (*resumes)(void *arg);
+	/* Before MHD stops: every suspended connection must be resumed so that
+	 * it can end.  May be NULL. */
+	void (*shutdown)(void *arg);
+};
+
+struct http_opts {
+	/* "127.0.0.1:8080", "[::1]:8080", ":8080" (every IPv4 address) or
+	 * "[::]:8080" (IPv6 and IPv4); port 0 picks a free port (http_port). */
+	const char *listen;
+	const char *token;	/* NULL: no authentication */
+	size_t body_max;	/* largest request body taken */
+};
+
+/* routes and arg stay the caller's and must outlive the server.  On error
+ * NULL and one line in err. */
+struct http *http_start(const struct http_routes *routes, void *arg, const struct http_opts *o,
+			char *err, size_t errlen);
 /* MHD's epoll fd: poll it for POLLIN. */
 int http_poll_fd(const struct http *h);
 /* Milliseconds until http_run must be called: -1 none, 0 now (a stream was
@@ -40,15 +72,15 @@ unsigned http_connections(const struct http *h);
 /* Ends every stream and closes every connection.  Call before sse_free. */
 void http_free(struct http *h);
 
-/* --- for api.c: one request --- */
+/* --- for the application: one request --- */
 
 #define HTTP_PATH_LOG 200	/* bytes of the path kept for the access log */
 
 struct http_req {
-	struct service *sv;
-	struct sse *sse;
+	void *arg;		/* the application's, given to http_start */
+	struct http *server;
 	struct MHD_Connection *conn;
-	const struct api_route *route;
+	const void *route;	/* from routes->match */
 	char id[37];		/* the {id} of the path, a UUID */
 	char method[8];
 	char path[HTTP_PATH_LOG + 1];
@@ -62,7 +94,7 @@ struct http_req {
 	unsigned status;
 	uint64_t bytes;		/* response body bytes, for the access log */
 	int64_t start_ms;
-	struct sse_client *stream; /* set while an SSE stream serves this request */
+	void *stream;		/* the application's, while a stream serves it */
 };
 
 /* Each queues the response and returns what the access handler returns.

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 
 static struct sockaddr_un notify_addr;
@@ -66,12 +67,9 @@ notify_ready(void)
 void
 notify_reloading(void)
 {
-	struct timespec ts;
 	char msg[96];
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	snprintf(msg, sizeof(msg), "RELOADING=1\nMONOTONIC_USEC=%lld",
-		 (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000);
+	snprintf(msg, sizeof(msg), "RELOADING=1\nMONOTONIC_USEC=%lld", (long long)clock_now_us());
 	notify_send(msg);
 }
 
@@ -79,18 +77,6 @@ void
 notify_stopping(void)
 {
 	notify_send("STOPPING=1\nSTATUS=stopping");
-}
-
-void
-notify_status(const char *fmt, ...)
-{
-	char msg[256] = "STATUS=";
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg + 7, sizeof(msg) - 7, fmt, ap);
-	va_end(ap);
-	notify_send(msg);
 }
 
 int

@@ -12,7 +12,6 @@ void notify_init(void);
 void notify_ready(void);
 void notify_reloading(void);	/* RELOADING=1 with MONOTONIC_USEC */
 void notify_stopping(void);
-void notify_status(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* WATCHDOG=1 when due; returns ms until the next ping (-1: no watchdog). */
 int notify_watchdog(int64_t now_ms);

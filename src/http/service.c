@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "config.h"
 #include "events.h"
 #include "http.h"
@@ -19,12 +20,12 @@
 #include "resume.h"
 #include "run.h"
 #include "spawner.h"
-#include "template.h"
+#include "spawnmsg.h"
 #include "sse.h"
 #include "stage.h"
 #include "store.h"
 #include "supervisor.h"
-#include "workers.h"
+#include "slots.h"
 
 struct service {
 	const char *conf_path;	/* NULL: built-in defaults */
@@ -46,7 +47,7 @@ warm_providers(struct service *sv)
 	for (size_t i = 0; i < sv->cfg->nproviders; i++) {
 		const struct config_provider *p = &sv->cfg->providers[i];
 
-		spawner_warm(sv->sp, p->plugin_path, template_flags(sv->cfg->thumbnails),
+		spawner_warm(sv->sp, p->plugin_path, spawnmsg_flags(sv->cfg->thumbnails),
 			     p->concurrency < sv->cfg->workers_max ? p->concurrency
 								   : sv->cfg->workers_max);
 	}
@@ -58,10 +59,10 @@ service_store(struct service *sv)
 	return sv->st;
 }
 
-const struct config *
-service_config(struct service *sv)
+struct sse *
+service_sse(struct service *sv)
 {
-	return sv->cfg;
+	return sv->sse;
 }
 
 void
@@ -70,9 +71,11 @@ service_count_request(struct service *sv, int status)
 	metrics_http(&sv->metrics, status);
 }
 
-bool
-service_run_live(struct service *sv, const char *run_id)
+/* The run with this id is in memory and has not sent `done` yet. */
+static bool
+run_live(void *arg, const char *run_id)
 {
+	struct service *sv = arg;
 	json_t *row = store_query_run(sv->st, run_id);
 	bool live = false;
 
@@ -205,7 +208,7 @@ static int
 hook_poll_fds(void *arg, struct pollfd *pfd, int max, int *timeout_ms)
 {
 	struct service *sv = arg;
-	int64_t now = workers_now_ms();
+	int64_t now = clock_now_ms();
 	int t;
 
 	if (max < 1 || sv->http == NULL)
@@ -231,7 +234,7 @@ hook_poll_ready(void *arg, struct pollfd *pfd, int n)
 
 	(void)pfd;
 	(void)n;
-	sse_tick(sv->sse, workers_now_ms());
+	sse_tick(sv->sse, clock_now_ms());
 	if (sv->http != NULL) {
 		/* Nothing is told to a client before it is on disk: MHD sends
 		 * from inside http_run, so the loop's writes so far (the events
@@ -340,7 +343,7 @@ recover(struct service *sv)
 }
 
 static int
-service_open(struct service *sv, struct spawner *sp, char *err, size_t errlen)
+service_open(struct service *sv, const struct http_routes *routes, char *err, size_t errlen)
 {
 	static const struct sup_hooks hooks_template = {
 		.poll_fds = hook_poll_fds, .poll_ready = hook_poll_ready,
@@ -348,10 +351,10 @@ service_open(struct service *sv, struct spawner *sp, char *err, size_t errlen)
 		.stopping = hook_stopping, .serve = true,
 	};
 	struct sup_hooks hooks = hooks_template;
+	struct http_opts ho;
 
 	if ((sv->cfg = config_load(sv->conf_path, err, errlen)) == NULL)
 		return -1;
-	sv->sp = sp;
 	warm_providers(sv);
 	if ((sv->st = store_open(sv->cfg->database, false, err, errlen)) == NULL)
 		return -1;
@@ -360,13 +363,14 @@ service_open(struct service *sv, struct spawner *sp, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: %s", sv->cfg->database, store_errmsg(sv->st));
 		return -1;
 	}
-	if ((sv->sup = sup_new(sv->cfg, sv->st, sp, err, errlen)) == NULL ||
-	    (sv->sse = sse_new(sv)) == NULL)
+	if ((sv->sup = sup_new(sv->cfg, sv->st, sv->sp, err, errlen)) == NULL ||
+	    (sv->sse = sse_new(sv->st, run_live, sv)) == NULL)
 		return -1;
 	sv->ev.st = sv->st;
 	events_add_sink(&sv->ev, sse_sink, sv->sse);
-	if ((sv->http = http_start(sv, sv->sse, sv->cfg->http_listen, sv->cfg->http_token, err,
-				   errlen)) == NULL)
+	ho = (struct http_opts){ .listen = sv->cfg->http_listen, .token = sv->cfg->http_token,
+				 .body_max = PROJECT_FILE_MAX };
+	if ((sv->http = http_start(routes, sv, &ho, err, errlen)) == NULL)
 		return -1;
 	hooks.arg = sv;
 	hooks.metrics = &sv->metrics;
@@ -374,11 +378,32 @@ service_open(struct service *sv, struct spawner *sp, char *err, size_t errlen)
 	return 0;
 }
 
-static void
-service_close(struct service *sv)
+struct service *
+service_new(const char *conf_path, struct spawner *sp, const struct http_routes *routes,
+	    char *err, size_t errlen)
+{
+	struct service *sv = calloc(1, sizeof(*sv));
+
+	if (sv == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	sv->conf_path = conf_path;
+	sv->sp = sp;
+	if (service_open(sv, routes, err, errlen) < 0) {
+		service_free(sv);
+		return NULL;
+	}
+	return sv;
+}
+
+void
+service_free(struct service *sv)
 {
 	struct run *r;
 
+	if (sv == NULL)
+		return;
 	/* Runs stopped by SIGTERM stay 'processing' in the database for the
 	 * next start; their memory goes now. */
 	while (sv->sup != NULL && (r = sup_pop_run(sv->sup)) != NULL)
@@ -388,40 +413,18 @@ service_close(struct service *sv)
 	sse_free(sv->sse);
 	store_close(sv->st);
 	config_free(sv->cfg);
+	free(sv);
 }
 
-int
-cmd_serve_main(const char *conf_path, int verbose)
+void
+service_run(struct service *sv)
 {
-	struct spawner sp = { 0 };
-	struct service sv;
-	char err[1024];
-	int rc = 1;
-
-	memset(&sv, 0, sizeof(sv));
-	log_init("supervisor", verbose);
-	/* Before anything is forked: no child may inherit NOTIFY_SOCKET. */
-	notify_init();
-	if (spawner_start(&sp) < 0) {
-		log_errx("cannot start the worker spawner: %s", strerror(errno));
-		return 1;
-	}
-	sv.conf_path = conf_path;
-	if (service_open(&sv, &sp, err, sizeof(err)) < 0) {
-		log_errx("%s", err);
-		goto out;
-	}
-	store_begin(sv.st);
-	recover(&sv);
-	store_commit(sv.st);
-	log_info("serving on %s (%zu providers, %d workers)", sv.cfg->http_listen,
-		 sv.cfg->nproviders, sv.cfg->workers_max);
+	store_begin(sv->st);
+	recover(sv);
+	store_commit(sv->st);
+	log_info("serving on %s (%zu providers, %d workers)", sv->cfg->http_listen,
+		 sv->cfg->nproviders, sv->cfg->workers_max);
 	notify_ready();
-	sup_loop(sv.sup);
+	sup_loop(sv->sup);
 	log_info("stopped");
-	rc = 0;
-out:
-	service_close(&sv);
-	spawner_stop(&sp);
-	return rc;
 }

@@ -16,10 +16,23 @@ struct store;
 struct config;
 struct run;
 
-int cmd_serve_main(const char *conf_path, int verbose);
+struct http_routes;
+struct spawner;
+struct sse;
+
+/* Loads the configuration (conf_path NULL: built-in defaults), opens the
+ * store, and starts the supervisor and the HTTP server with routes, whose
+ * handlers get this service as their argument.  Workers are forked by sp.
+ * On error NULL and one line in err. */
+struct service *service_new(const char *conf_path, struct spawner *sp,
+			    const struct http_routes *routes, char *err, size_t errlen);
+/* Resumes the runs a previous process left, says READY, and serves until a
+ * stop signal. */
+void service_run(struct service *sv);
+void service_free(struct service *sv);
 
 struct store *service_store(struct service *sv);
-const struct config *service_config(struct service *sv);
+struct sse *service_sse(struct service *sv);
 
 /* Each returns an HTTP status: 201/202 on success, else 400, 404, 409, 413,
  * 422 or 500 with one line in err. */
@@ -29,9 +42,6 @@ int service_start(struct service *sv, const char *project_id, json_t *storyboard
 		  bool no_cache, char run_id[37], char *err, size_t errlen);
 int service_cancel(struct service *sv, const char *project_id, char run_id[37], char *err,
 		   size_t errlen);
-
-/* The run with this id is in memory and has not sent `done` yet. */
-bool service_run_live(struct service *sv, const char *run_id);
 
 /* Prometheus text exposition, malloc'd. */
 char *service_metrics(struct service *sv);

@@ -14,9 +14,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "log.h"
 #include "run.h"
-#include "service.h"
 #include "store.h"
 
 struct sse_client {
@@ -40,29 +40,26 @@ struct sse_client {
 };
 
 struct sse {
-	struct service *sv;
+	struct store *st;
+	sse_live_fn *live;
+	void *live_arg;
 	struct sse_client *head;
 	unsigned nclients;
 	int64_t next_keepalive;
 	uint64_t resumes;
 };
 
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 struct sse *
-sse_new(struct service *sv)
+sse_new(struct store *st, sse_live_fn *live, void *arg)
 {
 	struct sse *s = calloc(1, sizeof(*s));
 
-	if (s != NULL)
-		s->sv = sv;
+	if (s != NULL) {
+		s->st = st;
+		s->live = live;
+		s->live_arg = arg;
+	}
 	return s;
 }
 
@@ -85,12 +82,6 @@ uint64_t
 sse_resumes(const struct sse *s)
 {
 	return s->resumes;
-}
-
-unsigned
-sse_clients(const struct sse *s)
-{
-	return s->nclients;
 }
 
 static void
@@ -192,13 +183,13 @@ enum refill { REFILL_DATA, REFILL_WAIT, REFILL_END, REFILL_ERROR };
 static enum refill
 refill(struct sse_client *c)
 {
-	struct service *sv = c->s->sv;
+	struct sse *s = c->s;
 	int n;
 
 	buf_reset(c);
 	if (c->done_sent || c->closing)
 		return REFILL_END;
-	if ((n = fill_events(c, service_store(sv))) < 0) {
+	if ((n = fill_events(c, s->st)) < 0) {
 		log_warnx("sse: run %s: cannot read events after %" PRId64, c->run_id,
 			  c->next_seq - 1);
 		return REFILL_ERROR;
@@ -212,7 +203,7 @@ refill(struct sse_client *c)
 	/* Nothing more in the database: wait while the run goes on; a run
 	 * that is over without a `done` row (it should not happen) ends the
 	 * stream rather than leave it hanging. */
-	return service_run_live(sv, c->run_id) ? REFILL_WAIT : REFILL_END;
+	return s->live(s->live_arg, c->run_id) ? REFILL_WAIT : REFILL_END;
 }
 
 static ssize_t
@@ -281,9 +272,9 @@ sse_client_unlink(struct sse_client *c)
 /* The run's last seq now: lag is counted from here, so a client replaying
  * a long run from the start is not taken for a slow one. */
 static int64_t
-run_last_seq(struct service *sv, const char *run_id)
+run_last_seq(struct store *st, const char *run_id)
 {
-	json_t *row = store_query_run(service_store(sv), run_id);
+	json_t *row = store_query_run(st, run_id);
 	int64_t seq = json_integer_value(json_object_get(row, "last_seq"));
 
 	json_decref(row);
@@ -305,7 +296,7 @@ client_new(struct sse *s, struct MHD_Connection *conn, const char *run_id,
 	snprintf(c->run_id, sizeof(c->run_id), "%s", run_id);
 	snprintf(c->project_id, sizeof(c->project_id), "%s", project_id);
 	c->next_seq = after_seq + 1;
-	c->base_seq = run_last_seq(s->sv, run_id);
+	c->base_seq = run_last_seq(s->st, run_id);
 	/* The first message has no id: a reconnecting EventSource then sends
 	 * the seq of the last real event in Last-Event-ID. */
 	n = snprintf(hello, sizeof(hello),
@@ -341,7 +332,7 @@ sse_response(struct sse *s, struct MHD_Connection *conn, const char *run_id,
 		return NULL;
 	}
 	if (s->head == NULL)
-		s->next_keepalive = now_ms() + SSE_KEEPALIVE_MS;
+		s->next_keepalive = clock_now_ms() + SSE_KEEPALIVE_MS;
 	c->next = s->head;
 	if (s->head != NULL)
 		s->head->prev = c;
@@ -386,7 +377,7 @@ check_lag(struct sse_client *c, int64_t last_seq)
 		c->behind_since = 0;
 		return;
 	}
-	now = now_ms();
+	now = clock_now_ms();
 	if (c->behind_since == 0) {
 		c->behind_since = now;
 	} else if (now - c->behind_since > SSE_BACKLOG_GRACE_MS) {

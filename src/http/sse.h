@@ -15,7 +15,7 @@
 #include <jansson.h>
 #include "mhd.h"
 
-struct service;
+struct store;
 struct run;
 struct sse;
 struct sse_client;
@@ -26,7 +26,10 @@ struct sse_client;
 #define SSE_FETCH 64		/* rows per read of run_events */
 #define SSE_BUF_SOFT 16384	/* refill stops adding events past this */
 
-struct sse *sse_new(struct service *sv);
+/* True while the run with this id may still get events. */
+typedef bool sse_live_fn(void *arg, const char *run_id);
+
+struct sse *sse_new(struct store *st, sse_live_fn *live, void *arg);
 /* Detaches the clients still open (http_free ends them first). */
 void sse_free(struct sse *s);
 
@@ -50,6 +53,5 @@ void sse_client_unlink(struct sse_client *c);
 uint64_t sse_resumes(const struct sse *s);
 /* Ends every stream: each suspended client is resumed to finish. */
 void sse_shutdown(struct sse *s);
-unsigned sse_clients(const struct sse *s);
 
 #endif

@@ -4,9 +4,7 @@
 #include <stdio.h>
 
 #include "module.h"
-
-typedef int fetch_fn(const char *url, size_t max, double connect_timeout_s, double timeout_s,
-		     void **out, size_t *outlen, long *http_status, char *err, size_t errlen);
+#include "module_abi.h"
 
 /* URLs can carry signatures: messages show only the scheme and host. */
 static void
@@ -23,9 +21,9 @@ url_origin(const char *url, char *out, size_t outlen)
 void
 fetch_prepare(void)
 {
-	void (*prepare)(void);
+	module_fetch_prepare_fn *prepare;
 
-	*(void **)&prepare = module_symbol("fetch_curl.so", "t2i_fetch_prepare");
+	*(void **)&prepare = module_symbol(MODULE_FETCH, MODULE_FETCH_PREPARE);
 	if (prepare != NULL)
 		prepare();
 }
@@ -34,11 +32,11 @@ int
 fetch_url(const char *url, size_t max, double connect_timeout_s, double timeout_s, void **out,
 	  size_t *outlen, char *err, size_t errlen)
 {
-	fetch_fn *fn;
+	module_fetch_fn *fn;
 	char why[256], origin[256];
 	long status = 0;
 
-	*(void **)&fn = module_symbol("fetch_curl.so", "t2i_fetch");
+	*(void **)&fn = module_symbol(MODULE_FETCH, MODULE_FETCH_URL);
 	if (fn == NULL) {
 		snprintf(err, errlen, "cannot download %s: the fetch_curl module is missing", url);
 		return -1;

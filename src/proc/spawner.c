@@ -15,34 +15,19 @@
 
 #include "fdpass.h"
 #include "log.h"
+#include "spawnmsg.h"
 #include "template.h"
 #include "worker.h"
 
 #define SPAWNER_CTL_FD 3
 #define SPAWNER_EXITS_FD 4
 
-struct exit_msg {
-	int32_t pid;
-	int32_t status;
-};
-
-/* A request: a flags byte (TEMPLATE_*), a spares byte (warm-ups only),
+/* A request: a flags byte (SPAWNMSG_*), a spares byte (warm-ups only),
  * then the plugin path (NUL-terminated, may be empty). */
 #define SPAWNER_REQUEST_HEAD 2
 #define SPAWNER_REQUEST_MAX (SPAWNER_REQUEST_HEAD + PATH_MAX)
 /* Templates nobody asked for in this long give their memory back. */
 #define SPAWNER_TEMPLATE_IDLE_MS (10LL * 60 * 1000)
-
-void
-spawner_send_exit(int fd, pid_t pid, int status)
-{
-	struct exit_msg m = { .pid = pid, .status = status };
-
-	/* A full socket means the supervisor is stuck or gone; the message is
-	 * small and the buffer holds thousands. */
-	while (send(fd, &m, sizeof(m), MSG_NOSIGNAL) < 0 && errno == EINTR)
-		;
-}
 
 /* Our own workers, workers of templates that died (we are their subreaper)
  * and the templates themselves, which the supervisor never heard of. */
@@ -54,7 +39,7 @@ reap_children(void)
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
 		if (!template_reaped(pid))
-			spawner_send_exit(SPAWNER_EXITS_FD, pid, status);
+			spawnmsg_send_exit(SPAWNER_EXITS_FD, pid, status);
 }
 
 static void
@@ -220,7 +205,7 @@ spawner_warm(struct spawner *sp, const char *plugin, unsigned flags, int spares)
 int
 spawner_read_exit(struct spawner *sp, pid_t *pid, int *status)
 {
-	struct exit_msg m;
+	struct spawnmsg_exit m;
 	ssize_t n;
 
 	while ((n = recv(sp->exits, &m, sizeof(m), MSG_DONTWAIT)) < 0 && errno == EINTR)

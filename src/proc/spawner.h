@@ -25,7 +25,7 @@ struct spawner {
 
 int spawner_start(struct spawner *sp);
 /* Forks a worker with batch_fd as its stdin and msg_fd as WORKER_MSG_FD,
- * from the template of plugin (see template.h; flags are TEMPLATE_*) when
+ * from the template of plugin (see template.h; flags are SPAWNMSG_*) when
  * one is ready, else from the spawner itself.  plugin may be NULL. */
 pid_t spawner_spawn(struct spawner *sp, int batch_fd, int msg_fd, const char *plugin,
 		    unsigned flags);
@@ -37,8 +37,5 @@ void spawner_warm(struct spawner *sp, const char *plugin, unsigned flags, int sp
  * spawner is gone (its workers died with it). */
 int spawner_read_exit(struct spawner *sp, pid_t *pid, int *status);
 void spawner_stop(struct spawner *sp);
-
-/* Reports one reaped worker on the exit socket (spawner and templates). */
-void spawner_send_exit(int fd, pid_t pid, int status);
 
 #endif

@@ -11,9 +11,10 @@
 #include <unistd.h>
 
 #include <jpeglib.h>
-#include <nettle/sha2.h>
 #include <png.h>
 #include <webp/decode.h>
+
+#include "hash.h"
 
 const char *
 storage_sniff(const void *bytes, size_t size, const char **ext)
@@ -176,25 +177,6 @@ storage_dimensions(const void *bytes, size_t size, const char *mime, int *w, int
 	return 0;
 }
 
-/* nettle rather than OpenSSL: OpenSSL 3 loads its provider and config on
- * the first digest, which measured ~2 ms in every short-lived worker. */
-void
-storage_sha256(const void *bytes, size_t size, char out[65])
-{
-	struct sha256_ctx ctx;
-	uint8_t md[SHA256_DIGEST_SIZE];
-	static const char hex[] = "0123456789abcdef";
-
-	sha256_init(&ctx);
-	sha256_update(&ctx, size, bytes);
-	sha256_digest(&ctx, sizeof(md), md);
-	for (unsigned i = 0; i < SHA256_DIGEST_SIZE; i++) {
-		out[2 * i] = hex[md[i] >> 4];
-		out[2 * i + 1] = hex[md[i] & 15];
-	}
-	out[64] = '\0';
-}
-
 int
 storage_mkdirs(const char *path, char *err, size_t errlen)
 {
@@ -304,7 +286,7 @@ storage_put(const char *dir, const void *bytes, size_t size, struct storage_meta
 	}
 	if (storage_dimensions(bytes, size, m->mime, &m->width, &m->height, err, errlen) < 0)
 		return -1;
-	storage_sha256(bytes, size, m->sha256);
+	hash_sha256_hex(bytes, size, m->sha256);
 	m->size = (int64_t)size;
 	/* A first level of 256 directories keeps each one small. */
 	snprintf(sub, sizeof(sub), "%s/%.2s", dir, m->sha256);

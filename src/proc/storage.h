@@ -38,7 +38,4 @@ int storage_write_atomic(const char *path, const void *bytes, size_t size, char 
 /* mkdir -p with mode 0750. */
 int storage_mkdirs(const char *path, char *err, size_t errlen);
 
-/* Lower-case hex sha256 of bytes. */
-void storage_sha256(const void *bytes, size_t size, char out[65]);
-
 #endif

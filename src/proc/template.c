@@ -13,9 +13,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "fdpass.h"
 #include "log.h"
-#include "spawner.h"
+#include "spawnmsg.h"
 #include "template_proc.h"
 
 #define TEMPLATE_MAX 16
@@ -48,15 +49,6 @@ struct tmpl {
 };
 
 static struct tmpl tmpls[TEMPLATE_MAX];
-
-static long long
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static bool
 same_file(const struct tmpl *t, const struct stat *sb)
@@ -150,7 +142,7 @@ start(const char *path, unsigned flags, const struct stat *sb, int exits_fd, int
 	t->waited = false;
 	t->spares = spares;
 	t->state = T_STARTING;
-	t->used_ms = now_ms();
+	t->used_ms = clock_now_ms();
 	return t;
 }
 
@@ -172,7 +164,7 @@ check_ready(struct tmpl *t)
 
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 		return;
-	if (n == 1 && c == TEMPLATE_PROC_READY) {
+	if (n == 1 && c == SPAWNMSG_READY) {
 		t->state = T_READY;
 		return;
 	}
@@ -226,7 +218,7 @@ current(const char *plugin, unsigned flags, int exits_fd, int spares)
 	if (t == NULL)
 		t = start(plugin, flags, &sb, exits_fd, spares);
 	if (t != NULL)
-		t->used_ms = now_ms();
+		t->used_ms = clock_now_ms();
 	return t;
 }
 
@@ -236,8 +228,8 @@ template_warm(const char *plugin, unsigned flags, int spares, int exits_fd)
 	struct tmpl *t = current(plugin, flags, exits_fd, spares);
 	unsigned char n;
 
-	if (spares > TEMPLATE_PROC_SPARES_MAX)
-		spares = TEMPLATE_PROC_SPARES_MAX;
+	if (spares > SPAWNMSG_SPARES_MAX)
+		spares = SPAWNMSG_SPARES_MAX;
 	if (t == NULL || t->fd < 0 || spares <= t->spares)
 		return;
 	/* More spares for a template already running: a message without
@@ -280,7 +272,7 @@ template_reaped(pid_t pid)
 void
 template_expire(long long idle_ms)
 {
-	long long now = now_ms();
+	long long now = clock_now_ms();
 
 	for (int i = 0; i < TEMPLATE_MAX; i++) {
 		struct tmpl *t = &tmpls[i];

@@ -34,14 +34,6 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
-#define TEMPLATE_THUMBS 0x1u	/* also preload the thumbnail module */
-
-static inline unsigned
-template_flags(bool thumbnails)
-{
-	return thumbnails ? TEMPLATE_THUMBS : 0;
-}
-
 /* Spawner side.  Returns the pid of a worker forked by the template for
  * (plugin, flags) with fds[0] as its batch pipe and fds[1] as its message
  * pipe; 0 when the caller should fork the worker itself (no template yet,

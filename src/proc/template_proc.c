@@ -18,8 +18,7 @@
 #include "fetch.h"
 #include "log.h"
 #include "plugin.h"
-#include "spawner.h"
-#include "template.h"
+#include "spawnmsg.h"
 #include "thumb.h"
 #include "worker.h"
 
@@ -32,7 +31,7 @@ struct spare {
 	int sock;
 };
 
-static struct spare spares[TEMPLATE_PROC_SPARES_MAX];
+static struct spare spares[SPAWNMSG_SPARES_MAX];
 static int nspares, spares_want;
 static int nchildren;		/* spares and workers not yet reaped */
 static int accepting = 1;	/* until the spawner closes our socket */
@@ -84,7 +83,7 @@ preload(const char *path, unsigned flags)
 		dlclose(curl);
 		fetch_prepare();
 	}
-	if (flags & TEMPLATE_THUMBS)
+	if (flags & SPAWNMSG_THUMBS)
 		thumb_prepare();
 }
 
@@ -159,7 +158,7 @@ reap_children(void)
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 		nchildren--;
 		if (!is_idle_spare(pid))
-			spawner_send_exit(EXITS_FD, pid, status);
+			spawnmsg_send_exit(EXITS_FD, pid, status);
 	}
 }
 
@@ -180,7 +179,7 @@ serve_request(void)
 		return;
 	}
 	if (n > 0 && nfds == 0) {
-		spares_want = byte < TEMPLATE_PROC_SPARES_MAX ? byte : TEMPLATE_PROC_SPARES_MAX;
+		spares_want = byte < SPAWNMSG_SPARES_MAX ? byte : SPAWNMSG_SPARES_MAX;
 		return;
 	}
 	if (n < 0) {
@@ -202,7 +201,7 @@ template_proc_main(int sock, int exits_fd, pid_t parent, const char *path, unsig
 {
 	struct pollfd pfd[2];
 	sigset_t mask;
-	char ready = TEMPLATE_PROC_READY;
+	char ready = SPAWNMSG_READY;
 
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (getppid() != parent)
@@ -216,7 +215,7 @@ template_proc_main(int sock, int exits_fd, pid_t parent, const char *path, unsig
 		_exit(1);
 	prctl(PR_SET_NAME, "t2istage-tmpl");
 	log_set_role("template");
-	spares_want = spares_n < TEMPLATE_PROC_SPARES_MAX ? spares_n : TEMPLATE_PROC_SPARES_MAX;
+	spares_want = spares_n < SPAWNMSG_SPARES_MAX ? spares_n : SPAWNMSG_SPARES_MAX;
 	preload(path, flags);
 	if (thread_count() != 1) {
 		log_warnx("%s started a thread while loading: its workers are forked "

@@ -7,12 +7,7 @@
 
 #include <sys/types.h>
 
-/* Sent once the plugin is loaded and the process may be forked. */
-#define TEMPLATE_PROC_READY 'R'
-/* Requests: one message with the worker's two pipe ends (answered with an
- * int32 pid, or -errno), or one without descriptors whose byte is the
- * number of spares to keep (no answer). */
-#define TEMPLATE_PROC_SPARES_MAX 16
+/* Its protocol with the spawner is in spawnmsg.h. */
 
 /* In the child just forked by the spawner: sock is the template's end of
  * its socket, exits_fd the socket where worker exits are reported.  Never

@@ -8,16 +8,12 @@
 
 #include "log.h"
 #include "module.h"
-
-#define THUMB_MODULE "thumb_vips.so"
-
-typedef int thumb_encode_fn(const void *bytes, size_t size, int edge, void **out,
-			    size_t *outlen, char *err, size_t errlen);
+#include "module_abi.h"
 
 void
 thumb_prepare(void)
 {
-	(void)module_symbol(THUMB_MODULE, "t2i_thumb_encode");
+	(void)module_symbol(MODULE_THUMB, MODULE_THUMB_ENCODE);
 }
 
 int
@@ -28,14 +24,14 @@ thumb_make(const char *dir, const struct storage_meta *m, const void *bytes, siz
 	void *jpg = NULL;
 	size_t jlen = 0;
 	struct stat sb;
-	thumb_encode_fn *encode;
+	module_thumb_fn *encode;
 	int rc = -1;
 
 	snprintf(sub, sizeof(sub), "%s/thumbs/%.2s", dir, m->sha256);
 	snprintf(out, outlen, "%s/%s.jpg", sub, m->sha256);
 	if (stat(out, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size > 0)
 		return 0;
-	*(void **)&encode = module_symbol(THUMB_MODULE, "t2i_thumb_encode");
+	*(void **)&encode = module_symbol(MODULE_THUMB, MODULE_THUMB_ENCODE);
 	if (encode == NULL || storage_mkdirs(sub, err, sizeof(err)) < 0)
 		goto out;
 	if (encode(bytes, size, THUMB_EDGE, &jpg, &jlen, err, sizeof(err)) < 0) {

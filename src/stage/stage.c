@@ -9,11 +9,11 @@
 
 #include "config.h"
 #include "events.h"
+#include "hash.h"
 #include "imgsize.h"
 #include "log.h"
 #include "project.h"
 #include "run.h"
-#include "storage.h"
 #include "store.h"
 
 const char *
@@ -80,7 +80,7 @@ cache_key(const struct config_provider *p, const struct run_item *it, char out[6
 		json_decref(a);
 		return;
 	}
-	storage_sha256(text, strlen(text), out);
+	hash_sha256_hex(text, strlen(text), out);
 	free(text);
 	json_decref(a);
 }

@@ -4,13 +4,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "batch.h"
+#include "outcome.h"
 #include "config.h"
 #include "log.h"
 #include "msg.h"
 #include "run.h"
-#include "template.h"
-#include "workers.h"
+#include "slots.h"
+#include "spawnmsg.h"
 
 /* How many items the next batch of r for provider p takes: batch_size,
  * but no more than an even share of what is left among the provider's
@@ -18,7 +18,7 @@
  * while others have nothing left would make the run wait for its slowest
  * worker; shares of one or two let the last items spread out. */
 static int
-batch_target(const struct batch_ctx *c, const struct run *r, int p)
+batch_target(const struct outcome_ctx *c, const struct run *r, int p)
 {
 	int limit = c->w->provider_limit[p] < c->w->max_busy ? c->w->provider_limit[p]
 							       : c->w->max_busy;
@@ -33,7 +33,7 @@ batch_target(const struct batch_ctx *c, const struct run *r, int p)
 /* Pops up to batch_target() items of r for provider p, serving cache hits
  * at once.  Items on another provider (after a failover) keep their place. */
 static int
-take_items(const struct batch_ctx *c, struct run *r, int p, int *items)
+take_items(const struct outcome_ctx *c, struct run *r, int p, int *items)
 {
 	int n = 0, nheld = 0, i, want = batch_target(c, r, p);
 	int *held = malloc((r->qlen + 1) * sizeof(*held));
@@ -41,9 +41,9 @@ take_items(const struct batch_ctx *c, struct run *r, int p, int *items)
 	if (held == NULL)
 		return 0;
 	while (n < want && (i = run_queue_pop(r)) >= 0) {
-		if (r->items[i].state != ITEM_QUEUED || !batch_reroute(c, r, i))
+		if (r->items[i].state != ITEM_QUEUED || !outcome_reroute(c, r, i))
 			continue;	/* failed while it waited, or now */
-		if (r->use_cache && batch_serve_cached(c, r, i))
+		if (r->use_cache && outcome_serve_cached(c, r, i))
 			continue;
 		if (run_provider(r, i) != p) {
 			held[nheld++] = i;
@@ -59,7 +59,7 @@ take_items(const struct batch_ctx *c, struct run *r, int p, int *items)
 }
 
 static char *
-encode_batch(const struct batch_ctx *c, struct run *r, int prov, const int *items, int n,
+encode_batch(const struct outcome_ctx *c, struct run *r, int prov, const int *items, int n,
 	     size_t *len)
 {
 	const struct config_provider *p = &c->cfg->providers[prov];
@@ -103,7 +103,7 @@ put_back(struct run *r, const int *items, int n)
 
 /* One batch of run r for provider p into slot. */
 static int
-start_batch(const struct batch_ctx *c, struct workers *w, int slot, struct run *r, int p)
+start_batch(const struct outcome_ctx *c, struct slots *w, int slot, struct run *r, int p)
 {
 	int *items = malloc((size_t)c->cfg->batch_size * sizeof(*items));
 	int n;
@@ -117,11 +117,11 @@ start_batch(const struct batch_ctx *c, struct workers *w, int slot, struct run *
 		return 0;
 	}
 	line = encode_batch(c, r, p, items, n, &len);
-	if (line == NULL || workers_spawn(w, slot, &(struct spawn_batch){
+	if (line == NULL || slots_spawn(w, slot, &(struct spawn_batch){
 			.run = r, .provider = p, .plugin = c->cfg->providers[p].plugin_path,
-			.flags = template_flags(c->cfg->thumbnails), .items = items,
+			.flags = spawnmsg_flags(c->cfg->thumbnails), .items = items,
 			.nitems = n, .line = line, .len = len,
-			.deadline_ms = workers_deadline(c->cfg->timeout) }) < 0) {
+			.deadline_ms = slots_deadline(c->cfg->timeout) }) < 0) {
 		put_back(r, items, n);
 		free(items);
 		free(line);
@@ -134,23 +134,23 @@ start_batch(const struct batch_ctx *c, struct workers *w, int slot, struct run *
 /* The provider of the run's next item, when that provider may take one
  * more worker; -1 otherwise. */
 static int
-next_provider(const struct batch_ctx *c, const struct workers *w, struct run *r)
+next_provider(const struct outcome_ctx *c, const struct slots *w, struct run *r)
 {
 	int p;
 
 	/* Drop from the head what failed while it waited, and move what
 	 * waits for a provider that became unusable. */
 	while (r->qlen > 0 && (r->items[r->queue[r->qhead]].state != ITEM_QUEUED ||
-			       !batch_reroute(c, r, r->queue[r->qhead])))
+			       !outcome_reroute(c, r, r->queue[r->qhead])))
 		run_queue_pop(r);
 	if (r->qlen == 0 || r->finished || r->cancelled)
 		return -1;
 	p = run_provider(r, r->queue[r->qhead]);
-	return workers_provider_free(w, p) ? p : -1;
+	return slots_provider_free(w, p) ? p : -1;
 }
 
 int
-scheduler_dispatch(struct scheduler *sch, const struct batch_ctx *c, struct workers *w,
+scheduler_dispatch(struct scheduler *sch, const struct outcome_ctx *c, struct slots *w,
 		   struct run **runs, size_t nruns)
 {
 	int started = 0, slot;
@@ -158,7 +158,7 @@ scheduler_dispatch(struct scheduler *sch, const struct batch_ctx *c, struct work
 
 	/* Each pass gives one run one batch; stop after a full round in which
 	 * no run could start anything. */
-	while (nruns > 0 && idle < nruns && (slot = workers_free_slot(w)) >= 0) {
+	while (nruns > 0 && idle < nruns && (slot = slots_free_slot(w)) >= 0) {
 		struct run *r = runs[sch->cursor % nruns];
 		int rc = 0, p = next_provider(c, w, r);
 

@@ -7,8 +7,8 @@
 
 #include <stddef.h>
 
-struct batch_ctx;
-struct workers;
+struct outcome_ctx;
+struct slots;
 struct run;
 
 struct scheduler {
@@ -17,7 +17,7 @@ struct scheduler {
 
 /* Starts batches while slots are free and work is queued.  Returns the
  * number of workers started, or -1 when a fork failed (retry later). */
-int scheduler_dispatch(struct scheduler *sch, const struct batch_ctx *c, struct workers *w,
+int scheduler_dispatch(struct scheduler *sch, const struct outcome_ctx *c, struct slots *w,
 		       struct run **runs, size_t nruns);
 
 #endif

@@ -10,7 +10,8 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
-#include "batch.h"
+#include "clock.h"
+#include "outcome.h"
 #include "config.h"
 #include "events.h"
 #include "log.h"
@@ -18,7 +19,7 @@
 #include "scheduler.h"
 #include "stage.h"
 #include "store.h"
-#include "workers.h"
+#include "slots.h"
 
 #define SUP_RUNS_MAX 64
 #define SUP_RESPAWN_DELAY_MS 200	/* after a failed fork */
@@ -26,8 +27,8 @@
 struct sup {
 	const struct config *cfg;
 	struct store *st;
-	struct batch_ctx ctx;
-	struct workers w;
+	struct outcome_ctx ctx;
+	struct slots w;
 	struct scheduler sch;
 	struct run *runs[SUP_RUNS_MAX];
 	size_t nruns;
@@ -52,12 +53,12 @@ sup_new(const struct config *cfg, struct store *st, struct spawner *sp, char *er
 	struct sup *s = calloc(1, sizeof(*s));
 	int *conc = calloc(cfg->nproviders + 1, sizeof(int));
 	sigset_t mask;
-	size_t npfd = 2 + 2 * WORKERS_SLOTS(cfg->workers_max) + SUP_EXTRA_FDS;
+	size_t npfd = 2 + 2 * SLOTS_FOR(cfg->workers_max) + SUP_EXTRA_FDS;
 
 	for (size_t p = 0; conc != NULL && p < cfg->nproviders; p++)
 		conc[p] = cfg->providers[p].concurrency;
 	if (s == NULL || conc == NULL ||
-	    workers_init(&s->w, sp, cfg->workers_max, (int)cfg->nproviders, conc) < 0 ||
+	    slots_init(&s->w, sp, cfg->workers_max, (int)cfg->nproviders, conc) < 0 ||
 	    (s->pfd = calloc(npfd, sizeof(*s->pfd))) == NULL ||
 	    (s->pfd_slot = calloc(npfd, sizeof(int))) == NULL) {
 		snprintf(err, errlen, "out of memory");
@@ -68,7 +69,7 @@ sup_new(const struct config *cfg, struct store *st, struct spawner *sp, char *er
 	free(conc);
 	s->npfd = npfd;
 	/* Jitter for retry delays; not a secret. */
-	srand48((long)getpid() ^ (long)workers_now_ms());
+	srand48((long)getpid() ^ (long)clock_now_ms());
 	s->cfg = cfg;
 	s->ctx.w = &s->w;
 	s->st = st;
@@ -95,7 +96,7 @@ sup_free(struct sup *s)
 {
 	if (s == NULL)
 		return;
-	workers_free(&s->w);
+	slots_free(&s->w);
 	if (s->sigfd > 0) {
 		close(s->sigfd);
 		sigprocmask(SIG_SETMASK, &s->oldmask, NULL);
@@ -169,7 +170,7 @@ sup_cancel(struct sup *s, struct run *r)
 
 		if (sl->pid > 0 && sl->run == r && !sl->reaped) {
 			sl->stopping = true;
-			workers_kill(sl, "cancelled");
+			slots_kill(sl, "cancelled");
 		}
 	}
 }
@@ -243,8 +244,8 @@ sup_reconfigure(struct sup *s, const struct config *cfg, char *err, size_t errle
 		conc[p] = cfg->providers[p].concurrency;
 	/* Room for the pollfds first: once the workers are remapped there is
 	 * no going back. */
-	if (grow_pollfds(s, WORKERS_SLOTS(cfg->workers_max)) < 0 ||
-	    workers_reconfigure(&s->w, cfg->workers_max, map, (int)cfg->nproviders, conc) < 0) {
+	if (grow_pollfds(s, SLOTS_FOR(cfg->workers_max)) < 0 ||
+	    slots_reconfigure(&s->w, cfg->workers_max, map, (int)cfg->nproviders, conc) < 0) {
 		snprintf(err, errlen, "out of memory");
 		goto out;
 	}
@@ -276,7 +277,7 @@ stop_all(struct sup *s, const char *why)
 
 		if (sl->pid > 0 && !sl->reaped) {
 			sl->stopping = true;
-			workers_kill(sl, why);
+			slots_kill(sl, why);
 		}
 	}
 }
@@ -301,7 +302,7 @@ on_signals(struct sup *s, bool *child)
 			log_warnx("signal %u: finishing work in progress (%d s grace), "
 				  "taking no more", si.ssi_signo, SUP_GRACE_MS / 1000);
 			s->stopping = true;
-			s->grace_end_ms = workers_now_ms() + SUP_GRACE_MS;
+			s->grace_end_ms = clock_now_ms() + SUP_GRACE_MS;
 			if (s->hooks.stopping != NULL)
 				s->hooks.stopping(s->hooks.arg);
 			break;
@@ -326,7 +327,7 @@ pump(struct sup *s, struct slot *sl)
 	if (sl->from_fd < 0)
 		return;
 	st = ipc_read(&sl->rd, sl->from_fd);
-	batch_handle_lines(&s->ctx, sl);
+	outcome_handle_lines(&s->ctx, sl);
 	if (st == IPC_EOF || st == IPC_ERROR) {
 		close(sl->from_fd);
 		sl->from_fd = -1;
@@ -351,12 +352,12 @@ reap(struct sup *s)
 {
 	int i;
 
-	while ((i = workers_reap(&s->w)) >= 0) {
+	while ((i = slots_reap(&s->w)) >= 0) {
 		struct slot *sl = &s->w.slots[i];
 
 		pump(s, sl);	/* whatever it wrote before it died */
-		batch_settle(&s->ctx, sl);
-		workers_release(&s->w, i);
+		outcome_settle(&s->ctx, sl);
+		slots_release(&s->w, i);
 	}
 }
 
@@ -372,7 +373,7 @@ check_deadlines(struct sup *s, int64_t now)
 			continue;
 		snprintf(cause, sizeof(cause), "timed out after %g s", s->cfg->timeout);
 		log_warnx("worker %ld: %s", (long)sl->pid, cause);
-		workers_kill(sl, cause);
+		slots_kill(sl, cause);
 	}
 	if (s->stopping && s->grace_end_ms > 0 && now >= s->grace_end_ms) {
 		log_warnx("grace period over: stopping workers");
@@ -428,7 +429,7 @@ build_pollfds(struct sup *s)
 
 	s->pfd[n] = (struct pollfd){ .fd = s->sigfd, .events = POLLIN };
 	s->pfd_slot[n++] = -1;
-	s->pfd[n] = (struct pollfd){ .fd = workers_poll_fd(&s->w), .events = POLLIN };
+	s->pfd[n] = (struct pollfd){ .fd = slots_poll_fd(&s->w), .events = POLLIN };
 	s->pfd_slot[n++] = -2;
 	for (int i = 0; i < s->w.nslots; i++) {
 		struct slot *sl = &s->w.slots[i];
@@ -537,7 +538,7 @@ interrupt_runs(struct sup *s)
 static bool
 loop_done(const struct sup *s)
 {
-	if (workers_alive(&s->w))
+	if (slots_alive(&s->w))
 		return false;
 	return s->stopping || (s->nruns == 0 && !s->hooks.serve);
 }
@@ -558,7 +559,7 @@ int
 sup_loop(struct sup *s)
 {
 	while (!loop_done(s)) {
-		int64_t now = workers_now_ms();
+		int64_t now = clock_now_ms();
 		nfds_t n;
 		int timeout;
 		bool child = false;
@@ -583,7 +584,7 @@ sup_loop(struct sup *s)
 		handle_ready(s, n, &child);
 		if (child)
 			reap(s);
-		check_deadlines(s, workers_now_ms());
+		check_deadlines(s, clock_now_ms());
 		store_commit(s->st);
 	}
 	if (s->stopping && s->nruns > 0) {

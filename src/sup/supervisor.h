@@ -1,7 +1,13 @@
 /* supervisor: the one poll() loop.  Signals arrive through a signalfd, worker
- * pipes and timers are ordinary events, and each iteration acts in a fixed
- * order inside one database transaction: signals, worker output, reaping,
- * timeouts, dispatch, finished runs, commit. */
+ * pipes and timers are ordinary events.  Each iteration acts in a fixed
+ * order, in two transactions:
+ *   1. dispatch (start batches on free slots), finished runs; commit;
+ *   2. poll();
+ *   3. what is ready, in pollfd order: signals, worker output and batch
+ *      writes, the spawner's exit reports, the hook's fds (HTTP); then
+ *      reaping, worker deadlines and the grace period; commit.
+ * (The service's hook commits early, before HTTP clients are answered, and
+ * begins again.) */
 #ifndef T2I_SUPERVISOR_H
 #define T2I_SUPERVISOR_H
 

@@ -20,6 +20,7 @@
 #include <png.h>
 #include <webp/encode.h>
 
+#include "hash.h"
 #include "storage.h"
 
 /* ---- encoders ---- */
@@ -354,13 +355,13 @@ test_sha256(void **state)
 
 	(void)state;
 	memset(out, 'z', sizeof(out));
-	storage_sha256("abc", 3, out);
+	hash_sha256_hex("abc", 3, out);
 	assert_string_equal(out,
 			    "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-	storage_sha256("", 0, out);
+	hash_sha256_hex("", 0, out);
 	assert_string_equal(out,
 			    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
-	storage_sha256("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq", 56, out);
+	hash_sha256_hex("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq", 56, out);
 	assert_string_equal(out,
 			    "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
 }
@@ -452,7 +453,7 @@ put_one(struct fixture *fx, const char *root, unsigned char *img, size_t len, co
 	ino_t ino;
 
 	(void)fx;
-	storage_sha256(img, len, sha);
+	hash_sha256_hex(img, len, sha);
 	strcpy(err, "(no error)");
 	if (storage_put(root, img, len, &m, err, sizeof(err)) != 0)
 		print_error("%s: %s\n", mime, err);

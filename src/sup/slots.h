@@ -1,8 +1,8 @@
-/* workers: the slot table of worker processes.  Written only by the
+/* slots: the slot table of worker processes.  Written only by the
  * supervisor: spawn (through the spawner), kill, reap, and the pipes' I/O.  What a
- * worker's messages mean for a run is batch.c's business. */
-#ifndef T2I_WORKERS_H
-#define T2I_WORKERS_H
+ * worker's messages mean for a run is outcome.c's business. */
+#ifndef T2I_SLOTS_H
+#define T2I_SLOTS_H
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -39,7 +39,7 @@ struct slot {
 	int nimages;
 };
 
-struct workers {
+struct slots {
 	struct spawner *spawner; /* forks the workers; see spawner.h */
 	struct slot *slots;
 	int nslots;
@@ -52,34 +52,34 @@ struct workers {
 };
 
 /* Slots for max busy workers: each may leave one exiting behind it. */
-#define WORKERS_SLOTS(max) (2 * (max))
+#define SLOTS_FOR(max) (2 * (max))
 
-int workers_init(struct workers *w, struct spawner *sp, int max, int nproviders,
+int slots_init(struct slots *w, struct spawner *sp, int max, int nproviders,
 		 const int *concurrency);
 
 /* A new configuration: slot provider indices go through map (old index to
  * new), the slot table grows for workers_max if needed (it never shrinks),
  * caps start afresh. */
-int workers_reconfigure(struct workers *w, int workers_max, const int *map, int nproviders,
+int slots_reconfigure(struct slots *w, int workers_max, const int *map, int nproviders,
 			const int *concurrency);
 
 /* True when provider p may have one more worker. */
-bool workers_provider_free(const struct workers *w, int p);
+bool slots_provider_free(const struct slots *w, int p);
 /* A 429 halves the provider's cap (at least 1); each success raises it by
  * one back towards its configured concurrency. */
-int workers_rate_limited(struct workers *w, int p);	/* the new cap, 0 if unchanged */
-void workers_provider_ok(struct workers *w, int p);
-void workers_free(struct workers *w);
+int slots_rate_limited(struct slots *w, int p);	/* the new cap, 0 if unchanged */
+void slots_provider_ok(struct slots *w, int p);
+void slots_free(struct slots *w);
 
 /* A free slot index, or -1. */
-int workers_free_slot(const struct workers *w);
+int slots_free_slot(const struct slots *w);
 
 /* What a worker is forked for. */
 struct spawn_batch {
 	struct run *run;
 	int provider;
 	const char *plugin;	/* the provider's .so: selects the template */
-	unsigned flags;		/* TEMPLATE_* */
+	unsigned flags;		/* SPAWNMSG_* */
 	int *items;		/* taken over on success */
 	int nitems;
 	const char *line;	/* the batch message */
@@ -89,38 +89,38 @@ struct spawn_batch {
 
 /* Forks a worker into slot i with batch b.  Returns 0, or -1 with nothing
  * changed. */
-int workers_spawn(struct workers *w, int i, const struct spawn_batch *b);
+int slots_spawn(struct slots *w, int i, const struct spawn_batch *b);
 
 /* The worker has reported its last item and is exiting: its slot stops
  * counting against workers.max and the provider's concurrency, so that the
  * next batch starts without waiting for the exit.  It is still reaped, and
  * killed if it outlives its deadline. */
-void workers_slot_done(struct workers *w, struct slot *s);
+void slots_slot_done(struct slots *w, struct slot *s);
 
 /* True while any worker process is not yet reaped. */
-bool workers_alive(const struct workers *w);
+bool slots_alive(const struct slots *w);
 
 /* Kills the worker's process group with SIGKILL and records why. */
-void workers_kill(struct slot *s, const char *cause);
+void slots_kill(struct slot *s, const char *cause);
 
 /* One exited worker (as the spawner reports it): its slot index, or -1 when
  * none is waiting.  The slot's pipe is drained afterwards by the caller. */
-int workers_reap(struct workers *w);
+int slots_reap(struct slots *w);
 
 /* The fd that becomes readable when a worker has exited. */
-int workers_poll_fd(const struct workers *w);
+int slots_poll_fd(const struct slots *w);
 
 /* Frees the slot once it is reaped and its messages are handled. */
-void workers_release(struct workers *w, int i);
+void slots_release(struct slots *w, int i);
 
 /* "worker crashed: signal 11" / "worker exited with status 3". */
-void workers_describe_exit(const struct slot *s, char *out, size_t outlen);
+void slots_describe_exit(const struct slot *s, char *out, size_t outlen);
 
-int64_t workers_now_ms(void);
+int64_t clock_now_ms(void);
 
 /* When a worker given timeout_s per image is killed: a little later than
  * the budget, so that a plugin that enforces it itself (with a clearer
  * message, like curl's "timed out") is heard first. */
-int64_t workers_deadline(double timeout_s);
+int64_t slots_deadline(double timeout_s);
 
 #endif

@@ -1,5 +1,5 @@
-/* workers: spawn, kill and reap worker processes. */
-#include "workers.h"
+/* slots: spawn, kill and reap worker processes. */
+#include "slots.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -11,21 +11,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "spawner.h"
 #include "worker.h"
 
-int64_t
-workers_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 int64_t
-workers_deadline(double timeout_s)
+slots_deadline(double timeout_s)
 {
 	double margin = timeout_s * 0.1;
 
@@ -33,15 +26,15 @@ workers_deadline(double timeout_s)
 		margin = 2.0;
 	if (margin > 30.0)
 		margin = 30.0;
-	return workers_now_ms() + (int64_t)((timeout_s + margin) * 1000.0);
+	return clock_now_ms() + (int64_t)((timeout_s + margin) * 1000.0);
 }
 
 int
-workers_init(struct workers *w, struct spawner *sp, int max, int nproviders,
+slots_init(struct slots *w, struct spawner *sp, int max, int nproviders,
 	     const int *concurrency)
 {
 	size_t np = (size_t)(nproviders > 0 ? nproviders : 1);
-	int nslots = WORKERS_SLOTS(max);
+	int nslots = SLOTS_FOR(max);
 
 	memset(w, 0, sizeof(*w));
 	w->slots = calloc((size_t)nslots, sizeof(*w->slots));
@@ -50,7 +43,7 @@ workers_init(struct workers *w, struct spawner *sp, int max, int nproviders,
 	w->provider_max = calloc(np, sizeof(int));
 	if (w->slots == NULL || w->provider_busy == NULL || w->provider_limit == NULL ||
 	    w->provider_max == NULL) {
-		workers_free(w);
+		slots_free(w);
 		return -1;
 	}
 	for (int p = 0; p < nproviders; p++)
@@ -65,11 +58,11 @@ workers_init(struct workers *w, struct spawner *sp, int max, int nproviders,
 }
 
 void
-workers_free(struct workers *w)
+slots_free(struct slots *w)
 {
 	for (int i = 0; w->slots != NULL && i < w->nslots; i++)
 		if (w->slots[i].pid > 0)
-			workers_release(w, i);
+			slots_release(w, i);
 	free(w->slots);
 	free(w->provider_busy);
 	free(w->provider_limit);
@@ -78,11 +71,11 @@ workers_free(struct workers *w)
 }
 
 int
-workers_reconfigure(struct workers *w, int workers_max, const int *map, int nproviders,
+slots_reconfigure(struct slots *w, int workers_max, const int *map, int nproviders,
 		    const int *concurrency)
 {
 	size_t np = (size_t)(nproviders > 0 ? nproviders : 1);
-	int nslots = WORKERS_SLOTS(workers_max);
+	int nslots = SLOTS_FOR(workers_max);
 	int *busy = calloc(np, sizeof(int)), *limit = calloc(np, sizeof(int));
 	int *max = calloc(np, sizeof(int));
 	struct slot *slots = nslots > w->nslots ? calloc((size_t)nslots, sizeof(*slots)) : NULL;
@@ -119,13 +112,13 @@ workers_reconfigure(struct workers *w, int workers_max, const int *map, int npro
 }
 
 bool
-workers_provider_free(const struct workers *w, int p)
+slots_provider_free(const struct slots *w, int p)
 {
 	return w->provider_busy[p] < w->provider_limit[p];
 }
 
 int
-workers_rate_limited(struct workers *w, int p)
+slots_rate_limited(struct slots *w, int p)
 {
 	int before = w->provider_limit[p];
 
@@ -134,14 +127,14 @@ workers_rate_limited(struct workers *w, int p)
 }
 
 void
-workers_provider_ok(struct workers *w, int p)
+slots_provider_ok(struct slots *w, int p)
 {
 	if (w->provider_limit[p] < w->provider_max[p])
 		w->provider_limit[p]++;
 }
 
 int
-workers_free_slot(const struct workers *w)
+slots_free_slot(const struct slots *w)
 {
 	if (w->busy >= w->max_busy)
 		return -1;	/* a reload lowered workers.max */
@@ -152,7 +145,7 @@ workers_free_slot(const struct workers *w)
 }
 
 int
-workers_spawn(struct workers *w, int i, const struct spawn_batch *b)
+slots_spawn(struct slots *w, int i, const struct spawn_batch *b)
 {
 	struct slot *s = &w->slots[i];
 	int to[2], from[2];
@@ -177,7 +170,7 @@ workers_spawn(struct workers *w, int i, const struct spawn_batch *b)
 	    (pid = spawner_spawn(w->spawner, to[0], from[1], b->plugin, b->flags)) < 0) {
 		close(to[0]);
 		close(from[1]);
-		workers_release(w, i);
+		slots_release(w, i);
 		return -1;
 	}
 	close(to[0]);
@@ -199,7 +192,7 @@ workers_spawn(struct workers *w, int i, const struct spawn_batch *b)
 }
 
 void
-workers_kill(struct slot *s, const char *cause)
+slots_kill(struct slot *s, const char *cause)
 {
 	if (s->pid <= 0 || s->killed || s->reaped)
 		return;
@@ -212,7 +205,7 @@ workers_kill(struct slot *s, const char *cause)
 }
 
 static int
-slot_of(const struct workers *w, pid_t pid)
+slot_of(const struct slots *w, pid_t pid)
 {
 	for (int i = 0; i < w->nslots; i++)
 		if (w->slots[i].pid == pid && !w->slots[i].reaped)
@@ -223,7 +216,7 @@ slot_of(const struct workers *w, pid_t pid)
 /* The spawner died, and its workers with it (PR_SET_PDEATHSIG): every live
  * slot counts as killed, and a new spawner takes over. */
 static int
-spawner_lost(struct workers *w)
+spawner_lost(struct slots *w)
 {
 	log_errx("the worker spawner died; restarting it");
 	spawner_stop(w->spawner);
@@ -231,7 +224,7 @@ spawner_lost(struct workers *w)
 		struct slot *s = &w->slots[i];
 
 		if (s->pid > 0 && !s->reaped) {
-			workers_kill(s, "worker lost: the spawner died");
+			slots_kill(s, "worker lost: the spawner died");
 			s->reaped = true;
 			s->status = SIGKILL;
 			return i;
@@ -243,7 +236,7 @@ spawner_lost(struct workers *w)
 }
 
 int
-workers_reap(struct workers *w)
+slots_reap(struct slots *w)
 {
 	pid_t pid;
 	int status, i;
@@ -264,13 +257,13 @@ workers_reap(struct workers *w)
 }
 
 int
-workers_poll_fd(const struct workers *w)
+slots_poll_fd(const struct slots *w)
 {
 	return w->spawner->exits;
 }
 
 void
-workers_release(struct workers *w, int i)
+slots_release(struct slots *w, int i)
 {
 	struct slot *s = &w->slots[i];
 
@@ -284,13 +277,13 @@ workers_release(struct workers *w, int i)
 		msg_image_free(&s->images[k]);
 	free(s->items);
 	if (s->pid > 0)
-		workers_slot_done(w, s);
+		slots_slot_done(w, s);
 	memset(s, 0, sizeof(*s));
 	s->to_fd = s->from_fd = -1;
 }
 
 void
-workers_slot_done(struct workers *w, struct slot *s)
+slots_slot_done(struct slots *w, struct slot *s)
 {
 	if (s->done)
 		return;
@@ -300,7 +293,7 @@ workers_slot_done(struct workers *w, struct slot *s)
 }
 
 bool
-workers_alive(const struct workers *w)
+slots_alive(const struct slots *w)
 {
 	for (int i = 0; i < w->nslots; i++)
 		if (w->slots[i].pid > 0)
@@ -309,7 +302,7 @@ workers_alive(const struct workers *w)
 }
 
 void
-workers_describe_exit(const struct slot *s, char *out, size_t outlen)
+slots_describe_exit(const struct slot *s, char *out, size_t outlen)
 {
 	if (s->killed)
 		snprintf(out, outlen, "%s", s->cause);

@@ -1,8 +1,8 @@
-/* batch: what a worker's messages and its exit mean for the run.  Applies
+/* outcome: what a worker's messages and its exit mean for the run.  Applies
  * begin / image / result / fatal to the items, the database and the events,
  * and settles the items a dead worker left unfinished. */
-#ifndef T2I_BATCH_H
-#define T2I_BATCH_H
+#ifndef T2I_OUTCOME_H
+#define T2I_OUTCOME_H
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -11,31 +11,31 @@ struct slot;
 struct store;
 struct config;
 struct run;
-struct workers;
+struct slots;
 struct metrics;
 
-struct batch_ctx {
+struct outcome_ctx {
 	struct store *st;
 	const struct config *cfg;
-	struct workers *w;	/* for the providers' rate-limit state */
+	struct slots *w;	/* for the providers' rate-limit state */
 	struct metrics *m;	/* NULL when nobody reads metrics */
 };
 
 /* Handles every complete line buffered for the slot.  A line that is not a
  * valid message, or is out of order, kills the worker ("bad message from
  * worker").  Returns the number of lines handled. */
-int batch_handle_lines(const struct batch_ctx *c, struct slot *s);
+int outcome_handle_lines(const struct outcome_ctx *c, struct slot *s);
 
 /* Once the worker is reaped and drained: the item it was working on fails
  * with the cause; items it never began go back to the front of the queue. */
-void batch_settle(const struct batch_ctx *c, struct slot *s);
+void outcome_settle(const struct outcome_ctx *c, struct slot *s);
 
 /* Completes item i from the cache (or from its in-run leader) without a
  * worker.  Returns 1 when served, 0 when there was nothing to serve from. */
-int batch_serve_cached(const struct batch_ctx *c, struct run *r, int i);
+int outcome_serve_cached(const struct outcome_ctx *c, struct run *r, int i);
 
 /* Before item i is dispatched: when its provider became unusable in this
  * run, moves it to the next one.  False when none is left (it failed). */
-bool batch_reroute(const struct batch_ctx *c, struct run *r, int i);
+bool outcome_reroute(const struct outcome_ctx *c, struct run *r, int i);
 
 #endif

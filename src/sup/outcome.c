@@ -1,10 +1,11 @@
-/* batch: applying worker messages and exits to runs. */
-#include "batch.h"
+/* outcome: applying worker messages and exits to runs. */
+#include "outcome.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "config.h"
 #include "events.h"
 #include "log.h"
@@ -15,7 +16,7 @@
 #include "run.h"
 #include "store.h"
 #include "t2istage/plugin.h"
-#include "workers.h"
+#include "slots.h"
 
 static void
 emit_progress(struct run *r, int i, const char *what)
@@ -58,12 +59,12 @@ meta_from_msg(struct store_image_meta *m, const struct msg_image *im)
 	m->file_size = im->file_size;
 }
 
-static void serve_followers(const struct batch_ctx *c, struct run *r, int leader,
+static void serve_followers(const struct outcome_ctx *c, struct run *r, int leader,
 			    const struct store_image_meta *m);
 
 /* Records item i as completed with image m (and variants) and tells. */
 static void
-complete_item(const struct batch_ctx *c, struct run *r, int i, const struct store_image_meta *m,
+complete_item(const struct outcome_ctx *c, struct run *r, int i, const struct store_image_meta *m,
 	      json_t *variants, bool cached)
 {
 	struct run_item *it = &r->items[i];
@@ -84,7 +85,7 @@ complete_item(const struct batch_ctx *c, struct run *r, int i, const struct stor
 
 /* Items that waited for the same request as leader get its image. */
 static void
-serve_followers(const struct batch_ctx *c, struct run *r, int leader,
+serve_followers(const struct outcome_ctx *c, struct run *r, int leader,
 		const struct store_image_meta *m)
 {
 	int f = run_take_followers(r, leader);
@@ -102,7 +103,7 @@ serve_followers(const struct batch_ctx *c, struct run *r, int leader,
 
 /* Records item i as failed; a follower takes over as the leader. */
 static void
-fail_item(const struct batch_ctx *c, struct run *r, int i, const char *cause)
+fail_item(const struct outcome_ctx *c, struct run *r, int i, const char *cause)
 {
 	struct run_item *it = &r->items[i];
 	int f = run_take_followers(r, i);
@@ -140,7 +141,7 @@ class_word(int error_class)
 
 /* Points item i at chain position next, in memory and in its row. */
 static void
-rebind(const struct batch_ctx *c, struct run *r, int i, int next)
+rebind(const struct outcome_ctx *c, struct run *r, int i, int next)
 {
 	struct run_item *it = &r->items[i];
 	char *gp;
@@ -157,7 +158,7 @@ rebind(const struct batch_ctx *c, struct run *r, int i, int next)
  * stopped: their untouched storyboards go back to the queue uncharged,
  * and are moved to the next provider when dispatched. */
 static void
-stop_dead_workers(const struct batch_ctx *c, struct run *r, int provider)
+stop_dead_workers(const struct outcome_ctx *c, struct run *r, int provider)
 {
 	for (int k = 0; k < c->w->nslots; k++) {
 		struct slot *sl = &c->w->slots[k];
@@ -165,7 +166,7 @@ stop_dead_workers(const struct batch_ctx *c, struct run *r, int provider)
 		if (sl->pid <= 0 || sl->run != r || sl->provider != provider || sl->killed)
 			continue;
 		sl->stopping = true;
-		workers_kill(sl, "provider unusable");
+		slots_kill(sl, "provider unusable");
 	}
 }
 
@@ -173,7 +174,7 @@ stop_dead_workers(const struct batch_ctx *c, struct run *r, int provider)
  * moves on too, or fails when no provider is left: it is not asked again.
  * A failed item left in the queue is skipped when popped. */
 static void
-move_off_dead(const struct batch_ctx *c, struct run *r, int pos)
+move_off_dead(const struct outcome_ctx *c, struct run *r, int pos)
 {
 	int next = retry_next_provider(r, pos);
 
@@ -193,7 +194,7 @@ move_off_dead(const struct batch_ctx *c, struct run *r, int pos)
 }
 
 bool
-batch_reroute(const struct batch_ctx *c, struct run *r, int i)
+outcome_reroute(const struct outcome_ctx *c, struct run *r, int i)
 {
 	int next;
 
@@ -208,7 +209,7 @@ batch_reroute(const struct batch_ctx *c, struct run *r, int i)
 }
 
 static void
-failover(const struct batch_ctx *c, struct run *r, int i, int next, const char *why)
+failover(const struct outcome_ctx *c, struct run *r, int i, int next, const char *why)
 {
 	const char *from = c->cfg->providers[run_provider(r, i)].name;
 
@@ -220,7 +221,7 @@ failover(const struct batch_ctx *c, struct run *r, int i, int next, const char *
 
 /* One attempt at item i failed: retry later, fail over, or fail. */
 static void
-attempt_failed(const struct batch_ctx *c, struct run *r, int i, int error_class,
+attempt_failed(const struct outcome_ctx *c, struct run *r, int i, int error_class,
 	       int64_t retry_after_ms, const char *cause)
 {
 	struct run_item *it = &r->items[i];
@@ -230,7 +231,7 @@ attempt_failed(const struct batch_ctx *c, struct run *r, int i, int error_class,
 
 	it->attempts++;
 	if (error_class == T2I_ERR_RATE_LIMITED) {
-		int cap = workers_rate_limited(c->w, p);
+		int cap = slots_rate_limited(c->w, p);
 
 		if (cap > 0)
 			log_info("provider %s rate limited: at most %d workers until it recovers",
@@ -250,7 +251,7 @@ attempt_failed(const struct batch_ctx *c, struct run *r, int i, int error_class,
 	if (d.action == RETRY_LATER) {
 		metrics_retry(c->m, c->cfg->providers[p].name);
 		it->state = ITEM_DELAYED;
-		it->ready_ms = workers_now_ms() + d.delay_ms;
+		it->ready_ms = clock_now_ms() + d.delay_ms;
 		r->ndelayed++;
 		store_image_reset(c->st, it->image_id);
 		events_info(r, "warning",
@@ -266,7 +267,7 @@ attempt_failed(const struct batch_ctx *c, struct run *r, int i, int error_class,
 }
 
 int
-batch_serve_cached(const struct batch_ctx *c, struct run *r, int i)
+outcome_serve_cached(const struct outcome_ctx *c, struct run *r, int i)
 {
 	struct store_image_meta m;
 	int found = store_cache_lookup(c->st, r->items[i].cache_key, &m);
@@ -280,7 +281,7 @@ batch_serve_cached(const struct batch_ctx *c, struct run *r, int i)
 }
 
 static int
-on_begin(const struct batch_ctx *c, struct slot *s, const struct msg_worker *m)
+on_begin(const struct outcome_ctx *c, struct slot *s, const struct msg_worker *m)
 {
 	struct run *r = s->run;
 	int i;
@@ -292,8 +293,8 @@ on_begin(const struct batch_ctx *c, struct slot *s, const struct msg_worker *m)
 		return -1;
 	s->current = s->next++;
 	r->items[i].state = ITEM_RUNNING;
-	r->items[i].begin_ms = workers_now_ms();
-	s->deadline_ms = workers_deadline(c->cfg->timeout);
+	r->items[i].begin_ms = clock_now_ms();
+	s->deadline_ms = slots_deadline(c->cfg->timeout);
 	store_image_processing(c->st, r->items[i].image_id);
 	if (r->items[i].attempts == 0 && r->items[i].chain_pos == 0) {
 		emit_progress(r, i, "generating");
@@ -319,7 +320,7 @@ on_image(struct slot *s, struct msg_worker *m)
 }
 
 static void
-complete_from_slot(const struct batch_ctx *c, struct slot *s, int i)
+complete_from_slot(const struct outcome_ctx *c, struct slot *s, int i)
 {
 	struct store_image_meta pm, vm;
 	json_t *variants = json_array();
@@ -338,7 +339,7 @@ complete_from_slot(const struct batch_ctx *c, struct slot *s, int i)
 }
 
 static int
-on_result(const struct batch_ctx *c, struct slot *s, const struct msg_worker *m)
+on_result(const struct outcome_ctx *c, struct slot *s, const struct msg_worker *m)
 {
 	int i;
 
@@ -348,9 +349,9 @@ on_result(const struct batch_ctx *c, struct slot *s, const struct msg_worker *m)
 	if (strcmp(s->run->items[i].image_id, m->image_id) != 0 || (m->ok && s->nimages == 0))
 		return -1;
 	metrics_latency(c->m, c->cfg->providers[s->provider].name,
-			(double)(workers_now_ms() - s->run->items[i].begin_ms) / 1000.0);
+			(double)(clock_now_ms() - s->run->items[i].begin_ms) / 1000.0);
 	if (m->ok) {
-		workers_provider_ok(c->w, s->provider);
+		slots_provider_ok(c->w, s->provider);
 		complete_from_slot(c, s, i);
 	}
 	else
@@ -359,26 +360,26 @@ on_result(const struct batch_ctx *c, struct slot *s, const struct msg_worker *m)
 		msg_image_free(&s->images[k]);
 	s->nimages = 0;
 	s->current = -1;
-	s->deadline_ms = workers_deadline(c->cfg->timeout);
+	s->deadline_ms = slots_deadline(c->cfg->timeout);
 	if (s->next >= s->nitems)
-		workers_slot_done(c->w, s);
+		slots_slot_done(c->w, s);
 	return 0;
 }
 
 /* The plugin cannot run at all: every item of the batch fails with why. */
 static void
-on_fatal(const struct batch_ctx *c, struct slot *s, const char *message)
+on_fatal(const struct outcome_ctx *c, struct slot *s, const char *message)
 {
 	if (s->current >= 0)
 		attempt_failed(c, s->run, s->items[s->current], CLASS_UNUSABLE, 0, message);
 	s->current = -1;
 	while (s->next < s->nitems)
 		attempt_failed(c, s->run, s->items[s->next++], CLASS_UNUSABLE, 0, message);
-	workers_slot_done(c->w, s);
+	slots_slot_done(c->w, s);
 }
 
 static int
-handle_line(const struct batch_ctx *c, struct slot *s, const char *line, size_t len)
+handle_line(const struct outcome_ctx *c, struct slot *s, const char *line, size_t len)
 {
 	struct msg_worker m;
 	char err[256];
@@ -410,7 +411,7 @@ handle_line(const struct batch_ctx *c, struct slot *s, const char *line, size_t 
 }
 
 int
-batch_handle_lines(const struct batch_ctx *c, struct slot *s)
+outcome_handle_lines(const struct outcome_ctx *c, struct slot *s)
 {
 	char *line;
 	size_t len;
@@ -418,7 +419,7 @@ batch_handle_lines(const struct batch_ctx *c, struct slot *s)
 
 	while (!s->killed && (st = ipc_next_line(&s->rd, &line, &len)) != IPC_AGAIN) {
 		if (st != IPC_LINE || handle_line(c, s, line, len) < 0) {
-			workers_kill(s, "bad message from worker");
+			slots_kill(s, "bad message from worker");
 			break;
 		}
 		n++;
@@ -427,7 +428,7 @@ batch_handle_lines(const struct batch_ctx *c, struct slot *s)
 }
 
 void
-batch_settle(const struct batch_ctx *c, struct slot *s)
+outcome_settle(const struct outcome_ctx *c, struct slot *s)
 {
 	struct run *r = s->run;
 	char cause[200];
@@ -440,7 +441,7 @@ batch_settle(const struct batch_ctx *c, struct slot *s)
 	if (s->stopping && s->current >= 0)
 		s->next = s->current;	/* a shutdown is nobody's fault: put it back */
 	else if (!s->stopping) {
-		workers_describe_exit(s, cause, sizeof(cause));
+		slots_describe_exit(s, cause, sizeof(cause));
 		if (s->current >= 0)
 			attempt_failed(c, r, s->items[s->current], T2I_ERR_TRANSIENT, 0, cause);
 		else

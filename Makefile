@@ -27,8 +27,8 @@ SRCS     := $(foreach l,$(LAYERS),$(wildcard src/$(l)/*.c))
 OBJS     := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(SRCS))
 LIBOBJS  := $(filter-out $(BUILD)/obj/cli/main.o,$(OBJS))
 
-PLUGINS  := $(patsubst plugins/%.c,$(BUILD)/plugins/%.so,$(filter-out plugins/http.c,$(wildcard plugins/*.c)))
-# Plugins that speak HTTP share plugins/http.c (libcurl).
+PLUGINS  := $(patsubst plugins/%.c,$(BUILD)/plugins/%.so,$(filter-out plugins/phttp.c,$(wildcard plugins/*.c)))
+# Plugins that speak HTTP share plugins/phttp.c (libcurl).
 HTTP_PLUGINS := $(filter $(addprefix $(BUILD)/plugins/,jimeng.so openai.so sdwebui.so),$(PLUGINS))
 TPLUGINS := $(patsubst tests/plugins/%.c,$(BUILD)/tests/plugins/%.so,$(filter-out tests/plugins/common.c,$(wildcard tests/plugins/*.c)))
 UNITS    := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(wildcard tests/unit/test_*.c))
@@ -66,9 +66,9 @@ $(BUILD)/lib/t2istage/fetch_curl.so: modules/fetch_curl.c | $(BUILD)/lib/t2istag
 	@$(CC) $(CPPFLAGS_ALL) $(WARN) $(CFLAGS) -fPIC -shared -o $@ $< \
 	    $(shell pkg-config --cflags --libs libcurl)
 
-$(HTTP_PLUGINS): $(BUILD)/plugins/%.so: plugins/%.c plugins/http.c plugins/http.h include/t2istage/plugin.h | $(BUILD)/plugins
+$(HTTP_PLUGINS): $(BUILD)/plugins/%.so: plugins/%.c plugins/phttp.c plugins/phttp.h include/t2istage/plugin.h | $(BUILD)/plugins
 	@echo "  CC      $@"
-	@$(CC) $(CPPFLAGS_ALL) $(WARN) $(CFLAGS) -fPIC -shared -o $@ $< plugins/http.c \
+	@$(CC) $(CPPFLAGS_ALL) $(WARN) $(CFLAGS) -fPIC -shared -o $@ $< plugins/phttp.c \
 	    $(shell pkg-config --cflags --libs libcurl jansson nettle)
 	@chmod 755 $@
 

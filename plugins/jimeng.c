@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http.h"
+#include "phttp.h"
 #include "t2istage/plugin.h"
 
 T2I_PLUGIN("jimeng", "1.0", "Jimeng images through the jimeng-api proxy");
@@ -31,24 +31,24 @@ static json_t *build_body(const struct t2i_request *req, const struct t2i_host *
 	int bad = 0;
 
 	if (opts == NULL || body == NULL ||
-	    http_merge_options(opts, req->options_json, refused, TAG, host, err) != 0) {
+	    phttp_merge_options(opts, req->options_json, refused, TAG, host, err) != 0) {
 		if (opts == NULL || body == NULL)
-			http_fail(err, T2I_ERR_TRANSIENT, 0, 0, TAG ": out of memory");
+			phttp_fail(err, T2I_ERR_TRANSIENT, 0, 0, TAG ": out of memory");
 		json_decref(opts);
 		json_decref(body);
 		return NULL;
 	}
-	model = req->model[0] != '\0' ? req->model : http_str(opts, "model");
-	bad |= http_put_str(body, "model", model != NULL ? model : DEFAULT_MODEL);
-	bad |= http_put_str(body, "prompt", req->prompt);
-	bad |= http_put_str(body, "negative_prompt", req->negative_prompt);
+	model = req->model[0] != '\0' ? req->model : phttp_str(opts, "model");
+	bad |= phttp_put_str(body, "model", model != NULL ? model : DEFAULT_MODEL);
+	bad |= phttp_put_str(body, "prompt", req->prompt);
+	bad |= phttp_put_str(body, "negative_prompt", req->negative_prompt);
 	if (req->ratio[0] != '\0')
-		bad |= http_put_str(body, "ratio", req->ratio);
+		bad |= phttp_put_str(body, "ratio", req->ratio);
 	if (req->resolution[0] != '\0')
-		bad |= http_put_str(body, "resolution", req->resolution);
+		bad |= phttp_put_str(body, "resolution", req->resolution);
 	json_object_update_missing(body, opts);
 	json_decref(opts);
-	return bad ? http_bad_field(body, TAG, err) : body;
+	return bad ? phttp_bad_field(body, TAG, err) : body;
 }
 
 /* The proxy's error codes, from its source (PROVIDERS.md). */
@@ -82,30 +82,30 @@ static long long code_value(const json_t *code)
 	return (long long)json_number_value(code);
 }
 
-static int fail_code(const struct http_resp *rs, long long code, const char *msg,
+static int fail_code(const struct phttp_resp *rs, long long code, const char *msg,
 		     struct t2i_error *err)
 {
 	int cls = code_class(code, msg);
 	int64_t ra = cls == T2I_ERR_RATE_LIMITED ? rs->retry_after_ms : 0;
 
-	return http_fail(err, cls, rs->status, ra, TAG ": %lld %s", code,
+	return phttp_fail(err, cls, rs->status, ra, TAG ": %lld %s", code,
 			 msg[0] != '\0' ? msg : "(no message)");
 }
 
 /* A 2xx answer is a success only without a (non-zero) code and with a
  * non-empty data array. */
 static int handle(const struct t2i_request *req, const struct t2i_host *host,
-		  const struct http_resp *rs, struct t2i_error *err)
+		  const struct phttp_resp *rs, struct t2i_error *err)
 {
 	json_t *doc, *code, *data;
 	int rc;
 
 	if (rs->status < 200 || rs->status > 299)
-		return http_fail_status(err, TAG, rs, NULL);
-	doc = http_parse_json(rs, req->max_response_bytes);
+		return phttp_fail_status(err, TAG, rs, NULL);
+	doc = phttp_parse_json(rs, req->max_response_bytes);
 	if (!json_is_object(doc)) {
 		json_decref(doc);
-		return http_fail_malformed(err, TAG, rs, "malformed response");
+		return phttp_fail_malformed(err, TAG, rs, "malformed response");
 	}
 	code = json_object_get(doc, "code");
 	data = json_object_get(doc, "data");
@@ -113,10 +113,10 @@ static int handle(const struct t2i_request *req, const struct t2i_host *host,
 		const char *msg = json_string_value(json_object_get(doc, "message"));
 		rc = fail_code(rs, code_value(code), msg != NULL ? msg : "", err);
 	} else if (!json_is_array(data) || json_array_size(data) == 0) {
-		rc = http_fail_malformed(err, TAG, rs, "response without images");
+		rc = phttp_fail_malformed(err, TAG, rs, "response without images");
 	} else {
-		http_log(host, T2I_LOG_DEBUG, TAG ": %zu image(s) returned", json_array_size(data));
-		rc = http_add_images(host, TAG, data, rs->status, err);
+		phttp_log(host, T2I_LOG_DEBUG, TAG ": %zu image(s) returned", json_array_size(data));
+		rc = phttp_add_images(host, TAG, data, rs->status, err);
 	}
 	json_decref(doc);
 	return rc;
@@ -125,8 +125,8 @@ static int handle(const struct t2i_request *req, const struct t2i_host *host,
 int generate_image(const struct t2i_request *req, const struct t2i_host *host,
 		   struct t2i_error *err)
 {
-	static const struct http_plugin pl = { .tag = TAG, .build_body = build_body,
+	static const struct phttp_plugin pl = { .tag = TAG, .build_body = build_body,
 					       .handle = handle, };
 
-	return http_generate(&pl, req, host, err);
+	return phttp_generate(&pl, req, host, err);
 }

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http.h"
+#include "phttp.h"
 #include "t2istage/plugin.h"
 
 T2I_PLUGIN("openai", "1.0", "OpenAI Images API and compatible services");
@@ -81,10 +81,10 @@ static json_t *pick_size(enum family fam, unsigned w, unsigned h)
 static void set_response_format(json_t *opts, enum family fam, const struct t2i_host *host)
 {
 	if (fam == DALLE2 || fam == DALLE3) {
-		if (http_str(opts, "response_format") == NULL)
+		if (phttp_str(opts, "response_format") == NULL)
 			json_object_set_new(opts, "response_format", json_string("url"));
 	} else if (fam == GPT_IMAGE && json_object_get(opts, "response_format") != NULL) {
-		http_log(host, T2I_LOG_WARNING, TAG ": response_format is not sent: GPT image "
+		phttp_log(host, T2I_LOG_WARNING, TAG ": response_format is not sent: GPT image "
 			 "models always return base64");
 		json_object_del(opts, "response_format");
 	}
@@ -96,7 +96,7 @@ static void warn_negative_prompt(const struct t2i_request *req, const struct t2i
 
 	if (req->negative_prompt[0] != '\0' && !warned) {
 		warned = 1;
-		http_log(host, T2I_LOG_WARNING, TAG ": the Images API has no negative prompt; "
+		phttp_log(host, T2I_LOG_WARNING, TAG ": the Images API has no negative prompt; "
 			 "it is not sent");
 	}
 }
@@ -113,20 +113,20 @@ static json_t *build_body(const struct t2i_request *req, const struct t2i_host *
 	int bad = 0;
 
 	if (opts == NULL || body == NULL ||
-	    http_merge_options(opts, req->options_json, NULL, TAG, host, err) != 0) {
+	    phttp_merge_options(opts, req->options_json, NULL, TAG, host, err) != 0) {
 		json_decref(opts);
 		json_decref(body);
 		if (opts == NULL || body == NULL)
-			http_fail(err, T2I_ERR_TRANSIENT, 0, 0, TAG ": out of memory");
+			phttp_fail(err, T2I_ERR_TRANSIENT, 0, 0, TAG ": out of memory");
 		return NULL;
 	}
-	model = req->model[0] != '\0' ? req->model : http_str(opts, "model");
+	model = req->model[0] != '\0' ? req->model : phttp_str(opts, "model");
 	model = model != NULL ? model : DEFAULT_MODEL;
 	fam = model_family(model);
 	warn_negative_prompt(req, host);
 	set_response_format(opts, fam, host);
-	bad |= http_put_str(body, "model", model);
-	bad |= http_put_str(body, "prompt", req->prompt);
+	bad |= phttp_put_str(body, "model", model);
+	bad |= phttp_put_str(body, "prompt", req->prompt);
 	if (json_object_get(opts, "n") == NULL)
 		json_object_set_new(body, "n", json_integer(1));
 	size = json_object_get(opts, "size");
@@ -134,32 +134,32 @@ static json_t *build_body(const struct t2i_request *req, const struct t2i_host *
 		json_object_set_new(body, "size", size);
 	json_object_update_missing(body, opts);
 	json_decref(opts);
-	return bad ? http_bad_field(body, TAG, err) : body;
+	return bad ? phttp_bad_field(body, TAG, err) : body;
 }
 
 /* {"error": {"message", "type", "code"}} with a real status; a few
  * compatibles send "error" as a plain string. */
-static int fail_error(const struct http_resp *rs, const json_t *doc, struct t2i_error *err)
+static int fail_error(const struct phttp_resp *rs, const json_t *doc, struct t2i_error *err)
 {
 	const json_t *e = json_object_get(doc, "error");
-	const char *msg = json_is_string(e) ? json_string_value(e) : http_str(e, "message");
-	const char *code = http_str(e, "code"), *type = http_str(e, "type");
-	int cls = http_status_class(rs->status);
+	const char *msg = json_is_string(e) ? json_string_value(e) : phttp_str(e, "message");
+	const char *code = phttp_str(e, "code"), *type = phttp_str(e, "type");
+	int cls = phttp_status_class(rs->status);
 	int64_t ra;
 
 	if (msg == NULL || msg[0] == '\0')
-		return http_fail_status(err, TAG, rs, NULL);
+		return phttp_fail_status(err, TAG, rs, NULL);
 	if (rs->status == 429 && ((code != NULL && strcmp(code, "insufficient_quota") == 0) ||
 				  (type != NULL && strcmp(type, "insufficient_quota") == 0)))
 		cls = T2I_ERR_QUOTA;
 	ra = cls == T2I_ERR_RATE_LIMITED || cls == T2I_ERR_TRANSIENT ? rs->retry_after_ms : 0;
-	return http_fail(err, cls, rs->status, ra, TAG ": %s", msg);
+	return phttp_fail(err, cls, rs->status, ra, TAG ": %s", msg);
 }
 
 static int handle(const struct t2i_request *req, const struct t2i_host *host,
-		  const struct http_resp *rs, struct t2i_error *err)
+		  const struct phttp_resp *rs, struct t2i_error *err)
 {
-	json_t *doc = http_parse_json(rs, req->max_response_bytes);
+	json_t *doc = phttp_parse_json(rs, req->max_response_bytes);
 	json_t *data = json_object_get(doc, "data"), *error = json_object_get(doc, "error");
 	int rc;
 
@@ -169,9 +169,9 @@ static int handle(const struct t2i_request *req, const struct t2i_host *host,
 	if (rs->status < 200 || rs->status > 299 || (error != NULL && !json_is_null(error)))
 		rc = fail_error(rs, doc, err);
 	else if (json_is_array(data) && json_array_size(data) > 0)
-		rc = http_add_images(host, TAG, data, rs->status, err);
+		rc = phttp_add_images(host, TAG, data, rs->status, err);
 	else
-		rc = http_fail_malformed(err, TAG, rs, doc != NULL ? "response without images"
+		rc = phttp_fail_malformed(err, TAG, rs, doc != NULL ? "response without images"
 								 : "malformed response");
 	json_decref(doc);
 	return rc;
@@ -180,8 +180,8 @@ static int handle(const struct t2i_request *req, const struct t2i_host *host,
 int generate_image(const struct t2i_request *req, const struct t2i_host *host,
 		   struct t2i_error *err)
 {
-	static const struct http_plugin pl = { .tag = TAG, .build_body = build_body,
+	static const struct phttp_plugin pl = { .tag = TAG, .build_body = build_body,
 					       .handle = handle, };
 
-	return http_generate(&pl, req, host, err);
+	return phttp_generate(&pl, req, host, err);
 }

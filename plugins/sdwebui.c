@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http.h"
+#include "phttp.h"
 #include "t2istage/plugin.h"
 
 T2I_PLUGIN("sdwebui", "1.0", "AUTOMATIC1111 / Forge Stable Diffusion WebUI txt2img");
@@ -53,17 +53,17 @@ static json_t *build_body(const struct t2i_request *req, const struct t2i_host *
 	json_t *body = json_object();
 
 	if (body == NULL) {
-		http_fail(err, T2I_ERR_TRANSIENT, 0, 0, TAG ": out of memory");
+		phttp_fail(err, T2I_ERR_TRANSIENT, 0, 0, TAG ": out of memory");
 		return NULL;
 	}
-	if (http_put_str(body, "prompt", req->prompt) != 0 ||
-	    http_put_str(body, "negative_prompt", req->negative_prompt) != 0)
-		return http_bad_field(body, TAG, err);
+	if (phttp_put_str(body, "prompt", req->prompt) != 0 ||
+	    phttp_put_str(body, "negative_prompt", req->negative_prompt) != 0)
+		return phttp_bad_field(body, TAG, err);
 	if (req->width >= 8 && req->height >= 8) {
 		json_object_set_new(body, "width", json_integer(req->width & ~7u));
 		json_object_set_new(body, "height", json_integer(req->height & ~7u));
 	}
-	if (http_merge_options(body, req->options_json, NULL, TAG, host, err) != 0) {
+	if (phttp_merge_options(body, req->options_json, NULL, TAG, host, err) != 0) {
 		json_decref(body);
 		return NULL;
 	}
@@ -77,7 +77,7 @@ static json_t *build_body(const struct t2i_request *req, const struct t2i_host *
  * validation item {"loc": [...], "msg": "..."}. */
 static const char *validation_msg(const json_t *item, char *buf, size_t n)
 {
-	const char *msg = http_str(item, "msg");
+	const char *msg = phttp_str(item, "msg");
 	const json_t *part;
 	size_t i, o = 0;
 
@@ -103,7 +103,7 @@ static const char *validation_msg(const json_t *item, char *buf, size_t n)
 static const char *error_text(const json_t *doc, char *buf, size_t n)
 {
 	const json_t *detail = json_object_get(doc, "detail");
-	const char *error = http_str(doc, "error"), *errors = http_str(doc, "errors");
+	const char *error = phttp_str(doc, "error"), *errors = phttp_str(doc, "errors");
 
 	if (json_is_string(detail) && json_string_length(detail) > 0)
 		return json_string_value(detail);
@@ -118,19 +118,19 @@ static const char *error_text(const json_t *doc, char *buf, size_t n)
 }
 
 static int handle(const struct t2i_request *req, const struct t2i_host *host,
-		  const struct http_resp *rs, struct t2i_error *err)
+		  const struct phttp_resp *rs, struct t2i_error *err)
 {
-	json_t *doc = http_parse_json(rs, req->max_response_bytes);
+	json_t *doc = phttp_parse_json(rs, req->max_response_bytes);
 	json_t *images = json_object_get(doc, "images");
 	char buf[384];
 	int rc;
 
 	if (rs->status < 200 || rs->status > 299)
-		rc = http_fail_status(err, TAG, rs, error_text(doc, buf, sizeof(buf)));
+		rc = phttp_fail_status(err, TAG, rs, error_text(doc, buf, sizeof(buf)));
 	else if (json_is_array(images) && json_array_size(images) > 0)
-		rc = http_add_images(host, TAG, images, rs->status, err);
+		rc = phttp_add_images(host, TAG, images, rs->status, err);
 	else
-		rc = http_fail_malformed(err, TAG, rs, doc != NULL ? "response without images"
+		rc = phttp_fail_malformed(err, TAG, rs, doc != NULL ? "response without images"
 								 : "malformed response");
 	json_decref(doc);
 	return rc;
@@ -138,7 +138,7 @@ static int handle(const struct t2i_request *req, const struct t2i_host *host,
 
 /* A1111's --api-auth is HTTP Basic "user:pass"; a key without a colon is
  * sent as a bearer token, for a reverse proxy in front of the WebUI. */
-static void set_auth(struct http_req *rq, const char *key)
+static void set_auth(struct phttp_req *rq, const char *key)
 {
 	if (strchr(key, ':') != NULL)
 		rq->basic = key;
@@ -149,8 +149,8 @@ static void set_auth(struct http_req *rq, const char *key)
 int generate_image(const struct t2i_request *req, const struct t2i_host *host,
 		   struct t2i_error *err)
 {
-	static const struct http_plugin pl = { .tag = TAG, .build_body = build_body,
+	static const struct phttp_plugin pl = { .tag = TAG, .build_body = build_body,
 					       .handle = handle, .endpoint = endpoint_url, .auth = set_auth, };
 
-	return http_generate(&pl, req, host, err);
+	return phttp_generate(&pl, req, host, err);
 }

@@ -1,12 +1,12 @@
 /*
- * http: one JSON POST with libcurl, plus the pieces every HTTP plugin needs
+ * phttp: one JSON POST with libcurl, plus the pieces every HTTP plugin needs
  * around it: error filling, status classes, base64 and option merging.
  *
  * A worker process runs one plugin call at a time on one thread, so the
  * curl handle is created per request; its cost is nothing next to an image
  * generation that takes seconds to minutes.
  */
-#include "http.h"
+#include "phttp.h"
 
 #include <curl/curl.h>
 #include <limits.h>
@@ -91,7 +91,7 @@ static void utf8_clean(char *s)
 	}
 }
 
-int http_fail(struct t2i_error *err, int cls, long status, int64_t retry_after_ms,
+int phttp_fail(struct t2i_error *err, int cls, long status, int64_t retry_after_ms,
 	      const char *fmt, ...)
 {
 	va_list ap;
@@ -108,7 +108,7 @@ int http_fail(struct t2i_error *err, int cls, long status, int64_t retry_after_m
 	return -1;
 }
 
-int http_status_class(long status)
+int phttp_status_class(long status)
 {
 	if (status == 401 || status == 403)
 		return T2I_ERR_AUTH;
@@ -121,27 +121,27 @@ int http_status_class(long status)
 	return T2I_ERR_TRANSIENT;
 }
 
-int http_fail_status(struct t2i_error *err, const char *tag, const struct http_resp *rs,
+int phttp_fail_status(struct t2i_error *err, const char *tag, const struct phttp_resp *rs,
 		     const char *what)
 {
-	char ex[HTTP_EXCERPT_MAX + 8];
-	int cls = http_status_class(rs->status);
+	char ex[PHTTP_EXCERPT_MAX + 8];
+	int cls = phttp_status_class(rs->status);
 	int64_t ra = cls == T2I_ERR_RATE_LIMITED || cls == T2I_ERR_TRANSIENT ? rs->retry_after_ms : 0;
 
 	if (what == NULL) {
-		http_excerpt(rs->body, rs->len, ex, sizeof(ex));
+		phttp_excerpt(rs->body, rs->len, ex, sizeof(ex));
 		what = ex[0] != '\0' ? ex : "(empty body)";
 	}
-	return http_fail(err, cls, rs->status, ra, "%s: HTTP %ld: %s", tag, rs->status, what);
+	return phttp_fail(err, cls, rs->status, ra, "%s: HTTP %ld: %s", tag, rs->status, what);
 }
 
-int http_fail_malformed(struct t2i_error *err, const char *tag, const struct http_resp *rs,
+int phttp_fail_malformed(struct t2i_error *err, const char *tag, const struct phttp_resp *rs,
 			const char *what)
 {
-	char ex[HTTP_EXCERPT_MAX + 8];
+	char ex[PHTTP_EXCERPT_MAX + 8];
 
-	http_excerpt(rs->body, rs->len, ex, sizeof(ex));
-	return http_fail(err, T2I_ERR_TRANSIENT, rs->status, 0, "%s: %s (HTTP %ld): %s", tag, what,
+	phttp_excerpt(rs->body, rs->len, ex, sizeof(ex));
+	return phttp_fail(err, T2I_ERR_TRANSIENT, rs->status, 0, "%s: %s (HTTP %ld): %s", tag, what,
 			 rs->status, ex[0] != '\0' ? ex : "(empty body)");
 }
 
@@ -156,7 +156,7 @@ static void scrub_one(char *s, const char *needle, size_t n)
 	}
 }
 
-void http_scrub(struct t2i_error *err, const char *secret)
+void phttp_scrub(struct t2i_error *err, const char *secret)
 {
 	const char *p = secret;
 
@@ -178,14 +178,14 @@ void http_scrub(struct t2i_error *err, const char *secret)
 	}
 }
 
-void http_excerpt(const char *s, size_t len, char *out, size_t outlen)
+void phttp_excerpt(const char *s, size_t len, char *out, size_t outlen)
 {
 	const unsigned char *p = (const unsigned char *)s, *end = p + (s != NULL ? len : 0);
 	size_t o = 0, room = outlen > 4 ? outlen - 4 : 0;
 	int space = 1;	/* drops leading white space and collapses runs */
 
-	if (room > HTTP_EXCERPT_MAX)
-		room = HTTP_EXCERPT_MAX;
+	if (room > PHTTP_EXCERPT_MAX)
+		room = PHTTP_EXCERPT_MAX;
 	while (p < end && o < room) {
 		size_t n = utf8_len(p, (size_t)(end - p));
 		if (n == 0 || *p == 0x7F || (n == 1 && *p < 0x20 && *p != '\t' && *p != '\n' &&
@@ -213,12 +213,12 @@ void http_excerpt(const char *s, size_t len, char *out, size_t outlen)
 		out[o < outlen ? o : outlen - 1] = '\0';
 }
 
-void http_log(const struct t2i_host *host, int level, const char *fmt, ...)
+void phttp_log(const struct t2i_host *host, int level, const char *fmt, ...)
 {
 	char buf[512];
 	va_list ap;
 
-	if (host == NULL || host->struct_size < HTTP_HOST_NEEDS || host->log == NULL)
+	if (host == NULL || host->struct_size < PHTTP_HOST_NEEDS || host->log == NULL)
 		return;
 	va_start(ap, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
@@ -227,18 +227,18 @@ void http_log(const struct t2i_host *host, int level, const char *fmt, ...)
 	host->log(host->ctx, level, "%s", buf);
 }
 
-int http_check_abi(const char *tag, const struct t2i_request *req, const struct t2i_host *host,
+int phttp_check_abi(const char *tag, const struct t2i_request *req, const struct t2i_host *host,
 		   struct t2i_error *err)
 {
 	if (err == NULL || err->struct_size < sizeof(*err))
 		return -1;
-	if (req == NULL || req->abi_version < 1 || req->struct_size < HTTP_REQ_NEEDS)
-		return http_fail(err, T2I_ERR_REJECTED, 0, 0,
+	if (req == NULL || req->abi_version < 1 || req->struct_size < PHTTP_REQ_NEEDS)
+		return phttp_fail(err, T2I_ERR_REJECTED, 0, 0,
 				 "%s: request struct from an older host (size %u)", tag,
 				 req != NULL ? (unsigned)req->struct_size : 0u);
-	if (host == NULL || host->abi_version < 1 || host->struct_size < HTTP_HOST_NEEDS ||
+	if (host == NULL || host->abi_version < 1 || host->struct_size < PHTTP_HOST_NEEDS ||
 	    host->add_image == NULL)
-		return http_fail(err, T2I_ERR_REJECTED, 0, 0, "%s: host struct too small", tag);
+		return phttp_fail(err, T2I_ERR_REJECTED, 0, 0, "%s: host struct too small", tag);
 	return 0;
 }
 
@@ -252,7 +252,7 @@ static void curl_init(void)
 	curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
-void http_req_init(struct http_req *rq, const char *tag, const struct t2i_request *req)
+void phttp_req_init(struct phttp_req *rq, const char *tag, const struct t2i_request *req)
 {
 	memset(rq, 0, sizeof(*rq));
 	rq->tag = tag;
@@ -263,7 +263,7 @@ void http_req_init(struct http_req *rq, const char *tag, const struct t2i_reques
 
 /* Where a transfer collects its answer. */
 struct sink {
-	struct http_resp *rs;
+	struct phttp_resp *rs;
 	size_t cap;		/* bytes allocated for rs->body */
 	uint64_t max;
 	int too_big, oom;
@@ -273,7 +273,7 @@ struct sink {
 static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
 {
 	struct sink *s = ud;
-	struct http_resp *rs = s->rs;
+	struct phttp_resp *rs = s->rs;
 	size_t n = size * nmemb;
 
 	if (n > s->max - rs->len) {
@@ -354,7 +354,7 @@ static long to_ms(double s)
  * timeout would otherwise use SIGALRM), and TCP keepalive because the
  * connection sits idle for the whole generation (up to 15 minutes), long
  * enough for a NAT or proxy to forget it silently. */
-static void set_common(CURL *h, const struct http_req *rq, struct sink *s, char *errbuf)
+static void set_common(CURL *h, const struct phttp_req *rq, struct sink *s, char *errbuf)
 {
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
@@ -381,7 +381,7 @@ static void set_common(CURL *h, const struct http_req *rq, struct sink *s, char 
 }
 
 /* curl keeps the credentials out of redirects to another host. */
-static void set_auth(CURL *h, const struct http_req *rq)
+static void set_auth(CURL *h, const struct phttp_req *rq)
 {
 	if (rq->bearer != NULL && rq->bearer[0] != '\0') {
 		curl_easy_setopt(h, CURLOPT_HTTPAUTH, CURLAUTH_BEARER);
@@ -393,18 +393,18 @@ static void set_auth(CURL *h, const struct http_req *rq)
 }
 
 /* Turns a failed transfer into a transient error with curl's reason. */
-static int transfer_error(const struct http_req *rq, const struct sink *s, CURLcode rc,
+static int transfer_error(const struct phttp_req *rq, const struct sink *s, CURLcode rc,
 			  const char *errbuf, struct t2i_error *err)
 {
 	long status = s->rs->status;
 
 	if (s->too_big || rc == CURLE_FILESIZE_EXCEEDED)
-		return http_fail(err, T2I_ERR_TRANSIENT, status, 0,
+		return phttp_fail(err, T2I_ERR_TRANSIENT, status, 0,
 				 "%s: response larger than %llu bytes", rq->tag,
 				 (unsigned long long)s->max);
 	if (s->oom)
-		return http_fail(err, T2I_ERR_TRANSIENT, status, 0, "%s: out of memory", rq->tag);
-	return http_fail(err, T2I_ERR_TRANSIENT, status, 0, "%s: %s", rq->tag,
+		return phttp_fail(err, T2I_ERR_TRANSIENT, status, 0, "%s: out of memory", rq->tag);
+	return phttp_fail(err, T2I_ERR_TRANSIENT, status, 0, "%s: %s", rq->tag,
 			 errbuf[0] != '\0' ? errbuf : curl_easy_strerror(rc));
 }
 
@@ -418,9 +418,9 @@ static int has_control(const char *s)
 	return 0;
 }
 
-int http_post_json(const struct http_req *rq, struct http_resp *rs, struct t2i_error *err)
+int phttp_post_json(const struct phttp_req *rq, struct phttp_resp *rs, struct t2i_error *err)
 {
-	struct sink s = {.rs = rs, .max = rq->max_bytes ? rq->max_bytes : HTTP_DEFAULT_MAX,
+	struct sink s = {.rs = rs, .max = rq->max_bytes ? rq->max_bytes : PHTTP_DEFAULT_MAX,
 			 .ms_hdr = -1, .ra_hdr = -1};
 	char errbuf[CURL_ERROR_SIZE] = "";
 	struct curl_slist *hdrs = NULL, *l;
@@ -430,7 +430,7 @@ int http_post_json(const struct http_req *rq, struct http_resp *rs, struct t2i_e
 	memset(rs, 0, sizeof(*rs));
 	rs->retry_after_ms = -1;
 	if (has_control(rq->bearer) || has_control(rq->basic))
-		return http_fail(err, T2I_ERR_AUTH, 0, 0, "%s: the api key contains a control "
+		return phttp_fail(err, T2I_ERR_AUTH, 0, 0, "%s: the api key contains a control "
 				 "character (a stray newline?)", rq->tag);
 	pthread_once(&curl_once, curl_init);
 	/* A fresh handle, and so a fresh connection, per generation request.
@@ -441,7 +441,7 @@ int http_post_json(const struct http_req *rq, struct http_resp *rs, struct t2i_e
 	 * with libcurl 8.16).  A new connection fails instead, and the retry
 	 * policy decides. */
 	if (curl_init_rc != CURLE_OK || (h = curl_easy_init()) == NULL)
-		return http_fail(err, T2I_ERR_TRANSIENT, 0, 0, "%s: cannot initialise libcurl",
+		return phttp_fail(err, T2I_ERR_TRANSIENT, 0, 0, "%s: cannot initialise libcurl",
 				 rq->tag);
 	/* An empty Expect: stops curl from waiting for "100 Continue" on
 	 * long prompts, which some servers never send. */
@@ -468,7 +468,7 @@ int http_post_json(const struct http_req *rq, struct http_resp *rs, struct t2i_e
 	return 0;
 }
 
-int http_post_body(struct http_req *rq, json_t *body, struct http_resp *rs,
+int phttp_post_body(struct phttp_req *rq, json_t *body, struct phttp_resp *rs,
 		   struct t2i_error *err)
 {
 	char *text = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(15));
@@ -477,15 +477,15 @@ int http_post_body(struct http_req *rq, json_t *body, struct http_resp *rs,
 	json_decref(body);
 	memset(rs, 0, sizeof(*rs));
 	if (text == NULL)
-		return http_fail(err, T2I_ERR_TRANSIENT, 0, 0, "%s: out of memory", rq->tag);
+		return phttp_fail(err, T2I_ERR_TRANSIENT, 0, 0, "%s: out of memory", rq->tag);
 	rq->body = text;
-	rc = http_post_json(rq, rs, err);
+	rc = phttp_post_json(rq, rs, err);
 	rq->body = NULL;
 	free(text);
 	return rc;
 }
 
-void http_resp_free(struct http_resp *rs)
+void phttp_resp_free(struct phttp_resp *rs)
 {
 	free(rs->body);
 	rs->body = NULL;
@@ -494,31 +494,31 @@ void http_resp_free(struct http_resp *rs)
 
 /* ---------------------------------------------------------------- JSON */
 
-json_t *http_parse_json(const struct http_resp *rs, uint64_t max_bytes)
+json_t *phttp_parse_json(const struct phttp_resp *rs, uint64_t max_bytes)
 {
 	if (rs->body == NULL || rs->len == 0 || (max_bytes > 0 && rs->len > max_bytes))
 		return NULL;
 	return json_loadb(rs->body, rs->len, 0, NULL);
 }
 
-const char *http_str(const json_t *obj, const char *key)
+const char *phttp_str(const json_t *obj, const char *key)
 {
 	const char *s = json_string_value(json_object_get(obj, key));
 
 	return s != NULL && s[0] != '\0' ? s : NULL;
 }
 
-int http_put_str(json_t *obj, const char *key, const char *value)
+int phttp_put_str(json_t *obj, const char *key, const char *value)
 {
 	json_t *v = json_string(value);
 
 	return v != NULL && json_object_set_new(obj, key, v) == 0 ? 0 : -1;
 }
 
-json_t *http_bad_field(json_t *body, const char *tag, struct t2i_error *err)
+json_t *phttp_bad_field(json_t *body, const char *tag, struct t2i_error *err)
 {
 	json_decref(body);
-	http_fail(err, T2I_ERR_REJECTED, 0, 0, "%s: a request field is not valid UTF-8", tag);
+	phttp_fail(err, T2I_ERR_REJECTED, 0, 0, "%s: a request field is not valid UTF-8", tag);
 	return NULL;
 }
 
@@ -530,7 +530,7 @@ static int denied(const char *key, const char *const *deny)
 	return 0;
 }
 
-int http_merge_options(json_t *body, const char *options_json, const char *const *deny,
+int phttp_merge_options(json_t *body, const char *options_json, const char *const *deny,
 		       const char *tag, const struct t2i_host *host, struct t2i_error *err)
 {
 	const char *key;
@@ -541,12 +541,12 @@ int http_merge_options(json_t *body, const char *options_json, const char *const
 	opts = json_loads(options_json, 0, NULL);
 	if (!json_is_object(opts)) {
 		json_decref(opts);
-		return http_fail(err, T2I_ERR_REJECTED, 0, 0, "%s: options are not a JSON object",
+		return phttp_fail(err, T2I_ERR_REJECTED, 0, 0, "%s: options are not a JSON object",
 				 tag);
 	}
 	json_object_foreach(opts, key, v) {
 		if (denied(key, deny))
-			http_log(host, T2I_LOG_WARNING, "%s: option \"%s\" is not sent: the "
+			phttp_log(host, T2I_LOG_WARNING, "%s: option \"%s\" is not sent: the "
 				 "provider refuses it", tag, key);
 		else if (json_object_get(body, key) == NULL)
 			json_object_set(body, key, v);
@@ -629,7 +629,7 @@ static int add_item(const struct t2i_host *host, const char *tag, const json_t *
 	if (json_is_string(b64)) {
 		if (http_b64_decode(json_string_value(b64), json_string_length(b64), &bytes,
 				    &len) != 0) {
-			http_log(host, T2I_LOG_WARNING, "%s: image %zu is not valid base64", tag,
+			phttp_log(host, T2I_LOG_WARNING, "%s: image %zu is not valid base64", tag,
 				 index + 1);
 			return -1;
 		}
@@ -639,12 +639,12 @@ static int add_item(const struct t2i_host *host, const char *tag, const json_t *
 	}
 	if (url != NULL)
 		return host->add_image(host->ctx, url, NULL, 0);
-	http_log(host, T2I_LOG_WARNING, "%s: image %zu has neither url nor b64_json", tag,
+	phttp_log(host, T2I_LOG_WARNING, "%s: image %zu has neither url nor b64_json", tag,
 		 index + 1);
 	return -1;
 }
 
-int http_add_images(const struct t2i_host *host, const char *tag, const json_t *items,
+int phttp_add_images(const struct t2i_host *host, const char *tag, const json_t *items,
 		    long status, struct t2i_error *err)
 {
 	size_t i, added = 0;
@@ -653,46 +653,46 @@ int http_add_images(const struct t2i_host *host, const char *tag, const json_t *
 	json_array_foreach(items, i, item)
 		added += add_item(host, tag, item, i) == 0;
 	if (added == 0)
-		return http_fail(err, T2I_ERR_TRANSIENT, status, 0, "%s: no image could be stored",
+		return phttp_fail(err, T2I_ERR_TRANSIENT, status, 0, "%s: no image could be stored",
 				 tag);
 	if (added < json_array_size(items))
-		http_log(host, T2I_LOG_WARNING, "%s: %zu of %zu images stored", tag, added,
+		phttp_log(host, T2I_LOG_WARNING, "%s: %zu of %zu images stored", tag, added,
 			 json_array_size(items));
 	return 0;
 }
 
 int
-http_generate(const struct http_plugin *pl, const struct t2i_request *req,
+phttp_generate(const struct phttp_plugin *pl, const struct t2i_request *req,
 	      const struct t2i_host *host, struct t2i_error *err)
 {
-	struct http_req rq;
-	struct http_resp rs = {0};
+	struct phttp_req rq;
+	struct phttp_resp rs = {0};
 	json_t *body;
 	char *url = NULL;
 	int rc;
 
-	if (http_check_abi(pl->tag, req, host, err) != 0)
+	if (phttp_check_abi(pl->tag, req, host, err) != 0)
 		return -1;
 	if (req->api_url[0] == '\0')
-		return http_fail(err, T2I_ERR_REJECTED, 0, 0, "%s: no api_url configured", pl->tag);
+		return phttp_fail(err, T2I_ERR_REJECTED, 0, 0, "%s: no api_url configured", pl->tag);
 	if ((body = pl->build_body(req, host, err)) == NULL)
 		return -1;
 	if (pl->endpoint != NULL && (url = pl->endpoint(req->api_url)) == NULL) {
 		json_decref(body);
-		return http_fail(err, T2I_ERR_TRANSIENT, 0, 0, "%s: out of memory", pl->tag);
+		return phttp_fail(err, T2I_ERR_TRANSIENT, 0, 0, "%s: out of memory", pl->tag);
 	}
-	http_req_init(&rq, pl->tag, req);
+	phttp_req_init(&rq, pl->tag, req);
 	rq.url = url != NULL ? url : req->api_url;
 	if (pl->auth != NULL)
 		pl->auth(&rq, req->api_key);
 	else
 		rq.bearer = req->api_key;
-	rc = http_post_body(&rq, body, &rs, err);
+	rc = phttp_post_body(&rq, body, &rs, err);
 	if (rc == 0)
 		rc = pl->handle(req, host, &rs, err);
-	http_resp_free(&rs);
+	phttp_resp_free(&rs);
 	free(url);
 	if (rc != 0)
-		http_scrub(err, req->api_key);
+		phttp_scrub(err, req->api_key);
 	return rc;
 }

@@ -14,12 +14,16 @@
  * downloads at once, since provider URLs expire) or as bytes.  The first image
  * added is the storyboard's primary image; later ones are kept as variants.
  *
+ * ABI version 2 adds, for asynchronous providers (paid at submission, free to
+ * poll): host->checkpoint(), host->progress(), host->sleep(),
+ * req->resume_json and req->idempotency_key.
+ *
  * Rules that keep the ABI stable:
  *   - every struct starts with abi_version and struct_size;
  *   - members are only ever appended at the end, each group under a comment
  *     naming the ABI version that added it;
  *   - a reader checks struct_size before touching a member added later.
- * The layout of version 1 is pinned by _Static_assert in tests/unit.
+ * The layouts are pinned by _Static_assert in tests/unit.
  */
 #ifndef T2ISTAGE_PLUGIN_H
 #define T2ISTAGE_PLUGIN_H
@@ -31,7 +35,10 @@
 extern "C" {
 #endif
 
-#define T2I_ABI_VERSION 1
+/* The ABI this header describes.  A host accepts plugins built for any
+ * version from 1 to this one: members a plugin's struct lacks are absent,
+ * members a host's structs lack are never read (check struct_size). */
+#define T2I_ABI_VERSION 2
 
 /* Name of the data symbol and of the entry point, for dlsym(). */
 #define T2I_PLUGIN_SYMBOL "t2i_plugin"
@@ -75,6 +82,18 @@ struct t2i_request {
 	double connect_timeout_s;	/* time allowed to connect to the provider */
 	uint64_t max_response_bytes;	/* cap on any response body the plugin reads */
 	/* end of ABI version 1 */
+
+	/* The state this storyboard's last attempt on this provider, with the
+	 * same generation parameters, handed to host->checkpoint(), or "" when
+	 * there is none.  A plugin given one polls that task first, and submits
+	 * again only when the provider says it is gone or failed. */
+	const char *resume_json;
+	/* A lower-case UUID, the same for every attempt at this storyboard's
+	 * image with this provider and these parameters (a new run, or new
+	 * parameters, give a new one), for providers that take a client-chosen
+	 * task id (ComfyUI prompt_id, Kling external_task_id). */
+	const char *idempotency_key;
+	/* end of ABI version 2 */
 };
 
 /* Error classes the supervisor acts on. */
@@ -103,6 +122,18 @@ struct t2i_error {
 
 enum t2i_log_level { T2I_LOG_ERR = 3, T2I_LOG_WARNING = 4, T2I_LOG_INFO = 6, T2I_LOG_DEBUG = 7 };
 
+/* Why host->sleep() says to stop. */
+enum t2i_stop {
+	T2I_STOP_NONE = 0,
+	T2I_STOP_CANCELLED = 1,	/* the run was cancelled */
+	T2I_STOP_DEADLINE = 2,	/* this image's time budget (timeout_s) is used up */
+	T2I_STOP_BUDGET = 3,	/* a spending budget is reached */
+	T2I_STOP_SHUTDOWN = 4	/* the service is stopping */
+};
+
+/* The largest state host->checkpoint() accepts, in bytes. */
+#define T2I_CHECKPOINT_MAX 16384
+
 /* What the host offers the plugin during one call. */
 struct t2i_host {
 	uint32_t abi_version;
@@ -116,6 +147,25 @@ struct t2i_host {
 	void (*log)(void *ctx, int level, const char *fmt, ...)
 		__attribute__((format(printf, 3, 4)));
 	/* end of ABI version 1 */
+
+	/* Records state_json, a JSON object text of at most T2I_CHECKPOINT_MAX
+	 * bytes (a task id and what is needed to poll it), for this storyboard
+	 * and provider.  Call it right after a provider accepted a paid task.
+	 * Returns 0 once the supervisor has committed it to the database, so
+	 * that a later attempt after a crash, a timeout or a kill -9 of the
+	 * service gets it as resume_json; -1 when it was refused (not a JSON
+	 * object, too large) or could not be recorded: the host has logged why. */
+	int (*checkpoint)(void *ctx, const char *state_json);
+	/* Progress of a long generation: fraction from 0 to 1 (negative when
+	 * unknown) and a short message.  Becomes a `progress` event, at most
+	 * one a second per storyboard. */
+	void (*progress)(void *ctx, double fraction, const char *message);
+	/* Waits ms milliseconds.  Returns T2I_STOP_NONE after the wait, or at
+	 * once another enum t2i_stop when the plugin must stop now.  A polling
+	 * plugin waits only through this; on a stop it asks the provider to
+	 * cancel where the provider can, and returns with an error. */
+	int (*sleep)(void *ctx, uint32_t ms);
+	/* end of ABI version 2 */
 };
 
 /* Returns 0 when at least one image was added, -1 with *err filled

@@ -70,9 +70,10 @@ plugin_check_perms(const char *path, char *err, size_t errlen)
 int
 plugin_abi_check(const struct t2i_plugin *p, const char *path, char *err, size_t errlen)
 {
-	if (p->abi_version != T2I_ABI_VERSION) {
-		snprintf(err, errlen, "%s: symbol %s: ABI version %u, this host speaks %u", path,
-			 T2I_PLUGIN_SYMBOL, (unsigned)p->abi_version, (unsigned)T2I_ABI_VERSION);
+	if (p->abi_version < 1 || p->abi_version > T2I_ABI_VERSION) {
+		snprintf(err, errlen, "%s: symbol %s: ABI version %u, this host speaks 1 to %u",
+			 path, T2I_PLUGIN_SYMBOL, (unsigned)p->abi_version,
+			 (unsigned)T2I_ABI_VERSION);
 		return -1;
 	}
 	/* Version 1 members must all be there; a larger struct is a newer

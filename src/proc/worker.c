@@ -163,6 +163,8 @@ fill_request(struct t2i_request *req, const struct msg_batch *b, const struct ms
 	req->max_response_bytes = STORAGE_IMAGE_MAX;
 	req->storyboard_id = it->storyboard_id;
 	req->storyboard_index = (uint32_t)it->index;
+	req->resume_json = "";
+	req->idempotency_key = "";
 }
 
 /* Calls the plugin for one storyboard and reports begin, images and result.
@@ -172,7 +174,11 @@ run_item(const struct msg_batch *b, const struct msg_item *it, const char *plugi
 	 t2i_generate_fn *gen)
 {
 	struct call c = { .batch = b, .item = it, .plugin = plugin };
-	struct t2i_host host = { T2I_ABI_VERSION, sizeof(host), &c, host_add_image, host_log };
+	/* Until the version 2 host calls are served, the host says it is a
+	 * version 1 host: a plugin checks struct_size before calling them. */
+	struct t2i_host host = { .abi_version = 1,
+				 .struct_size = offsetof(struct t2i_host, checkpoint),
+				 .ctx = &c, .add_image = host_add_image, .log = host_log };
 	struct t2i_request req;
 	struct t2i_error err;
 	size_t len;

@@ -1,7 +1,7 @@
 /* Unit tests for the plugin ABI (include/t2istage/plugin.h) and for the two
  * pure checks of src/proc/plugin.c: plugin_abi_check() and plugin_check_perms().
  *
- * The _Static_asserts below pin the layout of ABI version 1.  A plugin built
+ * The _Static_asserts below pin the layouts of ABI versions 1 and 2.  A plugin built
  * against an older header must keep working with a newer host, so none of
  * these numbers may ever change: members are only appended (and then
  * struct_size grows, which plugin_abi_check accepts).  If one of them fires,
@@ -24,7 +24,11 @@
 #include "plugin.h"
 #include "t2istage/plugin.h"
 
-_Static_assert(T2I_ABI_VERSION == 1, "this file pins ABI version 1");
+_Static_assert(T2I_ABI_VERSION == 2, "this file pins ABI versions 1 and 2");
+_Static_assert(T2I_STOP_NONE == 0 && T2I_STOP_CANCELLED == 1 && T2I_STOP_DEADLINE == 2 &&
+		       T2I_STOP_BUDGET == 3 && T2I_STOP_SHUTDOWN == 4,
+	       "stop reasons cross the ABI");
+_Static_assert(T2I_CHECKPOINT_MAX == 16384, "the checkpoint limit is ABI");
 _Static_assert(T2I_ERROR_MESSAGE_MAX == 512, "t2i_error.message size is ABI");
 _Static_assert(T2I_OK == 0 && T2I_ERR_TRANSIENT == 1 && T2I_ERR_RATE_LIMITED == 2 &&
 		       T2I_ERR_REJECTED == 3 && T2I_ERR_AUTH == 4 && T2I_ERR_QUOTA == 5,
@@ -69,7 +73,10 @@ PIN(t2i_request, storyboard_index, 96);
 PIN(t2i_request, reserved0, 100);
 PIN(t2i_request, connect_timeout_s, 104);
 PIN(t2i_request, max_response_bytes, 112);
-_Static_assert(sizeof(struct t2i_request) == 120, "t2i_request size");
+/* ABI version 2 */
+PIN(t2i_request, resume_json, 120);
+PIN(t2i_request, idempotency_key, 128);
+_Static_assert(sizeof(struct t2i_request) == 136, "t2i_request size");
 
 PIN(t2i_error, abi_version, 0);
 PIN(t2i_error, struct_size, 4);
@@ -84,7 +91,11 @@ PIN(t2i_host, struct_size, 4);
 PIN(t2i_host, ctx, 8);
 PIN(t2i_host, add_image, 16);
 PIN(t2i_host, log, 24);
-_Static_assert(sizeof(struct t2i_host) == 32, "t2i_host size");
+/* ABI version 2 */
+PIN(t2i_host, checkpoint, 32);
+PIN(t2i_host, progress, 40);
+PIN(t2i_host, sleep, 48);
+_Static_assert(sizeof(struct t2i_host) == 56, "t2i_host size");
 #undef PIN
 #endif
 
@@ -141,11 +152,16 @@ test_abi_good(void **state)
 	(void)state;
 	assert_string_equal(T2I_PLUGIN_SYMBOL, "t2i_plugin");
 	assert_string_equal(T2I_GENERATE_SYMBOL, "generate_image");
-	assert_int_equal(t2i_plugin.abi_version, 1);
+	assert_int_equal(t2i_plugin.abi_version, 2);
 	assert_int_equal(t2i_plugin.struct_size, sizeof(struct t2i_plugin));
 	strcpy(err, "untouched");
 	assert_int_equal(plugin_abi_check(&t2i_plugin, SO_PATH, err, sizeof(err)), 0);
 	assert_string_equal(err, "untouched");
+
+	/* A plugin built against the version 1 header still loads. */
+	p.abi_version = 1;
+	assert_int_equal(plugin_abi_check(&p, SO_PATH, err, sizeof(err)), 0);
+	p.abi_version = T2I_ABI_VERSION;
 
 	/* A newer plugin of the same ABI that appended members. */
 	p.struct_size = sizeof(struct t2i_plugin) + 64;
@@ -161,7 +177,7 @@ test_abi_refused(void **state)
 {
 	struct t2i_plugin good = { T2I_ABI_VERSION, sizeof(struct t2i_plugin), "demo", "1", "d" };
 	struct t2i_plugin p;
-	static const uint32_t versions[] = { 0, 2, 999, UINT32_MAX };
+	static const uint32_t versions[] = { 0, 3, 999, UINT32_MAX };
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(versions) / sizeof(versions[0]); i++) {
@@ -169,7 +185,7 @@ test_abi_refused(void **state)
 
 		p = good;
 		p.abi_version = versions[i];
-		snprintf(want, sizeof(want), "ABI version %u, this host speaks 1",
+		snprintf(want, sizeof(want), "ABI version %u, this host speaks 1 to 2",
 			 (unsigned)versions[i]);
 		abi_refused(&p, want);
 	}
@@ -189,7 +205,7 @@ test_abi_refused(void **state)
 
 	/* A tiny error buffer truncates, never overflows. */
 	p = good;
-	p.abi_version = 2;
+	p.abi_version = 3;
 	memset(err, 'x', sizeof(err));
 	assert_int_equal(plugin_abi_check(&p, SO_PATH, err, 8), -1);
 	assert_int_equal(strlen(err), 7);

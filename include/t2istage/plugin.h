@@ -19,7 +19,9 @@
  *   - members are only ever appended at the end, each group under a comment
  *     naming the ABI version that added it;
  *   - a reader checks struct_size before touching a member added later.
- * The layout of version 1 is pinned by _Static_assert in tests/unit.
+ * The layout is pinned by _Static_assert in tests/unit.  A host speaks every
+ * version from 1 to T2I_ABI_VERSION: a plugin built against an older header
+ * loads unchanged, and lacks only what later versions appended.
  */
 #ifndef T2ISTAGE_PLUGIN_H
 #define T2ISTAGE_PLUGIN_H
@@ -31,7 +33,7 @@
 extern "C" {
 #endif
 
-#define T2I_ABI_VERSION 1
+#define T2I_ABI_VERSION 2
 
 /* Name of the data symbol and of the entry point, for dlsym(). */
 #define T2I_PLUGIN_SYMBOL "t2i_plugin"
@@ -45,12 +47,20 @@ struct t2i_plugin {
 	const char *version;	/* the plugin's own version string */
 	const char *description;
 	/* end of ABI version 1 */
+	uint32_t flags;		/* T2I_PLUGIN_* below; read only when struct_size covers it */
+	/* end of ABI version 2 */
 };
 
-/* Convenience for plugin authors: T2I_PLUGIN("name", "1.0", "what it does"); */
-#define T2I_PLUGIN(n, v, d)                                                   \
+/* t2i_plugin.flags: what the host checks before any provider uses the plugin.
+ * A host ignores bits it does not know. */
+#define T2I_PLUGIN_NEEDS_API_KEY 0x1u	/* a provider without api_key is a config error */
+
+/* Convenience for plugin authors: T2I_PLUGIN("name", "1.0", "what it does");
+ * or, with flags, T2I_PLUGIN_FLAGS("name", "1.0", "...", T2I_PLUGIN_NEEDS_API_KEY); */
+#define T2I_PLUGIN(n, v, d) T2I_PLUGIN_FLAGS(n, v, d, 0)
+#define T2I_PLUGIN_FLAGS(n, v, d, f)                                          \
 	const struct t2i_plugin t2i_plugin = {                                \
-		T2I_ABI_VERSION, sizeof(struct t2i_plugin), (n), (v), (d)     \
+		T2I_ABI_VERSION, sizeof(struct t2i_plugin), (n), (v), (d), (f) \
 	}
 
 /* One storyboard's request.  Strings are NUL-terminated UTF-8, never NULL

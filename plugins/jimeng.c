@@ -5,7 +5,9 @@
  *   - the proxy refuses a request carrying size, width or height, so the
  *     picture is chosen by ratio and resolution only;
  *   - failures mostly come back as HTTP 200 with {"code": <negative>,
- *     "message"}, so the status alone says little.
+ *     "message"}, so the status alone says little, and the same code can
+ *     mean a retryable network failure or a bad request: only the message
+ *     tells them apart.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +15,10 @@
 #include "phttp.h"
 #include "t2istage/plugin.h"
 
-T2I_PLUGIN("jimeng", "1.0", "Jimeng images through the jimeng-api proxy");
+/* The proxy answers a request without a session id with -2000: a provider
+ * without a key is a configuration error, found before any run. */
+T2I_PLUGIN_FLAGS("jimeng", "1.1", "Jimeng images through the jimeng-api proxy",
+		 T2I_PLUGIN_NEEDS_API_KEY);
 
 #define TAG "jimeng"
 #define DEFAULT_MODEL "jimeng-4.5"
@@ -51,10 +56,58 @@ static json_t *build_body(const struct t2i_request *req, const struct t2i_host *
 	return bad ? phttp_bad_field(body, TAG, err) : body;
 }
 
+/* The proxy's -1000 is its catch-all: every exception that is not one of
+ * its own API errors, so both a bad parameter (in Chinese, from its own
+ * checks) and a failure of its request to the upstream site.  The latter
+ * carries Node's text, which names the system error code (getaddrinfo
+ * ENOTFOUND host, connect ECONNREFUSED addr, read ECONNRESET, ...) or is one
+ * of the phrases Node and axios use for a dropped or timed-out request. */
+static const char *const node_codes[] = {
+	"ENOTFOUND", "EAI_AGAIN", "ECONNREFUSED", "ECONNRESET", "ECONNABORTED", "ETIMEDOUT",
+	"ESOCKETTIMEDOUT", "EPIPE", "ENETUNREACH", "ENETDOWN", "EHOSTUNREACH", "EHOSTDOWN",
+	NULL
+};
+static const char *const node_phrases[] = {
+	"socket hang up", "timeout of ", "Client network socket disconnected", NULL
+};
+
+static int is_code_char(char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+}
+
+/* Whether code appears in msg as a word of its own (not inside a longer
+ * upper-case token). */
+static int has_code(const char *msg, const char *code)
+{
+	size_t n = strlen(code);
+
+	for (const char *p = strstr(msg, code); p != NULL; p = strstr(p + 1, code))
+		if ((p == msg || !is_code_char(p[-1])) && !is_code_char(p[n]))
+			return 1;
+	return 0;
+}
+
+static int is_network_failure(const char *msg)
+{
+	for (size_t i = 0; node_codes[i] != NULL; i++)
+		if (has_code(msg, node_codes[i]))
+			return 1;
+	for (size_t i = 0; node_phrases[i] != NULL; i++)
+		if (strstr(msg, node_phrases[i]) != NULL)
+			return 1;
+	return 0;
+}
+
 /* The proxy's error codes, from its source (PROVIDERS.md). */
 static int code_class(long long code, const char *msg)
 {
 	switch (code) {
+	case -1000: /* catch-all: the proxy's network failure, or a bad parameter */
+		return is_network_failure(msg) ? T2I_ERR_TRANSIENT : T2I_ERR_REJECTED;
+	case -2000: /* parameter validation; no Bearer token is a missing key */
+		return strstr(msg, "headers.authorization") != NULL ? T2I_ERR_AUTH
+								    : T2I_ERR_REJECTED;
 	case -2001: /* upstream failure: the message says which kind */
 		if (strstr(msg, "请求频率限制") != NULL)
 			return T2I_ERR_RATE_LIMITED;
@@ -62,9 +115,7 @@ static int code_class(long long code, const char *msg)
 	case -2002: /* session id expired */
 		return T2I_ERR_AUTH;
 	case -2006: /* content blocked */
-	case -1000: /* system / parameter error: bad ratio, forbidden size */
-	case -1001:
-	case -2000: /* parameter validation */
+	case -1001: /* parameter validation */
 		return T2I_ERR_REJECTED;
 	case -2009: /* credits exhausted */
 		return T2I_ERR_QUOTA;

@@ -11,7 +11,8 @@
 #include "phttp.h"
 #include "t2istage/plugin.h"
 
-T2I_PLUGIN("openai", "1.0", "OpenAI Images API and compatible services");
+T2I_PLUGIN_FLAGS("openai", "1.1", "OpenAI Images API and compatible services",
+		 T2I_PLUGIN_NEEDS_API_KEY);
 
 #define TAG "openai"
 #define DEFAULT_MODEL "gpt-image-1"

@@ -16,14 +16,17 @@
  *
  * ABI version 2 adds, for asynchronous providers (paid at submission, free to
  * poll): host->checkpoint(), host->progress(), host->sleep(),
- * req->resume_json and req->idempotency_key.
+ * req->resume_json and req->idempotency_key; and t2i_plugin.flags, by which
+ * a plugin says it needs an API key.
  *
  * Rules that keep the ABI stable:
  *   - every struct starts with abi_version and struct_size;
  *   - members are only ever appended at the end, each group under a comment
  *     naming the ABI version that added it;
  *   - a reader checks struct_size before touching a member added later.
- * The layouts are pinned by _Static_assert in tests/unit.
+ * The layouts are pinned by _Static_assert in tests/unit.  A host speaks
+ * every version from 1 to T2I_ABI_VERSION: a plugin built against an older
+ * header loads unchanged, and lacks only what later versions appended.
  */
 #ifndef T2ISTAGE_PLUGIN_H
 #define T2ISTAGE_PLUGIN_H
@@ -52,12 +55,20 @@ struct t2i_plugin {
 	const char *version;	/* the plugin's own version string */
 	const char *description;
 	/* end of ABI version 1 */
+	uint32_t flags;		/* T2I_PLUGIN_* below; read only when struct_size covers it */
+	/* end of ABI version 2 */
 };
 
-/* Convenience for plugin authors: T2I_PLUGIN("name", "1.0", "what it does"); */
-#define T2I_PLUGIN(n, v, d)                                                   \
+/* t2i_plugin.flags: what the host checks before any provider uses the plugin.
+ * A host ignores bits it does not know. */
+#define T2I_PLUGIN_NEEDS_API_KEY 0x1u	/* a provider without api_key is a config error */
+
+/* Convenience for plugin authors: T2I_PLUGIN("name", "1.0", "what it does");
+ * or, with flags, T2I_PLUGIN_FLAGS("name", "1.0", "...", T2I_PLUGIN_NEEDS_API_KEY); */
+#define T2I_PLUGIN(n, v, d) T2I_PLUGIN_FLAGS(n, v, d, 0)
+#define T2I_PLUGIN_FLAGS(n, v, d, f)                                          \
 	const struct t2i_plugin t2i_plugin = {                                \
-		T2I_ABI_VERSION, sizeof(struct t2i_plugin), (n), (v), (d)     \
+		T2I_ABI_VERSION, sizeof(struct t2i_plugin), (n), (v), (d), (f) \
 	}
 
 /* One storyboard's request.  Strings are NUL-terminated UTF-8, never NULL

@@ -8,6 +8,7 @@
 #include "cmd.h"
 #include "config.h"
 #include "plugin.h"
+#include "provcheck.h"
 #include "store.h"
 
 static struct store *
@@ -154,6 +155,21 @@ out:
 	return rc;
 }
 
+/* One line; what the flags ask of a provider ends it, in brackets. */
+static void
+print_plugin(const struct plugin_info *p)
+{
+	uint32_t unknown = p->flags & ~(uint32_t)T2I_PLUGIN_NEEDS_API_KEY;
+
+	printf("  %-14s ok       abi %u  %s %s: %s", p->name, p->abi_version, p->plugin_name,
+	       p->version, p->description);
+	if (p->flags & T2I_PLUGIN_NEEDS_API_KEY)
+		printf(" [needs api_key]");
+	if (unknown != 0)
+		printf(" [unknown flags 0x%x]", (unsigned)unknown);
+	putchar('\n');
+}
+
 int
 cmd_plugins(const struct cmd_opts *o)
 {
@@ -172,9 +188,7 @@ cmd_plugins(const struct cmd_opts *o)
 	}
 	for (int i = 0; i < n; i++) {
 		if (list[i].ok)
-			printf("  %-14s ok       abi %u  %s %s: %s\n", list[i].name,
-			       list[i].abi_version, list[i].plugin_name, list[i].version,
-			       list[i].description);
+			print_plugin(&list[i]);
 		else
 			printf("  %-14s refused  %s\n", list[i].name, list[i].error);
 	}
@@ -190,20 +204,11 @@ cmd_check_config(const struct cmd_opts *o)
 {
 	const char *path = config_choose_path(o->conf);
 	struct config *cfg = cmd_config(o);
-	int bad = 0;
+	int bad;
 
 	if (cfg == NULL)
 		return EXIT_FAILED;
-	for (size_t i = 0; i < cfg->nproviders; i++) {
-		struct plugin_info info = { 0 };
-
-		plugin_probe(cfg->providers[i].plugin_path, &info);
-		if (!info.ok) {
-			fprintf(stderr, "t2istage: provider %s: %s\n", cfg->providers[i].name,
-				info.error);
-			bad++;
-		}
-	}
+	bad = provcheck_run(cfg, false, provcheck_to_stderr, NULL);
 	if (bad == 0)
 		printf("t2istage: configuration %s is valid (%zu providers)\n",
 		       path != NULL ? path : "(built-in defaults)", cfg->nproviders);

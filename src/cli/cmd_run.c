@@ -11,6 +11,7 @@
 #include "events.h"
 #include "log.h"
 #include "project.h"
+#include "provcheck.h"
 #include "run.h"
 #include "spawnmsg.h"
 #include "stage.h"
@@ -238,7 +239,9 @@ cmd_run(const struct cmd_opts *o, bool retry)
 		fprintf(stderr, "t2istage: cannot start the worker spawner: %s\n", strerror(errno));
 		return EXIT_FAILED;
 	}
-	if ((cfg = cmd_config(o)) == NULL)
+	/* A provider without the api key its plugin needs: refused before
+	 * anything is written, like any other configuration error. */
+	if ((cfg = cmd_config(o)) == NULL || provcheck_run(cfg, true, provcheck_to_stderr, NULL))
 		goto out;
 	if ((status = before_store(cfg, o, retry, &p)) != 0)
 		goto out;

@@ -492,6 +492,9 @@ load_provider(struct loader *ld, struct config *cfg, size_t i, const config_sett
 	char key[KEY_MAX];
 
 	provider_init(ld, p, "", "");
+	p->source_file = oom(ld, strdup(config_setting_source_file(g) != NULL
+					       ? config_setting_source_file(g) : ld->file));
+	p->source_line = (unsigned)config_setting_source_line(g);
 	check_keys(ld, g, KEYS("name", "plugin", "default", "api_url", "api_key", "api_key_file",
 			       "model", "concurrency", "options"));
 	snprintf(key, sizeof(key), "providers[%zu].name", i);
@@ -668,6 +671,7 @@ config_free(struct config *cfg)
 		free_secret(p->api_key);
 		free(p->model);
 		free(p->options_json);
+		free(p->source_file);
 	}
 	free(cfg->providers);
 	free(cfg->path);

@@ -20,6 +20,8 @@ struct config_provider {
 	char *options_json;	/* compact JSON object text, "{}" when absent */
 	int concurrency;	/* >= 1, default 4 */
 	bool is_default;
+	char *source_file;	/* where the provider's group is, for messages; */
+	unsigned source_line;	/* NULL and 0 for the built-in provider */
 };
 
 struct config {

@@ -15,8 +15,8 @@
 #include "log.h"
 #include "metrics.h"
 #include "notify.h"
-#include "plugin.h"
 #include "project.h"
+#include "provcheck.h"
 #include "resume.h"
 #include "run.h"
 #include "spawner.h"
@@ -270,21 +270,31 @@ hook_stopping(void *arg)
 		http_quiesce(sv->http);
 }
 
-/* Every plugin the new configuration names must load in a child. */
-static int
-probe_plugins(const struct config *cfg, char *err, size_t errlen)
-{
-	for (size_t i = 0; i < cfg->nproviders; i++) {
-		struct plugin_info info;
+/* Keeps the first message of provcheck_run. */
+struct first_bad {
+	char *err;
+	size_t errlen;
+	bool set;
+};
 
-		memset(&info, 0, sizeof(info));
-		plugin_probe(cfg->providers[i].plugin_path, &info);
-		if (!info.ok) {
-			snprintf(err, errlen, "provider %s: %s", cfg->providers[i].name, info.error);
-			return -1;
-		}
-	}
-	return 0;
+static void
+keep_first(void *arg, const char *message)
+{
+	struct first_bad *fb = arg;
+
+	if (!fb->set)
+		snprintf(fb->err, fb->errlen, "%s", message);
+	fb->set = true;
+}
+
+/* keys_only at start (see provcheck.h); on a reload every plugin the new
+ * configuration names must load in a child. */
+static int
+check_providers(const struct config *cfg, bool keys_only, char *err, size_t errlen)
+{
+	struct first_bad fb = { err, errlen, false };
+
+	return provcheck_run(cfg, keys_only, keep_first, &fb) == 0 ? 0 : -1;
 }
 
 /* SIGHUP: a new generation is built beside the running one and takes over
@@ -299,7 +309,8 @@ hook_reload(void *arg)
 	notify_reloading();
 	log_info("reloading %s", sv->conf_path != NULL ? sv->conf_path : "(built-in defaults)");
 	if ((cfg = config_load(sv->conf_path, err, sizeof(err))) == NULL ||
-	    probe_plugins(cfg, err, sizeof(err)) < 0 || store_providers_sync(sv->st, cfg) < 0 ||
+	    check_providers(cfg, false, err, sizeof(err)) < 0 ||
+	    store_providers_sync(sv->st, cfg) < 0 ||
 	    sup_reconfigure(sv->sup, cfg, err, sizeof(err)) < 0) {
 		log_errx("reload refused, the running configuration stays: %s", err);
 		config_free(cfg);
@@ -353,7 +364,8 @@ service_open(struct service *sv, const struct http_routes *routes, char *err, si
 	struct sup_hooks hooks = hooks_template;
 	struct http_opts ho;
 
-	if ((sv->cfg = config_load(sv->conf_path, err, errlen)) == NULL)
+	if ((sv->cfg = config_load(sv->conf_path, err, errlen)) == NULL ||
+	    check_providers(sv->cfg, true, err, errlen) < 0)
 		return -1;
 	warm_providers(sv);
 	if ((sv->st = store_open(sv->cfg->database, false, err, errlen)) == NULL)

@@ -67,20 +67,25 @@ plugin_check_perms(const char *path, char *err, size_t errlen)
 	return rc;
 }
 
+/* Plugins built against any header from ABI version 1 on load: the members
+ * of version 1 must be there, later ones are read only when struct_size
+ * covers them, and a larger struct is a newer plugin that appended members
+ * this host does not read. */
+#define ABI_OLDEST 1
+#define V1_SIZE offsetof(struct t2i_plugin, flags)
+
 int
 plugin_abi_check(const struct t2i_plugin *p, const char *path, char *err, size_t errlen)
 {
-	if (p->abi_version < 1 || p->abi_version > T2I_ABI_VERSION) {
-		snprintf(err, errlen, "%s: symbol %s: ABI version %u, this host speaks 1 to %u",
-			 path, T2I_PLUGIN_SYMBOL, (unsigned)p->abi_version,
+	if (p->abi_version < ABI_OLDEST || p->abi_version > T2I_ABI_VERSION) {
+		snprintf(err, errlen, "%s: symbol %s: ABI version %u, this host speaks %u to %u",
+			 path, T2I_PLUGIN_SYMBOL, (unsigned)p->abi_version, ABI_OLDEST,
 			 (unsigned)T2I_ABI_VERSION);
 		return -1;
 	}
-	/* Version 1 members must all be there; a larger struct is a newer
-	 * plugin of the same ABI that appended members we do not read. */
-	if (p->struct_size < sizeof(struct t2i_plugin)) {
+	if (p->struct_size < V1_SIZE) {
 		snprintf(err, errlen, "%s: symbol %s: struct_size %u, expected at least %zu", path,
-			 T2I_PLUGIN_SYMBOL, (unsigned)p->struct_size, sizeof(struct t2i_plugin));
+			 T2I_PLUGIN_SYMBOL, (unsigned)p->struct_size, V1_SIZE);
 		return -1;
 	}
 	if (p->name == NULL || p->name[0] == '\0') {
@@ -88,6 +93,14 @@ plugin_abi_check(const struct t2i_plugin *p, const char *path, char *err, size_t
 		return -1;
 	}
 	return 0;
+}
+
+uint32_t
+plugin_flags(const struct t2i_plugin *p)
+{
+	if (p->struct_size < offsetof(struct t2i_plugin, flags) + sizeof(p->flags))
+		return 0;
+	return p->flags;
 }
 
 void *
@@ -134,9 +147,10 @@ probe_child(const char *path, int fd)
 	if (plugin_load(path, &meta, &gen, err, sizeof(err)) == NULL)
 		o = json_pack("{sb ss}", "ok", 0, "error", err);
 	else
-		o = json_pack("{sb si ss ss ss}", "ok", 1, "abi", (int)meta->abi_version, "name",
+		o = json_pack("{sb si ss ss ss sI}", "ok", 1, "abi", (int)meta->abi_version, "name",
 			      meta->name, "version", meta->version ? meta->version : "",
-			      "description", meta->description ? meta->description : "");
+			      "description", meta->description ? meta->description : "",
+			      "flags", (json_int_t)plugin_flags(meta));
 	s = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
 	if (s != NULL)
 		(void)ipc_write_all(fd, s, strlen(s));
@@ -162,6 +176,7 @@ probe_fill(struct plugin_info *info, const char *text)
 			 json_string_value(json_object_get(o, "version")));
 		snprintf(info->description, sizeof(info->description), "%s",
 			 json_string_value(json_object_get(o, "description")));
+		info->flags = (uint32_t)json_integer_value(json_object_get(o, "flags"));
 	} else if ((e = json_string_value(json_object_get(o, "error"))) != NULL) {
 		snprintf(info->error, sizeof(info->error), "%s", e);
 	}

@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "t2istage/plugin.h"
 
@@ -20,6 +21,7 @@ struct plugin_info {
 	char plugin_name[64];	/* what the plugin calls itself */
 	char version[64];
 	char description[160];
+	uint32_t flags;		/* T2I_PLUGIN_* bits, 0 for a plugin of ABI version 1 */
 	char error[512];	/* why it was refused, when !ok */
 };
 
@@ -29,6 +31,10 @@ int plugin_check_perms(const char *path, char *err, size_t errlen);
 
 /* Checks the data symbol: ABI version and struct size.  Pure, for tests. */
 int plugin_abi_check(const struct t2i_plugin *p, const char *path, char *err, size_t errlen);
+
+/* The plugin's flags, 0 when its struct_size does not cover them (a plugin
+ * built against ABI version 1).  p has passed plugin_abi_check. */
+uint32_t plugin_flags(const struct t2i_plugin *p);
 
 /* In a worker: checks perms, dlopen(RTLD_NOW | RTLD_LOCAL), checks the ABI
  * symbol, then resolves generate_image.  Returns the handle or NULL. */

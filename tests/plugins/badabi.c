@@ -7,7 +7,7 @@
 #include "common.h"
 
 const struct t2i_plugin t2i_plugin = {
-	999, sizeof(struct t2i_plugin), "badabi", "1.0", "test: wrong ABI version",
+	999, sizeof(struct t2i_plugin), "badabi", "1.0", "test: wrong ABI version", 0,
 };
 
 int generate_image(const struct t2i_request *req, const struct t2i_host *host,

@@ -294,6 +294,7 @@ def prepare_db(env, state):
 # ---- the fake provider (tools/fakeprovider) for the provider plugins' tests ----
 
 FAKEPROVIDER = os.path.join(ROOT, "tools", "fakeprovider")
+NETWORK_DELAY_MS = 50
 
 
 class FakeProvider:
@@ -306,9 +307,11 @@ class FakeProvider:
         self.dir = str(directory)
         self.log = os.path.join(self.dir, "requests.jsonl")
         self.stderr = open(os.path.join(self.dir, "stderr"), "w")
+        # The real proxy answers a failed upstream request after its own three tries,
+        # ~15 s; a short delay keeps that shape (the answer is late) without the wait.
         self.proc = subprocess.Popen(
             ["/usr/bin/python3", FAKEPROVIDER, "--port-file", os.path.join(self.dir, "port"),
-             "--log", self.log, *args],
+             "--log", self.log, "--network-delay-ms", str(NETWORK_DELAY_MS), *args],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self.stderr, text=True)
         # The first stdout line announces the port once the socket listens; a bound wait
         # only guards against a server that never starts.

@@ -151,25 +151,57 @@ def test_formats_and_lying_extension(fake, fmt, ext, ctype):
     assert image_size(base64.b64decode(doc["data"][0]["b64_json"])) == (fmt, 1024, 1536)
 
 
+# The proxy's own words: -1000 (its catch-all, thrown by its checks) for the refused size
+# fields and for a ratio or resolution it does not know, -2000 for its body and header
+# validation.  (body, code, message)
 JIMENG_REFUSALS = [
-    ({"prompt": "p", "size": "1024x1024"}, "参数错误: size/width/height not allowed"),
-    ({"prompt": "p", "width": 1024}, "参数错误: size/width/height not allowed"),
-    ({"prompt": "p", "height": 1024, "ratio": "1:1"}, "参数错误: size/width/height not allowed"),
-    ({"prompt": "p", "ratio": "5:4"}, None),
-    ({"prompt": "p", "resolution": "8k"}, None),
-    ({"prompt": "p", "response_format": "gif"}, None),
-    ({"prompt": ""}, None),
-    ({"ratio": "1:1"}, None),
+    ({"prompt": "p", "size": "1024x1024"}, -1000, "不支持的参数: size"),
+    ({"prompt": "p", "width": 1024}, -1000, "不支持的参数: width"),
+    ({"prompt": "p", "height": 1024, "ratio": "1:1", "size": "1x1"}, -1000,
+     "不支持的参数: size, height"),
+    ({"prompt": "p", "ratio": "5:4"}, -1000, '在 "2k" 分辨率下，不支持的比例 "5:4"'),
+    ({"prompt": "p", "ratio": "5:4", "resolution": "1k"}, -1000,
+     '在 "1k" 分辨率下，不支持的比例 "5:4"'),
+    ({"prompt": "p", "resolution": "8k"}, -1000, '不支持的分辨率 "8k"'),
+    ({"prompt": "p", "response_format": "gif"}, -2000, "Params body.response_format invalid"),
+    ({"prompt": "p", "sample_strength": "0.5"}, -2000, "Params body.sample_strength invalid"),
+    ({"prompt": ""}, -2000, "Params body.prompt invalid"),
+    ({"ratio": "1:1"}, -2000, "Params body.prompt invalid"),
 ]
 
 
 def test_jimeng_refusals(fake):
-    for body, message in JIMENG_REFUSALS:
+    for body, code, message in JIMENG_REFUSALS:
         status, _, doc = gen(fake, "jimeng", body)
-        assert status == 200 and doc["code"] == -1000 and doc["data"] is None, (body, doc)
-        if message:
-            assert doc == {"code": -1000, "message": message, "data": None}
+        assert (status, doc) == (200, {"code": code, "message": message, "data": None}), body
     assert [r["status"] for r in fake.requests()] == [200] * len(JIMENG_REFUSALS)
+
+
+def test_jimeng_without_bearer_token(fake):
+    """No session id: the proxy's header validation, -2000, whatever the fault rules say
+    (they apply only to requests that pass validation)."""
+    fake.control({"faults": [{"kind": "jimeng_enotfound", "times": -1}]})
+    no_auth = {"code": -2000, "message": "Params headers.authorization invalid", "data": None}
+    for headers in ({}, {"Authorization": "Basic dXNlcjpwYXNz"}, {"Authorization": "Bearer "}):
+        status, _, doc = call(fake, "POST", JIMENG, {"prompt": "p"}, headers)
+        assert (status, json.loads(doc)) == (200, no_auth), headers
+    assert [r["fault"] for r in fake.requests()] == [None] * 3
+    # The size check comes first, as in the proxy.
+    status, _, doc = call(fake, "POST", JIMENG, {"prompt": "p", "size": "1x1"})
+    assert json.loads(doc)["message"] == "不支持的参数: size"
+
+
+def test_jimeng_network_failure_answers_late(fake):
+    """The proxy tries its upstream three times 5 s apart before it answers: the fake waits
+    network_delay_ms (the server's own clock is the one compared)."""
+    assert fake.settings()["network_delay_ms"] == 50      # conftest's short default
+    fake.control({"network_delay_ms": 400, "faults": [{"kind": "jimeng_enotfound"}]})
+    status, _, doc = gen(fake, "jimeng", {"prompt": "p", "resolution": "1k"})
+    assert (status, doc) == (200, {"code": -1000, "data": None,
+                                   "message": "getaddrinfo ENOTFOUND jimeng.jianying.com"})
+    assert fake.requests()[0]["duration_s"] >= 0.4
+    fake.reset()
+    assert fake.settings()["network_delay_ms"] == 50, "a reset keeps the command line's"
 
 
 def test_openai(fake):
@@ -221,7 +253,8 @@ def test_sdwebui(fake):
 def test_auth_and_quota(fake):
     fake.control({"bad_keys": ["revoked"], "quota_keys": ["broke"]})
     token_expired = {"code": -2002, "message": "token已失效", "data": None}
-    assert gen(fake, "jimeng", {"prompt": "p"}, key=None)[2] == token_expired
+    assert gen(fake, "jimeng", {"prompt": "p"}, key=None)[2] == {
+        "code": -2000, "message": "Params headers.authorization invalid", "data": None}
     assert gen(fake, "jimeng", {"prompt": "p"}, key="revoked")[2] == token_expired
     assert gen(fake, "jimeng", {"prompt": "p"}, key="broke")[2] == {
         "code": -2009, "message": "积分不足", "data": None}
@@ -271,6 +304,11 @@ def jimeng_code(code, needle):
     return check
 
 
+def nginx_502(fake, status, hdrs, doc):
+    assert status == 502 and hdrs["content-type"] == "text/html"
+    assert b"<title>502 Bad Gateway</title>" in doc and b"nginx" in doc
+
+
 def http_error(want, check_doc):
     def check(fake, status, hdrs, doc):
         assert status == want, (status, doc)
@@ -316,8 +354,10 @@ def not_image_b64(fake, status, hdrs, doc):
 
 
 FAULT_CASES = [
-    ("http500", "jimeng", {}, http_error(500, lambda d: d["code"] == -2001)),
+    ("http500", "openai", {}, http_error(500, lambda d: d["error"]["type"] == "server_error")),
     ("http500", "sdwebui", {}, http_error(500, lambda d: "error" in d)),
+    ("nginx_502", "jimeng", {}, nginx_502),
+    ("nginx_502", "openai", {}, nginx_502),
     ("http503", "openai", {}, http_error(503, lambda d: d["error"]["type"] == "server_error")),
     ("http429", "openai", {"retry_after": 3, "retry_after_ms": 1500}, rate_limited),
     ("malformed", "jimeng", {}, malformed),
@@ -331,6 +371,15 @@ FAULT_CASES = [
     ("jimeng_token", "jimeng", {}, jimeng_code(-2002, "token已失效")),
     ("jimeng_blocked", "jimeng", {}, jimeng_code(-2006, "内容被拦截")),
     ("jimeng_quota", "jimeng", {}, jimeng_code(-2009, "积分不足")),
+    ("jimeng_param", "jimeng", {}, jimeng_code(-1000, '不支持的比例 "5:4"')),
+    ("jimeng_no_auth", "jimeng", {}, jimeng_code(-2000, "headers.authorization")),
+    ("jimeng_enotfound", "jimeng", {}, jimeng_code(-1000, "getaddrinfo ENOTFOUND ")),
+    ("jimeng_eai_again", "jimeng", {}, jimeng_code(-1000, "getaddrinfo EAI_AGAIN ")),
+    ("jimeng_econnrefused", "jimeng", {}, jimeng_code(-1000, "connect ECONNREFUSED ")),
+    ("jimeng_econnreset", "jimeng", {}, jimeng_code(-1000, "read ECONNRESET")),
+    ("jimeng_etimedout", "jimeng", {}, jimeng_code(-1000, "connect ETIMEDOUT ")),
+    ("jimeng_socket_hang_up", "jimeng", {}, jimeng_code(-1000, "socket hang up")),
+    ("jimeng_axios_timeout", "jimeng", {}, jimeng_code(-1000, "timeout of 45000ms exceeded")),
     ("content_policy", "jimeng", {}, jimeng_code(-2006, "内容被拦截")),
     ("content_policy", "openai", {}, http_error(
         400, lambda d: d["error"]["code"] == "content_policy_violation")),
@@ -367,8 +416,21 @@ def test_each_fault_kind(fake):
             raise AssertionError(f"fault {kind} on {endpoint}: {e}") from e
     assert {c[0] for c in FAULT_CASES} == set(
         "http500 http503 http429 malformed not_json hang drop jimeng_rate jimeng_upstream "
-        "jimeng_timeout jimeng_failed jimeng_token jimeng_blocked jimeng_quota content_policy "
+        "jimeng_timeout jimeng_failed jimeng_token jimeng_blocked jimeng_quota jimeng_param "
+        "jimeng_no_auth jimeng_enotfound jimeng_eai_again jimeng_econnrefused jimeng_econnreset "
+        "jimeng_etimedout jimeng_socket_hang_up jimeng_axios_timeout nginx_502 content_policy "
         "auth quota expired_url not_image empty_data".split()), "every kind is tried"
+
+
+def test_jimeng_answers_no_http_error_status(fake):
+    """The proxy answers every failure of its own with HTTP 200: rules of the HTTP error
+    kinds do not apply to its endpoint (nginx_502 stands for a server in front of it)."""
+    fake.control({"faults": [{"kind": k, "times": -1} for k in ("http500", "http503",
+                                                                  "http429")]})
+    status, _, doc = gen(fake, "jimeng", FAULT_BODIES["jimeng"])
+    assert status == 200 and doc["data"], doc
+    assert fake.requests()[0]["fault"] is None
+    assert gen(fake, "openai", FAULT_BODIES["openai"])[0] == 500
 
 
 def one_fault(fake, kind, endpoint, extra, check):
@@ -405,6 +467,22 @@ def test_fault_rules(fake):
     assert [f["times"] for f in fake.settings()["faults"]] == [-1, 0, -1, 0]
     assert [r["fault"] for r in fake.requests()] == [
         "http500", "http429", "http500", None, None, "http503", "jimeng_rate"]
+
+
+def test_rule_message_replaces_a_jimeng_message(fake):
+    fake.control({"faults": [{"kind": "jimeng_econnreset", "message": "write EPIPE"},
+                             {"kind": "jimeng_param", "message": '不支持的分辨率 "8k"'},
+                             {"kind": "content_policy", "message": "ignored", "times": -1}]})
+    body = FAULT_BODIES["jimeng"]
+    assert gen(fake, "jimeng", body)[2] == {"code": -1000, "message": "write EPIPE",
+                                            "data": None}
+    assert gen(fake, "jimeng", body)[2]["message"] == '不支持的分辨率 "8k"'
+    assert gen(fake, "jimeng", body)[2] == {"code": -2006, "message": "ignored", "data": None}
+    status, _, doc = gen(fake, "openai", FAULT_BODIES["openai"])
+    assert status == 400 and doc["error"]["message"].startswith("Your request was rejected")
+    status, _, body = call(fake, "POST", "/_control", {"faults": [{"kind": "drop",
+                                                                   "message": 7}]})
+    assert status == 400 and b"message" in body
 
 
 def test_seeded_probability_is_deterministic(fake, tmp_path):

@@ -264,9 +264,14 @@ def test_sdwebui_basic_auth_and_sizes_in_multiples_of_8(env, fake):
 
 # (endpoint, fault kind, error class, words of the cause)
 RETRIED_FAULTS = [
-    ("jimeng", "http500", "transient", "HTTP 500"),
-    ("jimeng", "http503", "transient", "HTTP 503"),
-    ("jimeng", "http429", "rate_limited", "HTTP 429"),
+    ("jimeng", "jimeng_enotfound", "transient", "-1000 getaddrinfo ENOTFOUND"),
+    ("jimeng", "jimeng_eai_again", "transient", "-1000 getaddrinfo EAI_AGAIN"),
+    ("jimeng", "jimeng_econnrefused", "transient", "-1000 connect ECONNREFUSED"),
+    ("jimeng", "jimeng_econnreset", "transient", "-1000 read ECONNRESET"),
+    ("jimeng", "jimeng_etimedout", "transient", "-1000 connect ETIMEDOUT"),
+    ("jimeng", "jimeng_socket_hang_up", "transient", "-1000 socket hang up"),
+    ("jimeng", "jimeng_axios_timeout", "transient", "-1000 timeout of 45000ms exceeded"),
+    ("jimeng", "nginx_502", "transient", "HTTP 502"),
     ("jimeng", "malformed", "transient", "malformed response"),
     ("jimeng", "not_json", "transient", "malformed response"),
     ("jimeng", "drop", "transient", "jimeng: "),
@@ -282,6 +287,7 @@ RETRIED_FAULTS = [
     ("openai", "not_json", "transient", "malformed response"),
     ("openai", "drop", "transient", "openai: "),
     ("openai", "empty_data", "transient", "response without images"),
+    ("openai", "nginx_502", "transient", "HTTP 502"),
     ("sdwebui", "http500", "transient", "CUDA out of memory"),
     ("sdwebui", "http503", "transient", "HTTP 503"),
     ("sdwebui", "http429", "rate_limited", "HTTP 429"),
@@ -319,7 +325,6 @@ def test_transient_faults_are_retried_then_succeed(env, fake, endpoint):
 
 
 @pytest.mark.parametrize("endpoint, kind, header, wait", [
-    ("jimeng", "http429", {"retry_after": 1}, 1.0),
     ("jimeng", "jimeng_rate", {"retry_after": 1}, 1.0),
     ("openai", "http429", {"retry_after_ms": 1200}, 1.2),
 ])
@@ -434,8 +439,14 @@ def test_body_that_is_not_an_image_is_reported_as_such(env, fake, endpoint):
 # Failover on a refused key, quota
 
 
-def test_auth_failure_fails_over_and_is_not_asked_again(env, fake):
-    fake.control({"bad_keys": ["sk-a-KEY-111"]})
+@pytest.mark.parametrize("control, words", [
+    ({"bad_keys": ["sk-a-KEY-111"]}, "-2002 token已失效"),
+    # The proxy saw no session id (-2000 on the header): as unusable as an expired one.
+    ({"faults": [{"kind": "jimeng_no_auth", "times": 1}]},
+     "-2000 Params headers.authorization invalid"),
+], ids=["expired", "no-authorization"])
+def test_auth_failure_fails_over_and_is_not_asked_again(env, fake, control, words):
+    fake.control(control)
     env.write_config(providers=[jimeng(fake, name="a", api_key="sk-a-KEY-111", default=False),
                                 jimeng(fake, name="b", api_key="sk-b-KEY-222")],
                      workers_max=1, batch_size=10, extra=retry_conf(3, 0.01, 0.02))
@@ -449,8 +460,8 @@ def test_auth_failure_fails_over_and_is_not_asked_again(env, fake):
     warnings = warnings_of(events)
     unusable = [w for w in warnings if w.startswith("provider a is unusable")]
     assert len(unusable) == 1 and unusable[0].endswith("; not asked again in this run")
-    assert "token已失效" in unusable[0]
-    assert any(w.startswith("storyboard 1: provider a failed (auth: ")
+    assert words in unusable[0]
+    assert any(w.startswith(f"storyboard 1: provider a failed (auth: jimeng: {words})")
                and w.endswith("; moving to provider b") for w in warnings), warnings
     assert retry_warnings(events) == []
     assert not events_of(events, "error")
@@ -505,7 +516,9 @@ def test_quota_fails_over_to_the_next_provider(env, fake):
 def test_thirty_storyboards_through_transient_faults_complete(env, tmp_path_factory):
     fake = FakeProvider(tmp_path_factory.mktemp("fakeprovider"), "--seed", "7")
     try:
-        fake.control({"faults": [{"kind": "http500", "probability": 0.2, "times": -1}]})
+        # What the real proxy answers while it cannot reach its upstream.
+        fake.control({"faults": [{"kind": "jimeng_enotfound", "probability": 0.2,
+                                  "times": -1}]})
         # 8 attempts: a storyboard failing all of them has odds 0.2^8.
         env.write_config(providers=[jimeng(fake, concurrency=4)], workers_max=4, batch_size=3,
                          extra=retry_conf(8, 0.05, 0.2))
@@ -516,13 +529,14 @@ def test_thirty_storyboards_through_transient_faults_complete(env, tmp_path_fact
     finally:
         fake.stop()
     faulted = [r for r in reqs if r["fault"] is not None]
-    assert all(r["fault"] == "http500" and r["status"] == 500 for r in faulted)
+    assert all(r["fault"] == "jimeng_enotfound" and r["status"] == 200 for r in faulted)
     assert all(r["status"] == 200 for r in reqs if r["fault"] is None)
     assert faulted, "the seed should fault some requests"
     warnings = retry_warnings(events)
     # Every retry was forced by a fault, and each is a warning.
     assert len(reqs) == 30 + len(faulted) == 30 + len(warnings)
-    assert all(w["cls"] == "transient" and "HTTP 500" in w["cause"] for w in warnings)
+    assert all(w["cls"] == "transient" and "-1000 getaddrinfo ENOTFOUND" in w["cause"]
+               for w in warnings)
     rows = by_position(env, events)
     for pos, (sid, prompt) in rows.items():
         mine = [r["fault"] for r in reqs if r["body"]["prompt"] == prompt]
@@ -641,8 +655,8 @@ def test_api_key_is_never_written_even_when_echoed(env, echo):
 
 def test_api_key_is_not_written_on_a_normal_run(env, fake):
     """Every fault the fake has, with verbose logs: nothing of the key."""
-    kinds = ["http500", "malformed", "not_json", "content_policy", "not_image", "expired_url",
-             "empty_data"]
+    kinds = ["jimeng_enotfound", "jimeng_param", "nginx_502", "malformed", "not_json",
+             "content_policy", "not_image", "expired_url", "empty_data"]
     fake.control({"faults": [{"kind": k, "match": f"<{k}>", "times": -1} for k in kinds]})
     env.write_config(providers=[jimeng(fake)], thumbnails=True, extra=retry_conf(2, 0.01, 0.02))
     sbs = [{"image_prompt": f"scene <{k}>", "params": {"resolution": "1k"}} for k in kinds]

@@ -238,7 +238,8 @@ def test_final_counts_of_a_mixed_run(env):
 
 
 def test_rate_limiting_cuts_concurrency(env, tmp_path_factory):
-    """Four workers' requests all answered 429: the provider's worker limit
+    """Four workers' requests all rate limited (the proxy's -2001 请求频率限制,
+    in an HTTP 200 as it sends every failure): the provider's worker limit
     halves to 1, so the first request after them runs alone, and the next
     one can only start once it has been answered.  The fake's fixed latency
     delays every answer, and its clock records when requests arrive."""
@@ -246,7 +247,7 @@ def test_rate_limiting_cuts_concurrency(env, tmp_path_factory):
     fake = FakeProvider(tmp_path_factory.mktemp("fakeprovider"))
     try:
         fake.control({"latency_ms": latency * 1000,
-                      "faults": [{"kind": "http429", "times": 4}]})
+                      "faults": [{"kind": "jimeng_rate", "times": 4}]})
         env.write_config(providers=[http_provider("p", "jimeng", fake.jimeng_url,
                                                   model="jimeng-4.0", concurrency=4)],
                          workers_max=4, batch_size=1, extra=retry_conf(3, **FAST))
@@ -256,7 +257,7 @@ def test_rate_limiting_cuts_concurrency(env, tmp_path_factory):
         reqs = generation_requests(fake)
     finally:
         fake.stop()
-    assert [r["fault"] for r in reqs[:4]] == ["http429"] * 4
+    assert [r["fault"] for r in reqs[:4]] == ["jimeng_rate"] * 4
     assert all(r["fault"] is None for r in reqs[4:])
     assert len(reqs) == 12
     first_ok, second_ok = reqs[4], reqs[5]

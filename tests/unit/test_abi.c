@@ -1,9 +1,9 @@
 /* Unit tests for the plugin ABI (include/t2istage/plugin.h) and for the two
  * pure checks of src/proc/plugin.c: plugin_abi_check() and plugin_check_perms().
  *
- * The _Static_asserts below pin the layouts of ABI versions 1 and 2.  A plugin built
- * against an older header must keep working with a newer host, so none of
- * these numbers may ever change: members are only appended (and then
+ * The _Static_asserts below pin the layout of ABI versions 1 and 2.  A plugin
+ * built against an older header must keep working with a newer host, so none
+ * of these numbers may ever change: members are only appended (and then
  * struct_size grows, which plugin_abi_check accepts).  If one of them fires,
  * the change broke every plugin already built; append the member at the end
  * instead, under a comment naming the new ABI version. */
@@ -29,6 +29,7 @@ _Static_assert(T2I_STOP_NONE == 0 && T2I_STOP_CANCELLED == 1 && T2I_STOP_DEADLIN
 		       T2I_STOP_BUDGET == 3 && T2I_STOP_SHUTDOWN == 4,
 	       "stop reasons cross the ABI");
 _Static_assert(T2I_CHECKPOINT_MAX == 16384, "the checkpoint limit is ABI");
+_Static_assert(T2I_PLUGIN_NEEDS_API_KEY == 1, "plugin flag values cross the ABI");
 _Static_assert(T2I_ERROR_MESSAGE_MAX == 512, "t2i_error.message size is ABI");
 _Static_assert(T2I_OK == 0 && T2I_ERR_TRANSIENT == 1 && T2I_ERR_RATE_LIMITED == 2 &&
 		       T2I_ERR_REJECTED == 3 && T2I_ERR_AUTH == 4 && T2I_ERR_QUOTA == 5,
@@ -53,7 +54,9 @@ PIN(t2i_plugin, struct_size, 4);
 PIN(t2i_plugin, name, 8);
 PIN(t2i_plugin, version, 16);
 PIN(t2i_plugin, description, 24);
-_Static_assert(sizeof(struct t2i_plugin) == 32, "t2i_plugin size");
+/* end of version 1: a version 1 plugin's struct_size is 32 */
+PIN(t2i_plugin, flags, 32);
+_Static_assert(sizeof(struct t2i_plugin) == 40, "t2i_plugin size");
 
 PIN(t2i_request, abi_version, 0);
 PIN(t2i_request, struct_size, 4);
@@ -104,6 +107,7 @@ _Static_assert(sizeof(struct t2i_host) == 56, "t2i_host size");
 	_Static_assert(sizeof(((struct type *)0)->member) == (n), #type "." #member " size")
 MSIZE(t2i_plugin, abi_version, 4);
 MSIZE(t2i_plugin, struct_size, 4);
+MSIZE(t2i_plugin, flags, 4);
 MSIZE(t2i_request, abi_version, 4);
 MSIZE(t2i_request, struct_size, 4);
 MSIZE(t2i_request, width, 4);
@@ -154,6 +158,8 @@ test_abi_good(void **state)
 	assert_string_equal(T2I_GENERATE_SYMBOL, "generate_image");
 	assert_int_equal(t2i_plugin.abi_version, 2);
 	assert_int_equal(t2i_plugin.struct_size, sizeof(struct t2i_plugin));
+	assert_int_equal(t2i_plugin.flags, 0);
+	assert_int_equal(plugin_flags(&t2i_plugin), 0);
 	strcpy(err, "untouched");
 	assert_int_equal(plugin_abi_check(&t2i_plugin, SO_PATH, err, sizeof(err)), 0);
 	assert_string_equal(err, "untouched");
@@ -173,9 +179,42 @@ test_abi_good(void **state)
 }
 
 static void
+test_abi_flags(void **state)
+{
+	T2I_PLUGIN_FLAGS("demo", "1.0", "a demo", T2I_PLUGIN_NEEDS_API_KEY);
+	struct t2i_plugin p = t2i_plugin;
+
+	(void)state;
+	assert_int_equal(t2i_plugin.abi_version, 2);
+	assert_int_equal(t2i_plugin.struct_size, sizeof(struct t2i_plugin));
+	assert_int_equal(plugin_abi_check(&t2i_plugin, SO_PATH, err, sizeof(err)), 0);
+	assert_int_equal(plugin_flags(&t2i_plugin), T2I_PLUGIN_NEEDS_API_KEY);
+	/* Bits this host does not know are passed on, for `plugins` to show. */
+	p.flags = 0x80000001u;
+	assert_int_equal(plugin_flags(&p), 0x80000001u);
+
+	/* A plugin built against the version 1 header: its struct ends before
+	 * flags, and what lies there is not its own. */
+	p.abi_version = 1;
+	p.struct_size = offsetof(struct t2i_plugin, flags);
+	assert_int_equal(p.struct_size, 32);
+	assert_int_equal(plugin_abi_check(&p, SO_PATH, err, sizeof(err)), 0);
+	assert_int_equal(plugin_flags(&p), 0);
+	/* Part of flags only: still none. */
+	p.struct_size = offsetof(struct t2i_plugin, flags) + 2;
+	assert_int_equal(plugin_abi_check(&p, SO_PATH, err, sizeof(err)), 0);
+	assert_int_equal(plugin_flags(&p), 0);
+	/* A version 2 plugin whose struct covers flags. */
+	p.abi_version = 2;
+	p.struct_size = offsetof(struct t2i_plugin, flags) + sizeof(p.flags);
+	assert_int_equal(plugin_flags(&p), 0x80000001u);
+}
+
+static void
 test_abi_refused(void **state)
 {
-	struct t2i_plugin good = { T2I_ABI_VERSION, sizeof(struct t2i_plugin), "demo", "1", "d" };
+	struct t2i_plugin good = { T2I_ABI_VERSION, sizeof(struct t2i_plugin), "demo", "1", "d",
+				   0 };
 	struct t2i_plugin p;
 	static const uint32_t versions[] = { 0, 3, 999, UINT32_MAX };
 
@@ -189,9 +228,12 @@ test_abi_refused(void **state)
 			 (unsigned)versions[i]);
 		abi_refused(&p, want);
 	}
+	/* Version 1's members must all be there, whatever the version. */
 	p = good;
-	p.struct_size = sizeof(struct t2i_plugin) - 1;
-	abi_refused(&p, "struct_size");
+	p.struct_size = offsetof(struct t2i_plugin, flags) - 1;
+	abi_refused(&p, "struct_size 31, expected at least 32");
+	p.abi_version = 1;
+	abi_refused(&p, "struct_size 31, expected at least 32");
 	p.struct_size = 8;
 	abi_refused(&p, "struct_size 8, expected at least");
 	p.struct_size = 0;
@@ -354,6 +396,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_abi_good),
+		cmocka_unit_test(test_abi_flags),
 		cmocka_unit_test(test_abi_refused),
 		cmocka_unit_test_setup_teardown(test_perms_ok, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_perms_relative, setup, teardown),

@@ -239,8 +239,12 @@ test_full_file(void **state)
 	assert_string_equal(p->model, "jimeng-4.0");
 	assert_int_equal(p->concurrency, 2);
 	assert_string_equal(p->options_json, "{\"sample_strength\":0.5}");
+	/* Where each group opens, for errors found after loading (provcheck). */
+	assert_string_equal(p->source_file, fx->conf);
+	assert_int_equal(p->source_line, 10);
 	p = config_provider(cfg, "preview");
 	assert_ptr_equal(p, &cfg->providers[1]);
+	assert_int_equal(p->source_line, 14);
 	assert_string_equal(p->plugin, "placeholder");
 	assert_path(p->plugin_path, fx->dir, "plugins/placeholder.so");
 	assert_string_equal(p->api_key, "");
@@ -263,6 +267,7 @@ test_partial_file(void **state)
 	assert_true(cfg->timeout == 900.0);
 	assert_int_equal(cfg->nproviders, 1);
 	assert_string_equal(cfg->providers[0].name, "placeholder");
+	assert_null(cfg->providers[0].source_file);	/* built in: no line */
 	assert_string_equal(cfg->providers[0].model, "placeholder-1");
 	assert_path(cfg->providers[0].plugin_path, fx->dir, "plugins/placeholder.so");
 	config_free(cfg);

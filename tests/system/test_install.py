@@ -203,6 +203,7 @@ def build_example(inst, where):
 
 
 def test_example_plugin_in_c_and_cxx(inst):
+    before = inst.files()
     src = build_example(inst, "plugin-hello")
     try:
         for so in ("hello.so", "hello_cxx.so"):
@@ -222,7 +223,7 @@ def test_example_plugin_in_c_and_cxx(inst):
     finally:
         run_make("uninstall", f"DESTDIR={inst.destdir}", cwd=src,
                  env=make_env(PKG_CONFIG_PATH=inst.path(PKGCONFIGDIR)))
-    assert inst.files() == expected_files()
+    assert inst.files() == before
 
 
 def test_uninstall_removes_every_file(inst):

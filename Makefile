@@ -1,50 +1,130 @@
-# t2istage build.  `make` builds build/t2istage and build/plugins/*.so;
-# `make check` runs every test; `make asan` runs them under ASan + UBSan.
+# t2istage build.  `make` builds build/t2istage, its modules and plugins;
+# `make check` installs missing packages and runs every test; `make asan` runs
+# them under ASan + UBSan; `make install` / `make uninstall` (PREFIX, DESTDIR,
+# SYSCONFDIR, ...).
 
-PREFIX   ?= /usr/local
-DESTDIR  ?=
-BUILD    ?= build
-CC       ?= cc
-PYTHON   ?= /usr/bin/python3
+# ---- where `make install` puts things ----
+PREFIX       ?= /usr/local
+SYSCONFDIR   ?= /etc
+INCLUDEDIR   ?= $(PREFIX)/include
+PKGCONFIGDIR ?= $(PREFIX)/lib/pkgconfig
+MANDIR       ?= $(PREFIX)/share/man
+UNITDIR      ?= $(PREFIX)/lib/systemd/system
+DESTDIR      ?=
+# The binary looks for its modules in ../lib/t2istage beside itself
+# (src/proc/module.c), so these follow PREFIX and are not settable on their own.
+BINDIR       := $(PREFIX)/bin
+PKGLIBDIR    := $(PREFIX)/lib/t2istage
+PLUGINDIR    := $(PKGLIBDIR)/plugins
+
+# ---- tools ----
+BUILD        ?= build
+CC           ?= cc
+PKG_CONFIG   ?= pkg-config
+PYTHON       ?= /usr/bin/python3
+INSTALL_DEPS ?= tools/install-deps
 
 VERSION  := 0.1.0
 # The source layers, lowest first; HACKING.md says what each may include.
 LAYERS   := core store stage proc sup http cli
 PKGS     := libconfig jansson sqlite3 uuid nettle libpng libjpeg libwebp libmicrohttpd
-PLUGPKGS := libpng
+# Everything the build and the tests ask pkg-config for.
+ALLPKGS  := $(PKGS) libcurl vips cmocka
+
+# Why the flags below are computed when make reads this file, and why that is
+# safe on a fresh machine: the targets that install the packages (demo, check,
+# bench, asan) run $(INSTALL_DEPS) first and then do their work in a new
+# $(MAKE), which reads this file again once the packages are there.  A target
+# that merely lists `deps` as a prerequisite would compile with the flags of a
+# machine that had none of them.  Computing every flag inside each recipe
+# instead would run pkg-config once per object file.
+pkg = $(shell $(PKG_CONFIG) $(1) 2>/dev/null)
 
 CFLAGS   ?= -O2 -g
+# -Wformat-truncation is gcc's: clang 14 does not know it and, under -Werror,
+# refuses -Wno-format-truncation, so it is only turned off where it exists.
+cc_knows = $(shell $(CC) -Werror $(1) -E -x c /dev/null >/dev/null 2>&1 && echo yes)
 WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
-            -Wformat=2 -Wno-format-nonliteral -Wno-format-truncation -Wvla
-CPPFLAGS_ALL := -std=c11 -D_GNU_SOURCE -Iinclude $(LAYERS:%=-Isrc/%) -DT2I_VERSION=\"$(VERSION)\" \
-            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+            -Wformat=2 -Wno-format-nonliteral -Wvla \
+            $(if $(call cc_knows,-Wformat-truncation),-Wno-format-truncation)
+# Every object records the headers it read, so touching a header rebuilds
+# only what includes it.
+DEPFLAGS := -MMD -MP
+CSTD     := -std=c11 -D_GNU_SOURCE
+CPPFLAGS_ALL := $(CSTD) -Iinclude $(LAYERS:%=-Isrc/%) -I$(BUILD)/gen -DT2I_VERSION=\"$(VERSION)\" \
+            $(call pkg,--cflags $(PKGS))
+# Plugins see the public header and nothing else of the program, as a plugin
+# built out of tree does.
+PLUGIN_CPPFLAGS := $(CSTD) -Iinclude
 # libmicrohttpd is loaded by `serve` at run time (see src/http/mhd.h), not linked.
-MHD_SONAME := $(shell objdump -p "$$(pkg-config --variable=libdir libmicrohttpd 2>/dev/null)/libmicrohttpd.so" 2>/dev/null | awk '/SONAME/ {print $$2}')
+MHD_SONAME := $(shell objdump -p "$$($(PKG_CONFIG) --variable=libdir libmicrohttpd 2>/dev/null)/libmicrohttpd.so" 2>/dev/null | awk '/SONAME/ {print $$2}')
 CPPFLAGS_ALL += $(if $(MHD_SONAME),-DT2I_MHD_SONAME=\"$(MHD_SONAME)\")
-LIBS     := $(shell pkg-config --libs $(filter-out libmicrohttpd,$(PKGS)) 2>/dev/null) -ldl -lm
+LIBS     := $(call pkg,--libs $(filter-out libmicrohttpd,$(PKGS))) -ldl -lm
 
+# ---- what is built ----
 SRCS     := $(foreach l,$(LAYERS),$(wildcard src/$(l)/*.c))
 OBJS     := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(SRCS))
 LIBOBJS  := $(filter-out $(BUILD)/obj/cli/main.o,$(OBJS))
 
+MODULES  := $(BUILD)/lib/t2istage/thumb_vips.so $(BUILD)/lib/t2istage/fetch_curl.so
 PLUGINS  := $(patsubst plugins/%.c,$(BUILD)/plugins/%.so,$(filter-out plugins/phttp.c,$(wildcard plugins/*.c)))
 # Plugins that speak HTTP share plugins/phttp.c (libcurl).
 HTTP_PLUGINS := $(filter $(addprefix $(BUILD)/plugins/,jimeng.so openai.so sdwebui.so),$(PLUGINS))
 TPLUGINS := $(patsubst tests/plugins/%.c,$(BUILD)/tests/plugins/%.so,$(filter-out tests/plugins/common.c,$(wildcard tests/plugins/*.c)))
 UNITS    := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(wildcard tests/unit/test_*.c))
+# Objects of the shared objects: kept (not deleted as intermediates), so that
+# an unchanged plugin is not compiled again.
+SO_OBJS  := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard plugins/*.c tests/plugins/*.c modules/*.c))
+.SECONDARY: $(SO_OBJS)
 
-.PHONY: all plugins test-plugins check layers unit system torture asan demo bench install clean deps
-MODULES  := $(BUILD)/lib/t2istage/thumb_vips.so $(BUILD)/lib/t2istage/fetch_curl.so
+# Installed files with the install paths written in: the sources name the
+# default paths (/usr/local/..., /etc/t2istage) so that they read true in a
+# checkout, and @PREFIX@-style placeholders where no default reads well.
+MANPAGES := $(wildcard man/*.[1-8])
+DIST     := $(addprefix $(BUILD)/dist/,t2istage.service t2istage.conf.example t2istage-plugin.pc) \
+            $(MANPAGES:man/%=$(BUILD)/dist/man/%)
 
-all: $(BUILD)/t2istage $(MODULES) plugins
+.PHONY: all plugins test-plugins deps test check check-clang layers unit system torture asan demo \
+        bench install uninstall clean pkgcheck FORCE
+
+all: $(BUILD)/t2istage $(MODULES) plugins $(DIST)
+
+plugins: $(PLUGINS)
+
+test-plugins: $(TPLUGINS)
 
 deps:
-	@tools/install-deps
+	@$(INSTALL_DEPS)
 
-$(BUILD)/obj/%.o: src/%.c $(wildcard src/*/*.h include/t2istage/*.h)
-	@mkdir -p $(@D)
-	@echo "  CC      $<"
-	@$(CC) $(CPPFLAGS_ALL) $(WARN) $(CFLAGS) -c -o $@ $<
+# One clear line naming the missing package instead of pages of compiler
+# errors: every compile waits for it.
+pkgcheck:
+	@$(PKG_CONFIG) --print-errors --exists $(ALLPKGS) || \
+	    { echo "make: missing packages: run 'make deps' ($(INSTALL_DEPS)) first" >&2; exit 1; }
+
+# ---- compiling ----
+# $(call compile,EXTRA FLAGS): one object, with its header dependencies.
+compile = @mkdir -p $(@D) && echo "  CC      $<" && \
+          $(CC) $(1) $(WARN) $(CFLAGS) $(DEPFLAGS) -c -o $@ $<
+link_so = @mkdir -p $(@D) && echo "  LD      $@" && \
+          $(CC) $(CFLAGS) $(LDFLAGS) -shared -o $@ $^ $(1) && chmod 755 $@
+
+$(BUILD)/obj/%.o: src/%.c | pkgcheck $(BUILD)/gen/paths.h
+	$(call compile,$(CPPFLAGS_ALL))
+
+$(BUILD)/obj/plugins/%.o: plugins/%.c | pkgcheck
+	$(call compile,$(PLUGIN_CPPFLAGS) -fPIC $(call pkg,--cflags libcurl jansson nettle libpng))
+
+$(BUILD)/obj/tests/plugins/%.o: tests/plugins/%.c | pkgcheck
+	$(call compile,$(PLUGIN_CPPFLAGS) -fPIC $(call pkg,--cflags libpng jansson))
+
+# libvips and libcurl live in modules the worker loads when it needs them
+# (see src/proc/module.h for why).  vips.h has K&R-style prototypes.
+$(BUILD)/obj/modules/thumb_vips.o: modules/thumb_vips.c | pkgcheck
+	$(call compile,$(CPPFLAGS_ALL) -Wno-strict-prototypes -fPIC $(call pkg,--cflags vips))
+
+$(BUILD)/obj/modules/fetch_curl.o: modules/fetch_curl.c | pkgcheck
+	$(call compile,$(CPPFLAGS_ALL) -fPIC $(call pkg,--cflags libcurl))
 
 $(BUILD)/libt2i.a: $(LIBOBJS)
 	$(AR) rcs $@ $^
@@ -52,46 +132,64 @@ $(BUILD)/libt2i.a: $(LIBOBJS)
 $(BUILD)/t2istage: $(BUILD)/obj/cli/main.o $(BUILD)/libt2i.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -Wl,-z,relro,-z,now -o $@ $^ $(LIBS)
 
-plugins: $(PLUGINS)
+$(BUILD)/lib/t2istage/thumb_vips.so: $(BUILD)/obj/modules/thumb_vips.o
+	$(call link_so,$(call pkg,--libs vips))
 
-# libvips and libcurl live in modules the worker loads when it needs them
-# (see src/proc/module.h for why).
-$(BUILD)/lib/t2istage/thumb_vips.so: modules/thumb_vips.c | $(BUILD)/lib/t2istage
-	@echo "  CC      $@"
-	@$(CC) $(CPPFLAGS_ALL) $(WARN) -Wno-strict-prototypes $(CFLAGS) -fPIC -shared -o $@ $< \
-	    $(shell pkg-config --cflags --libs vips)
+$(BUILD)/lib/t2istage/fetch_curl.so: $(BUILD)/obj/modules/fetch_curl.o
+	$(call link_so,$(call pkg,--libs libcurl))
 
-$(BUILD)/lib/t2istage/fetch_curl.so: modules/fetch_curl.c | $(BUILD)/lib/t2istage
-	@echo "  CC      $@"
-	@$(CC) $(CPPFLAGS_ALL) $(WARN) $(CFLAGS) -fPIC -shared -o $@ $< \
-	    $(shell pkg-config --cflags --libs libcurl)
+$(HTTP_PLUGINS): $(BUILD)/plugins/%.so: $(BUILD)/obj/plugins/%.o $(BUILD)/obj/plugins/phttp.o
+	$(call link_so,$(call pkg,--libs libcurl jansson nettle))
 
-$(HTTP_PLUGINS): $(BUILD)/plugins/%.so: plugins/%.c plugins/phttp.c plugins/phttp.h include/t2istage/plugin.h | $(BUILD)/plugins
-	@echo "  CC      $@"
-	@$(CC) $(CPPFLAGS_ALL) $(WARN) $(CFLAGS) -fPIC -shared -o $@ $< plugins/phttp.c \
-	    $(shell pkg-config --cflags --libs libcurl jansson nettle)
-	@chmod 755 $@
+$(BUILD)/plugins/%.so: $(BUILD)/obj/plugins/%.o
+	$(call link_so,$(call pkg,--libs libpng) -lm)
 
-$(BUILD)/plugins/%.so: plugins/%.c include/t2istage/plugin.h | $(BUILD)/plugins
-	@echo "  CC      $@"
-	@$(CC) $(CPPFLAGS_ALL) $(WARN) $(CFLAGS) -fPIC -shared -o $@ $< \
-	    $(shell pkg-config --cflags --libs $(PLUGPKGS)) -lm
-	@chmod 755 $@
+$(BUILD)/tests/plugins/%.so: $(BUILD)/obj/tests/plugins/%.o $(BUILD)/obj/tests/plugins/common.o
+	$(call link_so,$(call pkg,--libs libpng jansson))
 
-test-plugins: $(TPLUGINS)
+$(BUILD)/tests/unit/%: tests/unit/%.c $(BUILD)/libt2i.a | $(BUILD)/gen/paths.h
+	@mkdir -p $(@D) && echo "  CCLD    $@"
+	@$(CC) $(CPPFLAGS_ALL) $(WARN) $(CFLAGS) $(DEPFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libt2i.a \
+	    $(call pkg,--cflags --libs cmocka) $(LIBS)
 
-$(BUILD)/tests/plugins/%.so: tests/plugins/%.c tests/plugins/common.c tests/plugins/common.h include/t2istage/plugin.h | $(BUILD)/tests/plugins
-	$(CC) $(CPPFLAGS_ALL) $(WARN) $(CFLAGS) -fPIC -shared -o $@ $< tests/plugins/common.c \
-	    $(shell pkg-config --cflags --libs libpng jansson)
-	@chmod 755 $@
+# The install paths compiled into the binary (the default configuration
+# file).  Rewritten only when a value changed, so that changing SYSCONFDIR
+# rebuilds what uses it and an unchanged one rebuilds nothing.
+$(BUILD)/gen/paths.h: FORCE
+	@mkdir -p $(@D)
+	@{ echo '/* Written by make from its install variables. */'; \
+	   echo '#define T2I_SYSCONFDIR "$(SYSCONFDIR)"'; \
+	   echo '#define T2I_CONFIG_DEFAULT_PATH T2I_SYSCONFDIR "/t2istage/t2istage.conf"'; } >$@.tmp
+	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv -f $@.tmp $@; fi
 
-$(BUILD)/tests/unit/%: tests/unit/%.c $(BUILD)/libt2i.a | $(BUILD)/tests/unit
-	$(CC) $(CPPFLAGS_ALL) $(WARN) $(CFLAGS) -o $@ $< $(BUILD)/libt2i.a \
-	    $(shell pkg-config --cflags --libs cmocka) $(LIBS)
+# The same for the paths written into the installed text files.
+$(BUILD)/gen/install.vars: FORCE
+	@mkdir -p $(@D)
+	@echo '$(VERSION) $(PREFIX) $(SYSCONFDIR) $(INCLUDEDIR) $(PKGCONFIGDIR) $(MANDIR) $(UNITDIR)' >$@.tmp
+	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv -f $@.tmp $@; fi
 
-$(BUILD)/plugins $(BUILD)/tests/plugins $(BUILD)/tests/unit $(BUILD)/lib/t2istage:
-	mkdir -p $@
+# The defaults first, then the placeholders: a placeholder's value may itself
+# contain a default path (SYSCONFDIR=/usr/local/etc) and must not be
+# rewritten again.
+SUBST = sed -e 's|/usr/local/|$(PREFIX)/|g' -e 's|/etc/t2istage|$(SYSCONFDIR)/t2istage|g' \
+            -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@BINDIR@|$(BINDIR)|g' \
+            -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@PKGLIBDIR@|$(PKGLIBDIR)|g' \
+            -e 's|@PLUGINDIR@|$(PLUGINDIR)|g' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' \
+            -e 's|@VERSION@|$(VERSION)|g'
+subst = @mkdir -p $(@D) && $(SUBST) $< >$@.tmp && mv -f $@.tmp $@
 
+$(BUILD)/dist/t2istage.service: etc/t2istage.service $(BUILD)/gen/install.vars
+	$(subst)
+$(BUILD)/dist/t2istage.conf.example: etc/t2istage.conf $(BUILD)/gen/install.vars
+	$(subst)
+$(BUILD)/dist/t2istage-plugin.pc: include/t2istage-plugin.pc.in $(BUILD)/gen/install.vars
+	$(subst)
+$(BUILD)/dist/man/%: man/% $(BUILD)/gen/install.vars
+	$(subst)
+
+-include $(OBJS:.o=.d) $(SO_OBJS:.o=.d) $(UNITS:=.d)
+
+# ---- tests ----
 unit: $(UNITS)
 	@set -e; for t in $(UNITS); do echo "== $$t"; $$t; done
 
@@ -107,32 +205,70 @@ torture: all test-plugins
 # The layering rule of HACKING.md: no include across layers it forbids, no
 # include circle between modules.
 layers:
-	@/usr/bin/python3 tools/check-layers .
+	@$(PYTHON) tools/check-layers .
 
-check: deps all test-plugins layers unit system
+# Every test, on a machine that has the packages.
+test: layers all test-plugins unit system
+
+check:
+	$(INSTALL_DEPS)
+	$(MAKE) test
+	$(MAKE) check-clang
+
+# The whole tree, the test plugins and the unit tests built and run with
+# clang, which warns about things gcc does not.
+check-clang:
+	$(MAKE) BUILD=build-clang CC=clang all test-plugins unit
 
 asan:
+	$(INSTALL_DEPS)
 	$(MAKE) BUILD=build-asan \
 	    CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
-	    LDFLAGS="-fsanitize=address,undefined" check
+	    LDFLAGS="-fsanitize=address,undefined" test
 
-demo: deps all
+demo:
+	$(INSTALL_DEPS)
+	$(MAKE) all
 	$(BUILD)/t2istage run examples/demo.json
 
-bench: deps all test-plugins
+bench:
+	$(INSTALL_DEPS)
+	$(MAKE) all test-plugins
 	$(PYTHON) tools/bench.py --build $(BUILD)
 
+# ---- installing ----
+MANSECT   = $(subst .,,$(suffix $(1)))
+INST_MAN  := $(foreach m,$(MANPAGES),$(MANDIR)/man$(call MANSECT,$(m))/$(notdir $(m)))
+# Every file `install` writes; `uninstall` removes exactly these.
+INSTALLED := $(BINDIR)/t2istage \
+             $(addprefix $(PKGLIBDIR)/,$(notdir $(MODULES))) \
+             $(addprefix $(PLUGINDIR)/,$(notdir $(PLUGINS))) \
+             $(INCLUDEDIR)/t2istage/plugin.h \
+             $(PKGCONFIGDIR)/t2istage-plugin.pc \
+             $(SYSCONFDIR)/t2istage/t2istage.conf.example \
+             $(UNITDIR)/t2istage.service \
+             $(INST_MAN)
+# Directories that are t2istage's own, removed by uninstall when empty.
+OWNDIRS   := $(PLUGINDIR) $(PKGLIBDIR) $(INCLUDEDIR)/t2istage $(SYSCONFDIR)/t2istage
+
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/t2istage/plugins \
-	    $(DESTDIR)$(PREFIX)/include/t2istage $(DESTDIR)/etc/t2istage \
-	    $(DESTDIR)$(PREFIX)/lib/systemd/system
-	install -m 755 $(BUILD)/t2istage $(DESTDIR)$(PREFIX)/bin/t2istage
-	install -m 755 $(MODULES) $(DESTDIR)$(PREFIX)/lib/t2istage/
-	install -m 755 $(PLUGINS) $(DESTDIR)$(PREFIX)/lib/t2istage/plugins/
-	install -m 644 include/t2istage/plugin.h $(DESTDIR)$(PREFIX)/include/t2istage/plugin.h
-	install -m 644 etc/t2istage.conf $(DESTDIR)/etc/t2istage/t2istage.conf.example
-	sed 's|@PREFIX@|$(PREFIX)|g' etc/t2istage.service > $(DESTDIR)$(PREFIX)/lib/systemd/system/t2istage.service
-	chmod 644 $(DESTDIR)$(PREFIX)/lib/systemd/system/t2istage.service
+	install -d $(addprefix $(DESTDIR),$(BINDIR) $(PLUGINDIR) $(INCLUDEDIR)/t2istage \
+	    $(PKGCONFIGDIR) $(SYSCONFDIR)/t2istage $(UNITDIR) $(sort $(dir $(INST_MAN))))
+	install -m 755 $(BUILD)/t2istage $(DESTDIR)$(BINDIR)/t2istage
+	install -m 755 $(MODULES) $(DESTDIR)$(PKGLIBDIR)/
+	install -m 755 $(PLUGINS) $(DESTDIR)$(PLUGINDIR)/
+	install -m 644 include/t2istage/plugin.h $(DESTDIR)$(INCLUDEDIR)/t2istage/plugin.h
+	install -m 644 $(BUILD)/dist/t2istage-plugin.pc $(DESTDIR)$(PKGCONFIGDIR)/
+	install -m 644 $(BUILD)/dist/t2istage.conf.example $(DESTDIR)$(SYSCONFDIR)/t2istage/
+	install -m 644 $(BUILD)/dist/t2istage.service $(DESTDIR)$(UNITDIR)/
+	$(foreach m,$(MANPAGES),install -m 644 $(BUILD)/dist/$(m) \
+	    $(DESTDIR)$(MANDIR)/man$(call MANSECT,$(m))/$(notdir $(m)) &&) true
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
+	@for d in $(addprefix $(DESTDIR),$(OWNDIRS)); do \
+	    if [ -d "$$d" ]; then rmdir "$$d" 2>/dev/null || echo "uninstall: kept $$d (not empty)"; fi; \
+	done
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-clang

@@ -2,11 +2,24 @@
  * t2istage plugin ABI.
  *
  * A plugin is a shared object NAME.so in the plugin directory.  It exports
- * two symbols:
+ * two symbols, both with C linkage (this header declares them inside
+ * extern "C", so a plugin may be written in C or C++):
  *
- *   const struct t2i_plugin t2i_plugin;     data, checked before any code runs
+ *   const struct t2i_plugin t2i_plugin;     data: T2I_PLUGIN(...) defines it
  *   int generate_image(const struct t2i_request *, const struct t2i_host *,
  *                      struct t2i_error *);
+ *
+ * The host checks t2i_plugin (ABI version, struct size, name) before it calls
+ * generate_image().  That check needs dlopen(), and dlopen() has already run
+ * the plugin's constructors: __attribute__((constructor)) functions, C++
+ * objects of static storage duration, and those of every library the plugin
+ * pulls in.  They run whether or not the plugin is then accepted, in the
+ * short-lived child of `t2istage plugins` and `check-config`, and once in the
+ * plugin's template process, of which every worker is a fork().  So keep
+ * constructors cheap and free of side effects: no threads (a plugin that
+ * starts one while loading loses its template), no connections or open files
+ * meant to be used later (they would be shared by every forked worker), no
+ * output.  Do such work in generate_image().
  *
  * generate_image() is called in a disposable worker process, once per
  * storyboard, and may block for as long as req->timeout_s.  It hands every
@@ -62,6 +75,11 @@ struct t2i_plugin {
 /* t2i_plugin.flags: what the host checks before any provider uses the plugin.
  * A host ignores bits it does not know. */
 #define T2I_PLUGIN_NEEDS_API_KEY 0x1u	/* a provider without api_key is a config error */
+
+/* The plugin's data symbol.  Declared here, inside extern "C", so that the
+ * definition T2I_PLUGIN makes has external linkage and an unmangled name in
+ * C++ too, where a namespace-scope const would otherwise be internal. */
+extern const struct t2i_plugin t2i_plugin;
 
 /* Convenience for plugin authors: T2I_PLUGIN("name", "1.0", "what it does");
  * or, with flags, T2I_PLUGIN_FLAGS("name", "1.0", "...", T2I_PLUGIN_NEEDS_API_KEY); */

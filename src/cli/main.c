@@ -8,6 +8,7 @@
 #include "cmd.h"
 #include "config.h"
 #include "log.h"
+#include "paths.h"
 #include "serve.h"
 #include "t2istage/plugin.h"
 
@@ -29,7 +30,7 @@ static const char usage_text[] =
 	"                       reload, graceful stop on SIGTERM, recovery on start\n"
 	"\n"
 	"  -c FILE    configuration (default: $T2ISTAGE_CONF, then\n"
-	"             /etc/t2istage/t2istage.conf, then built-in defaults)\n"
+	"             " T2I_CONFIG_DEFAULT_PATH ", then built-in defaults)\n"
 	"  -v         verbose logging\n"
 	"\n"
 	"exit status of run and retry: 0 completed, 3 partial, 1 failed, 2 refused\n";

@@ -7,6 +7,7 @@
 #include "config.h"
 
 #include "imgsize.h"
+#include "paths.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -651,8 +652,8 @@ config_choose_path(const char *explicit_path)
 		return explicit_path;
 	if (env != NULL && env[0] != '\0')
 		return env;
-	if (access(CONFIG_DEFAULT_PATH, R_OK) == 0)
-		return CONFIG_DEFAULT_PATH;
+	if (access(T2I_CONFIG_DEFAULT_PATH, R_OK) == 0)
+		return T2I_CONFIG_DEFAULT_PATH;
 	return NULL;
 }
 

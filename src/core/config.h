@@ -7,7 +7,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define CONFIG_DEFAULT_PATH "/etc/t2istage/t2istage.conf"
 #define CONFIG_ENV "T2ISTAGE_CONF"
 
 struct config_provider {
@@ -53,7 +52,8 @@ struct config {
 struct config *config_load(const char *path, char *err, size_t errlen);
 
 /* Picks the file to read: explicit (-c), else $T2ISTAGE_CONF, else
- * CONFIG_DEFAULT_PATH when it exists, else NULL (built-in defaults). */
+ * SYSCONFDIR/t2istage/t2istage.conf (SYSCONFDIR as built, /etc by default)
+ * when it exists, else NULL (built-in defaults). */
 const char *config_choose_path(const char *explicit_path);
 
 void config_free(struct config *cfg);

@@ -881,3 +881,29 @@ def assert_followers_saw_the_db(env, run_id, followers):
         # sent before it was committed, none skipped, none doubled.
         assert f.got == want, (len(f.got), len(want),
                                next(((a, b) for a, b in zip(f.got, want) if a != b), None))
+
+
+# ---- building and installing (test_build, test_install) ----
+
+# What a make started by `make check` passes down to its children.  A test
+# that runs make itself starts from none of it, so that it builds what it
+# names and nothing of the outer build leaks in (BUILD=build-asan, CFLAGS).
+_MAKE_VARS = ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "CFLAGS", "CXXFLAGS",
+              "LDFLAGS", "CC", "CXX", "BUILD", "PREFIX", "DESTDIR", "SYSCONFDIR",
+              "PKG_CONFIG_PATH", "PKG_CONFIG_SYSROOT_DIR", "T2ISTAGE_CONF")
+MAKE_TIMEOUT = 600
+
+
+def make_env(**extra):
+    e = {k: v for k, v in os.environ.items() if k not in _MAKE_VARS}
+    e.update(extra)
+    return e
+
+
+def run_make(*args, cwd=ROOT, env=None, check=True):
+    """`make ARGS` in cwd; returns CompletedProcess (output as text)."""
+    cp = subprocess.run(["make", *args], cwd=cwd, env=env or make_env(), capture_output=True,
+                        text=True, timeout=MAKE_TIMEOUT)
+    if check:
+        assert cp.returncode == 0, (args, cp.stdout[-4000:], cp.stderr[-4000:])
+    return cp

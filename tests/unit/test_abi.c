@@ -133,6 +133,10 @@ MSIZE(t2i_host, struct_size, 4);
 
 static char err[1024];
 
+/* The macro plugin authors use, where they use it: at file scope, where it
+ * defines the data symbol the header declares. */
+T2I_PLUGIN("demo", "1.0", "a demo");
+
 static void
 abi_refused(const struct t2i_plugin *p, const char *want)
 {
@@ -150,7 +154,6 @@ abi_refused(const struct t2i_plugin *p, const char *want)
 static void
 test_abi_good(void **state)
 {
-	T2I_PLUGIN("demo", "1.0", "a demo");	/* the macro plugin authors use */
 	struct t2i_plugin p = t2i_plugin;
 
 	(void)state;
@@ -181,14 +184,19 @@ test_abi_good(void **state)
 static void
 test_abi_flags(void **state)
 {
-	T2I_PLUGIN_FLAGS("demo", "1.0", "a demo", T2I_PLUGIN_NEEDS_API_KEY);
-	struct t2i_plugin p = t2i_plugin;
+	/* What T2I_PLUGIN_FLAGS defines (the file-scope T2I_PLUGIN above is
+	 * that macro with no flags; a second definition of the symbol cannot
+	 * live in this file). */
+	const struct t2i_plugin flagged = { T2I_ABI_VERSION, sizeof(struct t2i_plugin), "demo",
+					    "1.0", "a demo", T2I_PLUGIN_NEEDS_API_KEY };
+	struct t2i_plugin p = flagged;
 
 	(void)state;
-	assert_int_equal(t2i_plugin.abi_version, 2);
-	assert_int_equal(t2i_plugin.struct_size, sizeof(struct t2i_plugin));
-	assert_int_equal(plugin_abi_check(&t2i_plugin, SO_PATH, err, sizeof(err)), 0);
-	assert_int_equal(plugin_flags(&t2i_plugin), T2I_PLUGIN_NEEDS_API_KEY);
+	assert_int_equal(flagged.abi_version, 2);
+	assert_int_equal(flagged.struct_size, sizeof(struct t2i_plugin));
+	assert_int_equal(plugin_abi_check(&flagged, SO_PATH, err, sizeof(err)), 0);
+	assert_int_equal(plugin_flags(&flagged), T2I_PLUGIN_NEEDS_API_KEY);
+	assert_int_equal(plugin_flags(&t2i_plugin), 0);
 	/* Bits this host does not know are passed on, for `plugins` to show. */
 	p.flags = 0x80000001u;
 	assert_int_equal(plugin_flags(&p), 0x80000001u);

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "paths.h"
 
 /* Every config below starts with this line, so that line numbers in the
  * expected errors count from 2. */
@@ -491,7 +492,8 @@ test_file_errors(void **state)
 static void
 test_choose_path(void **state)
 {
-	const char *fallback = access(CONFIG_DEFAULT_PATH, R_OK) == 0 ? CONFIG_DEFAULT_PATH : NULL;
+	const char *fallback =
+		access(T2I_CONFIG_DEFAULT_PATH, R_OK) == 0 ? T2I_CONFIG_DEFAULT_PATH : NULL;
 
 	(void)state;
 	assert_int_equal(setenv(CONFIG_ENV, "/from/env.conf", 1), 0);

@@ -63,9 +63,9 @@ $(BUILD)/lib/t2istage/fetch_curl.so: modules/fetch_curl.c | $(BUILD)/lib/t2istag
 	@$(CC) $(CPPFLAGS_ALL) $(WARN) $(CFLAGS) -fPIC -shared -o $@ $< \
 	    $(shell pkg-config --cflags --libs libcurl)
 
-$(HTTP_PLUGINS): $(BUILD)/plugins/%.so: plugins/%.c plugins/http.c plugins/http.h include/t2istage/plugin.h | $(BUILD)/plugins
+$(HTTP_PLUGINS): $(BUILD)/plugins/%.so: plugins/%.c plugins/http.c plugins/http.h src/jsontext.c src/jsontext.h include/t2istage/plugin.h | $(BUILD)/plugins
 	@echo "  CC      $@"
-	@$(CC) $(CPPFLAGS_ALL) $(WARN) $(CFLAGS) -fPIC -shared -o $@ $< plugins/http.c \
+	@$(CC) $(CPPFLAGS_ALL) $(WARN) $(CFLAGS) -fPIC -shared -o $@ $< plugins/http.c src/jsontext.c \
 	    $(shell pkg-config --cflags --libs libcurl jansson nettle)
 	@chmod 755 $@
 

@@ -19,6 +19,10 @@
 #include <strings.h>
 #include <time.h>
 
+/* The host's JSON text with shortest reals (src/jsontext.c is compiled into
+ * each HTTP plugin): provider requests carry the options as written. */
+#include "../src/jsontext.h"
+
 #ifndef T2I_VERSION
 #define T2I_VERSION "0"
 #endif
@@ -471,7 +475,7 @@ int http_post_json(const struct http_req *rq, struct http_resp *rs, struct t2i_e
 int http_post_body(struct http_req *rq, json_t *body, struct http_resp *rs,
 		   struct t2i_error *err)
 {
-	char *text = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(15));
+	char *text = jsontext_dumps(body, JSON_COMPACT);
 	int rc;
 
 	json_decref(body);

@@ -61,7 +61,7 @@ HTTP_HIDDEN int http_post_json(const struct http_req *rq, struct http_resp *rs,
 HTTP_HIDDEN void http_resp_free(struct http_resp *rs);
 
 /* http_post_json() with body (whose reference this takes) as compact JSON;
- * reals get 15 significant digits, so 0.7 stays "0.7". */
+ * each real in its shortest text, so 0.7 stays "0.7". */
 HTTP_HIDDEN int http_post_body(struct http_req *rq, json_t *body, struct http_resp *rs,
 			       struct t2i_error *err);
 

@@ -7,6 +7,7 @@
 #include "config.h"
 
 #include "imgsize.h"
+#include "jsontext.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -352,7 +353,7 @@ get_options(struct loader *ld, const config_setting_t *g, char **dst)
 {
 	config_setting_t *s = member(ld, g, "options", T_GROUP, "a group { ... }");
 	json_t *j = s != NULL ? to_json(ld, s) : NULL;
-	char *text = j != NULL ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	char *text = j != NULL ? jsontext_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 
 	json_decref(j);
 	if (s != NULL && text == NULL)

@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "jsontext.h"
 #include "log.h"
 #include "project.h"
 #include "service.h"
@@ -244,7 +245,7 @@ http_reply_text(struct http_req *rq, unsigned status, const char *ctype, char *t
 static char *
 json_text(json_t *v, size_t *len)
 {
-	char *t = json_dumps(v, JSON_COMPACT), *p;
+	char *t = jsontext_dumps(v, JSON_COMPACT), *p;
 
 	json_decref(v);
 	if (t == NULL)

@@ -1,7 +1,7 @@
 /*
  * jimeng: Jimeng (Dreamina) through the open-source jimeng-api proxy
  * [iptag/jimeng-api], an OpenAI-style images endpoint.  Wire facts are in
- * PROVIDERS.md; the two that shape this file:
+ * doc/providers.md; the two that shape this file:
  *   - the proxy refuses a request carrying size, width or height, so the
  *     picture is chosen by ratio and resolution only;
  *   - failures mostly come back as HTTP 200 with {"code": <negative>,
@@ -51,7 +51,7 @@ static json_t *build_body(const struct t2i_request *req, const struct t2i_host *
 	return bad ? http_bad_field(body, TAG, err) : body;
 }
 
-/* The proxy's error codes, from its source (PROVIDERS.md). */
+/* The proxy's error codes, from its source (doc/providers.md). */
 static int code_class(long long code, const char *msg)
 {
 	switch (code) {

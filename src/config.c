@@ -534,7 +534,7 @@ builtin_provider(struct loader *ld, struct config *cfg)
 }
 
 /* An empty list is allowed and means "no provider": runs are then refused
- * as the seed's validation says. */
+ * (422 from the API, exit status 2 from run). */
 static void
 load_providers(struct loader *ld, const config_setting_t *root, struct config *cfg)
 {

@@ -158,7 +158,7 @@ stage_fill_item(struct run *r, int i, json_t *sb, json_t *pr_params, const struc
 	return stage_bind_provider(cfg, r, i);
 }
 
-/* The seed's choice, in order: the project's image_providers that are
+/* The original's choice, in order: the project's image_providers that are
  * configured, then the provider marked default.  The run tries them in
  * that order when one fails for good. */
 int

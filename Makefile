@@ -74,7 +74,8 @@ TPLUGINS := $(patsubst tests/plugins/%.c,$(BUILD)/tests/plugins/%.so,$(filter-ou
 UNITS    := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(wildcard tests/unit/test_*.c))
 # Objects of the shared objects: kept (not deleted as intermediates), so that
 # an unchanged plugin is not compiled again.
-SO_OBJS  := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard plugins/*.c tests/plugins/*.c modules/*.c))
+SO_OBJS  := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard plugins/*.c tests/plugins/*.c modules/*.c)) \
+            $(BUILD)/obj/plugins/jsontext.o
 .SECONDARY: $(SO_OBJS)
 
 # Installed files with the install paths written in: the sources name the
@@ -138,7 +139,14 @@ $(BUILD)/lib/t2istage/thumb_vips.so: $(BUILD)/obj/modules/thumb_vips.o
 $(BUILD)/lib/t2istage/fetch_curl.so: $(BUILD)/obj/modules/fetch_curl.o
 	$(call link_so,$(call pkg,--libs libcurl))
 
-$(HTTP_PLUGINS): $(BUILD)/plugins/%.so: $(BUILD)/obj/plugins/%.o $(BUILD)/obj/plugins/phttp.o
+# The host's shortest-real JSON text (src/core/jsontext.c) is compiled into
+# each HTTP plugin too, its symbols hidden, so that provider requests carry
+# options as the user wrote them.
+$(BUILD)/obj/plugins/jsontext.o: src/core/jsontext.c | pkgcheck
+	$(call compile,$(PLUGIN_CPPFLAGS) -fPIC $(call pkg,--cflags jansson))
+
+$(HTTP_PLUGINS): $(BUILD)/plugins/%.so: $(BUILD)/obj/plugins/%.o $(BUILD)/obj/plugins/phttp.o \
+		$(BUILD)/obj/plugins/jsontext.o
 	$(call link_so,$(call pkg,--libs libcurl jansson nettle))
 
 $(BUILD)/plugins/%.so: $(BUILD)/obj/plugins/%.o

@@ -1,7 +1,7 @@
 /*
  * jimeng: Jimeng (Dreamina) through the open-source jimeng-api proxy
  * [iptag/jimeng-api], an OpenAI-style images endpoint.  Wire facts are in
- * PROVIDERS.md; the two that shape this file:
+ * doc/providers.md; the two that shape this file:
  *   - the proxy refuses a request carrying size, width or height, so the
  *     picture is chosen by ratio and resolution only;
  *   - failures mostly come back as HTTP 200 with {"code": <negative>,
@@ -99,7 +99,7 @@ static int is_network_failure(const char *msg)
 	return 0;
 }
 
-/* The proxy's error codes, from its source (PROVIDERS.md). */
+/* The proxy's error codes, from its source (doc/providers.md). */
 static int code_class(long long code, const char *msg)
 {
 	switch (code) {

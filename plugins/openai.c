@@ -1,6 +1,6 @@
 /*
  * openai: the OpenAI Images API (POST /v1/images/generations) and services
- * that copy it.  Wire facts are in PROVIDERS.md.  The API takes a size from a
+ * that copy it.  Wire facts are in doc/providers.md.  The API takes a size from a
  * short per-model list instead of a ratio, so the expected width x height is
  * mapped to the allowed size nearest in aspect ratio; it has no negative
  * prompt; and only the dall-e models accept response_format.

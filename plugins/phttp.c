@@ -19,6 +19,10 @@
 #include <strings.h>
 #include <time.h>
 
+/* The host's JSON text with shortest reals (src/core/jsontext.c is compiled into
+ * each HTTP plugin): provider requests carry the options as written. */
+#include "../src/core/jsontext.h"
+
 #ifndef T2I_VERSION
 #define T2I_VERSION "0"
 #endif
@@ -471,7 +475,7 @@ int phttp_post_json(const struct phttp_req *rq, struct phttp_resp *rs, struct t2
 int phttp_post_body(struct phttp_req *rq, json_t *body, struct phttp_resp *rs,
 		   struct t2i_error *err)
 {
-	char *text = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(15));
+	char *text = jsontext_dumps(body, JSON_COMPACT);
 	int rc;
 
 	json_decref(body);

@@ -62,7 +62,7 @@ PHTTP_HIDDEN int phttp_post_json(const struct phttp_req *rq, struct phttp_resp *
 PHTTP_HIDDEN void phttp_resp_free(struct phttp_resp *rs);
 
 /* phttp_post_json() with body (whose reference this takes) as compact JSON;
- * reals get 15 significant digits, so 0.7 stays "0.7". */
+ * each real in its shortest text, so 0.7 stays "0.7". */
 PHTTP_HIDDEN int phttp_post_body(struct phttp_req *rq, json_t *body, struct phttp_resp *rs,
 			       struct t2i_error *err);
 

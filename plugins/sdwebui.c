@@ -1,6 +1,6 @@
 /*
  * sdwebui: AUTOMATIC1111 / Forge txt2img (server started with --api).
- * Wire facts are in PROVIDERS.md.  The server answers with every image as
+ * Wire facts are in doc/providers.md.  The server answers with every image as
  * plain base64 PNG in one JSON body, and reports errors as
  * {"error", "detail", "body", "errors"} (or FastAPI's {"detail": [...]} for
  * validation) with a real status.

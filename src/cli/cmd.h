@@ -4,7 +4,7 @@
 
 #include <stdbool.h>
 
-/* Exit statuses of run and retry (the contract). */
+/* Exit statuses of run and retry (t2istage(8), EXIT STATUS). */
 enum {
 	EXIT_COMPLETED = 0,
 	EXIT_FAILED = 1,	/* the run failed, or an internal error */

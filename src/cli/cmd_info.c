@@ -7,6 +7,7 @@
 
 #include "cmd.h"
 #include "config.h"
+#include "jsontext.h"
 #include "plugin.h"
 #include "provcheck.h"
 #include "store.h"
@@ -33,8 +34,11 @@ db_missing(const struct config *cfg)
 static void
 print_json(json_t *v)
 {
-	json_dumpf(v, stdout, JSON_INDENT(2));
-	fputc('\n', stdout);
+	char *text = jsontext_dumps(v, JSON_INDENT(2));
+
+	if (text != NULL)
+		puts(text);
+	free(text);
 }
 
 static void

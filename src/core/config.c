@@ -7,6 +7,7 @@
 #include "config.h"
 
 #include "imgsize.h"
+#include "jsontext.h"
 #include "paths.h"
 
 #include <errno.h>
@@ -353,7 +354,7 @@ get_options(struct loader *ld, const config_setting_t *g, char **dst)
 {
 	config_setting_t *s = member(ld, g, "options", T_GROUP, "a group { ... }");
 	json_t *j = s != NULL ? to_json(ld, s) : NULL;
-	char *text = j != NULL ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	char *text = j != NULL ? jsontext_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 
 	json_decref(j);
 	if (s != NULL && text == NULL)
@@ -537,7 +538,7 @@ builtin_provider(struct loader *ld, struct config *cfg)
 }
 
 /* An empty list is allowed and means "no provider": runs are then refused
- * as the seed's validation says. */
+ * (422 from the API, exit status 2 from run). */
 static void
 load_providers(struct loader *ld, const config_setting_t *root, struct config *cfg)
 {

@@ -1,4 +1,4 @@
-/* imgsize: the ratio x resolution table of pixel sizes (PROVIDERS.md). */
+/* imgsize: the ratio x resolution table of pixel sizes (doc/providers.md). */
 #ifndef T2I_IMGSIZE_H
 #define T2I_IMGSIZE_H
 

@@ -7,6 +7,7 @@
 
 #include <jansson.h>
 
+#include "jsontext.h"
 #include "t2istage/plugin.h"
 
 static const char *const class_names[] = {
@@ -35,7 +36,7 @@ msg_class_parse(const char *name)
 static char *
 dump_line(json_t *o, size_t *len)
 {
-	char *s = json_dumps(o, JSON_COMPACT);
+	char *s = jsontext_dumps(o, JSON_COMPACT);
 	size_t n;
 	char *line;
 

@@ -24,6 +24,7 @@
 #include <uuid/uuid.h>
 
 #include "imgsize.h"
+#include "jsontext.h"
 
 #define CLIP_MAX 64		/* bytes of a user value quoted in a message */
 #define PROVIDER_NAME_MAX 64
@@ -230,9 +231,8 @@ tree_has_nul(json_t *v)
 }
 
 /* options are opaque to us (the provider plugin reads them); they are kept
- * as compact text with sorted keys so equal options compare equal (cache).
- * 15 significant digits print what people type (0.7, not jansson's default
- * 0.69999999999999996), at the cost of the last bits of 17-digit reals. */
+ * as compact text with sorted keys so equal options compare equal (cache),
+ * each real as people type it (0.7, not 0.69999999999999996). */
 static bool
 parse_options(struct ctx *c, json_t *v, char **out)
 {
@@ -243,7 +243,7 @@ parse_options(struct ctx *c, json_t *v, char **out)
 			    type_name(v));
 	if (tree_has_nul(v))
 		return fail(c, "params.options: contains a NUL character");
-	*out = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(15));
+	*out = jsontext_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);
 	if (*out == NULL)
 		fail(c, "out of memory");
 	return *out != NULL;

@@ -1,4 +1,4 @@
-/* api: the routes of the HTTP API (the contract's table) and their
+/* api: the routes of the HTTP API (doc/http.md) and their
  * handlers, on top of service.h and the store's JSON views.  The HTTP core
  * reaches them only through api_routes, whose argument is the service. */
 #ifndef T2I_API_H

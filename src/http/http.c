@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "jsontext.h"
 #include "log.h"
 
 #define HTTP_TIMEOUT_S 120	/* idle connections; a stream that does not drain */
@@ -229,7 +230,7 @@ http_reply_text(struct http_req *rq, unsigned status, const char *ctype, char *t
 static char *
 json_text(json_t *v, size_t *len)
 {
-	char *t = json_dumps(v, JSON_COMPACT), *p;
+	char *t = jsontext_dumps(v, JSON_COMPACT), *p;
 
 	json_decref(v);
 	if (t == NULL)

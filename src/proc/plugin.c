@@ -19,6 +19,7 @@
 #include <jansson.h>
 
 #include "ipc.h"
+#include "jsontext.h"
 
 #define PROBE_TIMEOUT_MS 5000
 
@@ -151,7 +152,7 @@ probe_child(const char *path, int fd)
 			      meta->name, "version", meta->version ? meta->version : "",
 			      "description", meta->description ? meta->description : "",
 			      "flags", (json_int_t)plugin_flags(meta));
-	s = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+	s = o != NULL ? jsontext_dumps(o, JSON_COMPACT) : NULL;
 	if (s != NULL)
 		(void)ipc_write_all(fd, s, strlen(s));
 	_exit(s != NULL ? 0 : 1);

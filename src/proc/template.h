@@ -13,7 +13,7 @@
  * of need (template_proc.h), so that the fork is not between a free slot
  * and the next provider request either.
  *
- * What keeps the contract:
+ * What keeps the process model's promises (README, "How it works"):
  * - The template is a child of the spawner, never of the supervisor, which
  *   still never loads provider code.
  * - A replaced .so takes effect for the next batch: the spawner stat()s the

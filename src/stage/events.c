@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jsontext.h"
 #include "log.h"
 #include "run.h"
 #include "store.h"
@@ -37,7 +38,7 @@ events_emit(struct run *r, const char *type, json_t *body)
 	json_object_set_new(ev, "project_id", json_string(r->project_id));
 	json_object_update(ev, body);
 	json_decref(body);
-	if ((line = json_dumps(ev, JSON_COMPACT)) == NULL) {
+	if ((line = jsontext_dumps(ev, JSON_COMPACT)) == NULL) {
 		json_decref(ev);
 		return -1;
 	}

@@ -11,6 +11,7 @@
 #include "events.h"
 #include "hash.h"
 #include "imgsize.h"
+#include "jsontext.h"
 #include "log.h"
 #include "project.h"
 #include "run.h"
@@ -44,7 +45,7 @@ user_options(json_t *sb_params, json_t *pr_params)
 
 	json_object_update(o, json_object_get(pr_params, "options"));
 	json_object_update(o, json_object_get(sb_params, "options"));
-	text = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+	text = jsontext_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
 	json_decref(o);
 	return text;
 }
@@ -61,28 +62,44 @@ provider_options(const struct config_provider *p, const char *user)
 	if (o == NULL)
 		o = json_object();
 	json_object_update(o, u);
-	text = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+	text = jsontext_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
 	json_decref(o);
 	json_decref(u);
+	return text;
+}
+
+/* The options as the cache key hashes them: jansson's own text, with 17
+ * digits per real, which is what keys were made of before the options kept
+ * their shortest text (jsontext.h).  Equal doubles give equal text either
+ * way; this one keeps the images stored by earlier versions reachable. */
+static char *
+cache_options(const char *options_json)
+{
+	json_t *o = json_loads(options_json, 0, NULL);
+	char *text = o != NULL ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+
+	json_decref(o);
 	return text;
 }
 
 static void
 cache_key(const struct config_provider *p, const struct run_item *it, char out[65])
 {
-	json_t *a = json_pack("[ss ss ii s]", p->name, p->model, it->prompt, it->negative_prompt,
-			      it->width, it->height, it->options_json);
+	char *opts = cache_options(it->options_json);
+	json_t *a = opts != NULL ? json_pack("[ss ss ii s]", p->name, p->model, it->prompt,
+					     it->negative_prompt, it->width, it->height, opts)
+				 : NULL;
 	char *text = a != NULL ? json_dumps(a, JSON_COMPACT) : NULL;
 
+	free(opts);
+	json_decref(a);
 	/* Only out of memory gets here; an empty key then matches nothing. */
 	if (text == NULL) {
 		memset(out, 0, 65);
-		json_decref(a);
 		return;
 	}
 	hash_sha256_hex(text, strlen(text), out);
 	free(text);
-	json_decref(a);
 }
 
 char *
@@ -95,7 +112,7 @@ stage_generation_params(const struct config *cfg, const struct run *r, int i)
 			      it->width, "height", it->height, "options",
 			      json_loads(it->options_json, 0, NULL), "negative_prompt",
 			      it->negative_prompt);
-	char *text = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+	char *text = o != NULL ? jsontext_dumps(o, JSON_COMPACT) : NULL;
 
 	json_decref(o);
 	return text;
@@ -141,7 +158,7 @@ stage_fill_item(struct run *r, int i, json_t *sb, json_t *pr_params, const struc
 	return stage_bind_provider(cfg, r, i);
 }
 
-/* The seed's choice, in order: the project's image_providers that are
+/* The original's choice, in order: the project's image_providers that are
  * configured, then the provider marked default.  The run tries them in
  * that order when one fails for good. */
 int

@@ -1,5 +1,6 @@
-/* stage: the seed's stage semantics.  Validation (the four refusals plus our
- * own), planning a run, and the outcome over all the project's storyboards. */
+/* stage: the stage semantics of the original stage processor (doc/events.md,
+ * "Outcome").  Validation (its four refusals plus our own), planning a run,
+ * and the outcome over all the project's storyboards. */
 #ifndef T2I_STAGE_H
 #define T2I_STAGE_H
 

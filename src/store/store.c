@@ -16,7 +16,7 @@
 
 /* Migration N takes user_version from N to N+1; append only. */
 static const char *const migrations[] = {
-	/* 0 -> 1: the seed's models, plus runs and run events. */
+	/* 0 -> 1: the original system's models, plus runs and run events. */
 	"CREATE TABLE projects ("
 	"  id TEXT PRIMARY KEY, name TEXT NOT NULL DEFAULT '',"
 	"  image_providers TEXT NOT NULL DEFAULT '[]', params TEXT NOT NULL DEFAULT '{}',"

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "jsontext.h"
 #include "log.h"
 #include "project.h"
 
@@ -36,7 +37,7 @@ params_json(const struct project_params *pp)
 		json_object_set_new(o, "resolution", json_string(pp->resolution));
 	if (pp->options_json != NULL)
 		json_object_set_new(o, "options", json_loads(pp->options_json, 0, NULL));
-	text = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+	text = jsontext_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
 	json_decref(o);
 	return text;
 }
@@ -54,7 +55,7 @@ import_row(struct store *st, const struct project *p, const char *now)
 
 	for (size_t i = 0; i < p->nproviders; i++)
 		json_array_append_new(prov, json_string(p->image_providers[i]));
-	prov_text = json_dumps(prov, JSON_COMPACT);
+	prov_text = jsontext_dumps(prov, JSON_COMPACT);
 	par_text = params_json(&p->params);
 	json_decref(prov);
 	if (s == NULL || prov_text == NULL || par_text == NULL) {

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "jsontext.h"
 #include "log.h"
 
 int
@@ -16,7 +17,7 @@ store_run_create(struct store *st, const char *run_id, const char *project_id,
 		"INSERT INTO runs (id, project_id, status, storyboard_ids, no_cache, total, pid,"
 		"  started_at) VALUES (?, ?, 'processing', ?, ?, ?, ?, ?)";
 	sqlite3_stmt *s = store_stmt(st, sql);
-	char *ids = storyboard_ids != NULL ? json_dumps(storyboard_ids, JSON_COMPACT) : NULL;
+	char *ids = storyboard_ids != NULL ? jsontext_dumps(storyboard_ids, JSON_COMPACT) : NULL;
 	char now[32];
 	int rc;
 

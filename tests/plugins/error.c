@@ -3,7 +3,9 @@
  * "always": true) with a configurable error, to test each error class's
  * handling: retries with backoff, Retry-After, no retry, fail-over.
  * Options: "class" (transient, rate_limited, rejected, auth, quota; default
- * rejected), "status" (HTTP status, default 400), "retry_after_ms".
+ * rejected), "status" (HTTP status, default 400), "retry_after_ms", and
+ * "echo": true to end the message with the options text the plugin was
+ * given, as providers echo the parameters they refuse.
  */
 #include <string.h>
 
@@ -35,9 +37,11 @@ static int refuse(const struct t2i_request *req, struct t2i_error *err)
 	int cls = class_of(tp_option_str(opts, "class", "rejected", buf, sizeof(buf)));
 	double status = tp_option_num(opts, "status", 400);
 	double retry = tp_option_num(opts, "retry_after_ms", 0);
+	const char *echo = tp_option_num(opts, "echo", 0) != 0 ? opts : NULL;
 
 	tp_err(err, cls, status >= 0 && status < 1000 ? (int)status : 400,
-	       "error plugin: refused prompt");
+	       "error plugin: refused prompt%s%s", echo != NULL ? "; options " : "",
+	       echo != NULL ? echo : "");
 	if (err != NULL && err->struct_size >= sizeof(*err) && retry > 0 && retry < 1e12)
 		err->retry_after_ms = (int64_t)retry;
 	return -1;

@@ -1,4 +1,4 @@
-"""Refusals of run and retry: the seed's four validation cases, --storyboard,
+"""Refusals of run and retry: the original's four validation cases, --storyboard,
 a run already processing, and importing twice.  Every refusal exits 2,
 prints one line on stderr naming the cause and changes nothing in the
 database, not even by creating it."""

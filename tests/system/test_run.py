@@ -135,7 +135,7 @@ def test_defaults_are_16_9_2k_and_params_recorded(env):
     assert params["options"] == {}
 
 
-# ratio, resolution, expected pixels (the seed's table)
+# ratio, resolution, expected pixels (doc/providers.md, "Pixel sizes")
 SIZES = [
     ("16:9", "1k", (1024, 576)),
     ("9:16", "1k", (576, 1024)),

@@ -323,7 +323,8 @@ test_options_json(void **state)
 	struct fixture *fx = *state;
 	struct config *cfg = load(fx, PLUGINS
 		"providers = ( { name = \"jimeng\"; options = {\n"
-		"  z = 1; f = 0.25; big = 10000000000L; neg = -3; ok = true;\n"
+		"  z = 1; f = 0.25; g = 0.6; h = 0.30000000000000004; big = 10000000000L;\n"
+		"  neg = -3; ok = true;\n"
 		"  s = \"a \\\"quoted\\\" \xc3\xa9\";\n"
 		"  nested = { y = false; b = \"x\"; empty = { }; };\n"
 		"  arr = [ 1, 2, 3 ]; list = ( 1, 2.5, \"x\", { k = 1; }, ( ) );\n"
@@ -333,7 +334,8 @@ test_options_json(void **state)
 		print_error("%s\n", fx->err);
 	assert_non_null(cfg);
 	assert_string_equal(cfg->providers[0].options_json,
-			    "{\"arr\":[1,2,3],\"big\":10000000000,\"f\":0.25,"
+			    "{\"arr\":[1,2,3],\"big\":10000000000,\"f\":0.25,\"g\":0.6,"
+			    "\"h\":0.30000000000000004,"
 			    "\"list\":[1,2.5,\"x\",{\"k\":1},[]],\"neg\":-3,"
 			    "\"nested\":{\"b\":\"x\",\"empty\":{},\"y\":false},\"ok\":true,"
 			    "\"s\":\"a \\\"quoted\\\" \xc3\xa9\",\"z\":1}");

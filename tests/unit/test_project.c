@@ -64,7 +64,8 @@ test_full_project(void **state)
 		" \"storyboards\": [\n"
 		"  {\"id\": \"" OTHER_ID "\", \"image_prompt\": \"  a cat  \",\n"
 		"   \"negative_prompt\": \"blur\",\n"
-		"   \"params\": {\"ratio\": \"9:16\", \"options\": {\"sample_strength\": 0.7}}},\n"
+		"   \"params\": {\"ratio\": \"9:16\", \"options\": {\"sample_strength\": 0.7,\n"
+		"    \"exact\": 0.30000000000000004}}},\n"
 		"  {\"image_prompt\": \"a dog\"}\n"
 		" ]}");
 
@@ -87,7 +88,9 @@ test_full_project(void **state)
 	assert_string_equal(a->negative_prompt, "blur");
 	assert_string_equal(a->params.ratio, "9:16");
 	assert_null(a->params.resolution);
-	assert_string_equal(a->params.options_json, "{\"sample_strength\":0.7}");
+	/* Each real as written, including one that needs 17 digits. */
+	assert_string_equal(a->params.options_json,
+			    "{\"exact\":0.30000000000000004,\"sample_strength\":0.7}");
 
 	assert_true(project_is_uuid(b->id));
 	assert_string_not_equal(b->id, a->id);

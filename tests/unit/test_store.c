@@ -252,7 +252,7 @@ test_schema(void **state)
 			print_error("generated_images has no column %s\n", *c);
 		assert_string_equal(got, *c);
 	}
-	/* status is constrained to the seed's four values (foreign keys off,
+	/* status is constrained to the original's four values (foreign keys off,
 	 * so that only the CHECK speaks). */
 	assert_int_equal(sqlite3_exec(st->db, "PRAGMA foreign_keys = OFF", NULL, NULL, NULL),
 			 SQLITE_OK);

@@ -15,6 +15,8 @@
 #include <png.h>
 #include <webp/decode.h>
 
+#include "owner.h"
+
 const char *
 storage_sniff(const void *bytes, size_t size, const char **ext)
 {
@@ -212,10 +214,8 @@ storage_mkdirs(const char *path, char *err, size_t errlen)
 		char c = *p;
 
 		*p = '\0';
-		if (mkdir(buf, 0750) < 0 && errno != EEXIST) {
-			snprintf(err, errlen, "%s: mkdir: %s", buf, strerror(errno));
+		if (owner_mkdir(buf, 0750, err, errlen) < 0)
 			return -1;
-		}
 		*p = c;
 		if (c == '\0')
 			break;
@@ -245,27 +245,38 @@ int
 storage_write_atomic(const char *path, const void *bytes, size_t size, char *err, size_t errlen)
 {
 	char tmp[4200];
-	const char *p = bytes;
+	const char *p = bytes, *what = "write";
 	size_t left = size;
-	int fd;
+	int fd, saved;
 
 	snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640)) < 0) {
-		snprintf(err, errlen, "%s: open: %s", tmp, strerror(errno));
+	/* A new file, never one found there: a worker that died left its
+	 * temporary file behind (a later process may get its pid), and root
+	 * must not write through a link planted in the service's directory. */
+	if ((fd = owner_create(tmp, O_WRONLY, 0640, err, errlen)) < 0 && errno == EEXIST &&
+	    unlink(tmp) == 0)
+		fd = owner_create(tmp, O_WRONLY, 0640, err, errlen);
+	if (fd < 0)
 		return -1;
-	}
 	while (left > 0) {
 		ssize_t n = write(fd, p, left);
 
 		if (n < 0 && errno == EINTR)
 			continue;
+		if (n == 0)
+			errno = ENOSPC;	/* write() made no progress */
 		if (n <= 0)
 			goto fail;
 		p += n;
 		left -= (size_t)n;
 	}
-	if (fsync(fd) < 0 || close(fd) < 0) {
+	if (fsync(fd) < 0) {
+		what = "fsync";
+		goto fail;
+	}
+	if (close(fd) < 0) {
 		fd = -1;
+		what = "close";
 		goto fail;
 	}
 	if (rename(tmp, path) < 0) {
@@ -277,10 +288,12 @@ storage_write_atomic(const char *path, const void *bytes, size_t size, char *err
 	(void)fsync_dir_of(path);
 	return 0;
 fail:
-	snprintf(err, errlen, "%s: write: %s", tmp, strerror(errno));
+	saved = errno;
+	snprintf(err, errlen, "%s: %s: %s", tmp, what, strerror(saved));
 	if (fd >= 0)
 		close(fd);
 	unlink(tmp);
+	errno = saved;
 	return -1;
 }
 

@@ -35,7 +35,8 @@ int storage_put(const char *dir, const void *bytes, size_t size, struct storage_
 int storage_write_atomic(const char *path, const void *bytes, size_t size, char *err,
 			 size_t errlen);
 
-/* mkdir -p with mode 0750. */
+/* mkdir -p with mode 0750; directories root creates get their parent's
+ * owner (see owner.h), as do the files written above. */
 int storage_mkdirs(const char *path, char *err, size_t errlen);
 
 /* Lower-case hex sha256 of bytes. */

@@ -36,8 +36,12 @@ thumb_make(const char *dir, const struct storage_meta *m, const void *bytes, siz
 	if (stat(out, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size > 0)
 		return 0;
 	*(void **)&encode = module_symbol(THUMB_MODULE, "t2i_thumb_encode");
-	if (encode == NULL || storage_mkdirs(sub, err, sizeof(err)) < 0)
+	if (encode == NULL)
+		goto out;	/* module_symbol() said why */
+	if (storage_mkdirs(sub, err, sizeof(err)) < 0) {
+		log_warnx("thumbnail: %s", err);
 		goto out;
+	}
 	if (encode(bytes, size, THUMB_EDGE, &jpg, &jlen, err, sizeof(err)) < 0) {
 		log_warnx("thumbnail of %s: %s", m->path, err);
 		goto out;

@@ -75,7 +75,12 @@ $(BUILD)/plugins/%.so: plugins/%.c include/t2istage/plugin.h | $(BUILD)/plugins
 	    $(shell pkg-config --cflags --libs $(PLUGPKGS)) -lm
 	@chmod 755 $@
 
-test-plugins: $(TPLUGINS)
+# The test plugins, and the helper that runs the binary under the unit's
+# seccomp filters (tests/helpers/seccomp_exec.c).
+test-plugins: $(TPLUGINS) $(BUILD)/tests/helpers/seccomp-exec
+
+$(BUILD)/tests/helpers/seccomp-exec: tests/helpers/seccomp_exec.c | $(BUILD)/tests/helpers
+	$(CC) $(CPPFLAGS_ALL) $(WARN) $(CFLAGS) $(LDFLAGS) -o $@ $< $(shell pkg-config --cflags --libs libseccomp)
 
 $(BUILD)/tests/plugins/%.so: tests/plugins/%.c tests/plugins/common.c tests/plugins/common.h include/t2istage/plugin.h | $(BUILD)/tests/plugins
 	$(CC) $(CPPFLAGS_ALL) $(WARN) $(CFLAGS) -fPIC -shared -o $@ $< tests/plugins/common.c \
@@ -86,7 +91,8 @@ $(BUILD)/tests/unit/%: tests/unit/%.c $(BUILD)/libt2i.a | $(BUILD)/tests/unit
 	$(CC) $(CPPFLAGS_ALL) $(WARN) $(CFLAGS) -o $@ $< $(BUILD)/libt2i.a \
 	    $(shell pkg-config --cflags --libs cmocka) $(LIBS)
 
-$(BUILD)/obj $(BUILD)/plugins $(BUILD)/tests/plugins $(BUILD)/tests/unit $(BUILD)/lib/t2istage:
+$(BUILD)/obj $(BUILD)/plugins $(BUILD)/tests/plugins $(BUILD)/tests/unit $(BUILD)/tests/helpers \
+$(BUILD)/lib/t2istage:
 	mkdir -p $@
 
 unit: $(UNITS)

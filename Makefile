@@ -29,7 +29,7 @@ VERSION  := 0.1.0
 LAYERS   := core store stage proc sup http cli
 PKGS     := libconfig jansson sqlite3 uuid nettle libpng libjpeg libwebp libmicrohttpd
 # Everything the build and the tests ask pkg-config for.
-ALLPKGS  := $(PKGS) libcurl vips cmocka
+ALLPKGS  := $(PKGS) libcurl vips cmocka libseccomp
 
 # Why the flags below are computed when make reads this file, and why that is
 # safe on a fresh machine: the targets that install the packages (demo, check,
@@ -92,7 +92,7 @@ all: $(BUILD)/t2istage $(MODULES) plugins $(DIST)
 
 plugins: $(PLUGINS)
 
-test-plugins: $(TPLUGINS)
+test-plugins: $(TPLUGINS) $(BUILD)/tests/helpers/seccomp-exec
 
 deps:
 	@$(INSTALL_DEPS)
@@ -154,6 +154,12 @@ $(BUILD)/plugins/%.so: $(BUILD)/obj/plugins/%.o
 
 $(BUILD)/tests/plugins/%.so: $(BUILD)/obj/tests/plugins/%.o $(BUILD)/obj/tests/plugins/common.o
 	$(call link_so,$(call pkg,--libs libpng jansson))
+
+# The helper that runs the binary under the unit's seccomp filters
+# (tests/helpers/seccomp_exec.c), built with the test plugins.
+$(BUILD)/tests/helpers/seccomp-exec: tests/helpers/seccomp_exec.c | pkgcheck
+	@mkdir -p $(@D) && echo "  CCLD    $@"
+	@$(CC) $(CSTD) $(WARN) $(CFLAGS) $(LDFLAGS) -o $@ $< $(call pkg,--cflags --libs libseccomp)
 
 $(BUILD)/tests/unit/%: tests/unit/%.c $(BUILD)/libt2i.a | $(BUILD)/gen/paths.h
 	@mkdir -p $(@D) && echo "  CCLD    $@"

@@ -17,15 +17,31 @@ module_thumb_fn t2i_thumb_encode;
 
 static int thumb_ready;
 
+/* libvips loads every module in <libdir>/vips-modules-X.Y when it starts
+ * (HEIF, JPEG XL, ImageMagick, Poppler, OpenSlide on Debian), and with them
+ * their libraries and constructors: libheif brings libnuma, whose
+ * constructor calls set_mempolicy(), which the unit's SystemCallFilter=
+ * answers with SIGSYS.  A worker only ever shrinks the PNG, JPEG and WebP
+ * images it has already sniffed, which libvips reads without modules, and
+ * decoders of other formats are only more code facing a provider's bytes.
+ * libvips finds its modules under $VIPSHOME (and sets the variable itself
+ * when it is unset); under /dev/null, which is no directory, none can ever
+ * be found. */
+#define THUMB_NO_MODULES "/dev/null"
+
 static int
 thumb_init(char *err, size_t errlen)
 {
 	if (thumb_ready)
 		return 0;
+	g_setenv("VIPSHOME", THUMB_NO_MODULES, TRUE);
 	if (VIPS_INIT("t2istage-worker") != 0) {
 		g_strlcpy(err, vips_error_buffer(), errlen);
 		return -1;
 	}
+	/* Operations libvips marks untrusted (loaders of rarely used formats)
+	 * are refused too, whatever libvips was built with. */
+	vips_block_untrusted_set(TRUE);
 	/* A worker makes a handful of thumbnails: no pixel cache, one thread. */
 	vips_cache_set_max(0);
 	vips_concurrency_set(1);

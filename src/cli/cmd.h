@@ -28,6 +28,9 @@ int cmd_status(const struct cmd_opts *o);
 int cmd_images(const struct cmd_opts *o);
 int cmd_plugins(const struct cmd_opts *o);
 int cmd_check_config(const struct cmd_opts *o);
+/* `reload [PID]`: 0 reloaded, 1 refused (or the service went away), 2 it
+ * could not be asked; see cmd_reload.c. */
+int cmd_reload(const struct cmd_opts *o);
 
 /* Shared by the commands: the config, or NULL after printing why. */
 struct config *cmd_config(const struct cmd_opts *o);

@@ -28,6 +28,8 @@ static const char usage_text[] =
 	"  check-config         validate the configuration and its plugins\n"
 	"  serve                the service: HTTP API with Server-Sent Events, SIGHUP\n"
 	"                       reload, graceful stop on SIGTERM, recovery on start\n"
+	"  reload [PID]         make the service reload its configuration and wait for\n"
+	"                       the outcome: 0 reloaded, 1 refused, 2 no service found\n"
 	"\n"
 	"  -c FILE    configuration (default: $T2ISTAGE_CONF, then\n"
 	"             " T2I_CONFIG_DEFAULT_PATH ", then built-in defaults)\n"
@@ -102,6 +104,8 @@ dispatch(const char *cmd, struct cmd_opts *o)
 		return cmd_plugins(o);
 	if (strcmp(cmd, "check-config") == 0)
 		return cmd_check_config(o);
+	if (strcmp(cmd, "reload") == 0)
+		return cmd_reload(o);
 	if (strcmp(cmd, "serve") == 0)
 		return cmd_serve_main(config_choose_path(o->conf), o->verbose);
 	fprintf(stderr, "t2istage: unknown command '%s'\n", cmd);

@@ -6,6 +6,7 @@
  * logs. */
 #include "config.h"
 
+#include "envsubst.h"
 #include "imgsize.h"
 #include "jsontext.h"
 #include "paths.h"
@@ -153,12 +154,27 @@ path_resolve(const char *base, const char *rel)
 	return memmove(in, out, o + 1);
 }
 
+/* rel with its environment variables expanded (see envsubst.h: systemd
+ * credentials), resolved against the file's directory. */
+static char *
+secret_path(struct loader *ld, const config_setting_t *at, const char *rel)
+{
+	char why[256], *expanded = envsubst(rel, why, sizeof(why)), *path = NULL;
+
+	if (expanded == NULL)
+		fail(ld, at, NULL, "%s", why);
+	else
+		path = oom(ld, path_resolve(ld->dir, expanded));
+	free(expanded);
+	return path;
+}
+
 /* The secret held in file rel, without trailing whitespace.  Read
  * unbuffered so that no stdio buffer keeps a copy. */
 static char *
 read_secret(struct loader *ld, const config_setting_t *at, const char *rel)
 {
-	char buf[SECRET_MAX + 1], *path = oom(ld, path_resolve(ld->dir, rel)), *v = NULL;
+	char buf[SECRET_MAX + 1], *path = secret_path(ld, at, rel), *v = NULL;
 	FILE *f = path != NULL ? fopen(path, "re") : NULL;
 	size_t n = 0;
 

@@ -373,14 +373,19 @@ send_file(struct http_req *rq, const char *path, const char *mime, const char *s
 	struct MHD_Response *resp;
 	struct stat sb;
 	char etag[72];
+	const char *why = NULL;
 
 	if (fd < 0 && errno == ENOENT)
 		return http_reply_error(rq, MHD_HTTP_NOT_FOUND, "image %s: file missing", rq->id);
-	if (fd < 0 || fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
-		log_warnx("http: image %s: cannot read %s", rq->id, path);
+	if (fd < 0 || fstat(fd, &sb) < 0)
+		why = strerror(errno);
+	else if (!S_ISREG(sb.st_mode))
+		why = "not a regular file";
+	if (why != NULL) {
+		log_errx("http: image %s: cannot read %s: %s", rq->id, path, why);
 		if (fd >= 0)
 			close(fd);
-		return http_reply_error(rq, 500, "image %s: cannot read its file", rq->id);
+		return http_reply_error(rq, 500, "image %s: cannot read its file: %s", rq->id, why);
 	}
 	if ((resp = MHD_create_response_from_fd64((uint64_t)sb.st_size, fd)) == NULL) {
 		close(fd);

@@ -23,6 +23,7 @@
 #include "spawnmsg.h"
 #include "sse.h"
 #include "stage.h"
+#include "statusfile.h"
 #include "store.h"
 #include "supervisor.h"
 #include "slots.h"
@@ -37,7 +38,26 @@ struct service {
 	struct http *http;
 	struct metrics metrics;
 	struct spawner *sp;
+	struct statusfile status; /* what `t2istage reload` reads */
+	bool status_off;	/* it could not be written: not tried again */
 };
+
+/* Writes the status file in its new state.  Without one `t2istage reload`
+ * cannot learn outcomes, which is said once; serving goes on. */
+static void
+publish(struct service *sv, const char *state)
+{
+	char err[512];
+
+	snprintf(sv->status.state, sizeof(sv->status.state), "%s", state);
+	if (sv->status_off)
+		return;
+	if (statusfile_write(&sv->status, err, sizeof(err)) < 0) {
+		log_info("no status file (%s): `t2istage reload` cannot report reloads; "
+			 "set RUNTIME_DIRECTORY to a writable directory", err);
+		sv->status_off = true;
+	}
+}
 
 /* Every configured provider's plugin gets its template (see template.h)
  * now, not at the first batch: the service expects work. */
@@ -266,6 +286,7 @@ hook_stopping(void *arg)
 	struct service *sv = arg;
 
 	notify_stopping();
+	publish(sv, "stopping");
 	if (sv->http != NULL)
 		http_quiesce(sv->http);
 }
@@ -297,6 +318,17 @@ check_providers(const struct config *cfg, bool keys_only, char *err, size_t errl
 	return provcheck_run(cfg, keys_only, keep_first, &fb) == 0 ? 0 : -1;
 }
 
+/* The outcome of the reload begun last, for `t2istage reload`. */
+static void
+reload_done(struct service *sv, const char *result, const char *message)
+{
+	sv->status.reload_done = sv->status.reload;
+	snprintf(sv->status.result, sizeof(sv->status.result), "%s", result);
+	snprintf(sv->status.message, sizeof(sv->status.message), "%s", message);
+	publish(sv, "serving");
+	notify_ready();
+}
+
 /* SIGHUP: a new generation is built beside the running one and takes over
  * only when all of it is valid. */
 static void
@@ -307,6 +339,8 @@ hook_reload(void *arg)
 	struct config *cfg;
 
 	notify_reloading();
+	sv->status.reload++;
+	publish(sv, "reloading");
 	log_info("reloading %s", sv->conf_path != NULL ? sv->conf_path : "(built-in defaults)");
 	if ((cfg = config_load(sv->conf_path, err, sizeof(err))) == NULL ||
 	    check_providers(cfg, false, err, sizeof(err)) < 0 ||
@@ -314,7 +348,7 @@ hook_reload(void *arg)
 	    sup_reconfigure(sv->sup, cfg, err, sizeof(err)) < 0) {
 		log_errx("reload refused, the running configuration stays: %s", err);
 		config_free(cfg);
-		notify_ready();
+		reload_done(sv, "refused", err);
 		return;
 	}
 	if (strcmp(cfg->http_listen, sv->cfg->http_listen) != 0)
@@ -326,7 +360,7 @@ hook_reload(void *arg)
 	http_set_token(sv->http, cfg->http_token);
 	warm_providers(sv);
 	log_info("reloaded: %zu providers, %d workers", cfg->nproviders, cfg->workers_max);
-	notify_ready();
+	reload_done(sv, "ok", "");
 }
 
 /* Runs left 'processing' by the previous process go on. */
@@ -436,7 +470,10 @@ service_run(struct service *sv)
 	store_commit(sv->st);
 	log_info("serving on %s (%zu providers, %d workers)", sv->cfg->http_listen,
 		 sv->cfg->nproviders, sv->cfg->workers_max);
+	sv->status.pid = getpid();
+	publish(sv, "serving");
 	notify_ready();
 	sup_loop(sv->sup);
+	statusfile_remove(getpid());
 	log_info("stopped");
 }

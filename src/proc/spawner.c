@@ -28,6 +28,8 @@
 #define SPAWNER_REQUEST_MAX (SPAWNER_REQUEST_HEAD + PATH_MAX)
 /* Templates nobody asked for in this long give their memory back. */
 #define SPAWNER_TEMPLATE_IDLE_MS (10LL * 60 * 1000)
+/* At a stop, how long templates get to end their spares and exit. */
+#define SPAWNER_STOP_MS 5000
 
 /* Our own workers, workers of templates that died (we are their subreaper)
  * and the templates themselves, which the supervisor never heard of. */
@@ -42,7 +44,42 @@ reap_children(void)
 			spawnmsg_send_exit(SPAWNER_EXITS_FD, pid, status);
 }
 
-static void
+/* The supervisor is stopping (it closed our socket).  Nothing of ours may
+ * outlive it: under systemd the unit's cgroup must be empty when the main
+ * process exits, or systemd kills what is left.  Templates are retired (they
+ * end their spares, then exit once their workers have) and every child is
+ * waited for; whatever is still there after SPAWNER_STOP_MS is killed. */
+static _Noreturn void
+spawner_finish(int sfd)
+{
+	struct pollfd pfd = { .fd = sfd, .events = POLLIN };
+	struct signalfd_siginfo si;
+	int timeout = SPAWNER_STOP_MS;
+
+	template_retire_all();
+	for (;;) {
+		int status;
+		pid_t pid;
+
+		while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+			(void)template_reaped(pid);
+		if (pid < 0 && errno == ECHILD)
+			_exit(0);
+		if (pid < 0 && errno != EINTR)
+			_exit(1);
+		if (poll(&pfd, 1, timeout) == 0 && timeout >= 0) {
+			log_warnx("templates still running %d s after the stop: killing them",
+				  SPAWNER_STOP_MS / 1000);
+			template_kill_all();
+			timeout = -1;	/* SIGKILL needs no more patience */
+		}
+		if (pfd.revents & POLLIN)
+			(void)!read(sfd, &si, sizeof(si));
+	}
+}
+
+/* False when the supervisor has closed the control socket. */
+static bool
 handle_request(void)
 {
 	char req[SPAWNER_REQUEST_MAX];
@@ -53,14 +90,14 @@ handle_request(void)
 	ssize_t n = fdpass_recv(SPAWNER_CTL_FD, fds, &nfds, req, sizeof(req));
 
 	if (n == 0)
-		_exit(0);	/* the supervisor closed us */
+		return false;
 	if (n > 0 && nfds == 0) {
 		/* A warm-up: no descriptors, no answer. */
 		if (n > SPAWNER_REQUEST_HEAD && req[n - 1] == '\0' &&
 		    req[SPAWNER_REQUEST_HEAD] != '\0')
 			template_warm(req + SPAWNER_REQUEST_HEAD, (unsigned char)req[0],
 				      (unsigned char)req[1], SPAWNER_EXITS_FD);
-		return;
+		return true;
 	}
 	if (n <= SPAWNER_REQUEST_HEAD || req[n - 1] != '\0') {
 		if (n > 0) {
@@ -69,7 +106,7 @@ handle_request(void)
 		}
 		reply = -EPROTO;
 		send(SPAWNER_CTL_FD, &reply, sizeof(reply), MSG_NOSIGNAL);
-		return;
+		return true;
 	}
 	pid = req[SPAWNER_REQUEST_HEAD] != '\0' ?
 	      template_spawn(req + SPAWNER_REQUEST_HEAD, (unsigned char)req[0], fds,
@@ -80,6 +117,7 @@ handle_request(void)
 	close(fds[0]);
 	close(fds[1]);
 	send(SPAWNER_CTL_FD, &reply, sizeof(reply), MSG_NOSIGNAL);
+	return true;
 }
 
 static _Noreturn void
@@ -121,8 +159,8 @@ spawner_main(int ctl, int exits, pid_t parent)
 			(void)!read(sfd, &si, sizeof(si));
 			reap_children();
 		}
-		if (pfd[0].revents & (POLLIN | POLLHUP))
-			handle_request();
+		if ((pfd[0].revents & (POLLIN | POLLHUP)) && !handle_request())
+			spawner_finish(sfd);
 	}
 }
 

@@ -36,6 +36,9 @@ void spawner_warm(struct spawner *sp, const char *plugin, unsigned flags, int sp
 /* 1 with *pid and *status filled, 0 when nothing is waiting, -1 when the
  * spawner is gone (its workers died with it). */
 int spawner_read_exit(struct spawner *sp, pid_t *pid, int *status);
+/* Closes the spawner's sockets and waits for it.  It ends its templates
+ * and their spares first and waits for them, so that when this returns no
+ * process of the tree is left (systemd would otherwise kill them). */
 void spawner_stop(struct spawner *sp);
 
 #endif

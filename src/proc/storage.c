@@ -15,6 +15,7 @@
 #include <webp/decode.h>
 
 #include "hash.h"
+#include "owner.h"
 
 const char *
 storage_sniff(const void *bytes, size_t size, const char **ext)
@@ -177,34 +178,6 @@ storage_dimensions(const void *bytes, size_t size, const char *mime, int *w, int
 	return 0;
 }
 
-int
-storage_mkdirs(const char *path, char *err, size_t errlen)
-{
-	char buf[4096];
-	size_t n = strlen(path);
-
-	if (n >= sizeof(buf)) {
-		snprintf(err, errlen, "%s: path too long", path);
-		return -1;
-	}
-	memcpy(buf, path, n + 1);
-	for (char *p = buf + 1; ; p++) {
-		if (*p != '/' && *p != '\0')
-			continue;
-		char c = *p;
-
-		*p = '\0';
-		if (mkdir(buf, 0750) < 0 && errno != EEXIST) {
-			snprintf(err, errlen, "%s: mkdir: %s", buf, strerror(errno));
-			return -1;
-		}
-		*p = c;
-		if (c == '\0')
-			break;
-	}
-	return 0;
-}
-
 static int
 fsync_dir_of(const char *path)
 {
@@ -227,27 +200,38 @@ int
 storage_write_atomic(const char *path, const void *bytes, size_t size, char *err, size_t errlen)
 {
 	char tmp[4200];
-	const char *p = bytes;
+	const char *p = bytes, *what = "write";
 	size_t left = size;
-	int fd;
+	int fd, saved;
 
 	snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640)) < 0) {
-		snprintf(err, errlen, "%s: open: %s", tmp, strerror(errno));
+	/* A new file, never one found there: a worker that died left its
+	 * temporary file behind (a later process may get its pid), and root
+	 * must not write through a link planted in the service's directory. */
+	if ((fd = owner_create(tmp, O_WRONLY, 0640, err, errlen)) < 0 && errno == EEXIST &&
+	    unlink(tmp) == 0)
+		fd = owner_create(tmp, O_WRONLY, 0640, err, errlen);
+	if (fd < 0)
 		return -1;
-	}
 	while (left > 0) {
 		ssize_t n = write(fd, p, left);
 
 		if (n < 0 && errno == EINTR)
 			continue;
+		if (n == 0)
+			errno = ENOSPC;	/* write() made no progress */
 		if (n <= 0)
 			goto fail;
 		p += n;
 		left -= (size_t)n;
 	}
-	if (fsync(fd) < 0 || close(fd) < 0) {
+	if (fsync(fd) < 0) {
+		what = "fsync";
+		goto fail;
+	}
+	if (close(fd) < 0) {
 		fd = -1;
+		what = "close";
 		goto fail;
 	}
 	if (rename(tmp, path) < 0) {
@@ -259,10 +243,12 @@ storage_write_atomic(const char *path, const void *bytes, size_t size, char *err
 	(void)fsync_dir_of(path);
 	return 0;
 fail:
-	snprintf(err, errlen, "%s: write: %s", tmp, strerror(errno));
+	saved = errno;
+	snprintf(err, errlen, "%s: %s: %s", tmp, what, strerror(saved));
 	if (fd >= 0)
 		close(fd);
 	unlink(tmp);
+	errno = saved;
 	return -1;
 }
 
@@ -290,7 +276,7 @@ storage_put(const char *dir, const void *bytes, size_t size, struct storage_meta
 	m->size = (int64_t)size;
 	/* A first level of 256 directories keeps each one small. */
 	snprintf(sub, sizeof(sub), "%s/%.2s", dir, m->sha256);
-	if (storage_mkdirs(sub, err, errlen) < 0)
+	if (owner_mkdirs(sub, err, errlen) < 0)
 		return -1;
 	snprintf(m->path, sizeof(m->path), "%s/%s.%s", sub, m->sha256, m->ext);
 	if (stat(m->path, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size == (off_t)size)

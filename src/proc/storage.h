@@ -35,7 +35,5 @@ int storage_put(const char *dir, const void *bytes, size_t size, struct storage_
 int storage_write_atomic(const char *path, const void *bytes, size_t size, char *err,
 			 size_t errlen);
 
-/* mkdir -p with mode 0750. */
-int storage_mkdirs(const char *path, char *err, size_t errlen);
 
 #endif

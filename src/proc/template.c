@@ -270,6 +270,22 @@ template_reaped(pid_t pid)
 }
 
 void
+template_retire_all(void)
+{
+	for (int i = 0; i < TEMPLATE_MAX; i++)
+		if (tmpls[i].state != T_FREE && tmpls[i].state != T_RETIRED)
+			retire(&tmpls[i]);
+}
+
+void
+template_kill_all(void)
+{
+	for (int i = 0; i < TEMPLATE_MAX; i++)
+		if (tmpls[i].pid > 0)
+			kill(tmpls[i].pid, SIGKILL);
+}
+
+void
 template_expire(long long idle_ms)
 {
 	long long now = clock_now_ms();

@@ -54,4 +54,11 @@ bool template_reaped(pid_t pid);
 /* Spawner side: retires templates not used for idle_ms. */
 void template_expire(long long idle_ms);
 
+/* Spawner side, when it stops: every template is retired (it ends its
+ * spares and exits once its workers have; one still loading is killed). */
+void template_retire_all(void);
+/* SIGKILL to every template still running; their spares and workers die
+ * with them (PR_SET_PDEATHSIG). */
+void template_kill_all(void);
+
 #endif

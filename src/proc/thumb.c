@@ -9,6 +9,7 @@
 #include "log.h"
 #include "module.h"
 #include "module_abi.h"
+#include "owner.h"
 
 void
 thumb_prepare(void)
@@ -32,8 +33,12 @@ thumb_make(const char *dir, const struct storage_meta *m, const void *bytes, siz
 	if (stat(out, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size > 0)
 		return 0;
 	*(void **)&encode = module_symbol(MODULE_THUMB, MODULE_THUMB_ENCODE);
-	if (encode == NULL || storage_mkdirs(sub, err, sizeof(err)) < 0)
+	if (encode == NULL)
+		goto out;	/* module_symbol() said why */
+	if (owner_mkdirs(sub, err, sizeof(err)) < 0) {
+		log_warnx("thumbnail: %s", err);
 		goto out;
+	}
 	if (encode(bytes, size, THUMB_EDGE, &jpg, &jlen, err, sizeof(err)) < 0) {
 		log_warnx("thumbnail of %s: %s", m->path, err);
 		goto out;

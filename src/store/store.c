@@ -4,6 +4,7 @@
 #include "store_internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,8 +12,10 @@
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "log.h"
+#include "owner.h"
 
 /* Migration N takes user_version from N to N+1; append only. */
 static const char *const migrations[] = {
@@ -132,32 +135,28 @@ store_migrate(struct store *st, char *err, size_t errlen)
 	return 0;
 }
 
+/* The database's directory, and the file itself when it is new: made with
+ * the owner of the directory they are in (see owner.h), so that a database
+ * an admin created as root stays the service's.  SQLite does the same for
+ * its -wal and -shm files. */
 static int
-store_mkdir_parent(const char *path, char *err, size_t errlen)
+store_prepare_file(const char *path, char *err, size_t errlen)
 {
 	char *copy = strdup(path);
-	char *dir;
-	char *p;
+	int fd, rc = -1;
 
-	if (copy == NULL)
+	if (copy == NULL) {
+		snprintf(err, errlen, "out of memory");
 		return -1;
-	dir = dirname(copy);
-	for (p = dir + 1; *p != '\0'; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(dir, 0750) < 0 && errno != EEXIST)
-			goto fail;
-		*p = '/';
 	}
-	if (mkdir(dir, 0750) < 0 && errno != EEXIST)
-		goto fail;
+	if (owner_mkdirs(dirname(copy), err, errlen) == 0) {
+		fd = owner_create(path, O_RDWR, 0640, err, errlen);
+		if (fd >= 0)
+			close(fd);
+		rc = fd >= 0 || errno == EEXIST ? 0 : -1;
+	}
 	free(copy);
-	return 0;
-fail:
-	snprintf(err, errlen, "%s: cannot create directory: %s", dir, strerror(errno));
-	free(copy);
-	return -1;
+	return rc;
 }
 
 struct store *
@@ -171,7 +170,7 @@ store_open(const char *path, bool readonly, char *err, size_t errlen)
 		return NULL;
 	}
 	st->readonly = readonly;
-	if (!readonly && store_mkdir_parent(path, err, errlen) < 0)
+	if (!readonly && store_prepare_file(path, err, errlen) < 0)
 		goto fail;
 	if (sqlite3_open_v2(path, &st->db, flags | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
 		snprintf(err, errlen, "%s: %s", path,

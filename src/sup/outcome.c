@@ -366,10 +366,13 @@ on_result(const struct outcome_ctx *c, struct slot *s, const struct msg_worker *
 	return 0;
 }
 
-/* The plugin cannot run at all: every item of the batch fails with why. */
+/* The plugin cannot run at all: every item of the batch fails with why.
+ * A configuration error for the admin, hence the journal as well. */
 static void
 on_fatal(const struct outcome_ctx *c, struct slot *s, const char *message)
 {
+	log_errx("run %s: provider %s: plugin refused by worker %ld: %s", s->run->id,
+		 c->cfg->providers[s->provider].name, (long)s->pid, message);
 	if (s->current >= 0)
 		attempt_failed(c, s->run, s->items[s->current], CLASS_UNUSABLE, 0, message);
 	s->current = -1;
@@ -441,11 +444,16 @@ outcome_settle(const struct outcome_ctx *c, struct slot *s)
 	if (s->stopping && s->current >= 0)
 		s->next = s->current;	/* a shutdown is nobody's fault: put it back */
 	else if (!s->stopping) {
+		int i = s->current >= 0 ? s->items[s->current] : s->items[s->next++];
+
 		slots_describe_exit(s, cause, sizeof(cause));
-		if (s->current >= 0)
-			attempt_failed(c, r, s->items[s->current], T2I_ERR_TRANSIENT, 0, cause);
-		else
-			attempt_failed(c, r, s->items[s->next++], T2I_ERR_TRANSIENT, 0, cause);
+		/* Crashes and timeouts say something about a plugin or a
+		 * provider that the admin reads in the journal, not only in
+		 * the run's events. */
+		log_warnx("run %s: storyboard %d on provider %s: worker %ld: %s", r->id,
+			  r->items[i].index, c->cfg->providers[s->provider].name, (long)s->pid,
+			  cause);
+		attempt_failed(c, r, i, T2I_ERR_TRANSIENT, 0, cause);
 	}
 	s->current = -1;
 	for (int k = s->nitems - 1; k >= s->next; k--) {

@@ -299,8 +299,9 @@ on_signals(struct sup *s, bool *child)
 				stop_all(s, "stopped");
 				break;
 			}
-			log_warnx("signal %u: finishing work in progress (%d s grace), "
-				  "taking no more", si.ssi_signo, SUP_GRACE_MS / 1000);
+			/* A routine stop (systemctl stop): not a warning. */
+			log_info("signal %u: finishing work in progress (%d s grace), "
+				 "taking no more", si.ssi_signo, SUP_GRACE_MS / 1000);
 			s->stopping = true;
 			s->grace_end_ms = clock_now_ms() + SUP_GRACE_MS;
 			if (s->hooks.stopping != NULL)
@@ -371,8 +372,8 @@ check_deadlines(struct sup *s, int64_t now)
 
 		if (sl->pid <= 0 || sl->killed || sl->reaped || now < sl->deadline_ms)
 			continue;
+		/* Logged with its storyboard once reaped (outcome_settle). */
 		snprintf(cause, sizeof(cause), "timed out after %g s", s->cfg->timeout);
-		log_warnx("worker %ld: %s", (long)sl->pid, cause);
 		slots_kill(sl, cause);
 	}
 	if (s->stopping && s->grace_end_ms > 0 && now >= s->grace_end_ms) {

@@ -69,14 +69,18 @@ class Env:
             json.dump(doc, f)
         return path
 
-    def t2i(self, *args, timeout=RUN_TIMEOUT, env=None, check=None):
-        """Runs the binary with this config; returns CompletedProcess."""
+    def t2i(self, *args, timeout=RUN_TIMEOUT, env=None, check=None, wrapper=()):
+        """Runs the binary with this config; returns CompletedProcess.  wrapper: argv
+        put before the binary's.  RUNTIME_DIRECTORY is this directory, as for
+        Service.start, so that `reload` finds the test's service."""
         e = dict(os.environ)
-        e.pop("T2ISTAGE_CONF", None)
+        for k in ("T2ISTAGE_CONF", "CREDENTIALS_DIRECTORY", "MAINPID"):
+            e.pop(k, None)
+        e["RUNTIME_DIRECTORY"] = self.path
         if env:
             e.update(env)
-        cp = subprocess.run([BIN, "-c", self.conf, *args], capture_output=True, text=True,
-                            timeout=timeout, cwd=self.path, env=e)
+        cp = subprocess.run([*wrapper, BIN, "-c", self.conf, *args], capture_output=True,
+                            text=True, timeout=timeout, cwd=self.path, env=e)
         if check is not None:
             assert cp.returncode == check, (cp.returncode, cp.stdout[-3000:], cp.stderr[-3000:])
         return cp
@@ -652,19 +656,25 @@ class Service:
 
     # -- the process --
 
-    def start(self, extra_env=None, wait=True):
+    def start(self, extra_env=None, wait=True, wrapper=(), session=False):
+        """wrapper: argv put before the binary's (it must exec it, keeping the pid);
+        session: the service leads a session of its own.  The status file for
+        `t2istage reload` goes to the test's directory (RUNTIME_DIRECTORY)."""
         assert self.proc is None or self.proc.poll() is not None, "already running"
         e = dict(os.environ)
-        for k in ("T2ISTAGE_CONF", "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
+        for k in ("T2ISTAGE_CONF", "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID",
+                  "CREDENTIALS_DIRECTORY", "MAINPID"):
             e.pop(k, None)
+        e["RUNTIME_DIRECTORY"] = self.env.path
         if extra_env:
             e.update(extra_env)
         path = os.path.join(self.env.path, f"serve-{len(self.logs) + 1}.log")
         self.logs.append(path)
         with open(path, "w") as err:
-            self.proc = subprocess.Popen([BIN, "-c", self.env.conf, "serve"],
+            self.proc = subprocess.Popen([*wrapper, BIN, "-c", self.env.conf, "serve"],
                                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                         stderr=err, cwd=self.env.path, env=e)
+                                         stderr=err, cwd=self.env.path, env=e,
+                                         start_new_session=session)
         if wait:
             self.wait_ready()
         return self

@@ -12,13 +12,12 @@ import re
 import shutil
 import signal
 import socket
-import subprocess
 import threading
 import uuid
 
 import pytest
 
-from conftest import (ROOT, SERVICE_WAIT, Follower, assert_followers_saw_the_db, db_events,
+from conftest import (SERVICE_WAIT, Follower, assert_followers_saw_the_db, db_events,
                       http_request, png_size, primaries_by_storyboard, provider_conf,
                       read_trace, retry_conf, run_row, service_pids, stage_status,
                       worker_pids, process_role,
@@ -1032,24 +1031,3 @@ def test_sd_notify(service, tmp_path):
     lines = service.log().splitlines()
     assert lines and all(re.match(r"^<[0-7]>", line) for line in lines), \
         [line for line in lines if not re.match(r"^<[0-7]>", line)][:5]
-
-
-def test_systemd_unit_security(tmp_path):
-    tool = shutil.which("systemd-analyze")
-    if tool is None:
-        pytest.skip("systemd-analyze is not installed")
-    with open(os.path.join(ROOT, "etc", "t2istage.service")) as f:
-        text = f.read().replace("@PREFIX@", "/usr/local")
-    assert "@" not in text.replace("@system-service", "").replace("@privileged", "") \
-        .replace("@resources", "")
-    unit = os.path.join(str(tmp_path), "t2istage.service")
-    with open(unit, "w") as f:
-        f.write(text)
-    cp = subprocess.run([tool, "security", "--offline=yes", unit], capture_output=True,
-                        text=True, timeout=120)
-    m = re.search(r"Overall exposure level for \S+: (\d+(?:\.\d+)?)", cp.stdout + cp.stderr)
-    if m is None and "offline" in cp.stderr:
-        pytest.skip(f"this systemd-analyze cannot check offline: {cp.stderr.strip()[:200]}")
-    assert m, (cp.returncode, cp.stdout[-2000:], cp.stderr[-2000:])
-    assert float(m[1]) <= 2.0, cp.stdout[-3000:]
-    assert re.search(r"^Type=notify$", text, re.M)

@@ -468,6 +468,59 @@ test_secrets(void **state)
 		"cannot read");
 }
 
+/* Secret files named through the environment: systemd's credentials. */
+static void
+test_secret_paths_from_the_environment(void **state)
+{
+	struct fixture *fx = *state;
+	char creds[PATH_MAX + 16];
+	struct config *cfg;
+
+	snprintf(creds, sizeof(creds), "%s/creds", fx->dir);
+	make_dir(fx->dir, "creds");
+	make_dir(fx->dir, "etc");
+	write_file(fx->dir, "creds/t2istage.token", "tok-CRED\n", 0600);
+	write_file(fx->dir, "creds/jimeng.key", "sk-CRED\n", 0600);
+	write_file(fx->dir, "etc/t2istage.token", "tok-ETC\n", 0600);
+	write_file(fx->dir, "$x", "tok-DOLLAR\n", 0600);
+	assert_int_equal(setenv("CREDENTIALS_DIRECTORY", creds, 1), 0);
+	cfg = load(fx, PLUGINS "http = { token_file = \"${CREDENTIALS_DIRECTORY}/t2istage.token\"; };\n"
+		   "providers = ( { name = \"jimeng\";\n"
+		   "  api_key_file = \"$CREDENTIALS_DIRECTORY/jimeng.key\"; } );\n");
+	assert_non_null(cfg);
+	assert_string_equal(cfg->http_token, "tok-CRED");
+	assert_string_equal(cfg->providers[0].api_key, "sk-CRED");
+	config_free(cfg);
+	cfg = load(fx, PLUGINS "http = { token_file = \"${CREDENTIALS_DIRECTORY:-etc}/t2istage.token\"; };");
+	assert_non_null(cfg);
+	assert_string_equal(cfg->http_token, "tok-CRED");
+	config_free(cfg);
+
+	/* Outside the unit the default applies (unset or empty alike), and a
+	 * relative result is taken against the file's directory. */
+	assert_int_equal(setenv("CREDENTIALS_DIRECTORY", "", 1), 0);
+	cfg = load(fx, PLUGINS "http = { token_file = \"${CREDENTIALS_DIRECTORY:-etc}/t2istage.token\"; };");
+	assert_non_null(cfg);
+	assert_string_equal(cfg->http_token, "tok-ETC");
+	config_free(cfg);
+	assert_int_equal(unsetenv("CREDENTIALS_DIRECTORY"), 0);
+	cfg = load(fx, PLUGINS "http = { token_file = \"$$x\"; };");
+	assert_non_null(cfg);
+	assert_string_equal(cfg->http_token, "tok-DOLLAR");
+	config_free(cfg);
+
+	/* Unset without a default, or a "$" that starts nothing: errors. */
+	refused(fx, PLUGINS "http = {\n token_file = \"${CREDENTIALS_DIRECTORY}/t2istage.token\"; };",
+		3, "http.token_file", "$CREDENTIALS_DIRECTORY is not set (systemd sets it");
+	refused(fx, PLUGINS "providers = ( { name = \"jimeng\";\n"
+		"api_key_file = \"$NO_SUCH_T2I_VAR/k\"; } );", 3, "providers[0].api_key_file",
+		"$NO_SUCH_T2I_VAR is not set");
+	refused(fx, PLUGINS "http = { token_file = \"${CREDENTIALS_DIRECTORY/x\"; };", 2,
+		"http.token_file", "\"$\" at offset 0 starts no $NAME");
+	refused(fx, PLUGINS "http = { token_file = \"a/$1\"; };", 2, "http.token_file",
+		"\"$\" at offset 2 starts no $NAME");
+}
+
 static void
 test_file_errors(void **state)
 {
@@ -522,6 +575,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_out_of_range, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_provider_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_secrets, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_secret_paths_from_the_environment, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_file_errors, setup, teardown),
 		cmocka_unit_test(test_choose_path),
 	};

@@ -21,6 +21,7 @@
 #include <webp/encode.h>
 
 #include "hash.h"
+#include "owner.h"
 #include "storage.h"
 
 /* ---- encoders ---- */
@@ -565,10 +566,10 @@ test_mkdirs_and_atomic(void **state)
 	size_t len;
 
 	snprintf(path, sizeof(path), "%s/a/b/c", fx->dir);
-	assert_int_equal(storage_mkdirs(path, err, sizeof(err)), 0);
-	assert_int_equal(storage_mkdirs(path, err, sizeof(err)), 0);	/* exists: fine */
+	assert_int_equal(owner_mkdirs(path, err, sizeof(err)), 0);
+	assert_int_equal(owner_mkdirs(path, err, sizeof(err)), 0);	/* exists: fine */
 	snprintf(path, sizeof(path), "%s/a/b/c/", fx->dir);
-	assert_int_equal(storage_mkdirs(path, err, sizeof(err)), 0);	/* trailing slash */
+	assert_int_equal(owner_mkdirs(path, err, sizeof(err)), 0);	/* trailing slash */
 
 	snprintf(path, sizeof(path), "%s/a/b/c/f.bin", fx->dir);
 	assert_int_equal(storage_write_atomic(path, "first", 5, err, sizeof(err)), 0);
@@ -581,6 +582,63 @@ test_mkdirs_and_atomic(void **state)
 	snprintf(path, sizeof(path), "%s/missing/f.bin", fx->dir);
 	assert_int_equal(storage_write_atomic(path, "x", 1, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "open"));
+}
+
+/* A temporary file left by a dead process with our pid, or a link planted
+ * in its place, is neither reused nor written through. */
+static void
+test_atomic_never_follows_the_temporary_name(void **state)
+{
+	struct fixture *fx = *state;
+	char path[PATH_MAX + 64], tmp[PATH_MAX + 96], victim[PATH_MAX + 64];
+	unsigned char *got;
+	size_t len;
+
+	snprintf(path, sizeof(path), "%s/f.bin", fx->dir);
+	snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
+	snprintf(victim, sizeof(victim), "%s/victim", fx->dir);
+	assert_int_equal(storage_write_atomic(victim, "keep", 4, err, sizeof(err)), 0);
+	assert_int_equal(symlink(victim, tmp), 0);
+	assert_int_equal(storage_write_atomic(path, "new", 3, err, sizeof(err)), 0);
+	got = read_file(victim, &len);
+	assert_int_equal(len, 4);
+	assert_memory_equal(got, "keep", 4);
+	free(got);
+	got = read_file(path, &len);
+	assert_int_equal(len, 3);
+	assert_memory_equal(got, "new", 3);
+	free(got);
+	assert_int_equal(access(tmp, F_OK), -1);
+}
+
+/* Root writing into a directory of another user (the CLI run as root
+ * against the service's state) leaves everything owned by that user. */
+static void
+test_root_creates_with_the_directory_owner(void **state)
+{
+	struct fixture *fx = *state;
+	const uid_t uid = 61999;
+	const gid_t gid = 61998;
+	char root[PATH_MAX + 32];
+	struct storage_meta m;
+	struct stat sb;
+	size_t len;
+	unsigned char *img = make_png(12, 8, &len);
+
+	if (geteuid() != 0) {
+		free(img);
+		skip();
+	}
+	snprintf(root, sizeof(root), "%s/state", fx->dir);
+	assert_int_equal(mkdir(root, 0700), 0);
+	assert_int_equal(chown(root, uid, gid), 0);
+	assert_int_equal(storage_put(root, img, len, &m, err, sizeof(err)), 0);
+	assert_int_equal(stat(m.path, &sb), 0);
+	assert_true(sb.st_uid == uid && sb.st_gid == gid);
+	*strrchr(m.path, '/') = '\0';
+	assert_int_equal(stat(m.path, &sb), 0);
+	assert_true(sb.st_uid == uid && sb.st_gid == gid && S_ISDIR(sb.st_mode));
+	free(img);
 }
 
 int
@@ -597,6 +655,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_put_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_put_unwritable, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mkdirs_and_atomic, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_atomic_never_follows_the_temporary_name, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_root_creates_with_the_directory_owner, setup,
+						teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -20,7 +20,8 @@
  *
  * Triggers in the prompt: WARN logs a warning-level line (the same for
  * every storyboard); BADCKPT first tries checkpoints the host must refuse;
- * PROGRESS first sends two bursts of progress a second apart.
+ * PROGRESS first sends two bursts of progress a second apart; CRASH dies of
+ * signal 11 right after its checkpoint returned, when it submitted.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -273,7 +274,11 @@ int generate_image(const struct t2i_request *req, const struct t2i_host *host,
 		bad_checkpoints(&j);
 	if (tp_has(req, "PROGRESS"))
 		bursts(&j);
-	if (j.task[0] == '\0' && submit(&j, err) < 0)
-		return -1;
+	if (j.task[0] == '\0') {
+		if (submit(&j, err) < 0)
+			return -1;
+		if (tp_has(req, "CRASH"))
+			tp_crash();
+	}
 	return poll_task(&j, err);
 }

@@ -205,6 +205,22 @@ def test_timeout_shorter_than_task_polls_the_same_task(env):
     assert_no_key(env, cp.stdout, cp.stderr)
 
 
+def test_worker_crash_after_checkpoint_then_the_retry_polls(env):
+    """checkpoint() returned: the state is in the database, so a worker that
+    dies right after is retried on the same task."""
+    env.write_config(providers=[async_provider(env, task_ms=200)],
+                     extra=retry_conf(3, 0.05, 0.1))
+    rc, events, cp = env.run_json(env.project(["a CRASH shot"]), expect=0)
+    (w,) = retry_warnings(events)
+    assert w["cause"] == "worker crashed: signal 11", w
+    log = task_log(env)
+    (submit,) = lines(log, "submit")
+    assert [c["detail"] for c in lines(log, "call")] == ["-", submit["task"]]
+    assert lines(log, "resume")[0]["task"] == submit["task"]
+    assert len(events_of(events, "image_generated")) == 1
+    assert pending_tasks(env) == {}
+
+
 def test_deadline_on_the_last_attempt_cancels(env):
     """On the last attempt the plugin hears T2I_STOP_DEADLINE from sleep(),
     before the kill: it cancels its task, says so, and forgets it."""

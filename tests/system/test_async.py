@@ -143,12 +143,12 @@ def test_kill9_while_polling_then_restart(service):
     storyboard completes with exactly one submission, its task polled again
     under the same idempotency key."""
     env = service.env
-    pid, run = start_gated(service, 6)
+    pid, run = start_gated(service, 12, workers=4)
     sbs = storyboard_ids(env, pid)
     before = first_tasks(env)
     assert_task_visible(service, env, pid, before)
     assert {sb: st["task"] for sb, st in pending_tasks(env).items()} == before
-    wait_for(lambda: len(lines(task_log(env), "poll")) >= 6, what="the tasks being polled")
+    wait_for(lambda: len(lines(task_log(env), "poll")) >= 8, what="the tasks being polled")
     service.kill9()
     wait_for(lambda: not service_pids(env.conf), what="every process of the service to die")
     # The paid tasks survive the crash in the database.
@@ -158,7 +158,7 @@ def test_kill9_while_polling_then_restart(service):
     service.start()
     open_gate(env)
     done = wait_run_done(env, run)
-    assert done["success"] is True and done["data"]["success_count"] == 6
+    assert done["success"] is True and done["data"]["success_count"] == 12
     assert submissions(env) == {sb: 1 for sb in sbs}
     after = task_log(env)[mark:]
     # The tasks submitted before the kill were polled, not submitted again.
@@ -170,7 +170,7 @@ def test_kill9_while_polling_then_restart(service):
         keys.setdefault(x["sb"], set()).add(x["key"])
     assert all(len(k) == 1 for k in keys.values()), keys
     flat = [next(iter(k)) for k in keys.values()]
-    assert all(UUID.match(k) for k in flat) and len(set(flat)) == 6, flat
+    assert all(UUID.match(k) for k in flat) and len(set(flat)) == 12, flat
     # Completion forgets the tasks.
     assert pending_tasks(env) == {}
     images = service.get(f"/v1/projects/{pid}/images").json()["images"]

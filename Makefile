@@ -75,7 +75,7 @@ UNITS    := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(wildcard tests/uni
 # Objects of the shared objects: kept (not deleted as intermediates), so that
 # an unchanged plugin is not compiled again.
 SO_OBJS  := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard plugins/*.c tests/plugins/*.c modules/*.c)) \
-            $(BUILD)/obj/plugins/jsontext.o
+            $(BUILD)/obj/plugins/jsontext.o $(BUILD)/obj/tests/plugins/abi1/common.o
 .SECONDARY: $(SO_OBJS)
 
 # Installed files with the install paths written in: the sources name the
@@ -175,6 +175,17 @@ $(BUILD)/gen/paths.h: FORCE
 	   echo '#define T2I_SYSCONFDIR "$(SYSCONFDIR)"'; \
 	   echo '#define T2I_CONFIG_DEFAULT_PATH T2I_SYSCONFDIR "/t2istage/t2istage.conf"'; } >$@.tmp
 	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv -f $@.tmp $@; fi
+
+# A plugin of ABI version 1 is built as it was then: against that header,
+# which comes first on its include path.
+$(BUILD)/obj/tests/plugins/abi1.o: tests/plugins/abi1.c | pkgcheck
+	$(call compile,-Itests/plugins/abi1 $(PLUGIN_CPPFLAGS) -fPIC $(call pkg,--cflags libpng jansson))
+
+$(BUILD)/obj/tests/plugins/abi1/common.o: tests/plugins/common.c | pkgcheck
+	$(call compile,-Itests/plugins/abi1 $(PLUGIN_CPPFLAGS) -fPIC $(call pkg,--cflags libpng jansson))
+
+$(BUILD)/tests/plugins/abi1.so: $(BUILD)/obj/tests/plugins/abi1.o $(BUILD)/obj/tests/plugins/abi1/common.o
+	$(call link_so,$(call pkg,--libs libpng jansson))
 
 # The same for the paths written into the installed text files.
 $(BUILD)/gen/install.vars: FORCE

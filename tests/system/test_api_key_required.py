@@ -122,10 +122,10 @@ def test_plugins_shows_the_flag_and_a_version_1_plugin_loads(env):
     for name in ("sdwebui", "placeholder", "ok"):
         assert "needs api_key" not in rows[name], rows[name]
     # Built against the version 1 header: its struct ends before flags.
-    assert rows["abiv1"].split()[1:4] == ["ok", "abi", "1"], rows["abiv1"]
-    assert rows["abiv1"].endswith("abiv1 1.0: test: built against ABI version 1")
+    assert rows["abi1"].split()[1:4] == ["ok", "abi", "1"], rows["abi1"]
+    assert rows["abi1"].endswith("abi1 1.0: test: built against ABI version 1")
 
-    env.write_config(providers=[provider_conf("v1", "abiv1")])
+    env.write_config(providers=[provider_conf("v1", "abi1")])
     assert "is valid" in env.t2i("check-config", check=0).stdout
     rc, events, _ = env.run_json(env.project(["old plugin", "still works"]), expect=0)
     assert events[-1]["data"]["success_count"] == 2

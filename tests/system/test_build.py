@@ -131,6 +131,9 @@ def includers(fresh, header, sources):
     """Sources whose preprocessing reads header, asked of the compiler
     itself (-MM), independently of the Makefile's dependency files."""
     layers = [f"-I{os.path.join('src', d)}" for d in sorted(os.listdir(os.path.join(fresh.src, "src")))]
+    # tests/plugins/abi1.c is built against the version 1 header kept beside
+    # it, which comes first on its include path (see the Makefile).
+    sources = [s for s in sources if s != "tests/plugins/abi1.c"]
     cp = subprocess.run(["cc", "-MM", "-MG", *layers, "-Iinclude", "-Ibuild/gen", *sources],
                         cwd=fresh.src, capture_output=True, text=True, check=True)
     out, rules = [], cp.stdout.replace("\\\n", " ")

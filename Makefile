@@ -34,7 +34,8 @@ TPLUGINS := $(patsubst tests/plugins/%.c,$(BUILD)/tests/plugins/%.so,$(filter-ou
 UNITS    := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(wildcard tests/unit/test_*.c))
 
 .PHONY: all plugins test-plugins check layers unit system torture asan demo bench install clean deps
-MODULES  := $(BUILD)/lib/t2istage/thumb_vips.so $(BUILD)/lib/t2istage/fetch_curl.so
+MODULES  := $(BUILD)/lib/t2istage/thumb_vips.so $(BUILD)/lib/t2istage/fetch_curl.so \
+            $(BUILD)/lib/t2istage/post_curl.so
 
 all: $(BUILD)/t2istage $(MODULES) plugins
 
@@ -61,7 +62,13 @@ $(BUILD)/lib/t2istage/thumb_vips.so: modules/thumb_vips.c | $(BUILD)/lib/t2istag
 	@$(CC) $(CPPFLAGS_ALL) $(WARN) -Wno-strict-prototypes $(CFLAGS) -fPIC -shared -o $@ $< \
 	    $(shell pkg-config --cflags --libs vips)
 
-$(BUILD)/lib/t2istage/fetch_curl.so: modules/fetch_curl.c | $(BUILD)/lib/t2istage
+$(BUILD)/lib/t2istage/fetch_curl.so: modules/fetch_curl.c modules/curl_common.h | $(BUILD)/lib/t2istage
+	@echo "  CC      $@"
+	@$(CC) $(CPPFLAGS_ALL) $(WARN) $(CFLAGS) -fPIC -shared -o $@ $< \
+	    $(shell pkg-config --cflags --libs libcurl)
+
+# The webhook sender's client (src/proc/hooksend_proc.c).
+$(BUILD)/lib/t2istage/post_curl.so: modules/post_curl.c modules/curl_common.h src/proc/module_abi.h | $(BUILD)/lib/t2istage
 	@echo "  CC      $@"
 	@$(CC) $(CPPFLAGS_ALL) $(WARN) $(CFLAGS) -fPIC -shared -o $@ $< \
 	    $(shell pkg-config --cflags --libs libcurl)

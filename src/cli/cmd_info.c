@@ -205,8 +205,9 @@ cmd_check_config(const struct cmd_opts *o)
 		}
 	}
 	if (bad == 0)
-		printf("t2istage: configuration %s is valid (%zu providers)\n",
-		       path != NULL ? path : "(built-in defaults)", cfg->nproviders);
+		printf("t2istage: configuration %s is valid (%zu providers, %zu webhooks)\n",
+		       path != NULL ? path : "(built-in defaults)", cfg->nproviders,
+		       cfg->nwebhooks);
 	config_free(cfg);
 	return bad == 0 ? 0 : EXIT_FAILED;
 }

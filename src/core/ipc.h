@@ -16,6 +16,7 @@ struct ipc_reader {
 	size_t len, cap;
 	size_t start;		/* first byte not yet handed out */
 	bool eof;
+	size_t max;		/* longest line accepted; 0: IPC_LINE_MAX */
 };
 
 enum ipc_status { IPC_AGAIN = 0, IPC_LINE = 1, IPC_EOF = 2, IPC_ERROR = -1, IPC_TOOLONG = -2 };

@@ -66,7 +66,8 @@ SRCS     := $(foreach l,$(LAYERS),$(wildcard src/$(l)/*.c))
 OBJS     := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(SRCS))
 LIBOBJS  := $(filter-out $(BUILD)/obj/cli/main.o,$(OBJS))
 
-MODULES  := $(BUILD)/lib/t2istage/thumb_vips.so $(BUILD)/lib/t2istage/fetch_curl.so
+MODULES  := $(BUILD)/lib/t2istage/thumb_vips.so $(BUILD)/lib/t2istage/fetch_curl.so \
+            $(BUILD)/lib/t2istage/post_curl.so
 PLUGINS  := $(patsubst plugins/%.c,$(BUILD)/plugins/%.so,$(filter-out plugins/phttp.c,$(wildcard plugins/*.c)))
 # Plugins that speak HTTP share plugins/phttp.c (libcurl).
 HTTP_PLUGINS := $(filter $(addprefix $(BUILD)/plugins/,jimeng.so openai.so sdwebui.so),$(PLUGINS))
@@ -137,6 +138,13 @@ $(BUILD)/lib/t2istage/thumb_vips.so: $(BUILD)/obj/modules/thumb_vips.o
 	$(call link_so,$(call pkg,--libs vips))
 
 $(BUILD)/lib/t2istage/fetch_curl.so: $(BUILD)/obj/modules/fetch_curl.o
+	$(call link_so,$(call pkg,--libs libcurl))
+
+$(BUILD)/obj/modules/post_curl.o: modules/post_curl.c | pkgcheck
+	$(call compile,$(CPPFLAGS_ALL) -fPIC $(call pkg,--cflags libcurl))
+
+# The webhook sender's client (src/proc/hooksend_proc.c).
+$(BUILD)/lib/t2istage/post_curl.so: $(BUILD)/obj/modules/post_curl.o
 	$(call link_so,$(call pkg,--libs libcurl))
 
 # The host's shortest-real JSON text (src/core/jsontext.c) is compiled into

@@ -235,9 +235,13 @@ cmd_check_config(const struct cmd_opts *o)
 	if (cfg == NULL)
 		return EXIT_FAILED;
 	bad = provcheck_run(cfg, false, provcheck_to_stderr, NULL);
-	if (bad == 0)
+	if (bad == 0 && cfg->nwebhooks == 0)
 		printf("t2istage: configuration %s is valid (%zu providers)\n",
 		       path != NULL ? path : "(built-in defaults)", cfg->nproviders);
+	else if (bad == 0)
+		printf("t2istage: configuration %s is valid (%zu providers, %zu webhooks)\n",
+		       path != NULL ? path : "(built-in defaults)", cfg->nproviders,
+		       cfg->nwebhooks);
 	config_free(cfg);
 	return bad == 0 ? 0 : EXIT_FAILED;
 }

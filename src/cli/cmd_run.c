@@ -259,6 +259,7 @@ cmd_run(const struct cmd_opts *o, bool retry)
 		fprintf(stderr, "t2istage: %s\n", err);
 		goto out;
 	}
+	sup_watch_events(sup, &ev);
 	if ((r = start(st, cfg, &ev, o, retry, p, &status)) == NULL)
 		goto out;
 	sup_add_run(sup, r);

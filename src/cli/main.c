@@ -7,6 +7,8 @@
 
 #include "cmd.h"
 #include "config.h"
+#include "hooksend.h"
+#include "hooksend_proc.h"
 #include "log.h"
 #include "paths.h"
 #include "serve.h"
@@ -108,6 +110,8 @@ dispatch(const char *cmd, struct cmd_opts *o)
 		return cmd_reload(o);
 	if (strcmp(cmd, "serve") == 0)
 		return cmd_serve_main(config_choose_path(o->conf), o->verbose);
+	if (strcmp(cmd, HOOKSEND_COMMAND) == 0)	/* started by the supervisor */
+		return hooksend_proc_main(o->target);
 	fprintf(stderr, "t2istage: unknown command '%s'\n", cmd);
 	return usage(EXIT_REFUSED);
 }

@@ -12,4 +12,8 @@ int64_t clock_now_ms(void);
 /* The same clock in microseconds (systemd's MONOTONIC_USEC). */
 int64_t clock_now_us(void);
 
+/* Unix time in milliseconds, for what must mean the same after a restart
+ * (the webhook outbox's schedule).  It can jump: never for a timeout. */
+int64_t clock_wall_ms(void);
+
 #endif

@@ -7,6 +7,7 @@
 #include "config.h"
 
 #include "envsubst.h"
+#include "hash.h"
 #include "imgsize.h"
 #include "jsontext.h"
 #include "paths.h"
@@ -19,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -553,6 +555,21 @@ builtin_provider(struct loader *ld, struct config *cfg)
 		check_plugin(ld, cfg, p, NULL, "providers[0].plugin");
 }
 
+/* Element i of list l, a group, through load(ld, cfg, i, group). */
+static void
+load_groups(struct loader *ld, struct config *cfg, const config_setting_t *l, size_t n,
+	    void (*load)(struct loader *, struct config *, size_t, const config_setting_t *))
+{
+	for (size_t i = 0; i < n && !ld->failed; i++) {
+		const config_setting_t *g = config_setting_get_elem(l, (unsigned)i);
+
+		if (config_setting_type(g) != CONFIG_TYPE_GROUP)
+			fail(ld, g, NULL, "expected a group { ... }");
+		else
+			load(ld, cfg, i, g);
+	}
+}
+
 /* An empty list is allowed and means "no provider": runs are then refused
  * (422 from the API, exit status 2 from run). */
 static void
@@ -569,14 +586,130 @@ load_providers(struct loader *ld, const config_setting_t *root, struct config *c
 	}
 	if (n > 0 && (cfg->providers = oom(ld, calloc(n, sizeof(*cfg->providers)))) != NULL)
 		cfg->nproviders = n;
-	for (size_t i = 0; i < cfg->nproviders && !ld->failed; i++) {
-		const config_setting_t *g = config_setting_get_elem(l, (unsigned)i);
+	load_groups(ld, cfg, l, cfg->nproviders, load_provider);
+}
 
-		if (config_setting_type(g) != CONFIG_TYPE_GROUP)
-			fail(ld, g, NULL, "expected a group { ... }");
-		else
-			load_provider(ld, cfg, i, g);
+/* ---- webhooks ---- */
+
+const char *const config_event_types[CONFIG_EVENT_TYPES] = {
+	"stage_update", "info", "progress", "image_generated", "warning", "error", "done"
+};
+
+#define WEBHOOK_TIMEOUT_MAX 300.0	/* seconds per attempt */
+#define WEBHOOK_RETRY_FOR_MAX (30.0 * 86400)
+
+/* http:// or https:// and a host: anything else (file:, ftp:, a bare host)
+ * is a mistake that libcurl would otherwise try to honour. */
+static bool
+url_valid(const char *u)
+{
+	size_t skip = 0;
+
+	if (strncasecmp(u, "http://", 7) == 0)
+		skip = 7;
+	else if (strncasecmp(u, "https://", 8) == 0)
+		skip = 8;
+	if (skip == 0 || strchr("/?#", u[skip]) != NULL)
+		return false;
+	for (const unsigned char *p = (const unsigned char *)u; *p != '\0'; p++)
+		if (*p <= ' ' || *p == 0x7f)
+			return false;
+	return true;
+}
+
+/* Standard Webhooks: "whsec_" then the key's bytes in base64.  Any other
+ * secret is used as it is written, its bytes being the key. */
+static void
+webhook_key(struct loader *ld, const config_setting_t *g, char *secret, struct config_webhook *w)
+{
+	const config_setting_t *at = config_setting_get_member(g, "secret");
+
+	if (at == NULL)
+		at = config_setting_get_member(g, "secret_file");
+	if (strncmp(secret, "whsec_", 6) != 0) {
+		w->key_len = strlen(secret);
+		w->key = oom(ld, (unsigned char *)strdup(secret));
+	} else if ((w->key = hash_base64_decode(secret + 6, &w->key_len)) == NULL ||
+		   w->key_len == 0) {
+		fail(ld, at, NULL, "after \"whsec_\" the secret must be base64 of the key");
 	}
+}
+
+static void
+webhook_events(struct loader *ld, const config_setting_t *g, struct config_webhook *w)
+{
+	const config_setting_t *l = member(ld, g, "events", T(CONFIG_TYPE_ARRAY) |
+					   T(CONFIG_TYPE_LIST), "an array [ \"done\", ... ]");
+
+	if (l == NULL)
+		return;
+	w->events = 0;
+	if (config_setting_length(l) == 0)
+		fail(ld, l, NULL, "must name at least one event type");
+	for (int i = 0; i < config_setting_length(l) && !ld->failed; i++) {
+		const config_setting_t *e = config_setting_get_elem(l, (unsigned)i);
+		const char *name = config_setting_get_string(e);
+		int t = 0;
+
+		while (name != NULL && t < CONFIG_EVENT_TYPES && strcmp(name, config_event_types[t]))
+			t++;
+		if (name == NULL)
+			fail(ld, e, NULL, "expected a string");
+		else if (t == CONFIG_EVENT_TYPES)
+			fail(ld, e, NULL, "unknown event type \"%s\" (known: stage_update, info, "
+			     "progress, image_generated, warning, error, done)", name);
+		else
+			w->events |= 1u << t;
+	}
+}
+
+static void
+load_webhook(struct loader *ld, struct config *cfg, size_t i, const config_setting_t *g)
+{
+	struct config_webhook *w = &cfg->webhooks[i];
+	const config_setting_t *url, *t;
+	char key[KEY_MAX], *secret = NULL;
+
+	*w = (struct config_webhook){ .events = 1u << (CONFIG_EVENT_TYPES - 1), .timeout = 30.0 };
+	check_keys(ld, g, KEYS("url", "secret", "secret_file", "events", "timeout"));
+	snprintf(key, sizeof(key), "webhooks[%zu].url", i);
+	if ((url = get_string(ld, g, "url", &w->url, false)) == NULL && !ld->failed)
+		fail(ld, g, key, "missing (every webhook needs a url)");
+	else if (url != NULL && !url_valid(w->url))
+		fail(ld, url, NULL, "must be an http:// or https:// URL with a host");
+	for (size_t k = 0; k < i && !ld->failed; k++)
+		if (strcmp(cfg->webhooks[k].url, w->url) == 0)
+			fail(ld, url, NULL, "duplicate url (also webhooks[%zu])", k);
+	get_secret(ld, g, "secret", "secret_file", &secret);
+	snprintf(key, sizeof(key), "webhooks[%zu].secret", i);
+	if (secret == NULL && !ld->failed)
+		fail(ld, g, key, "missing (give secret or secret_file)");
+	else if (secret != NULL)
+		webhook_key(ld, g, secret, w);
+	free_secret(secret);
+	webhook_events(ld, g, w);
+	t = get_double(ld, g, "timeout", &w->timeout);
+	if (t != NULL && !(w->timeout > 0 && w->timeout <= WEBHOOK_TIMEOUT_MAX))
+		fail(ld, t, NULL, "must be more than 0 and at most %.0f seconds", WEBHOOK_TIMEOUT_MAX);
+}
+
+static void
+load_webhooks(struct loader *ld, const config_setting_t *root, struct config *cfg)
+{
+	const config_setting_t *l = member(ld, root, "webhooks", T(CONFIG_TYPE_LIST),
+					   "a list ( { ... }, ... )");
+	const config_setting_t *r = get_double(ld, root, "webhook_retry_for",
+					       &cfg->webhook_retry_for);
+	size_t n = l != NULL ? (size_t)config_setting_length(l) : 0;
+
+	if (r != NULL && !(cfg->webhook_retry_for > 0 &&
+			   cfg->webhook_retry_for <= WEBHOOK_RETRY_FOR_MAX))
+		fail(ld, r, NULL, "must be more than 0 and at most %.0f seconds",
+		     WEBHOOK_RETRY_FOR_MAX);
+	if (n > 0 && !ld->failed &&
+	    (cfg->webhooks = oom(ld, calloc(n, sizeof(*cfg->webhooks)))) != NULL)
+		cfg->nwebhooks = n;
+	load_groups(ld, cfg, l, cfg->nwebhooks, load_webhook);
 }
 
 /* ---- loading ---- */
@@ -588,7 +721,7 @@ set_defaults(struct loader *ld, struct config *cfg, const char *cwd)
 {
 	*cfg = (struct config){ .thumbnails = true, .workers_max = 8, .batch_size = 3,
 		.timeout = 900.0, .connect_timeout = 10.0, .retry_attempts = 3, .retry_backoff = 1.0,
-		.retry_backoff_max = 60.0, .cache_enabled = true };
+		.retry_backoff_max = 60.0, .cache_enabled = true, .webhook_retry_for = 86400.0 };
 	cfg->database = oom(ld, path_resolve(cwd, "var/t2istage.db"));
 	cfg->storage_dir = oom(ld, path_resolve(cwd, "var/images"));
 	cfg->plugins_dir = oom(ld, path_resolve(cwd, "build/plugins"));
@@ -619,11 +752,13 @@ load_file(struct loader *ld, struct config *cfg)
 	} else {
 		root = config_root_setting(&lc);
 		check_keys(ld, root, KEYS("database", "storage", "plugins", "workers", "generation",
-					 "retry", "cache", "http", "providers"));
+					 "retry", "cache", "http", "providers", "webhooks",
+					 "webhook_retry_for"));
 		load_service(ld, root, cfg);
 		load_generation(ld, root, cfg);
 		load_retry(ld, root, cfg);
 		load_providers(ld, root, cfg);
+		load_webhooks(ld, root, cfg);
 	}
 	config_destroy(&lc);
 }
@@ -692,6 +827,13 @@ config_free(struct config *cfg)
 		free(p->source_file);
 	}
 	free(cfg->providers);
+	for (size_t i = 0; i < cfg->nwebhooks; i++) {
+		free(cfg->webhooks[i].url);
+		if (cfg->webhooks[i].key != NULL)
+			explicit_bzero(cfg->webhooks[i].key, cfg->webhooks[i].key_len);
+		free(cfg->webhooks[i].key);
+	}
+	free(cfg->webhooks);
 	free(cfg->path);
 	free(cfg->database);
 	free(cfg->storage_dir);
@@ -719,4 +861,22 @@ config_default_provider(const struct config *cfg)
 		if (cfg->providers[i].is_default)
 			return &cfg->providers[i];
 	return cfg->nproviders == 1 ? &cfg->providers[0] : NULL;
+}
+
+bool
+config_webhook_wants(const struct config_webhook *w, const char *type)
+{
+	for (int t = 0; t < CONFIG_EVENT_TYPES; t++)
+		if (strcmp(type, config_event_types[t]) == 0)
+			return (w->events & (1u << t)) != 0;
+	return false;
+}
+
+const struct config_webhook *
+config_webhook(const struct config *cfg, const char *url)
+{
+	for (size_t i = 0; i < cfg->nwebhooks; i++)
+		if (strcmp(cfg->webhooks[i].url, url) == 0)
+			return &cfg->webhooks[i];
+	return NULL;
 }

@@ -23,6 +23,20 @@ struct config_provider {
 	unsigned source_line;	/* NULL and 0 for the built-in provider */
 };
 
+/* The seven event types, as the events contract lists them. */
+#define CONFIG_EVENT_TYPES 7
+extern const char *const config_event_types[CONFIG_EVENT_TYPES];
+
+/* One webhook endpoint: each event of a subscribed type is POSTed to url,
+ * signed with key (Standard Webhooks). */
+struct config_webhook {
+	char *url;		/* http:// or https://; also the endpoint's name in the outbox */
+	unsigned char *key;	/* secret: the HMAC key (whsec_ base64 decoded, or raw) */
+	size_t key_len;
+	unsigned events;	/* bit i: config_event_types[i]; default only "done" */
+	double timeout;		/* seconds per attempt, default 30 */
+};
+
 struct config {
 	char *path;		/* file read, or "(built-in defaults)" */
 	char *database;		/* absolute */
@@ -43,6 +57,9 @@ struct config {
 	char *http_token;	/* secret; NULL when none */
 	size_t nproviders;
 	struct config_provider *providers;
+	double webhook_retry_for; /* seconds an event is retried, default 86400 */
+	size_t nwebhooks;
+	struct config_webhook *webhooks;
 };
 
 /* Loads path (NULL: built-in defaults, relative paths against the current
@@ -63,5 +80,11 @@ const struct config_provider *config_provider(const struct config *cfg, const ch
 
 /* The provider marked default = true, else the only provider, else NULL. */
 const struct config_provider *config_default_provider(const struct config *cfg);
+
+/* True when w subscribes to events of type. */
+bool config_webhook_wants(const struct config_webhook *w, const char *type);
+
+/* The webhook whose url this is, or NULL. */
+const struct config_webhook *config_webhook(const struct config *cfg, const char *url);
 
 #endif

@@ -1,11 +1,15 @@
-/* hash: the digests t2istage computes, over nettle.  Content addresses of
- * image files and cache keys are lower-case hex SHA-256. */
+/* hash: the digests and MACs t2istage computes, over nettle.  Content
+ * addresses of image files and cache keys are lower-case hex SHA-256;
+ * webhook deliveries are signed the Standard Webhooks way (HMAC-SHA256,
+ * base64). */
 #ifndef T2I_HASH_H
 #define T2I_HASH_H
 
 #include <stddef.h>
 
 #define HASH_HEX_LEN 64
+/* "v1," and the base64 of a 32-byte HMAC. */
+#define HASH_WEBHOOK_SIG_LEN (3 + 44)
 
 /* Lower-case hex SHA-256 of bytes into out (HASH_HEX_LEN + 1 bytes). */
 void hash_sha256_hex(const void *bytes, size_t size, char out[HASH_HEX_LEN + 1]);
@@ -15,5 +19,15 @@ void hash_sha256_hex(const void *bytes, size_t size, char out[HASH_HEX_LEN + 1])
  * than its own), written lower case into out (37 bytes).  The same bytes
  * always give the same UUID. */
 void hash_uuid(const void *bytes, size_t size, char out[37]);
+
+/* The webhook-signature header value "v1,<base64 HMAC-SHA256 of
+ * id.timestamp.body>" under key (the secret's bytes). */
+void hash_webhook_signature(const void *key, size_t keylen, const char *id,
+			    const char *timestamp, const char *body, size_t bodylen,
+			    char out[HASH_WEBHOOK_SIG_LEN + 1]);
+
+/* Decodes standard base64 (with padding) into a malloc'd buffer: its length
+ * in *outlen, or NULL when in is not base64. */
+unsigned char *hash_base64_decode(const char *in, size_t *outlen);
 
 #endif

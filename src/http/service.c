@@ -414,6 +414,7 @@ service_open(struct service *sv, const struct http_routes *routes, char *err, si
 		return -1;
 	sv->ev.st = sv->st;
 	events_add_sink(&sv->ev, sse_sink, sv->sse);
+	sup_watch_events(sv->sup, &sv->ev);
 	ho = (struct http_opts){ .listen = sv->cfg->http_listen, .token = sv->cfg->http_token,
 				 .body_max = PROJECT_FILE_MAX };
 	if ((sv->http = http_start(routes, sv, &ho, err, errlen)) == NULL)

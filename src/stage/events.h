@@ -1,6 +1,7 @@
 /* events: the seven event types of a run.  Each event gets the next seq of
  * its run, is appended to run_events (for replay) and handed to every sink
- * (the terminal, NDJSON, SSE clients). */
+ * (the terminal, NDJSON, SSE clients, the webhook outbox), all inside the
+ * caller's transaction. */
 #ifndef T2I_EVENTS_H
 #define T2I_EVENTS_H
 

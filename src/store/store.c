@@ -90,6 +90,21 @@ static const char *const migrations[] = {
 	"  created_at TEXT NOT NULL, updated_at TEXT NOT NULL,"
 	"  PRIMARY KEY (storyboard_id, model_provider_id, cache_key)) WITHOUT ROWID;"
 	"CREATE INDEX provider_tasks_image ON provider_tasks (image_id);",
+	/* 3 -> 4: the webhook outbox, one row per event and endpoint, written
+	 * in the transaction that records the event (store_webhook.c).  No
+	 * secret is stored: rows are signed when they are sent. */
+	"CREATE TABLE webhook_outbox ("
+	"  webhook_id TEXT PRIMARY KEY, endpoint TEXT NOT NULL,"
+	"  run_id TEXT NOT NULL, seq INTEGER NOT NULL,"
+	"  status TEXT NOT NULL DEFAULT 'pending'"
+	"    CHECK (status IN ('pending', 'delivered', 'gave_up')),"
+	"  attempts INTEGER NOT NULL DEFAULT 0, queued_ms INTEGER NOT NULL,"
+	"  next_attempt_ms INTEGER NOT NULL, last_attempt_ms INTEGER,"
+	"  last_status INTEGER, last_error TEXT, delivered_ms INTEGER,"
+	"  UNIQUE (run_id, seq, endpoint),"
+	"  FOREIGN KEY (run_id, seq) REFERENCES run_events (run_id, seq) ON DELETE CASCADE);"
+	"CREATE INDEX webhook_outbox_due ON webhook_outbox (next_attempt_ms)"
+	"  WHERE status = 'pending';",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

@@ -15,7 +15,7 @@ struct store;
 struct project;
 struct config;
 
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 
 /* Opens (creating the file and its directory when create is set) and
  * migrates.  readonly opens an existing database without writing. */
@@ -164,5 +164,44 @@ int store_run_latest(struct store *st, const char *project_id, char out[37]);
  * [{seq, type, body}] with body the event's JSON text; NULL on error. */
 json_t *store_events_after(struct store *st, const char *run_id, int64_t after_seq,
 			   int limit);
+
+/* --- the webhook outbox (store_webhook.c) --- */
+
+/* Times are Unix milliseconds (wall clock): they must mean the same after
+ * a restart. */
+
+/* Queues the event (run_id, seq), already appended, for endpoint. */
+int store_webhook_queue(struct store *st, const char *webhook_id, const char *endpoint,
+			const char *run_id, int64_t seq, int64_t now_ms);
+
+struct store_webhook_row {
+	char webhook_id[48];
+	char *endpoint;		/* malloc'd */
+	char *body;		/* malloc'd: the event JSON exactly as stored */
+	size_t body_len;
+	int attempts;		/* made so far */
+	int64_t queued_ms;
+};
+
+/* Up to max pending rows due at now_ms, earliest first (only run_id's
+ * when it is not NULL): the number filled, or -1. */
+int store_webhook_due(struct store *st, int64_t now_ms, const char *run_id,
+		      struct store_webhook_row *rows, int max);
+void store_webhook_row_free(struct store_webhook_row *r);
+/* Leaves a pending row alone until until_ms: it is being sent (a crash
+ * before the answer makes it due again then). */
+int store_webhook_lease(struct store *st, const char *webhook_id, int64_t until_ms);
+/* One attempt's outcome: delivered (2xx), failed with the next attempt at
+ * next_ms, or failed and given up (next_ms < 0).  error may be NULL. */
+int store_webhook_delivered(struct store *st, const char *webhook_id, long http_status,
+			    int64_t now_ms);
+int store_webhook_failed(struct store *st, const char *webhook_id, long http_status,
+			 const char *error, int64_t now_ms, int64_t next_ms);
+/* The earliest next attempt after after_ms of any pending row, INT64_MAX
+ * when none. */
+int64_t store_webhook_next_due(struct store *st, int64_t after_ms);
+/* Pending rows (only run_id's when not NULL) due at or before before_ms;
+ * -1 on error. */
+long store_webhook_pending(struct store *st, const char *run_id, int64_t before_ms);
 
 #endif

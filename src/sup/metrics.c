@@ -2,6 +2,7 @@
 #include "metrics.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,10 @@
 static const double bounds[METRICS_BUCKETS] = { 0.1, 0.5, 1,   2,   5,   10, 30,
 						 60,  120, 300, 600, 900, 1800 };
 static const char *const run_status[4] = { "completed", "partial", "failed", "cancelled" };
+/* The last is where unknown kinds go. */
+static const char *const webhook_kinds[METRICS_WEBHOOK_KINDS] = {
+	"http", "timeout", "connect", "closed", "tls", "sender", "other"
+};
 
 static struct metrics_provider *
 provider(struct metrics *m, const char *name)
@@ -73,6 +78,31 @@ metrics_http(struct metrics *m, int status)
 {
 	if (m != NULL)
 		m->http[status >= 100 && status < 600 ? status / 100 : 0]++;
+}
+
+void
+metrics_webhook_delivered(struct metrics *m)
+{
+	if (m != NULL)
+		m->webhook_delivered++;
+}
+
+void
+metrics_webhook_failed(struct metrics *m, const char *kind)
+{
+	int k = 0;
+
+	while (k < METRICS_WEBHOOK_KINDS - 1 && strcmp(kind, webhook_kinds[k]) != 0)
+		k++;
+	if (m != NULL)
+		m->webhook_failed[k]++;
+}
+
+void
+metrics_webhook_gave_up(struct metrics *m)
+{
+	if (m != NULL)
+		m->webhook_gave_up++;
 }
 
 /* A growing text buffer. */
@@ -153,6 +183,25 @@ render_images(struct text *t, struct store *st)
 	json_decref(counts);
 }
 
+static void
+render_webhooks(struct text *t, const struct metrics *m, struct store *st)
+{
+	put(t, "# HELP t2istage_webhook_deliveries_total Webhook deliveries answered 2xx.\n"
+	       "# TYPE t2istage_webhook_deliveries_total counter\n"
+	       "t2istage_webhook_deliveries_total %llu\n", m->webhook_delivered);
+	put(t, "# HELP t2istage_webhook_failures_total Webhook attempts that failed, by why.\n"
+	       "# TYPE t2istage_webhook_failures_total counter\n");
+	for (int k = 0; k < METRICS_WEBHOOK_KINDS; k++)
+		put(t, "t2istage_webhook_failures_total{kind=\"%s\"} %llu\n", webhook_kinds[k],
+		    m->webhook_failed[k]);
+	put(t, "# HELP t2istage_webhook_gave_up_total Webhook deliveries given up "
+	       "(webhook_retry_for passed).\n# TYPE t2istage_webhook_gave_up_total counter\n"
+	       "t2istage_webhook_gave_up_total %llu\n", m->webhook_gave_up);
+	put(t, "# HELP t2istage_webhook_queue Webhook deliveries not yet delivered nor given up.\n"
+	       "# TYPE t2istage_webhook_queue gauge\nt2istage_webhook_queue %ld\n",
+	    store_webhook_pending(st, NULL, INT64_MAX));
+}
+
 char *
 metrics_render(const struct metrics *m, struct store *st, int busy, int max_workers,
 	       size_t active_runs)
@@ -182,5 +231,6 @@ metrics_render(const struct metrics *m, struct store *st, int busy, int max_work
 		"# TYPE t2istage_http_requests_total counter\n");
 	for (int c = 1; c <= 5; c++)
 		put(&t, "t2istage_http_requests_total{code=\"%dxx\"} %llu\n", c, m->http[c]);
+	render_webhooks(&t, m, st);
 	return t.buf;
 }

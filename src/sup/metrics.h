@@ -10,6 +10,10 @@ struct store;
 
 #define METRICS_PROVIDERS_MAX 64
 #define METRICS_BUCKETS 13
+/* Why a webhook attempt failed: http (a non-2xx answer), timeout, connect,
+ * closed (the connection dropped), tls, sender (the sender process died),
+ * other. */
+#define METRICS_WEBHOOK_KINDS 7
 
 struct metrics_provider {
 	char name[65];
@@ -26,6 +30,9 @@ struct metrics {
 	unsigned long long http[6];		/* by status class 1xx..5xx, [0] other */
 	struct metrics_provider prov[METRICS_PROVIDERS_MAX];
 	int nprov;
+	unsigned long long webhook_delivered;
+	unsigned long long webhook_failed[METRICS_WEBHOOK_KINDS];
+	unsigned long long webhook_gave_up;
 };
 
 void metrics_latency(struct metrics *m, const char *provider, double seconds);
@@ -33,6 +40,9 @@ void metrics_retry(struct metrics *m, const char *provider);
 void metrics_failover(struct metrics *m, const char *provider);
 void metrics_run_ended(struct metrics *m, const char *status);
 void metrics_http(struct metrics *m, int status);
+void metrics_webhook_delivered(struct metrics *m);
+void metrics_webhook_failed(struct metrics *m, const char *kind);
+void metrics_webhook_gave_up(struct metrics *m);
 
 /* The exposition text (malloc'd), with gauges read now. */
 char *metrics_render(const struct metrics *m, struct store *st, int busy_workers,

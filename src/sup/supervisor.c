@@ -20,10 +20,13 @@
 #include "stage.h"
 #include "store.h"
 #include "slots.h"
+#include "webhooks.h"
 #include "t2istage/plugin.h"
 
 #define SUP_RUNS_MAX 64
 #define SUP_RESPAWN_DELAY_MS 200	/* after a failed fork */
+/* The signalfd, the spawner's exits and the webhook sender. */
+#define SUP_OWN_FDS 3
 
 struct sup {
 	const struct config *cfg;
@@ -40,11 +43,13 @@ struct sup {
 	int64_t retry_at_ms;	/* dispatch again after a failed fork */
 	int64_t next_due_ms;	/* earliest delayed retry of any run */
 	struct pollfd *pfd;
-	int *pfd_slot;		/* slot of each pollfd; -1 signalfd, -2 spawner, -3 hook */
+	int *pfd_slot;		/* slot of each pollfd; -1 signalfd, -2 spawner, -3 hook,
+				 * -4 webhook sender */
 	size_t npfd;		/* capacity of pfd and pfd_slot */
 	struct sup_hooks hooks;
 	nfds_t extra_at;	/* where the hook's pollfds start */
 	int nextra;
+	struct webhooks *wh;
 };
 
 struct sup *
@@ -54,12 +59,13 @@ sup_new(const struct config *cfg, struct store *st, struct spawner *sp, char *er
 	struct sup *s = calloc(1, sizeof(*s));
 	int *conc = calloc(cfg->nproviders + 1, sizeof(int));
 	sigset_t mask;
-	size_t npfd = 2 + 2 * SLOTS_FOR(cfg->workers_max) + SUP_EXTRA_FDS;
+	size_t npfd = SUP_OWN_FDS + 2 * SLOTS_FOR(cfg->workers_max) + SUP_EXTRA_FDS;
 
 	for (size_t p = 0; conc != NULL && p < cfg->nproviders; p++)
 		conc[p] = cfg->providers[p].concurrency;
 	if (s == NULL || conc == NULL ||
 	    slots_init(&s->w, sp, cfg->workers_max, (int)cfg->nproviders, conc) < 0 ||
+	    (s->wh = webhooks_new(cfg, st)) == NULL ||
 	    (s->pfd = calloc(npfd, sizeof(*s->pfd))) == NULL ||
 	    (s->pfd_slot = calloc(npfd, sizeof(int))) == NULL) {
 		snprintf(err, errlen, "out of memory");
@@ -97,6 +103,7 @@ sup_free(struct sup *s)
 {
 	if (s == NULL)
 		return;
+	webhooks_free(s->wh);
 	slots_free(&s->w);
 	if (s->sigfd > 0) {
 		close(s->sigfd);
@@ -113,6 +120,9 @@ sup_add_run(struct sup *s, struct run *r)
 	if (s->nruns >= SUP_RUNS_MAX)
 		return -1;
 	s->runs[s->nruns++] = r;
+	/* The command line waits for its run's webhooks; `serve` sends all. */
+	if (!s->hooks.serve)
+		webhooks_only_run(s->wh, r->id);
 	return 0;
 }
 
@@ -137,6 +147,13 @@ sup_set_hooks(struct sup *s, const struct sup_hooks *h)
 {
 	s->hooks = *h;
 	s->ctx.m = h->metrics;
+	webhooks_set_metrics(s->wh, h->metrics);
+}
+
+void
+sup_watch_events(struct sup *s, struct events *ev)
+{
+	events_add_sink(ev, webhooks_sink, s->wh);
 }
 
 struct run *
@@ -189,7 +206,7 @@ sup_cancel(struct sup *s, struct run *r)
 static int
 grow_pollfds(struct sup *s, int nslots)
 {
-	size_t n = 2 + 2 * (size_t)nslots + SUP_EXTRA_FDS;
+	size_t n = SUP_OWN_FDS + 2 * (size_t)nslots + SUP_EXTRA_FDS;
 	struct pollfd *pfd;
 	int *slot;
 
@@ -261,6 +278,7 @@ sup_reconfigure(struct sup *s, const struct config *cfg, char *err, size_t errle
 	}
 	s->cfg = cfg;
 	s->ctx.cfg = cfg;
+	webhooks_reconfigure(s->wh, cfg);
 	/* Storyboards not yet given to a worker take the new providers'
 	 * options; those in workers finish as they were sent. */
 	for (size_t k = 0; k < s->nruns; k++) {
@@ -443,6 +461,8 @@ build_pollfds(struct sup *s)
 	s->pfd_slot[n++] = -1;
 	s->pfd[n] = (struct pollfd){ .fd = slots_poll_fd(&s->w), .events = POLLIN };
 	s->pfd_slot[n++] = -2;
+	if ((s->pfd[n].fd = webhooks_poll_fd(s->wh, &s->pfd[n].events)) >= 0)
+		s->pfd_slot[n++] = -4;
 	for (int i = 0; i < s->w.nslots; i++) {
 		struct slot *sl = &s->w.slots[i];
 
@@ -482,6 +502,8 @@ poll_timeout(const struct sup *s, int64_t now)
 		next = s->retry_at_ms;
 	if (!s->stopping && s->next_due_ms < next)
 		next = s->next_due_ms;
+	if (webhooks_wake_at(s->wh, now) < next)
+		next = webhooks_wake_at(s->wh, now);
 	if (next == INT64_MAX)
 		return -1;
 	return next <= now ? 0 : (int)(next - now > 60000 ? 60000 : next - now);
@@ -505,6 +527,10 @@ handle_ready(struct sup *s, nfds_t n, bool *child)
 		}
 		if (s->pfd_slot[k] == -3)
 			continue;	/* the hook's: handled below */
+		if (s->pfd_slot[k] == -4) {
+			webhooks_ready(s->wh, s->pfd[k].revents, clock_now_ms());
+			continue;
+		}
 		sl = &s->w.slots[s->pfd_slot[k]];
 		if (s->pfd[k].fd == sl->from_fd)
 			pump(s, sl);
@@ -550,11 +576,12 @@ interrupt_runs(struct sup *s)
 }
 
 static bool
-loop_done(const struct sup *s)
+loop_done(struct sup *s)
 {
 	if (slots_alive(&s->w))
 		return false;
-	return s->stopping || (s->nruns == 0 && !s->hooks.serve);
+	return s->stopping ||
+	       (s->nruns == 0 && !s->hooks.serve && webhooks_settled(s->wh, clock_now_ms()));
 }
 
 /* The hook's fds go after the workers'; its timeout can shorten ours. */
@@ -581,7 +608,9 @@ sup_loop(struct sup *s)
 		store_begin(s->st);
 		dispatch(s, now);
 		finish_runs(s);
-		store_commit(s->st);
+		webhooks_claim(s->wh, now);
+		/* Claimed deliveries go out once what they carry is committed. */
+		webhooks_committed(s->wh, store_commit(s->st) == 0);
 		if (loop_done(s))
 			break;
 		n = build_pollfds(s);

@@ -1,11 +1,13 @@
 /* supervisor: the one poll() loop.  Signals arrive through a signalfd, worker
  * pipes and timers are ordinary events.  Each iteration acts in a fixed
  * order, in two transactions:
- *   1. dispatch (start batches on free slots), finished runs; commit;
+ *   1. dispatch (start batches on free slots), finished runs, webhook
+ *      deliveries due (claimed); commit; the claimed deliveries are sent;
  *   2. poll();
- *   3. what is ready, in pollfd order: signals, worker output and batch
- *      writes, the spawner's exit reports, the hook's fds (HTTP); then
- *      reaping, worker deadlines and the grace period; commit.
+ *   3. what is ready, in pollfd order: signals, the spawner's exit
+ *      reports, the webhook sender's answers, worker output and batch
+ *      writes, the hook's fds (HTTP); then reaping, worker deadlines and the
+ *      grace period; commit.
  * (The service's hook commits early, before HTTP clients are answered, and
  * begins again.) */
 #ifndef T2I_SUPERVISOR_H
@@ -18,6 +20,7 @@ struct config;
 struct store;
 struct run;
 struct spawner;
+struct events;
 
 #define SUP_GRACE_MS 10000	/* after SIGTERM/SIGINT, before workers are killed */
 /* After a stop (cancel, shutdown), how long a worker polling a provider
@@ -61,6 +64,9 @@ int sup_add_run(struct sup *s, struct run *r);
 /* Takes back a run just added, before the loop has dispatched any of it. */
 void sup_remove_run(struct sup *s, struct run *r);
 void sup_set_hooks(struct sup *s, const struct sup_hooks *h);
+/* Queues webhook deliveries for ev's events, in the transaction that
+ * records each (see webhooks.h). */
+void sup_watch_events(struct sup *s, struct events *ev);
 
 /* Takes the runs still in the table (after the loop), one at a time. */
 struct run *sup_pop_run(struct sup *s);

@@ -149,10 +149,14 @@ def config_keys():
     lists = lambda body: re.findall(r'"([a-z_]+)"', body)  # noqa: E731
     root = re.findall(r"check_keys\(ld,\s*root,\s*KEYS\(([^)]*)\)\)", src)
     groups = re.findall(r'get_group\(ld,\s*root,\s*"([a-z_]+)",\s*KEYS\(([^)]*)\)\)', src)
-    provider = re.findall(r"check_keys\(ld,\s*g,\s*KEYS\(([^)]*)\)\)", src)
-    assert len(root) == 1 and len(provider) == 1 and groups
+    # The members of each entry of a list: providers (the list with
+    # "plugin") and webhooks (the one with "url").
+    entries = re.findall(r"check_keys\(ld,\s*g,\s*KEYS\(([^)]*)\)\)", src)
+    lists_of = {("providers" if '"plugin"' in body else "webhooks" if '"url"' in body
+                 else None): body for body in entries}
+    assert len(root) == 1 and None not in lists_of and len(lists_of) == len(entries) and groups
     uses = len(re.findall(r"\bKEYS\(", src)) - 1   # the #define
-    assert uses == len(root) + len(groups) + len(provider), \
+    assert uses == len(root) + len(groups) + len(entries), \
         "src/core/config.c lists keys in a way this test does not read"
     keys = set(lists(root[0]))
     names = {name for name, _body in groups}
@@ -160,7 +164,8 @@ def config_keys():
     keys -= names
     for name, body in groups:
         keys |= {f"{name}.{k}" for k in lists(body)}
-    keys |= {f"providers[N].{k}" for k in lists(provider[0])}
+    for name, body in lists_of.items():
+        keys |= {f"{name}[N].{k}" for k in lists(body)}
     return names, keys
 
 

@@ -76,6 +76,7 @@ def expected_files():
         f"{PREFIX}/bin/t2istage",
         f"{PREFIX}/lib/t2istage/thumb_vips.so",
         f"{PREFIX}/lib/t2istage/fetch_curl.so",
+        f"{PREFIX}/lib/t2istage/post_curl.so",
         f"{PREFIX}/include/t2istage/plugin.h",
         f"{PKGCONFIGDIR}/t2istage-plugin.pc",
         f"{SYSCONFDIR}/t2istage/t2istage.conf.example",

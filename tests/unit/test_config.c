@@ -521,6 +521,100 @@ test_secret_paths_from_the_environment(void **state)
 		"\"$\" at offset 2 starts no $NAME");
 }
 
+/* "whsec_" + base64 of the bytes 1..32 (the Standard Webhooks form). */
+#define WHSEC "whsec_AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA="
+
+static void
+test_webhooks(void **state)
+{
+	struct fixture *fx = *state;
+	struct config *cfg;
+	const struct config_webhook *w;
+
+	cfg = load(fx, PLUGINS);
+	assert_non_null(cfg);
+	assert_int_equal(cfg->nwebhooks, 0);
+	assert_true(cfg->webhook_retry_for == 86400.0);
+	config_free(cfg);
+
+	write_file(fx->dir, "hook.secret", WHSEC "\n", 0600);
+	cfg = load(fx, PLUGINS "webhook_retry_for = 3600;\n"
+		   "webhooks = ( { url = \"https://pipeline.example/hooks\";"
+		   " secret_file = \"hook.secret\"; },\n"
+		   " { url = \"HTTP://10.0.0.1:8080/x?y=1\"; secret = \"raw secret\";"
+		   " events = [\"image_generated\", \"error\"]; timeout = 2.5; } );\n");
+	if (cfg == NULL)
+		print_error("%s\n", fx->err);
+	assert_non_null(cfg);
+	assert_true(cfg->webhook_retry_for == 3600.0);
+	assert_int_equal(cfg->nwebhooks, 2);
+	w = config_webhook(cfg, "https://pipeline.example/hooks");
+	assert_ptr_equal(w, &cfg->webhooks[0]);
+	/* whsec_: the key is the decoded bytes. */
+	assert_int_equal(w->key_len, 32);
+	for (int i = 0; i < 32; i++)
+		assert_int_equal(w->key[i], i + 1);
+	assert_true(w->timeout == 30.0);
+	assert_true(config_webhook_wants(w, "done"));
+	assert_false(config_webhook_wants(w, "progress"));
+	/* Any other secret is its own bytes. */
+	w = &cfg->webhooks[1];
+	assert_int_equal(w->key_len, 10);
+	assert_memory_equal(w->key, "raw secret", 10);
+	assert_true(w->timeout == 2.5);
+	assert_true(config_webhook_wants(w, "image_generated"));
+	assert_true(config_webhook_wants(w, "error"));
+	assert_false(config_webhook_wants(w, "done"));
+	assert_false(config_webhook_wants(w, "connected"));
+	assert_null(config_webhook(cfg, "https://other.example/"));
+	config_free(cfg);
+}
+
+static void
+test_webhook_errors(void **state)
+{
+	struct fixture *fx = *state;
+
+	refused(fx, PLUGINS "webhooks = ( { url = \"ftp://a.example/x\";\n secret = \"s-1\"; } );",
+		2, "webhooks[0].url", "must be an http:// or https:// URL");
+	refused(fx, PLUGINS "webhooks = ( { url = \"https:///x\"; secret = \"s-1\"; } );", 2,
+		"webhooks[0].url", "with a host");
+	refused(fx, PLUGINS "webhooks = ( { url = \"https://a b/\"; secret = \"s-1\"; } );", 2,
+		"webhooks[0].url", "http");
+	refused(fx, PLUGINS "webhooks = (\n { url = \"https://a.example/\"; } );", 3,
+		"webhooks[0].secret", "missing");
+	refused(fx, PLUGINS "webhooks = ( { secret = \"s-1\"; } );", 2, "webhooks[0].url",
+		"missing");
+	refused(fx, PLUGINS "webhooks = ( { url = \"https://a.example/\";\n secret = \"whsec_s-1\"; } );",
+		3, "webhooks[0].secret", "base64");
+	assert_null(strstr(fx->err, "s-1"));
+	refused(fx, PLUGINS "webhooks = ( { url = \"https://a.example/\"; secret = \"whsec_\"; } );",
+		2, "webhooks[0].secret", "base64");
+	refused(fx, PLUGINS "webhooks = ( { url = \"https://a.example/\"; secret = \"s-1\";"
+		" secret_file = \"f\"; } );", 2, "webhooks[0].secret_file", "not both");
+	refused(fx, PLUGINS "webhooks = ( { url = \"https://a.example/\"; secret = \"s-1\";\n"
+		" events = [\"done\", \"finished\"]; } );", 3, "webhooks[0].events[1]",
+		"unknown event type \"finished\"");
+	refused(fx, PLUGINS "webhooks = ( { url = \"https://a.example/\"; secret = \"s-1\";"
+		" events = []; } );", 2, "webhooks[0].events", "at least one");
+	refused(fx, PLUGINS "webhooks = ( { url = \"https://a.example/\"; secret = \"s-1\";"
+		" events = \"done\"; } );", 2, "webhooks[0].events", "expected an array");
+	refused(fx, PLUGINS "webhooks = ( { url = \"https://a.example/\"; secret = \"s-1\";"
+		" timeout = 301; } );", 2, "webhooks[0].timeout", "at most 300");
+	refused(fx, PLUGINS "webhooks = ( { url = \"https://a.example/\"; secret = \"s-1\";"
+		" colour = 1; } );", 2, "webhooks[0].colour", "unknown key");
+	refused(fx, PLUGINS "webhooks = ( { url = \"https://a.example/\"; secret = \"s-1\"; },\n"
+		" { url = \"https://a.example/\"; secret = \"s-2\"; } );", 3, "webhooks[1].url",
+		"duplicate url (also webhooks[0])");
+	refused(fx, PLUGINS "webhooks = { url = \"https://a.example/\"; };", 2, "webhooks",
+		"expected a list");
+	refused(fx, PLUGINS "webhooks = ( \"https://a.example/\" );", 2, "webhooks[0]",
+		"expected a group");
+	refused(fx, PLUGINS "webhook_retry_for = 0;", 2, "webhook_retry_for", "more than 0");
+	refused(fx, PLUGINS "webhook_retry_for = \"1d\";", 2, "webhook_retry_for",
+		"expected a number");
+}
+
 static void
 test_file_errors(void **state)
 {
@@ -577,6 +671,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_secrets, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_secret_paths_from_the_environment, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_webhooks, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_webhook_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_file_errors, setup, teardown),
 		cmocka_unit_test(test_choose_path),
 	};

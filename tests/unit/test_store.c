@@ -218,7 +218,8 @@ test_schema(void **state)
 	struct fixture *fx = *state;
 	static const char *const tables[] = {
 		"projects", "project_stages", "storyboards", "model_providers",
-		"generated_images", "runs", "run_events", "provider_tasks", NULL,
+		"generated_images", "runs", "run_events", "provider_tasks", "webhook_outbox",
+		NULL,
 	};
 	static const char *const image_cols[] = {
 		"id", "storyboard_id", "image_url", "thumbnail_url", "generation_params",
@@ -235,7 +236,7 @@ test_schema(void **state)
 	assert_true(S_ISDIR(sb.st_mode));
 	assert_int_equal(sb.st_mode & 0777 & ~0750, 0);
 
-	assert_int_equal(STORE_SCHEMA_VERSION, 3);
+	assert_int_equal(STORE_SCHEMA_VERSION, 4);
 	assert_int_equal(qi(st, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
 	assert_string_equal(q(st, "PRAGMA journal_mode"), "wal");
 	assert_string_equal(q(st, "PRAGMA foreign_keys"), "1");
@@ -302,21 +303,20 @@ test_newer_version(void **state)
 {
 	struct fixture *fx = *state;
 	struct store *st = open_rw(fx);
-
+	const int v = STORE_SCHEMA_VERSION;
 	char sql[64], want[128];
 
-	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", STORE_SCHEMA_VERSION + 1);
+	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", v + 1);
 	assert_int_equal(sqlite3_exec(st->db, sql, NULL, NULL, NULL), SQLITE_OK);
 	store_close(st);
 
 	assert_null(store_open(fx->db, false, fx->err, sizeof(fx->err)));
 	snprintf(want, sizeof(want), "database schema version %d is newer than this program (%d)",
-		 STORE_SCHEMA_VERSION + 1, STORE_SCHEMA_VERSION);
+		 v + 1, v);
 	assert_non_null(strstr(fx->err, want));
 	assert_null(store_open(fx->db, true, fx->err, sizeof(fx->err)));
 	assert_non_null(strstr(fx->err, fx->db));
-	snprintf(want, sizeof(want), "not a t2istage database of schema version %d",
-		 STORE_SCHEMA_VERSION);
+	snprintf(want, sizeof(want), "not a t2istage database of schema version %d", v);
 	assert_non_null(strstr(fx->err, want));
 
 	/* Nothing was changed by the refusals. */
@@ -331,7 +331,7 @@ test_newer_version(void **state)
 		assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL),
 				 SQLITE_OK);
 		assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-		assert_int_equal(sqlite3_column_int(s, 0), STORE_SCHEMA_VERSION + 1);
+		assert_int_equal(sqlite3_column_int(s, 0), v + 1);
 		sqlite3_finalize(s);
 		sqlite3_close(db);
 	}
@@ -847,6 +847,73 @@ test_runs_and_events(void **state)
 	json_decref(ids);
 }
 
+/* ---- the webhook outbox ---- */
+
+#define OUTBOX_ROW(id)                                                                  \
+	"SELECT status || '|' || attempts || '|' || next_attempt_ms || '|' ||"           \
+	" coalesce(last_status, '-') || '|' || coalesce(last_error, '-') || '|' ||"     \
+	" coalesce(delivered_ms, '-') FROM webhook_outbox WHERE webhook_id = '" id "'"
+
+static void
+test_webhook_outbox(void **state)
+{
+	struct fixture *fx = *state;
+	char prov[37];
+	struct store *st = fx->st = open_with_run(fx, prov);
+	struct store_webhook_row rows[4];
+
+	assert_int_equal(store_event_append(st, RUN1, 1, "info", "{\"seq\":1}"), 0);
+	assert_int_equal(store_event_append(st, RUN1, 2, "done", "{\"seq\":2,\"type\":\"done\"}"), 0);
+	assert_int_equal(store_webhook_queue(st, "msg_a", "https://a.example/", RUN1, 1, 1000), 0);
+	assert_int_equal(store_webhook_queue(st, "msg_b", "https://b.example/", RUN1, 2, 1000), 0);
+	/* Only a recorded event, once per endpoint. */
+	assert_int_equal(store_webhook_queue(st, "msg_c", "https://a.example/", RUN1, 9, 1000), -1);
+	assert_int_equal(store_webhook_queue(st, "msg_d", "https://a.example/", RUN1, 1, 1000), -1);
+
+	/* Due rows, earliest first, with the event's body as stored. */
+	assert_int_equal(store_webhook_due(st, 999, NULL, rows, 4), 0);
+	assert_int_equal(store_webhook_due(st, 1000, RUN2, rows, 4), 0);
+	assert_int_equal(store_webhook_due(st, 1000, RUN1, rows, 4), 2);
+	assert_string_equal(rows[1].webhook_id, "msg_b");
+	assert_string_equal(rows[1].endpoint, "https://b.example/");
+	assert_string_equal(rows[1].body, "{\"seq\":2,\"type\":\"done\"}");
+	assert_int_equal(rows[1].body_len, strlen(rows[1].body));
+	assert_int_equal(rows[1].attempts, 0);
+	assert_int_equal(rows[1].queued_ms, 1000);
+	for (int i = 0; i < 2; i++)
+		store_webhook_row_free(&rows[i]);
+
+	/* A leased row is not due until the lease ends. */
+	assert_int_equal(store_webhook_lease(st, "msg_a", 5000), 0);
+	assert_int_equal(store_webhook_due(st, 1000, NULL, rows, 4), 1);
+	assert_string_equal(rows[0].webhook_id, "msg_b");
+	store_webhook_row_free(&rows[0]);
+	assert_int_equal(store_webhook_next_due(st, 1000), 5000);
+
+	/* A failed attempt, then the retry is due later; delivered; given up;
+	 * a row that is no longer pending does not change. */
+	assert_int_equal(store_webhook_failed(st, "msg_b", 500, "answered HTTP 500", 1100, 3000), 0);
+	assert_string_equal(q(st, OUTBOX_ROW("msg_b")), "pending|1|3000|500|answered HTTP 500|-");
+	assert_int_equal(store_webhook_pending(st, NULL, INT64_MAX), 2);
+	assert_int_equal(store_webhook_pending(st, RUN1, 2999), 0);
+	assert_int_equal(store_webhook_next_due(st, 1100), 3000);
+	assert_int_equal(store_webhook_delivered(st, "msg_a", 204, 1200), 0);
+	assert_string_equal(q(st, OUTBOX_ROW("msg_a")), "delivered|1|5000|204|-|1200");
+	assert_int_equal(store_webhook_failed(st, "msg_a", 0, "late", 1300, 9000), 0);
+	assert_string_equal(q(st, OUTBOX_ROW("msg_a")), "delivered|1|5000|204|-|1200");
+	assert_int_equal(store_webhook_failed(st, "msg_b", 0, "timed out", 3100, -1), 0);
+	assert_string_equal(q(st, OUTBOX_ROW("msg_b")), "gave_up|2|3000|-|timed out|-");
+	assert_int_equal(store_webhook_pending(st, NULL, INT64_MAX), 0);
+	assert_true(store_webhook_next_due(st, 0) == INT64_MAX);
+
+	/* No secret has a place in the table. */
+	assert_string_equal(q(st, "SELECT count(*) FROM pragma_table_info('webhook_outbox')"
+				  " WHERE name LIKE '%%secret%%' OR name LIKE '%%key%%'"), "0");
+	/* The rows go with their run. */
+	assert_int_equal(sqlite3_exec(st->db, "DELETE FROM runs", NULL, NULL, NULL), SQLITE_OK);
+	assert_string_equal(q(st, "SELECT count(*) FROM webhook_outbox"), "0");
+}
+
 /* ---- JSON views ---- */
 
 static json_t *
@@ -1187,7 +1254,8 @@ test_rollback(void **state)
 	char prov[37];
 	static const char *const tables[] = {
 		"projects", "project_stages", "storyboards", "model_providers",
-		"generated_images", "runs", "run_events", "provider_tasks", NULL,
+		"generated_images", "runs", "run_events", "provider_tasks", "webhook_outbox",
+		NULL,
 	};
 	const struct store_task_key k = { SB1, prov, KEY_A };
 
@@ -1205,6 +1273,7 @@ test_rollback(void **state)
 			 0);
 	assert_int_equal(store_event_append(st, RUN1, 1, "info", "{}"), 0);
 	assert_int_equal(store_task_save(st, &k, IMG1, "{\"task\":\"t\"}"), 0);
+	assert_int_equal(store_webhook_queue(st, "msg_r", "https://x.example/", RUN1, 1, 1), 0);
 	assert_true(store_project_exists(st, P1));
 	store_rollback(st);
 	assert_false(store_in_tx(st));
@@ -1264,6 +1333,7 @@ main(void)
 		T(test_cache_lookup),
 		T(test_variants),
 		T(test_runs_and_events),
+		T(test_webhook_outbox),
 		T(test_queries),
 		T(test_tasks),
 		T(test_rollback),

@@ -18,6 +18,7 @@
 #include "log.h"
 #include "run.h"
 #include "store.h"
+#include "urlsig.h"
 
 struct sse_client {
 	struct sse_client *prev, *next;
@@ -41,6 +42,7 @@ struct sse_client {
 
 struct sse {
 	struct store *st;
+	const struct urlsig *urlsig;
 	sse_live_fn *live;
 	void *live_arg;
 	struct sse_client *head;
@@ -51,12 +53,13 @@ struct sse {
 
 
 struct sse *
-sse_new(struct store *st, sse_live_fn *live, void *arg)
+sse_new(struct store *st, const struct urlsig *urlsig, sse_live_fn *live, void *arg)
 {
 	struct sse *s = calloc(1, sizeof(*s));
 
 	if (s != NULL) {
 		s->st = st;
+		s->urlsig = urlsig;
 		s->live = live;
 		s->live_arg = arg;
 	}
@@ -142,6 +145,25 @@ buf_reset(struct sse_client *c)
 	}
 }
 
+/* One stored event as it goes out: its image URLs are signed now, so that
+ * a replay long after the run still loads its images (urlsig.h). */
+static int
+add_event(struct sse_client *c, int64_t seq, const char *type, const char *body)
+{
+	char *signed_body = c->s->urlsig != NULL
+				    ? urlsig_event(c->s->urlsig, type, body, (int64_t)time(NULL))
+				    : NULL;
+	int rc;
+
+	if (signed_body != NULL)
+		body = signed_body;
+	/* The body is compact JSON: its newlines are escaped, so it is one
+	 * data: line. */
+	rc = strchr(body, '\n') != NULL ? -1 : buf_event(c, seq, body);
+	free(signed_body);
+	return rc;
+}
+
 /* Appends the rows after the cursor, up to about SSE_BUF_SOFT bytes.
  * Returns how many events were added, -1 on error. */
 static int
@@ -159,9 +181,7 @@ fill_events(struct sse_client *c, struct store *st)
 		const char *type = json_string_value(json_object_get(row, "type"));
 		const char *body = json_string_value(json_object_get(row, "body"));
 
-		/* The body is compact JSON: its newlines are escaped, so it
-		 * is one data: line. */
-		if (body == NULL || strchr(body, '\n') != NULL || buf_event(c, seq, body) < 0) {
+		if (body == NULL || add_event(c, seq, type, body) < 0) {
 			json_decref(rows);
 			return -1;
 		}
@@ -286,7 +306,7 @@ client_new(struct sse *s, struct MHD_Connection *conn, const char *run_id,
 	   const char *project_id, int64_t after_seq)
 {
 	struct sse_client *c = calloc(1, sizeof(*c));
-	char hello[160];
+	char hello[192];
 	int n;
 
 	if (c == NULL)
@@ -297,11 +317,13 @@ client_new(struct sse *s, struct MHD_Connection *conn, const char *run_id,
 	snprintf(c->project_id, sizeof(c->project_id), "%s", project_id);
 	c->next_seq = after_seq + 1;
 	c->base_seq = run_last_seq(s->st, run_id);
-	/* The first message has no id: a reconnecting EventSource then sends
+	/* retry: an EventSource waits 3 s before it reconnects after the
+	 * stream ends (a reconnect past `done` is then told 204, and stops).
+	 * The first message has no id: a reconnecting EventSource then sends
 	 * the seq of the last real event in Last-Event-ID. */
 	n = snprintf(hello, sizeof(hello),
-		     "data: {\"type\":\"connected\",\"project_id\":\"%s\",\"run_id\":\"%s\"}\n\n",
-		     c->project_id, c->run_id);
+		     "retry: %d\n\ndata: {\"type\":\"connected\",\"project_id\":\"%s\","
+		     "\"run_id\":\"%s\"}\n\n", SSE_RETRY_MS, c->project_id, c->run_id);
 	if (buf_append(c, hello, (size_t)n) < 0) {
 		free(c);
 		return NULL;

@@ -541,12 +541,15 @@ class SSEClient:
             body = json.dumps(body).encode()
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
         h = {"Accept": "text/event-stream"}
+        if method != "GET":
+            h["Content-Type"] = "application/json"
         h.update(headers or {})
         self.conn.request(method, path, body=body, headers=h)
         self.resp = self.conn.getresponse()
         self.status = self.resp.status
         self.headers = {k.lower(): v for k, v in self.resp.getheaders()}
         self.lines = []          # every line read, for format checks
+        self.retry = None        # the last retry: field, in ms
         self.comments = 0
         self.ended = False
         self.broken = False
@@ -565,6 +568,8 @@ class SSEClient:
             line = line.decode().rstrip("\r\n")
             self.lines.append(line)
             if line == "":
+                if "retry" in fields:
+                    self.retry = int(fields.pop("retry")[-1])
                 if fields:
                     break
                 continue
@@ -730,7 +735,18 @@ class Service:
         return h
 
     def request(self, method, path, body=None, headers=None, timeout=SERVICE_WAIT):
-        return http_request(self.port, method, path, body, self.auth(headers), timeout)
+        """A request with the token; a state change says its body is JSON
+        (the service refuses anything else there) unless headers say."""
+        h = self.auth(headers)
+        if method in ("POST", "PATCH", "DELETE", "PUT") and "Content-Type" not in h:
+            h["Content-Type"] = "application/json"
+        return http_request(self.port, method, path, body, h, timeout)
+
+    def patch(self, path, body=None, **kw):
+        return self.request("PATCH", path, body, **kw)
+
+    def delete(self, path, body=None, **kw):
+        return self.request("DELETE", path, body, **kw)
 
     def get(self, path, **kw):
         return self.request("GET", path, **kw)
@@ -790,6 +806,35 @@ def service(env):
             text = svc.log(i)
             m = re.search(r"ERROR: (Address|Leak|Undefined)Sanitizer|runtime error:", text)
             assert m is None, text[max(0, m.start() - 200):m.start() + 4000]
+
+
+SIGNED_URL = re.compile(r"^/v1/images/([0-9a-f-]{36})/(file|thumbnail)\?exp=(\d+)&sig=[0-9a-f]{64}$")
+
+
+def check_signed_urls(image):
+    """An image object's file_url and thumbnail_url: relative signed URLs of
+    its own file and thumbnail (null when it has none), in the image and in
+    its variants."""
+    for im in [image] + list(image.get("variants", [])):
+        m = SIGNED_URL.match(im["file_url"] or "")
+        assert m and m[1] == im["id"] and m[2] == "file", im
+        if im.get("thumbnail_path"):
+            m = SIGNED_URL.match(im["thumbnail_url"] or "")
+            assert m and m[1] == im["id"] and m[2] == "thumbnail", im
+        else:
+            assert im["thumbnail_url"] is None, im
+
+
+def as_stored(event):
+    """An event as sent over SSE, less what is added on the way out (the
+    signed image URLs, checked here): the event as run_events holds it."""
+    if event.get("type") != "image_generated":
+        return event
+    e = json.loads(json.dumps(event))
+    check_signed_urls(e["image"])
+    for im in [e["image"]] + list(e["image"].get("variants", [])):
+        del im["file_url"], im["thumbnail_url"]
+    return e
 
 
 def db_events(env, run_id):
@@ -859,7 +904,7 @@ class Follower(threading.Thread):
                         break
                     if m["id"] is None:
                         continue    # connected
-                    self.got.append((m["id"], m["data"]))
+                    self.got.append((m["id"], as_stored(m["data"])))
                     if m["data"]["type"] == "done":
                         return
             finally:

@@ -1,9 +1,11 @@
 /* store_query: read-only views as JSON, shared by the CLI and the HTTP API. */
 #include "store_internal.h"
 
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-
-#include "project.h"
 
 /* A row as an object whose keys are the column names; JSON text columns
  * named in json_cols are decoded. */
@@ -354,27 +356,29 @@ store_events_after(struct store *st, const char *run_id, int64_t after_seq, int 
 /* --- version 2 of the HTTP API: lists of projects and runs --- */
 
 /* A cursor is the hex of the last project's created_at (store_now's 24
- * characters) and id (36): keyset pagination, so a page after a deleted
- * project still starts where it stood, and no page costs an OFFSET scan. */
+ * characters) and rowid, which orders projects made in one millisecond as
+ * they were made (ids cannot: a project file may bring its own).  Keyset
+ * pagination: a page after a deleted project still starts where it stood,
+ * and no page costs an OFFSET scan. */
 #define CURSOR_TS 24
-#define CURSOR_RAW (CURSOR_TS + 36)
+#define CURSOR_RAW_MAX (CURSOR_TS + 20)
 
 static void
-cursor_encode(const char *created_at, const char *id, char out[STORE_CURSOR_MAX])
+cursor_encode(const char *created_at, int64_t rowid, char out[STORE_CURSOR_MAX])
 {
 	static const char hex[] = "0123456789abcdef";
-	char raw[CURSOR_RAW + 1];
+	char raw[CURSOR_RAW_MAX + 1];
+	int n;
 
 	out[0] = '\0';
-	if (strlen(created_at) != CURSOR_TS || strlen(id) != 36)
+	if (strlen(created_at) != CURSOR_TS)
 		return;
-	memcpy(raw, created_at, CURSOR_TS);
-	memcpy(raw + CURSOR_TS, id, 36);
-	for (int i = 0; i < CURSOR_RAW; i++) {
+	n = snprintf(raw, sizeof(raw), "%s%" PRId64, created_at, rowid);
+	for (int i = 0; i < n; i++) {
 		out[2 * i] = hex[(unsigned char)raw[i] >> 4];
 		out[2 * i + 1] = hex[raw[i] & 15];
 	}
-	out[2 * CURSOR_RAW] = '\0';
+	out[2 * n] = '\0';
 }
 
 static int
@@ -396,40 +400,44 @@ timestamp_valid(const char *t)
 }
 
 static bool
-cursor_decode(const char *cursor, char ts[CURSOR_TS + 1], char id[37])
+cursor_decode(const char *cursor, char ts[CURSOR_TS + 1], int64_t *rowid)
 {
-	char raw[CURSOR_RAW];
+	char raw[CURSOR_RAW_MAX + 1], *end;
+	size_t n = strlen(cursor) / 2;
 
-	if (strlen(cursor) != 2 * CURSOR_RAW)
+	if (strlen(cursor) % 2 != 0 || n <= CURSOR_TS || n > CURSOR_RAW_MAX)
 		return false;
-	for (int i = 0; i < CURSOR_RAW; i++) {
+	for (size_t i = 0; i < n; i++) {
 		int hi = hex_digit(cursor[2 * i]), lo = hex_digit(cursor[2 * i + 1]);
 
 		if (hi < 0 || lo < 0)
 			return false;
 		raw[i] = (char)(hi << 4 | lo);
 	}
+	raw[n] = '\0';
 	memcpy(ts, raw, CURSOR_TS);
 	ts[CURSOR_TS] = '\0';
-	memcpy(id, raw + CURSOR_TS, 36);
-	id[36] = '\0';
-	return timestamp_valid(ts) && project_is_uuid(id);
+	if (!timestamp_valid(ts) || raw[CURSOR_TS] < '0' || raw[CURSOR_TS] > '9')
+		return false;
+	errno = 0;
+	*rowid = strtoll(raw + CURSOR_TS, &end, 10);
+	return *end == '\0' && errno == 0;
 }
 
 /* One row more than the page: whether another page follows. */
 static json_t *
-page_rows(struct store *st, const char *ts, const char *id, int limit)
+page_rows(struct store *st, const char *ts, int64_t rowid, int limit)
 {
 	static const char sql[] =
-		"SELECT id, created_at FROM projects WHERE ?1 IS NULL"
-		" OR created_at < ?1 OR (created_at = ?1 AND id < ?2)"
-		" ORDER BY created_at DESC, id DESC LIMIT ?3";
+		"SELECT id, created_at, rowid AS rid FROM projects WHERE ?1 IS NULL"
+		" OR created_at < ?1 OR (created_at = ?1 AND rowid < ?2)"
+		" ORDER BY created_at DESC, rowid DESC LIMIT ?3";
 	sqlite3_stmt *s = store_stmt(st, sql);
 
 	if (s == NULL)
 		return NULL;
 	store_bind_text(s, 1, ts);
-	store_bind_text(s, 2, id);
+	sqlite3_bind_int64(s, 2, rowid);
 	sqlite3_bind_int(s, 3, limit + 1);
 	return rows_array(st, s, NULL);
 }
@@ -438,14 +446,14 @@ json_t *
 store_query_project_page(struct store *st, const char *after, int limit,
 			 char next[STORE_CURSOR_MAX], bool *bad_cursor)
 {
-	char ts[CURSOR_TS + 1], id[37];
+	char ts[CURSOR_TS + 1];
+	int64_t rowid = 0;
 	json_t *rows, *out, *row;
 	size_t i;
 
 	next[0] = '\0';
-	*bad_cursor = after != NULL && !cursor_decode(after, ts, id);
-	if (*bad_cursor || (rows = page_rows(st, after != NULL ? ts : NULL,
-					     after != NULL ? id : NULL, limit)) == NULL)
+	*bad_cursor = after != NULL && !cursor_decode(after, ts, &rowid);
+	if (*bad_cursor || (rows = page_rows(st, after != NULL ? ts : NULL, rowid, limit)) == NULL)
 		return NULL;
 	out = json_array();
 	json_array_foreach(rows, i, row) {
@@ -453,7 +461,7 @@ store_query_project_page(struct store *st, const char *after, int limit,
 
 		if ((int)i == limit) {
 			cursor_encode(json_string_value(json_object_get(last, "created_at")),
-				      json_string_value(json_object_get(last, "id")), next);
+				      json_integer_value(json_object_get(last, "rid")), next);
 			break;
 		}
 		p = store_query_project(st, json_string_value(json_object_get(row, "id")));

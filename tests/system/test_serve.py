@@ -18,8 +18,10 @@ import uuid
 
 import pytest
 
-from conftest import (ROOT, SERVICE_WAIT, Follower, as_stored, assert_followers_saw_the_db,
-                      db_events,
+from conftest import (ROOT, SERVICE_WAIT, Follower, assert_followers_saw_the_db,
+                      assert_json_error, assert_stream_matches_db, completed_count, db_events,
+                      image_statuses, open_gate, run_path, slow_service,
+                      wait_run_done,
                       http_request, png_size, primaries_by_storyboard, provider_conf,
                       read_trace, retry_conf, run_row, service_pids, stage_status,
                       worker_pids, process_role,
@@ -27,77 +29,6 @@ from conftest import (ROOT, SERVICE_WAIT, Follower, as_stored, assert_followers_
 
 ACCESS_LINE = re.compile(r"^<6>t2istage\[supervisor\]: http: (GET|POST|PUT|DELETE|PATCH|HEAD) "
                          r"(\S+) (\d{3}) (\d+) (-?\d+)ms", re.M)
-
-
-def slow_service(service, n_delay_ms=200, workers_max=2, batch_size=1, trace=True, **kw):
-    """Configures the slow plugin as the default provider, with a trace file
-    and a gate file (prompts with GATE wait for it); returns the trace path."""
-    env = service.env
-    path = os.path.join(env.path, "trace") if trace else None
-    opts = {"delay_ms": n_delay_ms, "gate": gate_path(env)}
-    if path:
-        opts["trace"] = path
-    service.configure(providers=[provider_conf("slow", **opts)], workers_max=workers_max,
-                      batch_size=batch_size, **kw)
-    return path
-
-
-def gate_path(env):
-    return os.path.join(env.path, "gate")
-
-
-def open_gate(env):
-    with open(gate_path(env), "w"):
-        pass
-
-
-def assert_json_error(r, status, *needles):
-    assert r.status == status, r
-    assert r.headers.get("content-type", "").startswith("application/json"), r.headers
-    doc = r.json()
-    assert list(doc) == ["error"] and isinstance(doc["error"], str) and doc["error"], doc
-    for n in needles:
-        assert n in doc["error"], (n, doc)
-    return doc["error"]
-
-
-def run_path(pid, tail=""):
-    return f"/v1/projects/{pid}/image-generation{tail}"
-
-
-def wait_run_done(env, run_id, timeout=120):
-    """Waits until the run has a `done` event in the database; returns it."""
-    def done():
-        rows = env.sql("SELECT body FROM run_events WHERE run_id = ? AND type = 'done'", run_id)
-        return json.loads(rows[0][0]) if rows else None
-    return wait_for(done, timeout=timeout, interval=0.05, what=f"run {run_id} to end")
-
-
-def completed_count(env, run_id):
-    return env.sql("SELECT count(*) FROM generated_images WHERE run_id = ? AND is_primary = 1"
-                   " AND status = 'completed'", run_id)[0][0]
-
-
-def image_statuses(env, run_id):
-    return dict(env.sql("SELECT status, count(*) FROM generated_images WHERE run_id = ?"
-                        " AND is_primary = 1 GROUP BY status", run_id))
-
-
-def assert_stream_matches_db(env, run_id, msgs, after=0):
-    """msgs: a whole stream (connected first); its events are exactly the
-    database's events of the run with seq > after, in order, ending with done."""
-    assert msgs, "empty stream"
-    first = msgs[0]
-    assert first["id"] is None and first["data"]["type"] == "connected", first
-    assert first["data"]["run_id"] == run_id
-    rest = msgs[1:]
-    want = [(s, b) for s, _t, b in db_events(env, run_id) if s > after]
-    assert [(m["id"], as_stored(m["data"])) for m in rest] == want
-    for m in rest:
-        assert m["event"] is None
-        assert m["id"] == m["data"]["seq"]
-    if want:
-        assert rest[-1]["data"]["type"] == "done"
 
 
 # --------------------------------------------------------------------------

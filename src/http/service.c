@@ -459,14 +459,16 @@ hook_reload(void *arg)
 	struct service *sv = arg;
 	char err[1024];
 	struct config *cfg;
+	struct urlsig fresh = { 0 };
 
 	notify_reloading();
 	log_info("reloading %s", sv->conf_path != NULL ? sv->conf_path : "(built-in defaults)");
 	if ((cfg = config_load(sv->conf_path, err, sizeof(err))) == NULL ||
 	    probe_plugins(cfg, err, sizeof(err)) < 0 || store_providers_sync(sv->st, cfg) < 0 ||
-	    urlsig_configure(&sv->urlsig, cfg, err, sizeof(err)) < 0 ||
+	    urlsig_configure(&fresh, cfg, err, sizeof(err)) < 0 ||
 	    sup_reconfigure(sv->sup, cfg, err, sizeof(err)) < 0) {
 		log_errx("reload refused, the running configuration stays: %s", err);
+		urlsig_clear(&fresh);
 		config_free(cfg);
 		notify_ready();
 		return;
@@ -477,6 +479,7 @@ hook_reload(void *arg)
 		log_warnx("database changed: takes effect at the next start");
 	config_free(sv->cfg);
 	sv->cfg = cfg;
+	urlsig_replace(&sv->urlsig, &fresh);
 	http_set_token(sv->http, cfg->http_token);
 	http_set_cors(sv->http, cfg->http_cors_origins, cfg->http_ncors);
 	warm_providers(sv);

@@ -40,9 +40,23 @@ struct sse_client {
 	bool closing;			/* the server is stopping: end the stream */
 };
 
+/* An image_generated event signed for the clients reading it within the
+ * same 16th of url_ttl: they all get the same text, so a thousand clients
+ * cost one decode and signing of each event, not a thousand. */
+struct signed_event {
+	char run_id[37];
+	int64_t seq;
+	int64_t exp;		/* urlsig_expiry when it was signed */
+	unsigned gen;		/* the key's */
+	char *text;
+};
+
+#define SSE_SIGNED_SLOTS 64
+
 struct sse {
 	struct store *st;
 	const struct urlsig *urlsig;
+	struct signed_event signed_events[SSE_SIGNED_SLOTS];
 	sse_live_fn *live;
 	void *live_arg;
 	struct sse_client *head;
@@ -78,6 +92,8 @@ sse_free(struct sse *s)
 		c->s = NULL;
 		c->prev = c->next = NULL;
 	}
+	for (int i = 0; i < SSE_SIGNED_SLOTS; i++)
+		free(s->signed_events[i].text);
 	free(s);
 }
 
@@ -145,23 +161,43 @@ buf_reset(struct sse_client *c)
 	}
 }
 
-/* One stored event as it goes out: its image URLs are signed now, so that
- * a replay long after the run still loads its images (urlsig.h). */
+/* A stored event as it goes out: its image URLs are signed now, so that a
+ * replay long after the run still loads its images (urlsig.h).  The body
+ * itself when it has no image, or when it cannot be signed (out of memory:
+ * the event still goes, with file_path). */
+static const char *
+signed_body(struct sse *s, const char *run_id, int64_t seq, const char *type,
+	    const char *body)
+{
+	int64_t now = (int64_t)time(NULL), exp;
+	struct signed_event *e;
+	uint64_t h = (uint64_t)seq * 0x9e3779b97f4a7c15u;
+	char *text;
+
+	if (s->urlsig == NULL || type == NULL || strcmp(type, "image_generated") != 0)
+		return body;
+	exp = urlsig_expiry(s->urlsig, now);
+	for (const char *p = run_id; *p != '\0'; p++)
+		h = (h ^ (unsigned char)*p) * 0x100000001b3u;
+	e = &s->signed_events[h % SSE_SIGNED_SLOTS];
+	if (e->text != NULL && e->seq == seq && e->exp == exp && e->gen == s->urlsig->gen &&
+	    strcmp(e->run_id, run_id) == 0)
+		return e->text;
+	if ((text = urlsig_event(s->urlsig, type, body, now)) == NULL)
+		return body;
+	free(e->text);
+	*e = (struct signed_event){ .seq = seq, .exp = exp, .gen = s->urlsig->gen, .text = text };
+	snprintf(e->run_id, sizeof(e->run_id), "%s", run_id);
+	return text;
+}
+
 static int
 add_event(struct sse_client *c, int64_t seq, const char *type, const char *body)
 {
-	char *signed_body = c->s->urlsig != NULL
-				    ? urlsig_event(c->s->urlsig, type, body, (int64_t)time(NULL))
-				    : NULL;
-	int rc;
-
-	if (signed_body != NULL)
-		body = signed_body;
+	body = signed_body(c->s, c->run_id, seq, type, body);
 	/* The body is compact JSON: its newlines are escaped, so it is one
 	 * data: line. */
-	rc = strchr(body, '\n') != NULL ? -1 : buf_event(c, seq, body);
-	free(signed_body);
-	return rc;
+	return strchr(body, '\n') != NULL ? -1 : buf_event(c, seq, body);
 }
 
 /* Appends the rows after the cursor, up to about SSE_BUF_SOFT bytes.

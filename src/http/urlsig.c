@@ -30,11 +30,19 @@ urlsig_configure(struct urlsig *u, const struct config *cfg, char *err, size_t e
 	} else if (urlkey_make(cfg->http_url_key_file, &key, &len, err, errlen) < 0) {
 		return -1;
 	}
-	urlsig_clear(u);
-	u->key = key;
-	u->keylen = len;
-	u->ttl = cfg->http_url_ttl;
+	*u = (struct urlsig){ .key = key, .keylen = len, .ttl = cfg->http_url_ttl };
 	return 0;
+}
+
+void
+urlsig_replace(struct urlsig *u, struct urlsig *fresh)
+{
+	unsigned gen = u->gen + 1;
+
+	urlsig_clear(u);
+	*u = *fresh;
+	u->gen = gen;
+	*fresh = (struct urlsig){ 0 };
 }
 
 void
@@ -58,11 +66,18 @@ sign(const struct urlsig *u, const char *path, int64_t exp, char out[HASH_HEX_LE
 	hash_hmac_sha256_hex(u->key, u->keylen, msg, (size_t)n, out);
 }
 
+int64_t
+urlsig_expiry(const struct urlsig *u, int64_t now)
+{
+	int64_t step = u->ttl / 16 > 0 ? u->ttl / 16 : 1;
+
+	return (now + u->ttl) / step * step;
+}
+
 void
 urlsig_url(const struct urlsig *u, const char *path, int64_t now, char *out, size_t outlen)
 {
-	int64_t step = u->ttl / 16 > 0 ? u->ttl / 16 : 1;
-	int64_t exp = (now + u->ttl) / step * step;
+	int64_t exp = urlsig_expiry(u, now);
 	char sig[HASH_HEX_LEN + 1];
 	int n;
 

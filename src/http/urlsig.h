@@ -25,6 +25,8 @@ struct urlsig {
 	unsigned char *key;	/* secret, NULL before urlsig_configure */
 	size_t keylen;
 	int ttl;		/* seconds */
+	unsigned gen;		/* bumped by urlsig_replace: a signature made
+				 * before it may no longer hold */
 };
 
 enum urlsig_verdict {
@@ -34,10 +36,16 @@ enum urlsig_verdict {
 	URLSIG_BAD,		/* does not match: tampered, or another key */
 };
 
-/* The key and lifetime of cfg: its url_key_file's bytes, or the key made
- * once beside the database.  On error -1, one line in err, u unchanged. */
+/* The key and lifetime of cfg into u (zeroed first): its url_key_file's
+ * bytes, or the key made once beside the database.  On error -1 and one
+ * line in err. */
 int urlsig_configure(struct urlsig *u, const struct config *cfg, char *err, size_t errlen);
+/* Frees u's key and takes fresh's (a reload), bumping gen. */
+void urlsig_replace(struct urlsig *u, struct urlsig *fresh);
 void urlsig_clear(struct urlsig *u);
+
+/* The exp of the URLs made at now: the same for a 16th of the lifetime. */
+int64_t urlsig_expiry(const struct urlsig *u, int64_t now);
 
 /* path with "?exp=...&sig=..." appended, into out; "" when it does not fit. */
 void urlsig_url(const struct urlsig *u, const char *path, int64_t now, char *out,

@@ -310,6 +310,30 @@ def test_signed_urls_key_file_and_replay_after_ttl(service):
             assert ev["image"]["file_url"] != url
             r = http_request(service.port, "GET", ev["image"]["file_url"])
             assert r.status == 200, r
+    # A new key on SIGHUP: what is handed out from then on is signed with
+    # it (no event signed a moment before, with the same exp, is served
+    # again), and the old key's URLs are refused.
+    service.configure(http='url_key_file = "my.key"; url_ttl = 600;')
+    service.kill(signal.SIGHUP)
+    service.wait_log("reloaded:")
+    c = service.sse(f"/v1/runs/{run}/events")
+    old_url = [m["data"] for m in c.read_all()
+               if m["data"]["type"] == "image_generated"][0]["image"]["file_url"]
+    c.close()
+    key2 = os.urandom(32)
+    with open(os.path.join(env.path, "my.key"), "wb") as f:
+        f.write(key2)
+    service.kill(signal.SIGHUP)
+    service.wait_log("reloaded:", 2)
+    assert_json_error(http_request(service.port, "GET", old_url), 403, "bad signature")
+    c = service.sse(f"/v1/runs/{run}/events")
+    third = [m["data"] for m in c.read_all() if m["data"]["type"] == "image_generated"]
+    c.close()
+    for ev in third:
+        url = ev["image"]["file_url"]
+        path, exp = url.split("?")[0], int(SIGNED_URL.match(url)[3])
+        assert url.endswith("&sig=" + sign(key2, path, exp))
+        assert http_request(service.port, "GET", url).status == 200
 
 
 # --------------------------------------------------------------------------

@@ -95,7 +95,8 @@ split(const char *url, char *path, char *exp, char *sig)
 static void
 test_urlsig(void **state)
 {
-	struct urlsig u = { key_a, sizeof(key_a), 86400 }, other = { key_b, sizeof(key_b), 86400 };
+	struct urlsig u = { .key = key_a, .keylen = sizeof(key_a), .ttl = 86400 };
+	struct urlsig other = { .key = key_b, .keylen = sizeof(key_b), .ttl = 86400 };
 	char url[256], path[128], exp[32], sig[80], want[HASH_HEX_LEN + 1], msg[160];
 	long long e;
 
@@ -137,7 +138,7 @@ test_urlsig(void **state)
 static void
 test_urlsig_images(void **state)
 {
-	struct urlsig u = { key_a, sizeof(key_a), 60 };
+	struct urlsig u = { .key = key_a, .keylen = sizeof(key_a), .ttl = 60 };
 	json_t *im = json_pack("{ss ss s:n s[{ss ss ss}]}", "id", IMG, "file_path", "/x/a.png",
 			       "thumbnail_path", "variants", "id", IMG, "file_path", "/x/b.png",
 			       "thumbnail_path", "/x/b.thumb.webp");
@@ -252,7 +253,7 @@ test_guard_origin_and_content_type(void **state)
 static void
 test_guard_tokens(void **state)
 {
-	struct urlsig u = { key_a, sizeof(key_a), 60 };
+	struct urlsig u = { .key = key_a, .keylen = sizeof(key_a), .ttl = 60 };
 	struct guard g = { .urlsig = &u };
 	struct guard_req r;
 	char url[256], path[128], exp[32], sig[80];

@@ -32,22 +32,29 @@ guard_origin_listed(const struct guard *g, const char *origin)
 	return false;
 }
 
+static bool
+same_host(const char *a, const char *b)
+{
+	return b != NULL && *b != '\0' && strcasecmp(a, b) == 0;
+}
+
 /* The service's own origin: the scheme (http, or https behind a proxy that
- * ends TLS) and the Host the request was sent to. */
+ * ends TLS) and the Host the request was sent to, or the X-Forwarded-Host
+ * of a proxy that rewrote Host.  Trusting the latter opens nothing to
+ * another site: a page cannot add that header to a form or a no-cors
+ * fetch, and any other request of its is preflighted first. */
 static bool
 origin_own(const struct guard_req *r)
 {
 	const char *o = r->origin, *rest;
 
-	if (r->host == NULL || *r->host == '\0')
-		return false;
 	if (strncasecmp(o, "http://", 7) == 0)
 		rest = o + 7;
 	else if (strncasecmp(o, "https://", 8) == 0)
 		rest = o + 8;
 	else
 		return false;
-	return strcasecmp(rest, r->host) == 0;
+	return same_host(rest, r->host) || same_host(rest, r->forwarded_host);
 }
 
 static bool

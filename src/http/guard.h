@@ -30,6 +30,7 @@ struct guard_req {
 	bool signed_url;	/* it takes a signed URL */
 	const char *origin;
 	const char *host;
+	const char *forwarded_host;	/* X-Forwarded-Host, from a proxy */
 	const char *authorization;
 	const char *content_type;
 	const char *preflight_method;	/* Access-Control-Request-Method */

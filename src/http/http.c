@@ -1,5 +1,6 @@
-/* http: libmicrohttpd in the supervisor's loop, request bodies, the bearer
- * token, the access log and the response helpers of api.c.
+/* http: libmicrohttpd in the supervisor's loop, request bodies, CORS
+ * preflights and headers, the access log and the response helpers of the
+ * routes; guard.c says who may make a request.
  *
  * MHD calls the access handler at least twice per request: once when the
  * headers are in (we route, authenticate and check the declared size), once
@@ -397,6 +398,7 @@ guard_request(struct http *h, struct http_req *rq, const char *url, const char *
 		.public = flags & HTTP_ROUTE_PUBLIC, .query_token = flags & HTTP_ROUTE_QUERY_TOKEN,
 		.signed_url = flags & HTTP_ROUTE_SIGNED,
 		.origin = http_header(rq, "Origin"), .host = http_header(rq, MHD_HTTP_HEADER_HOST),
+		.forwarded_host = http_header(rq, "X-Forwarded-Host"),
 		.authorization = http_header(rq, MHD_HTTP_HEADER_AUTHORIZATION),
 		.content_type = http_header(rq, MHD_HTTP_HEADER_CONTENT_TYPE),
 		.preflight_method = http_header(rq, "Access-Control-Request-Method"),

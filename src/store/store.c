@@ -75,7 +75,8 @@ static const char *const migrations[] = {
 	"CREATE INDEX generated_images_latest ON generated_images"
 	"  (storyboard_id, is_primary, created_at);",
 	/* 2 -> 3: GET /v1/projects pages newest first by (created_at, rowid). */
-	"CREATE INDEX projects_created ON projects (created_at);",
+	"CREATE INDEX projects_created"
+	"  ON projects (created_at);",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

@@ -160,6 +160,12 @@ def test_csrf_refusals_change_nothing(service):
                      '{"negative_prompt": "blur"}',
                      {"Content-Type": "application/json", "Origin": own})
     assert r.status == 200, r
+    # Behind a proxy that rewrote Host, the origin it was reached at.
+    r = http_request(service.port, "PATCH", f"/v1/projects/{pid}/storyboards/{sid}",
+                     '{"negative_prompt": "grain"}',
+                     {"Content-Type": "application/json", "Origin": "https://t2i.example",
+                      "X-Forwarded-Host": "t2i.example"})
+    assert r.status == 200, r
     r = http_request(service.port, "POST", run_path(pid), "",
                      {"Content-Type": "application/json; charset=utf-8", "Origin": UI})
     assert r.status == 202, r

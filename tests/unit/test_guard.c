@@ -223,6 +223,11 @@ test_guard_origin_and_content_type(void **state)
 	verdict(&g, r, GUARD_PASS);
 	r.origin = "HTTP://127.0.0.1:9000";	/* listed */
 	verdict(&g, r, GUARD_PASS);
+	r.origin = "https://t2i.example";	/* ours, behind a proxy */
+	assert_int_equal(verdict(&g, r, GUARD_REFUSE), 403);
+	r.forwarded_host = "t2i.example";
+	verdict(&g, r, GUARD_PASS);
+	r.forwarded_host = NULL;
 	r.origin = "http://127.0.0.1:9001";
 	assert_int_equal(verdict(&g, r, GUARD_REFUSE), 403);
 	r.origin = "null";			/* a sandboxed frame */

@@ -328,7 +328,10 @@ delete_fn(struct service *sv, void *arg, char *err, size_t errlen)
 }
 
 /* Only files inside storage.dir: a path from the database is never taken
- * on trust to unlink. */
+ * on trust to unlink.  Left open: a worker of another project's run that
+ * stores the very same bytes (files are named by content) between the
+ * commit and the unlink loses its file (its row then answers 404 "file
+ * missing"); only a deterministic provider makes the same bytes twice. */
 static int
 remove_files(struct service *sv, json_t *files)
 {

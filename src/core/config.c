@@ -11,7 +11,9 @@
 #include "imgsize.h"
 #include "jsontext.h"
 #include "paths.h"
+#include "urlkey.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <jansson.h>
 #include <libconfig.h>
@@ -380,6 +382,115 @@ get_options(struct loader *ld, const config_setting_t *g, char **dst)
 	replace(dst, text);
 }
 
+/* ---- http: CORS origins, the key and lifetime of signed image URLs ---- */
+
+/* Where the port of "scheme://host[:port]" starts, or NULL. */
+static const char *
+origin_host_end(const char *host)
+{
+	const char *end;
+
+	if (*host == '[')
+		return (end = strchr(host, ']')) != NULL && end > host + 1 ? end + 1 : NULL;
+	end = host + strspn(host, "abcdefghijklmnopqrstuvwxyz0123456789.-");
+	return end > host ? end : NULL;
+}
+
+/* o as browsers write it in Origin: lower case, no path, no default port.
+ * o is lowered in place. */
+static bool
+origin_check(struct loader *ld, const config_setting_t *s, char *o)
+{
+	const char *sep, *port;
+	char *end;
+	long n = 0;
+
+	for (char *c = o; *c != '\0'; c++) {
+		if (*c <= 0x20 || *c >= 0x7f)
+			return fail(ld, s, NULL, "an origin is printable ASCII without spaces");
+		*c = (char)tolower((unsigned char)*c);
+	}
+	sep = strstr(o, "://");
+	if (sep == NULL || !isalpha((unsigned char)o[0]) ||
+	    strspn(o, "abcdefghijklmnopqrstuvwxyz0123456789+.-") != (size_t)(sep - o) ||
+	    (port = origin_host_end(sep + 3)) == NULL)
+		return fail(ld, s, NULL, "\"%s\": expected scheme://host[:port]", o);
+	if (*port == ':') {
+		errno = 0;
+		n = isdigit((unsigned char)port[1]) ? strtol(port + 1, &end, 10) : -1;
+		if (n < 1 || n > 65535 || *end != '\0' || errno != 0)
+			return fail(ld, s, NULL, "\"%s\": the port must be 1 to 65535", o);
+	} else if (*port != '\0') {
+		return fail(ld, s, NULL, "\"%s\": an origin has no path, query or trailing slash"
+			    " (scheme://host[:port])", o);
+	}
+	/* Browsers leave a default port out of Origin: it would never match. */
+	if ((n == 80 && strncmp(o, "http:", 5) == 0) || (n == 443 && strncmp(o, "https:", 6) == 0))
+		return fail(ld, s, NULL, "\"%s\": leave the default port out, as browsers do", o);
+	return true;
+}
+
+static void
+get_cors(struct loader *ld, const config_setting_t *g, struct config *cfg)
+{
+	const config_setting_t *l = member(ld, g, "cors_origins",
+					   T(CONFIG_TYPE_ARRAY) | T(CONFIG_TYPE_LIST),
+					   "a list of origins [\"https://ui.example\", ...]");
+	size_t n = l != NULL ? (size_t)config_setting_length(l) : 0;
+
+	if (n > CONFIG_CORS_MAX) {
+		fail(ld, l, NULL, "at most %d origins", CONFIG_CORS_MAX);
+		return;
+	}
+	if (n > 0 && (cfg->http_cors_origins = oom(ld, calloc(n, sizeof(char *)))) == NULL)
+		return;
+	for (size_t i = 0; i < n && !ld->failed; i++) {
+		const config_setting_t *e = config_setting_get_elem(l, (unsigned)i);
+
+		if (config_setting_type(e) != CONFIG_TYPE_STRING) {
+			fail(ld, e, NULL, "expected a string");
+			break;
+		}
+		if ((cfg->http_cors_origins[i] = oom(ld, strdup(config_setting_get_string(e)))) ==
+		    NULL)
+			break;
+		cfg->http_ncors = i + 1;
+		if (origin_check(ld, e, cfg->http_cors_origins[i]))
+			for (size_t k = 0; k < i; k++)
+				if (strcmp(cfg->http_cors_origins[k], cfg->http_cors_origins[i]) == 0)
+					fail(ld, e, NULL, "\"%s\" is listed twice",
+					     cfg->http_cors_origins[i]);
+	}
+}
+
+/* url_key_file is read now when given; otherwise serve makes the default
+ * beside the database (a side effect config_load must not have). */
+static void
+get_url_key(struct loader *ld, const config_setting_t *g, struct config *cfg)
+{
+	char msg[512];
+	const config_setting_t *s = get_string(ld, g, "url_key_file", &cfg->http_url_key_file,
+					       false);
+
+	if (s != NULL) {
+		replace(&cfg->http_url_key_file,
+			oom(ld, path_resolve(ld->dir, cfg->http_url_key_file)));
+		cfg->http_url_key_given = true;
+		if (!ld->failed && urlkey_read(cfg->http_url_key_file, &cfg->http_url_key,
+					       &cfg->http_url_key_len, msg, sizeof(msg)) < 0)
+			fail(ld, s, NULL, "%s", msg);
+	}
+	get_int(ld, g, "url_ttl", &cfg->http_url_ttl, 1, CONFIG_URL_TTL_MAX);
+}
+
+/* After the database is known. */
+static void
+default_url_key(struct loader *ld, struct config *cfg)
+{
+	if (!ld->failed && cfg->http_url_key_file == NULL)
+		cfg->http_url_key_file = oom(ld, path_resolve(cfg->database, "../" URLKEY_FILE));
+}
+
 /* ---- groups ---- */
 
 static void
@@ -398,9 +509,12 @@ load_service(struct loader *ld, const config_setting_t *root, struct config *cfg
 	get_int(ld, g, "batch_size", &cfg->batch_size, 1, 1000);
 	g = get_group(ld, root, "cache", KEYS("enabled"));
 	get_bool(ld, g, "enabled", &cfg->cache_enabled);
-	g = get_group(ld, root, "http", KEYS("listen", "token", "token_file"));
+	g = get_group(ld, root, "http", KEYS("listen", "token", "token_file", "cors_origins",
+					     "url_key_file", "url_ttl"));
 	get_string(ld, g, "listen", &cfg->http_listen, false);
 	get_secret(ld, g, "token", "token_file", &cfg->http_token);
+	get_cors(ld, g, cfg);
+	get_url_key(ld, g, cfg);
 }
 
 static void
@@ -721,7 +835,8 @@ set_defaults(struct loader *ld, struct config *cfg, const char *cwd)
 {
 	*cfg = (struct config){ .thumbnails = true, .workers_max = 8, .batch_size = 3,
 		.timeout = 900.0, .connect_timeout = 10.0, .retry_attempts = 3, .retry_backoff = 1.0,
-		.retry_backoff_max = 60.0, .cache_enabled = true, .webhook_retry_for = 86400.0 };
+		.retry_backoff_max = 60.0, .cache_enabled = true, .webhook_retry_for = 86400.0,
+		.http_url_ttl = 86400 };
 	cfg->database = oom(ld, path_resolve(cwd, "var/t2istage.db"));
 	cfg->storage_dir = oom(ld, path_resolve(cwd, "var/images"));
 	cfg->plugins_dir = oom(ld, path_resolve(cwd, "build/plugins"));
@@ -785,6 +900,7 @@ config_load(const char *path, char *err, size_t errlen)
 		load_file(&ld, cfg);
 	else if (!ld.failed)
 		builtin_provider(&ld, cfg);
+	default_url_key(&ld, cfg);
 	free(cwd);
 	free(dir);
 	if (!ld.failed)
@@ -842,6 +958,11 @@ config_free(struct config *cfg)
 	free(cfg->resolution);
 	free(cfg->http_listen);
 	free_secret(cfg->http_token);
+	for (size_t i = 0; i < cfg->http_ncors; i++)
+		free(cfg->http_cors_origins[i]);
+	free(cfg->http_cors_origins);
+	free(cfg->http_url_key_file);
+	urlkey_free(cfg->http_url_key, cfg->http_url_key_len);
 	free(cfg);
 }
 

@@ -8,6 +8,8 @@
 #include <stddef.h>
 
 #define CONFIG_ENV "T2ISTAGE_CONF"
+#define CONFIG_CORS_MAX 64	/* origins in http.cors_origins */
+#define CONFIG_URL_TTL_MAX (366 * 86400)
 
 struct config_provider {
 	char *name;		/* unique, [A-Za-z0-9_.-]{1,64} */
@@ -55,6 +57,13 @@ struct config {
 	bool cache_enabled;	/* default true */
 	char *http_listen;	/* default "127.0.0.1:8080" */
 	char *http_token;	/* secret; NULL when none */
+	char **http_cors_origins; /* "scheme://host[:port]", lower case */
+	size_t http_ncors;
+	char *http_url_key_file; /* absolute; default <database's directory>/url.key */
+	bool http_url_key_given; /* the file names it: read here, not made by serve */
+	unsigned char *http_url_key; /* secret: its bytes when given, else NULL */
+	size_t http_url_key_len;
+	int http_url_ttl;	/* seconds a signed image URL lives, default 86400 */
 	size_t nproviders;
 	struct config_provider *providers;
 	double webhook_retry_for; /* seconds an event is retried, default 86400 */

@@ -23,18 +23,54 @@ digest(const void *bytes, size_t size, uint8_t md[SHA256_DIGEST_SIZE])
 	sha256_digest(&ctx, SHA256_DIGEST_SIZE, md);
 }
 
-void
-hash_sha256_hex(const void *bytes, size_t size, char out[HASH_HEX_LEN + 1])
+static void
+to_hex(const uint8_t md[SHA256_DIGEST_SIZE], char out[HASH_HEX_LEN + 1])
 {
-	uint8_t md[SHA256_DIGEST_SIZE];
 	static const char hex[] = "0123456789abcdef";
 
-	digest(bytes, size, md);
 	for (unsigned i = 0; i < SHA256_DIGEST_SIZE; i++) {
 		out[2 * i] = hex[md[i] >> 4];
 		out[2 * i + 1] = hex[md[i] & 15];
 	}
 	out[HASH_HEX_LEN] = '\0';
+}
+
+void
+hash_sha256_hex(const void *bytes, size_t size, char out[HASH_HEX_LEN + 1])
+{
+	uint8_t md[SHA256_DIGEST_SIZE];
+
+	digest(bytes, size, md);
+	to_hex(md, out);
+}
+
+void
+hash_hmac_sha256_hex(const void *key, size_t keylen, const void *msg, size_t msglen,
+		     char out[HASH_HEX_LEN + 1])
+{
+	struct hmac_sha256_ctx ctx;
+	uint8_t md[SHA256_DIGEST_SIZE];
+
+	hmac_sha256_set_key(&ctx, keylen, key);
+	hmac_sha256_update(&ctx, msglen, msg);
+	hmac_sha256_digest(&ctx, sizeof(md), md);
+	to_hex(md, out);
+	/* The context holds the key's inner and outer pads. */
+	explicit_bzero(&ctx, sizeof(ctx));
+}
+
+bool
+hash_equal_ct(const char *got, const char *want)
+{
+	size_t got_len = strlen(got), want_len = strlen(want);
+	volatile unsigned char acc = (unsigned char)(got_len != want_len);
+
+	for (size_t i = 0; i < want_len; i++) {
+		unsigned char g = i < got_len ? (unsigned char)got[i] : 0;
+
+		acc |= (unsigned char)(g ^ (unsigned char)want[i]);
+	}
+	return acc == 0;
 }
 
 void

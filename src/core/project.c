@@ -552,6 +552,70 @@ project_parse(const char *text, size_t len, const char *where, char *err, size_t
 	return p;
 }
 
+/* --- a storyboard's changes (PATCH) --- */
+
+static bool
+parse_patch_prompts(struct ctx *c, json_t *root, struct project_patch *pt)
+{
+	json_t *ip = json_object_get(root, "image_prompt");
+	json_t *np = json_object_get(root, "negative_prompt");
+
+	if (ip != NULL) {
+		if (json_is_null(ip) ||
+		    (json_is_string(ip) && !has_text(json_string_value(ip))))
+			return fail(c, "image_prompt: must not be empty");
+		if (!check_string(c, ip, "image_prompt", PROJECT_PROMPT_MAX) ||
+		    !copy_string(c, json_string_value(ip), &pt->image_prompt))
+			return false;
+	}
+	/* null clears the negative prompt, as absent does in a project file. */
+	if (np != NULL && !json_is_null(np) &&
+	    !check_string(c, np, "negative_prompt", PROJECT_PROMPT_MAX))
+		return false;
+	return np == NULL ||
+	       copy_string(c, json_is_null(np) ? "" : json_string_value(np), &pt->negative_prompt);
+}
+
+int
+project_parse_patch(const char *text, size_t len, struct project_patch *pt, char *err,
+		    size_t errlen)
+{
+	static const char *const keys[] = { "image_prompt", "negative_prompt", "params", NULL };
+	struct ctx c = { "request body", err, errlen, 0, NULL };
+	json_error_t je;
+	json_t *root, *params;
+	bool ok;
+
+	memset(pt, 0, sizeof(*pt));
+	root = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_ALLOW_NUL,
+			  &je);
+	if (root == NULL) {
+		snprintf(err, errlen, "request body:%d:%d: invalid JSON: %s", je.line, je.column,
+			 je.text);
+		one_line(err);
+		return -1;
+	}
+	params = json_object_get(root, "params");
+	ok = json_is_object(root) ? check_keys(&c, root, keys, "") &&
+					    parse_patch_prompts(&c, root, pt) &&
+					    parse_params(&c, params, &pt->params)
+				  : fail(&c, "expected a JSON object, got %s", type_name(root));
+	pt->has_params = params != NULL;
+	json_decref(root);
+	if (!ok)
+		project_patch_free(pt);
+	return ok ? 0 : -1;
+}
+
+void
+project_patch_free(struct project_patch *pt)
+{
+	free(pt->image_prompt);
+	free(pt->negative_prompt);
+	free_params(&pt->params);
+	memset(pt, 0, sizeof(*pt));
+}
+
 /* Reads a regular file of known size; O_NONBLOCK keeps a FIFO named by
  * mistake from hanging us before fstat can refuse it. */
 static char *

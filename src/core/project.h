@@ -50,6 +50,21 @@ struct project *project_load(const char *path, char *err, size_t errlen);
 
 void project_free(struct project *p);
 
+/* A PATCH of a storyboard: NULL members are left as they are; has_params
+ * replaces the storyboard's params whole (null or {} clears them). */
+struct project_patch {
+	char *image_prompt;	/* non-empty when given */
+	char *negative_prompt;	/* "" clears it (null does too) */
+	bool has_params;
+	struct project_params params;
+};
+
+/* Parses {"image_prompt", "negative_prompt", "params"} with the rules of a
+ * project file's storyboard.  On error -1 and one line naming the field. */
+int project_parse_patch(const char *text, size_t len, struct project_patch *pt, char *err,
+			size_t errlen);
+void project_patch_free(struct project_patch *pt);
+
 /* Generates a random UUID (v4) into out[37]. */
 void project_uuid(char out[37]);
 

@@ -1,10 +1,12 @@
-/* http: libmicrohttpd in the supervisor's loop, request bodies, the bearer
- * token, the access log and the response helpers of api.c.
+/* http: libmicrohttpd in the supervisor's loop, request bodies, CORS
+ * preflights and headers, the access log and the response helpers of the
+ * routes; guard.c says who may make a request.
  *
  * MHD calls the access handler at least twice per request: once when the
  * headers are in (we route, authenticate and check the declared size), once
  * per piece of the body, and once more when the request is complete (we
- * answer).  An error found from the headers (401, 404, 405, 413) is answered
+ * answer).  Who may make the request is guard.c's to say, from the headers.
+ * An error found from the headers (401, 403, 404, 405, 413, 415) is answered
  * at the end too, the body read and dropped, because a response queued early
  * makes MHD close the connection while a client may still be sending: most
  * clients then fail with EPIPE before they read the answer.  Only a client
@@ -31,6 +33,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "guard.h"
 #include "jsontext.h"
 #include "log.h"
 
@@ -44,8 +47,7 @@ struct http {
 	const struct http_routes *routes;
 	void *arg;
 	size_t body_max;
-	char *token;		/* NULL: no authentication */
-	size_t token_len;
+	struct guard guard;	/* token, CORS origins, signed URLs */
 	int epoll_fd;
 	uint64_t resumes_seen;	/* routes->resumes() at the last http_run */
 	bool quiesced;
@@ -167,9 +169,11 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	*con_cls = NULL;
 	h->routes->completed(rq);
 	/* The path only: MHD keeps the query string apart, and headers
-	 * (Authorization) are never logged. */
-	log_info("http: %s %s %u %" PRIu64 " %" PRId64 "ms%s", rq->method, rq->path, rq->status,
-		 rq->bytes, clock_now_ms() - rq->start_ms, termination_note(toe));
+	 * (Authorization) are never logged.  A token given in the query is
+	 * marked, never written. */
+	log_info("http: %s %s%s %u %" PRIu64 " %" PRId64 "ms%s", rq->method, rq->path,
+		 rq->query_token ? "?access_token=[redacted]" : "", rq->status, rq->bytes,
+		 clock_now_ms() - rq->start_ms, termination_note(toe));
 	free(rq->body);
 	free(rq);
 }
@@ -191,6 +195,22 @@ on_mhd_log(void *cls, const char *fmt, va_list ap)
 
 /* --- responses --- */
 
+/* Every answer to a listed origin says so, whatever the route (an error,
+ * a file, a stream): without it the browser hides the answer, and an
+ * EventSource takes a refused answer for a network error and reconnects. */
+static void
+cors_headers(struct http_req *rq, struct MHD_Response *resp)
+{
+	const struct guard *g = &rq->server->guard;
+	const char *origin;
+
+	if (g->norigins == 0)
+		return;
+	MHD_add_response_header(resp, "Vary", "Origin");
+	if ((origin = http_header(rq, "Origin")) != NULL && guard_origin_listed(g, origin))
+		MHD_add_response_header(resp, "Access-Control-Allow-Origin", origin);
+}
+
 enum MHD_Result
 http_reply(struct http_req *rq, unsigned status, struct MHD_Response *resp, uint64_t bytes)
 {
@@ -202,6 +222,7 @@ http_reply(struct http_req *rq, unsigned status, struct MHD_Response *resp, uint
 		rq->status = 500;
 		return MHD_NO;	/* MHD closes the connection */
 	}
+	cors_headers(rq, resp);
 	rq->status = status;
 	rq->bytes = bytes;
 	r = MHD_queue_response(rq->conn, status, resp);
@@ -289,47 +310,44 @@ http_reply_error(struct http_req *rq, unsigned status, const char *fmt, ...)
 	return http_reply_json(rq, status, o);
 }
 
+enum MHD_Result
+http_reply_empty(struct http_req *rq, unsigned status)
+{
+	return http_reply(rq, status,
+			  MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT), 0);
+}
+
 const char *
 http_header(struct http_req *rq, const char *name)
 {
 	return MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, name);
 }
 
-/* --- authentication --- */
-
-/* Constant time in the token's length, whatever the guess: every byte is
- * compared and the difference gathered in a volatile, with no early exit. */
-static bool
-token_equal(const char *got, const char *want, size_t want_len)
+const char *
+http_query(struct http_req *rq, const char *name)
 {
-	size_t got_len = strlen(got);
-	volatile unsigned char acc = (unsigned char)(got_len != want_len);
+	return MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, name);
+}
 
-	for (size_t i = 0; i < want_len; i++) {
-		unsigned char g = i < got_len ? (unsigned char)got[i] : 0;
+/* --- CORS preflights --- */
 
-		acc |= (unsigned char)(g ^ (unsigned char)want[i]);
+/* The methods the path takes (the 405's Allow), the headers a page may
+ * send (the token, a JSON body, an EventSource's resume point). */
+static enum MHD_Result
+reply_preflight(struct http_req *rq)
+{
+	struct MHD_Response *resp;
+
+	if (rq->allow[0] == '\0')
+		return http_reply_error(rq, MHD_HTTP_NOT_FOUND, "not found");
+	resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+	if (resp != NULL) {
+		MHD_add_response_header(resp, "Access-Control-Allow-Methods", rq->allow);
+		MHD_add_response_header(resp, "Access-Control-Allow-Headers",
+					"Authorization, Content-Type, Last-Event-ID");
+		MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
 	}
-	return acc == 0;
-}
-
-static bool
-needs_token(const struct http *h, const char *url)
-{
-	return h->token != NULL && strncmp(url, "/v1", 3) == 0 &&
-	       (url[3] == '/' || url[3] == '\0');
-}
-
-static bool
-authorized(const struct http *h, struct http_req *rq)
-{
-	const char *v = http_header(rq, MHD_HTTP_HEADER_AUTHORIZATION);
-
-	if (v == NULL || strncasecmp(v, "Bearer ", 7) != 0)
-		return false;
-	for (v += 7; *v == ' '; v++)
-		;
-	return token_equal(v, h->token, h->token_len);
+	return http_reply(rq, MHD_HTTP_NO_CONTENT, resp, 0);
 }
 
 /* --- requests --- */
@@ -369,18 +387,53 @@ too_large(struct http_req *rq)
 	rq->len = rq->cap = 0;
 }
 
+/* What guard.c needs to know of the request. */
+static void
+guard_request(struct http *h, struct http_req *rq, const char *url, const char *method,
+	      struct guard_req *g)
+{
+	unsigned flags = rq->route != NULL ? h->routes->flags(rq->route) : 0;
+
+	*g = (struct guard_req){
+		.method = method, .path = url, .matched = rq->route != NULL,
+		.public = flags & HTTP_ROUTE_PUBLIC, .query_token = flags & HTTP_ROUTE_QUERY_TOKEN,
+		.signed_url = flags & HTTP_ROUTE_SIGNED,
+		.origin = http_header(rq, "Origin"), .host = http_header(rq, MHD_HTTP_HEADER_HOST),
+		.forwarded_host = http_header(rq, "X-Forwarded-Host"),
+		.authorization = http_header(rq, MHD_HTTP_HEADER_AUTHORIZATION),
+		.content_type = http_header(rq, MHD_HTTP_HEADER_CONTENT_TYPE),
+		.preflight_method = http_header(rq, "Access-Control-Request-Method"),
+		.access_token = http_query(rq, "access_token"),
+		.exp = http_query(rq, "exp"), .sig = http_query(rq, "sig"),
+		.now = (int64_t)time(NULL),
+	};
+}
+
 static enum MHD_Result
 req_begin(struct http *h, struct http_req *rq, const char *url, const char *method)
 {
 	unsigned status = 0;
+	struct guard_req g;
+	char msg[sizeof(rq->err_msg)];
 
-	if (needs_token(h, url) && !authorized(h, rq)) {
-		req_fail(rq, MHD_HTTP_UNAUTHORIZED, "missing or invalid bearer token");
-	} else if ((rq->route = h->routes->match(method, url, rq->id, &status, rq->allow,
-						 sizeof(rq->allow))) == NULL) {
-		req_fail(rq, status, status == MHD_HTTP_METHOD_NOT_ALLOWED ? "method not allowed"
-									  : "not found");
-	} else if (h->routes->takes_body(rq->route)) {
+	rq->route = h->routes->match(method, url, rq->id, rq->id2, &status, rq->allow,
+				     sizeof(rq->allow));
+	guard_request(h, rq, url, method, &g);
+	rq->query_token = g.access_token != NULL;
+	switch (guard_check(&h->guard, &g, &status, msg, sizeof(msg))) {
+	case GUARD_PREFLIGHT:
+		rq->preflight = true;
+		break;
+	case GUARD_REFUSE:
+		req_fail(rq, status, msg);
+		break;
+	case GUARD_PASS:
+		if (rq->route == NULL)
+			req_fail(rq, status, status == MHD_HTTP_METHOD_NOT_ALLOWED
+						     ? "method not allowed" : "not found");
+		break;
+	}
+	if (rq->err_status == 0 && !rq->preflight && (h->routes->flags(rq->route) & HTTP_ROUTE_BODY)) {
 		const char *cl = http_header(rq, MHD_HTTP_HEADER_CONTENT_LENGTH);
 
 		/* strtoull saturates at ULLONG_MAX, itself too large. */
@@ -396,7 +449,8 @@ static enum MHD_Result
 req_body(struct http_req *rq, const char *data, size_t n)
 {
 	rq->received += n;
-	if (rq->err_status != 0 || !rq->server->routes->takes_body(rq->route))
+	if (rq->err_status != 0 || rq->preflight ||
+	    !(rq->server->routes->flags(rq->route) & HTTP_ROUTE_BODY))
 		return rq->received > HTTP_DISCARD_MAX(rq->server) ? MHD_NO : MHD_YES;
 	if (rq->len + n > rq->server->body_max) {
 		too_large(rq);
@@ -458,6 +512,8 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 		return MHD_YES;
 	if (rq->err_status != 0)
 		return http_reply_error(rq, rq->err_status, "%s", rq->err_msg);
+	if (rq->preflight)
+		return reply_preflight(rq);
 	return h->routes->handle(rq);
 }
 
@@ -486,18 +542,16 @@ daemon_start(struct http *h, const struct sockaddr_storage *ss, bool dual)
 void
 http_set_token(struct http *h, const char *token)
 {
-	if (h == NULL)
-		return;
-	if (h->token != NULL) {
-		explicit_bzero(h->token, h->token_len);
-		free(h->token);
-	}
-	h->token = NULL;
-	h->token_len = 0;
-	if (token != NULL && (h->token = strdup(token)) != NULL)
-		h->token_len = strlen(token);
-	else if (token != NULL)
-		fatalx("out of memory");	/* never fall back to no authentication */
+	/* Never fall back to no authentication, nor keep an old token. */
+	if (h != NULL && guard_set_token(&h->guard, token) < 0)
+		fatalx("out of memory");
+}
+
+void
+http_set_cors(struct http *h, char *const *origins, size_t n)
+{
+	if (h != NULL && guard_set_origins(&h->guard, origins, n) < 0)
+		fatalx("out of memory");
 }
 
 struct http *
@@ -517,7 +571,9 @@ http_start(const struct http_routes *routes, void *arg, const struct http_opts *
 	h->routes = routes;
 	h->arg = arg;
 	h->body_max = o->body_max;
+	h->guard.urlsig = o->urlsig;
 	http_set_token(h, o->token);
+	http_set_cors(h, o->cors_origins, o->ncors);
 	if (parse_listen(listen, &ss, &dual, err, errlen) < 0) {
 		http_free(h);
 		return NULL;
@@ -537,7 +593,7 @@ http_start(const struct http_routes *routes, void *arg, const struct http_opts *
 	}
 	h->epoll_fd = info->epoll_fd;
 	log_info("http: listening on %s (port %d)%s", listen, http_port(h),
-		 h->token != NULL ? ", bearer token required for /v1" : "");
+		 h->guard.token != NULL ? ", bearer token required for /v1" : "");
 	return h;
 }
 
@@ -615,6 +671,6 @@ http_free(struct http *h)
 			h->routes->shutdown(h->arg);
 		MHD_stop_daemon(h->d);
 	}
-	http_set_token(h, NULL);
+	guard_free(&h->guard);
 	free(h);
 }

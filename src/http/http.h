@@ -18,17 +18,28 @@
 
 struct http;
 struct http_req;
+struct urlsig;
+
+/* What a route takes besides a bearer token in Authorization. */
+enum http_route_flags {
+	HTTP_ROUTE_BODY = 1u << 0,	/* reads a request body (others drop theirs) */
+	HTTP_ROUTE_PUBLIC = 1u << 1,	/* needs no token (/healthz, /metrics) */
+	HTTP_ROUTE_QUERY_TOKEN = 1u << 2, /* takes ?access_token= too: EventSource
+					   * cannot send a header */
+	HTTP_ROUTE_SIGNED = 1u << 3,	/* takes a signed URL (?exp=&sig=, see
+					 * urlsig.h) instead of the token */
+};
 
 /* What the application gives the core.  A route is the application's own
  * object, opaque here. */
 struct http_routes {
-	/* The route of method and path, with the path's {id} (a UUID, lower
-	 * case) in id.  NULL when none: *status is 404, or 405 with the
-	 * methods the path takes in allow. */
-	const void *(*match)(const char *method, const char *path, char id[37],
+	/* The route of method and path, with the path's {id} segments (UUIDs,
+	 * lower case) in id and id2.  NULL when none: *status is 404, or 405
+	 * with the methods the path takes in allow. */
+	const void *(*match)(const char *method, const char *path, char id[37], char id2[37],
 			     unsigned *status, char *allow, size_t allowlen);
-	/* The route reads a request body (others ignore theirs). */
-	bool (*takes_body)(const void *route);
+	/* The route's HTTP_ROUTE_* flags. */
+	unsigned (*flags)(const void *route);
 	/* Answers the complete request (rq->route, rq->body). */
 	enum MHD_Result (*handle)(struct http_req *rq);
 	/* The request is over, answered or abandoned: release what the
@@ -49,6 +60,11 @@ struct http_opts {
 	const char *listen;
 	const char *token;	/* NULL: no authentication */
 	size_t body_max;	/* largest request body taken */
+	/* Origins of other sites allowed to call (CORS), "scheme://host[:port]". */
+	char *const *cors_origins;
+	size_t ncors;
+	/* Checks signed URLs; the caller's, changed in place on reload. */
+	const struct urlsig *urlsig;
 };
 
 /* routes and arg stay the caller's and must outlive the server.  On error
@@ -64,8 +80,9 @@ int http_timeout_ms(struct http *h);
 void http_run(struct http *h);
 /* SIGTERM: stop accepting connections; open ones (streams) are served on. */
 void http_quiesce(struct http *h);
-/* SIGHUP: the new token (NULL: none) applies to the next request. */
+/* SIGHUP: the new token (NULL: none) and origins apply to the next request. */
 void http_set_token(struct http *h, const char *token);
+void http_set_cors(struct http *h, char *const *origins, size_t n);
 /* The bound port, and the connections open (streams included). */
 int http_port(const struct http *h);
 unsigned http_connections(const struct http *h);
@@ -81,7 +98,8 @@ struct http_req {
 	struct http *server;
 	struct MHD_Connection *conn;
 	const void *route;	/* from routes->match */
-	char id[37];		/* the {id} of the path, a UUID */
+	char id[37];		/* the first {id} of the path, a UUID */
+	char id2[37];		/* the second, or "" */
 	char method[8];
 	char path[HTTP_PATH_LOG + 1];
 	char *body;		/* the upload, NUL-terminated; NULL when empty */
@@ -89,7 +107,9 @@ struct http_req {
 	uint64_t received;	/* upload bytes seen, kept or not */
 	unsigned err_status;	/* found before the body: answered at the end */
 	char err_msg[160];
-	char allow[32];		/* Allow: header of a 405 */
+	char allow[48];		/* Allow: header of a 405 */
+	bool preflight;		/* a CORS preflight, answered by the core */
+	bool query_token;	/* ?access_token= was given: logged as [redacted] */
 	bool responded;
 	unsigned status;
 	uint64_t bytes;		/* response body bytes, for the access log */
@@ -108,7 +128,12 @@ enum MHD_Result http_reply_error(struct http_req *rq, unsigned status, const cha
 enum MHD_Result http_reply_text(struct http_req *rq, unsigned status, const char *ctype,
 				char *text, size_t len, bool must_free);
 
-/* The value of a request header, NULL when absent. */
+/* No body (204 No Content). */
+enum MHD_Result http_reply_empty(struct http_req *rq, unsigned status);
+
+/* The value of a request header, or of an argument of the query string;
+ * NULL when absent. */
 const char *http_header(struct http_req *rq, const char *name);
+const char *http_query(struct http_req *rq, const char *name);
 
 #endif

@@ -27,6 +27,7 @@
 #include "store.h"
 #include "supervisor.h"
 #include "slots.h"
+#include "urlsig.h"
 
 struct service {
 	const char *conf_path;	/* NULL: built-in defaults */
@@ -40,6 +41,7 @@ struct service {
 	struct spawner *sp;
 	struct statusfile status; /* what `t2istage reload` reads */
 	bool status_off;	/* it could not be written: not tried again */
+	struct urlsig urlsig;	/* the key of signed image URLs */
 };
 
 /* Writes the status file in its new state.  Without one `t2istage reload`
@@ -85,6 +87,12 @@ service_sse(struct service *sv)
 	return sv->sse;
 }
 
+const struct urlsig *
+service_urlsig(struct service *sv)
+{
+	return &sv->urlsig;
+}
+
 void
 service_count_request(struct service *sv, int status)
 {
@@ -92,8 +100,8 @@ service_count_request(struct service *sv, int status)
 }
 
 /* The run with this id is in memory and has not sent `done` yet. */
-static bool
-run_live(void *arg, const char *run_id)
+bool
+service_run_live(void *arg, const char *run_id)
 {
 	struct service *sv = arg;
 	json_t *row = store_query_run(sv->st, run_id);
@@ -166,10 +174,10 @@ refusal_status(enum stage_refusal why)
 
 int
 service_start(struct service *sv, const char *project_id, json_t *storyboard_ids, bool no_cache,
-	      char run_id[37], char *err, size_t errlen)
+	      bool only_missing, char run_id[37], char *err, size_t errlen)
 {
 	struct stage_request req = { .project_id = project_id, .storyboard_ids = storyboard_ids,
-				     .no_cache = no_cache };
+				     .no_cache = no_cache, .missing_only = only_missing };
 	enum stage_refusal why;
 	struct run *r;
 
@@ -220,6 +228,165 @@ service_cancel(struct service *sv, const char *project_id, char run_id[37], char
 	memcpy(run_id, r->id, 37);
 	sup_cancel(sv->sup, r);
 	return 202;
+}
+
+/* --- changes after an import --- */
+
+/* In this service (a run in memory, finished or not, may still hear from
+ * its workers) or in another live process. */
+static bool
+project_busy(struct service *sv, const char *project_id, char *err, size_t errlen)
+{
+	if (sup_project_run(sv->sup, project_id) == NULL &&
+	    !stage_project_busy(sv->st, project_id))
+		return false;
+	snprintf(err, errlen, "project %s: a run is processing; wait for it, or cancel it",
+		 project_id);
+	return true;
+}
+
+/* Runs fn inside a savepoint committed before the answer (see
+ * service_import): all of it or, on any refusal, nothing. */
+static int
+in_savepoint(struct service *sv, int (*fn)(struct service *, void *, char *, size_t), void *arg,
+	     char *err, size_t errlen)
+{
+	int status;
+
+	if (store_savepoint(sv->st) < 0) {
+		snprintf(err, errlen, "database: %s", store_errmsg(sv->st));
+		return 500;
+	}
+	if ((status = fn(sv, arg, err, errlen)) >= 300) {
+		store_savepoint_rollback(sv->st);
+		return status;
+	}
+	if (store_savepoint_release(sv->st) < 0 || store_commit(sv->st) < 0) {
+		snprintf(err, errlen, "database: %s", store_errmsg(sv->st));
+		store_rollback(sv->st);
+		return 500;
+	}
+	return status;
+}
+
+struct patch_req {
+	const char *project_id, *storyboard_id;
+	const struct project_patch *pt;
+};
+
+static int
+patch_fn(struct service *sv, void *arg, char *err, size_t errlen)
+{
+	const struct patch_req *p = arg;
+	json_t *sb;
+	char *params = NULL;
+	int rc;
+
+	if (!store_project_exists(sv->st, p->project_id)) {
+		snprintf(err, errlen, "project %s not found", p->project_id);
+		return 404;
+	}
+	if ((sb = store_query_storyboard(sv->st, p->project_id, p->storyboard_id)) == NULL) {
+		snprintf(err, errlen, "project %s has no storyboard %s", p->project_id,
+			 p->storyboard_id);
+		return 404;
+	}
+	json_decref(sb);
+	if (project_busy(sv, p->project_id, err, errlen))
+		return 409;
+	if (p->pt->has_params && (params = store_params_json(&p->pt->params)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return 500;
+	}
+	rc = store_storyboard_update(sv->st, p->storyboard_id, p->pt->image_prompt,
+				     p->pt->negative_prompt, params);
+	free(params);
+	if (rc < 0) {
+		snprintf(err, errlen, "database: %s", store_errmsg(sv->st));
+		return 500;
+	}
+	return 200;
+}
+
+int
+service_patch_storyboard(struct service *sv, const char *project_id, const char *storyboard_id,
+			 const char *body, size_t len, char *err, size_t errlen)
+{
+	struct project_patch pt;
+	struct patch_req p = { project_id, storyboard_id, &pt };
+	int status;
+
+	if (project_parse_patch(body, len, &pt, err, errlen) < 0)
+		return 400;
+	status = in_savepoint(sv, patch_fn, &p, err, errlen);
+	project_patch_free(&pt);
+	return status;
+}
+
+struct delete_req {
+	const char *project_id;
+	json_t *files;		/* paths to remove once committed */
+};
+
+static int
+delete_fn(struct service *sv, void *arg, char *err, size_t errlen)
+{
+	struct delete_req *d = arg;
+
+	if (!store_project_exists(sv->st, d->project_id)) {
+		snprintf(err, errlen, "project %s not found", d->project_id);
+		return 404;
+	}
+	if (project_busy(sv, d->project_id, err, errlen))
+		return 409;
+	if ((d->files = store_project_files(sv->st, d->project_id)) == NULL ||
+	    store_project_delete(sv->st, d->project_id) < 0) {
+		snprintf(err, errlen, "database: %s", store_errmsg(sv->st));
+		return 500;
+	}
+	return 200;
+}
+
+/* Only files inside storage.dir: a path from the database is never taken
+ * on trust to unlink.  Left open: a worker of another project's run that
+ * stores the very same bytes (files are named by content) between the
+ * commit and the unlink loses its file (its row then answers 404 "file
+ * missing"); only a deterministic provider makes the same bytes twice. */
+static int
+remove_files(struct service *sv, json_t *files)
+{
+	size_t n = strlen(sv->cfg->storage_dir), i;
+	json_t *v;
+	int removed = 0;
+
+	json_array_foreach(files, i, v) {
+		const char *path = json_string_value(v);
+
+		if (path == NULL || strncmp(path, sv->cfg->storage_dir, n) != 0 || path[n] != '/' ||
+		    strstr(path, "/../") != NULL)
+			continue;
+		if (unlink(path) == 0)
+			removed++;
+		else if (errno != ENOENT)
+			log_warnx("delete: cannot remove %s: %s", path, strerror(errno));
+	}
+	return removed;
+}
+
+int
+service_delete_project(struct service *sv, const char *project_id, int *files_removed,
+		       char *err, size_t errlen)
+{
+	struct delete_req d = { project_id, NULL };
+	int status = in_savepoint(sv, delete_fn, &d, err, errlen);
+
+	*files_removed = 0;
+	if (status == 200) {
+		*files_removed = remove_files(sv, d.files);
+		log_info("project %s deleted, %d image files removed", project_id, *files_removed);
+	}
+	json_decref(d.files);
+	return status;
 }
 
 /* --- the loop's hooks --- */
@@ -337,6 +504,7 @@ hook_reload(void *arg)
 	struct service *sv = arg;
 	char err[1024];
 	struct config *cfg;
+	struct urlsig fresh = { 0 };
 
 	notify_reloading();
 	sv->status.reload++;
@@ -345,8 +513,10 @@ hook_reload(void *arg)
 	if ((cfg = config_load(sv->conf_path, err, sizeof(err))) == NULL ||
 	    check_providers(cfg, false, err, sizeof(err)) < 0 ||
 	    store_providers_sync(sv->st, cfg) < 0 ||
+	    urlsig_configure(&fresh, cfg, err, sizeof(err)) < 0 ||
 	    sup_reconfigure(sv->sup, cfg, err, sizeof(err)) < 0) {
 		log_errx("reload refused, the running configuration stays: %s", err);
+		urlsig_clear(&fresh);
 		config_free(cfg);
 		reload_done(sv, "refused", err);
 		return;
@@ -357,7 +527,9 @@ hook_reload(void *arg)
 		log_warnx("database changed: takes effect at the next start");
 	config_free(sv->cfg);
 	sv->cfg = cfg;
+	urlsig_replace(&sv->urlsig, &fresh);
 	http_set_token(sv->http, cfg->http_token);
+	http_set_cors(sv->http, cfg->http_cors_origins, cfg->http_ncors);
 	warm_providers(sv);
 	log_info("reloaded: %zu providers, %d workers", cfg->nproviders, cfg->workers_max);
 	reload_done(sv, "ok", "");
@@ -409,14 +581,17 @@ service_open(struct service *sv, const struct http_routes *routes, char *err, si
 		snprintf(err, errlen, "%s: %s", sv->cfg->database, store_errmsg(sv->st));
 		return -1;
 	}
+	if (urlsig_configure(&sv->urlsig, sv->cfg, err, errlen) < 0)
+		return -1;
 	if ((sv->sup = sup_new(sv->cfg, sv->st, sv->sp, err, errlen)) == NULL ||
-	    (sv->sse = sse_new(sv->st, run_live, sv)) == NULL)
+	    (sv->sse = sse_new(sv->st, &sv->urlsig, service_run_live, sv)) == NULL)
 		return -1;
 	sv->ev.st = sv->st;
 	events_add_sink(&sv->ev, sse_sink, sv->sse);
 	sup_watch_events(sv->sup, &sv->ev);
 	ho = (struct http_opts){ .listen = sv->cfg->http_listen, .token = sv->cfg->http_token,
-				 .body_max = PROJECT_FILE_MAX };
+				 .body_max = PROJECT_FILE_MAX, .cors_origins = sv->cfg->http_cors_origins,
+				 .ncors = sv->cfg->http_ncors, .urlsig = &sv->urlsig };
 	if ((sv->http = http_start(routes, sv, &ho, err, errlen)) == NULL)
 		return -1;
 	hooks.arg = sv;
@@ -460,6 +635,7 @@ service_free(struct service *sv)
 	sse_free(sv->sse);
 	store_close(sv->st);
 	config_free(sv->cfg);
+	urlsig_clear(&sv->urlsig);
 	free(sv);
 }
 

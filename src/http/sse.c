@@ -18,6 +18,7 @@
 #include "log.h"
 #include "run.h"
 #include "store.h"
+#include "urlsig.h"
 
 struct sse_client {
 	struct sse_client *prev, *next;
@@ -39,8 +40,23 @@ struct sse_client {
 	bool closing;			/* the server is stopping: end the stream */
 };
 
+/* An image_generated event signed for the clients reading it within the
+ * same 16th of url_ttl: they all get the same text, so a thousand clients
+ * cost one decode and signing of each event, not a thousand. */
+struct signed_event {
+	char run_id[37];
+	int64_t seq;
+	int64_t exp;		/* urlsig_expiry when it was signed */
+	unsigned gen;		/* the key's */
+	char *text;
+};
+
+#define SSE_SIGNED_SLOTS 64
+
 struct sse {
 	struct store *st;
+	const struct urlsig *urlsig;
+	struct signed_event signed_events[SSE_SIGNED_SLOTS];
 	sse_live_fn *live;
 	void *live_arg;
 	struct sse_client *head;
@@ -51,12 +67,13 @@ struct sse {
 
 
 struct sse *
-sse_new(struct store *st, sse_live_fn *live, void *arg)
+sse_new(struct store *st, const struct urlsig *urlsig, sse_live_fn *live, void *arg)
 {
 	struct sse *s = calloc(1, sizeof(*s));
 
 	if (s != NULL) {
 		s->st = st;
+		s->urlsig = urlsig;
 		s->live = live;
 		s->live_arg = arg;
 	}
@@ -75,6 +92,8 @@ sse_free(struct sse *s)
 		c->s = NULL;
 		c->prev = c->next = NULL;
 	}
+	for (int i = 0; i < SSE_SIGNED_SLOTS; i++)
+		free(s->signed_events[i].text);
 	free(s);
 }
 
@@ -142,6 +161,45 @@ buf_reset(struct sse_client *c)
 	}
 }
 
+/* A stored event as it goes out: its image URLs are signed now, so that a
+ * replay long after the run still loads its images (urlsig.h).  The body
+ * itself when it has no image, or when it cannot be signed (out of memory:
+ * the event still goes, with file_path). */
+static const char *
+signed_body(struct sse *s, const char *run_id, int64_t seq, const char *type,
+	    const char *body)
+{
+	int64_t now = (int64_t)time(NULL), exp;
+	struct signed_event *e;
+	uint64_t h = (uint64_t)seq * 0x9e3779b97f4a7c15u;
+	char *text;
+
+	if (s->urlsig == NULL || type == NULL || strcmp(type, "image_generated") != 0)
+		return body;
+	exp = urlsig_expiry(s->urlsig, now);
+	for (const char *p = run_id; *p != '\0'; p++)
+		h = (h ^ (unsigned char)*p) * 0x100000001b3u;
+	e = &s->signed_events[h % SSE_SIGNED_SLOTS];
+	if (e->text != NULL && e->seq == seq && e->exp == exp && e->gen == s->urlsig->gen &&
+	    strcmp(e->run_id, run_id) == 0)
+		return e->text;
+	if ((text = urlsig_event(s->urlsig, type, body, now)) == NULL)
+		return body;
+	free(e->text);
+	*e = (struct signed_event){ .seq = seq, .exp = exp, .gen = s->urlsig->gen, .text = text };
+	snprintf(e->run_id, sizeof(e->run_id), "%s", run_id);
+	return text;
+}
+
+static int
+add_event(struct sse_client *c, int64_t seq, const char *type, const char *body)
+{
+	body = signed_body(c->s, c->run_id, seq, type, body);
+	/* The body is compact JSON: its newlines are escaped, so it is one
+	 * data: line. */
+	return strchr(body, '\n') != NULL ? -1 : buf_event(c, seq, body);
+}
+
 /* Appends the rows after the cursor, up to about SSE_BUF_SOFT bytes.
  * Returns how many events were added, -1 on error. */
 static int
@@ -159,9 +217,7 @@ fill_events(struct sse_client *c, struct store *st)
 		const char *type = json_string_value(json_object_get(row, "type"));
 		const char *body = json_string_value(json_object_get(row, "body"));
 
-		/* The body is compact JSON: its newlines are escaped, so it
-		 * is one data: line. */
-		if (body == NULL || strchr(body, '\n') != NULL || buf_event(c, seq, body) < 0) {
+		if (body == NULL || add_event(c, seq, type, body) < 0) {
 			json_decref(rows);
 			return -1;
 		}
@@ -286,7 +342,7 @@ client_new(struct sse *s, struct MHD_Connection *conn, const char *run_id,
 	   const char *project_id, int64_t after_seq)
 {
 	struct sse_client *c = calloc(1, sizeof(*c));
-	char hello[160];
+	char hello[192];
 	int n;
 
 	if (c == NULL)
@@ -297,11 +353,13 @@ client_new(struct sse *s, struct MHD_Connection *conn, const char *run_id,
 	snprintf(c->project_id, sizeof(c->project_id), "%s", project_id);
 	c->next_seq = after_seq + 1;
 	c->base_seq = run_last_seq(s->st, run_id);
-	/* The first message has no id: a reconnecting EventSource then sends
+	/* retry: an EventSource waits 3 s before it reconnects after the
+	 * stream ends (a reconnect past `done` is then told 204, and stops).
+	 * The first message has no id: a reconnecting EventSource then sends
 	 * the seq of the last real event in Last-Event-ID. */
 	n = snprintf(hello, sizeof(hello),
-		     "data: {\"type\":\"connected\",\"project_id\":\"%s\",\"run_id\":\"%s\"}\n\n",
-		     c->project_id, c->run_id);
+		     "retry: %d\n\ndata: {\"type\":\"connected\",\"project_id\":\"%s\","
+		     "\"run_id\":\"%s\"}\n\n", SSE_RETRY_MS, c->project_id, c->run_id);
 	if (buf_append(c, hello, (size_t)n) < 0) {
 		free(c);
 		return NULL;

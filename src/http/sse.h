@@ -17,10 +17,12 @@
 
 struct store;
 struct run;
+struct urlsig;
 struct sse;
 struct sse_client;
 
 #define SSE_KEEPALIVE_MS 15000
+#define SSE_RETRY_MS 3000	/* the retry: field each stream starts with */
 #define SSE_BACKLOG_MAX 10000	/* live events a client may lag behind... */
 #define SSE_BACKLOG_GRACE_MS 30000 /* ...for this long before it is dropped */
 #define SSE_FETCH 64		/* rows per read of run_events */
@@ -29,7 +31,9 @@ struct sse_client;
 /* True while the run with this id may still get events. */
 typedef bool sse_live_fn(void *arg, const char *run_id);
 
-struct sse *sse_new(struct store *st, sse_live_fn *live, void *arg);
+/* urlsig signs the image URLs of the events sent (NULL: none). */
+struct sse *sse_new(struct store *st, const struct urlsig *urlsig, sse_live_fn *live,
+		    void *arg);
 /* Detaches the clients still open (http_free ends them first). */
 void sse_free(struct sse *s);
 

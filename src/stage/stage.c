@@ -230,8 +230,8 @@ check_requested(struct store *st, const struct stage_request *req, char *err, si
 
 /* A run left 'processing' by a process that no longer exists is marked
  * interrupted; a live one makes this request wait its turn. */
-static bool
-project_busy(struct store *st, const char *project_id)
+bool
+stage_project_busy(struct store *st, const char *project_id)
 {
 	char run_id[37];
 	long pid;
@@ -266,7 +266,7 @@ validate(struct store *st, const struct config *cfg, const struct stage_request 
 		snprintf(err, errlen, "project %s: no image provider configured", req->project_id);
 		return STAGE_NO_PROVIDER;
 	}
-	if (project_busy(st, req->project_id)) {
+	if (stage_project_busy(st, req->project_id)) {
 		snprintf(err, errlen, "project %s: a run is already processing", req->project_id);
 		return STAGE_BUSY;
 	}

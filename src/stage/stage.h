@@ -72,6 +72,11 @@ int stage_fill_item(struct run *r, int i, json_t *sb, json_t *pr_params,
  * holds RUN_CHAIN_MAX. */
 int stage_provider_chain(const struct config *cfg, json_t *project, int *chain);
 
+/* A run of the project is processing, in this process or another live
+ * one (a `run` beside `serve`); one left by a dead process is marked
+ * interrupted on the way. */
+bool stage_project_busy(struct store *st, const char *project_id);
+
 /* completed / partial / failed from counts. */
 const char *stage_outcome(int ok, int total);
 

@@ -105,6 +105,9 @@ static const char *const migrations[] = {
 	"  FOREIGN KEY (run_id, seq) REFERENCES run_events (run_id, seq) ON DELETE CASCADE);"
 	"CREATE INDEX webhook_outbox_due ON webhook_outbox (next_attempt_ms)"
 	"  WHERE status = 'pending';",
+	/* 4 -> 5: GET /v1/projects pages newest first by (created_at, rowid). */
+	"CREATE INDEX projects_created"
+	"  ON projects (created_at);",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

@@ -13,9 +13,10 @@
 
 struct store;
 struct project;
+struct project_params;
 struct config;
 
-#define STORE_SCHEMA_VERSION 4
+#define STORE_SCHEMA_VERSION 5
 
 /* Opens (creating the file and its directory when create is set) and
  * migrates.  readonly opens an existing database without writing. */
@@ -39,6 +40,8 @@ void store_now(char out[32]);
 /* --- projects (store_project.c) --- */
 
 bool store_project_exists(struct store *st, const char *project_id);
+/* params as JSON object text (malloc'd): only the members that were given. */
+char *store_params_json(const struct project_params *pp);
 int store_project_import(struct store *st, const struct project *p);
 /* Stage status ("completed", ...) into out, or "" when the stage has no row. */
 int store_stage_status(struct store *st, const char *project_id, const char *stage_type,
@@ -160,6 +163,8 @@ json_t *store_query_image(struct store *st, const char *image_id);
 json_t *store_query_current_images(struct store *st, const char *project_id);
 /* The project's latest run id into out: 1 found, 0 none, -1 error. */
 int store_run_latest(struct store *st, const char *project_id, char out[37]);
+/* The seq of the run's `done` event, 0 when it has none, -1 on error. */
+int64_t store_run_done_seq(struct store *st, const char *run_id);
 /* Up to limit events of a run after after_seq, in seq order:
  * [{seq, type, body}] with body the event's JSON text; NULL on error. */
 json_t *store_events_after(struct store *st, const char *run_id, int64_t after_seq,
@@ -203,5 +208,37 @@ int64_t store_webhook_next_due(struct store *st, int64_t after_ms);
 /* Pending rows (only run_id's when not NULL) due at or before before_ms;
  * -1 on error. */
 long store_webhook_pending(struct store *st, const char *run_id, int64_t before_ms);
+
+/* --- version 2 of the HTTP API --- */
+
+#define STORE_CURSOR_MAX 128	/* bytes of a page cursor, NUL included */
+
+/* At most limit (>= 1) projects, newest first, after the cursor after (NULL:
+ * from the newest), each as store_query_project.  next gets the cursor of
+ * the page's last project when more follow, else "".  NULL on error, with
+ * *bad_cursor set when after is no cursor of ours. */
+json_t *store_query_project_page(struct store *st, const char *after, int limit,
+				 char next[STORE_CURSOR_MAX], bool *bad_cursor);
+/* A run as the API shows it: {id, project_id, status, storyboard_ids,
+ * no_cache, total, success_count, failed_count, last_seq, started_at,
+ * finished_at}; NULL when missing. */
+json_t *store_query_run_view(struct store *st, const char *run_id);
+/* The project's runs so, newest first. */
+json_t *store_query_project_runs(struct store *st, const char *project_id);
+/* A storyboard of the project {id, index, image_prompt, negative_prompt,
+ * params}, or NULL. */
+json_t *store_query_storyboard(struct store *st, const char *project_id,
+			       const char *storyboard_id);
+
+/* (store_edit.c) The given columns of a storyboard; NULL leaves one as it
+ * is.  params_json is an object's text. */
+int store_storyboard_update(struct store *st, const char *storyboard_id,
+			    const char *image_prompt, const char *negative_prompt,
+			    const char *params_json);
+/* The image files (and thumbnails) of the project that no other project's
+ * image uses: a JSON array of paths; NULL on error. */
+json_t *store_project_files(struct store *st, const char *project_id);
+/* The project and every row that belongs to it. */
+int store_project_delete(struct store *st, const char *project_id);
 
 #endif

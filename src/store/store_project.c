@@ -24,9 +24,8 @@ store_project_exists(struct store *st, const char *project_id)
 	return found;
 }
 
-/* params as a JSON object text: only the members that were given. */
-static char *
-params_json(const struct project_params *pp)
+char *
+store_params_json(const struct project_params *pp)
 {
 	json_t *o = json_object();
 	char *text;
@@ -56,7 +55,7 @@ import_row(struct store *st, const struct project *p, const char *now)
 	for (size_t i = 0; i < p->nproviders; i++)
 		json_array_append_new(prov, json_string(p->image_providers[i]));
 	prov_text = jsontext_dumps(prov, JSON_COMPACT);
-	par_text = params_json(&p->params);
+	par_text = store_params_json(&p->params);
 	json_decref(prov);
 	if (s == NULL || prov_text == NULL || par_text == NULL) {
 		free(prov_text);
@@ -83,7 +82,7 @@ import_storyboard(struct store *st, const char *project_id,
 		"INSERT INTO storyboards (id, project_id, position, image_prompt,"
 		" negative_prompt, params, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)";
 	sqlite3_stmt *s = store_stmt(st, sql);
-	char *par = params_json(&sb->params);
+	char *par = store_params_json(&sb->params);
 	int rc;
 
 	if (s == NULL || par == NULL) {

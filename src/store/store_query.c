@@ -1,6 +1,10 @@
 /* store_query: read-only views as JSON, shared by the CLI and the HTTP API. */
 #include "store_internal.h"
 
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* A row as an object whose keys are the column names; JSON text columns
@@ -42,6 +46,26 @@ rows_array(struct store *st, sqlite3_stmt *s, const char *const *json_cols)
 	return a;
 }
 
+/* The first row of sql with k1 (and k2 unless NULL) bound, as row_object;
+ * NULL when there is none. */
+static json_t *
+one_row(struct store *st, const char *sql, const char *k1, const char *k2,
+	const char *const *json_cols)
+{
+	sqlite3_stmt *s = store_stmt(st, sql);
+	json_t *o = NULL;
+
+	if (s == NULL)
+		return NULL;
+	store_bind_text(s, 1, k1);
+	if (k2 != NULL)
+		store_bind_text(s, 2, k2);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		o = row_object(s, json_cols);
+	sqlite3_reset(s);
+	return o;
+}
+
 static const char *const project_json_cols[] = { "image_providers", "params", NULL };
 
 /* An image row's pending provider task (store_task.c) as a JSON object, or
@@ -60,16 +84,7 @@ store_query_project_row(struct store *st, const char *project_id)
 	static const char sql[] =
 		"SELECT id, name, image_providers, params, created_at, updated_at"
 		" FROM projects WHERE id = ?";
-	sqlite3_stmt *s = store_stmt(st, sql);
-	json_t *o = NULL;
-
-	if (s == NULL)
-		return NULL;
-	store_bind_text(s, 1, project_id);
-	if (sqlite3_step(s) == SQLITE_ROW)
-		o = row_object(s, project_json_cols);
-	sqlite3_reset(s);
-	return o;
+	return one_row(st, sql, project_id, NULL, project_json_cols);
 }
 
 static json_t *
@@ -100,16 +115,7 @@ project_counts(struct store *st, const char *project_id)
 		"  count(*) FILTER (WHERE status = 'failed') AS failed,"
 		"  count(*) FILTER (WHERE status IN ('pending', 'processing')) AS pending,"
 		"  count(*) FILTER (WHERE status IS NULL) AS not_started FROM latest";
-	sqlite3_stmt *s = store_stmt(st, sql);
-	json_t *o = NULL;
-
-	if (s == NULL)
-		return NULL;
-	store_bind_text(s, 1, project_id);
-	if (sqlite3_step(s) == SQLITE_ROW)
-		o = row_object(s, NULL);
-	sqlite3_reset(s);
-	return o;
+	return one_row(st, sql, project_id, NULL, NULL);
 }
 
 json_t *
@@ -250,16 +256,7 @@ store_query_run(struct store *st, const char *run_id)
 		" st.id AS stage_id, coalesce(st.started_at, '') AS stage_started_at"
 		" FROM runs r LEFT JOIN project_stages st ON st.project_id = r.project_id"
 		" AND st.stage_type = 'image_generation' WHERE r.id = ?";
-	sqlite3_stmt *s = store_stmt(st, sql);
-	json_t *o = NULL;
-
-	if (s == NULL)
-		return NULL;
-	store_bind_text(s, 1, run_id);
-	if (sqlite3_step(s) == SQLITE_ROW)
-		o = row_object(s, NULL);
-	sqlite3_reset(s);
-	return o;
+	return one_row(st, sql, run_id, NULL, NULL);
 }
 
 json_t *
@@ -311,16 +308,7 @@ store_query_image(struct store *st, const char *image_id)
 		" g.created_at, g.updated_at," PROVIDER_TASK_COLUMN
 		" FROM generated_images g JOIN storyboards s ON s.id = g.storyboard_id"
 		" LEFT JOIN model_providers p ON p.id = g.model_provider_id WHERE g.id = ?";
-	sqlite3_stmt *s = store_stmt(st, sql);
-	json_t *o = NULL;
-
-	if (s == NULL)
-		return NULL;
-	store_bind_text(s, 1, image_id);
-	if (sqlite3_step(s) == SQLITE_ROW)
-		o = row_object(s, image_json_cols);
-	sqlite3_reset(s);
-	return o;
+	return one_row(st, sql, image_id, NULL, image_json_cols);
 }
 
 /* One indexed lookup per storyboard (generated_images_storyboard): building
@@ -389,4 +377,196 @@ store_events_after(struct store *st, const char *run_id, int64_t after_seq, int 
 	sqlite3_bind_int64(s, 2, after_seq);
 	sqlite3_bind_int(s, 3, limit);
 	return rows_array(st, s, NULL);
+}
+
+/* --- version 2 of the HTTP API: lists of projects and runs --- */
+
+/* A cursor is the hex of the last project's created_at (store_now's 24
+ * characters) and rowid, which orders projects made in one millisecond as
+ * they were made (ids cannot: a project file may bring its own).  Keyset
+ * pagination: a page after a deleted project still starts where it stood,
+ * and no page costs an OFFSET scan. */
+#define CURSOR_TS 24
+#define CURSOR_RAW_MAX (CURSOR_TS + 20)
+
+static void
+cursor_encode(const char *created_at, int64_t rowid, char out[STORE_CURSOR_MAX])
+{
+	static const char hex[] = "0123456789abcdef";
+	char raw[CURSOR_RAW_MAX + 1];
+	int n;
+
+	out[0] = '\0';
+	if (strlen(created_at) != CURSOR_TS)
+		return;
+	n = snprintf(raw, sizeof(raw), "%s%" PRId64, created_at, rowid);
+	for (int i = 0; i < n; i++) {
+		out[2 * i] = hex[(unsigned char)raw[i] >> 4];
+		out[2 * i + 1] = hex[raw[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+static int
+hex_digit(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* "YYYY-MM-DDTHH:MM:SS.mmmZ" */
+static bool
+timestamp_valid(const char *t)
+{
+	static const char shape[] = "dddd-dd-ddTdd:dd:dd.dddZ";
+
+	for (int i = 0; i < CURSOR_TS; i++)
+		if (shape[i] == 'd' ? !(t[i] >= '0' && t[i] <= '9') : t[i] != shape[i])
+			return false;
+	return true;
+}
+
+static bool
+cursor_decode(const char *cursor, char ts[CURSOR_TS + 1], int64_t *rowid)
+{
+	char raw[CURSOR_RAW_MAX + 1], *end;
+	size_t n = strlen(cursor) / 2;
+
+	if (strlen(cursor) % 2 != 0 || n <= CURSOR_TS || n > CURSOR_RAW_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		int hi = hex_digit(cursor[2 * i]), lo = hex_digit(cursor[2 * i + 1]);
+
+		if (hi < 0 || lo < 0)
+			return false;
+		raw[i] = (char)(hi << 4 | lo);
+	}
+	raw[n] = '\0';
+	memcpy(ts, raw, CURSOR_TS);
+	ts[CURSOR_TS] = '\0';
+	if (!timestamp_valid(ts) || raw[CURSOR_TS] < '0' || raw[CURSOR_TS] > '9')
+		return false;
+	errno = 0;
+	*rowid = strtoll(raw + CURSOR_TS, &end, 10);
+	return *end == '\0' && errno == 0;
+}
+
+/* One row more than the page: whether another page follows. */
+static json_t *
+page_rows(struct store *st, const char *ts, int64_t rowid, int limit)
+{
+	static const char sql[] =
+		"SELECT id, created_at, rowid AS rid FROM projects WHERE ?1 IS NULL"
+		" OR created_at < ?1 OR (created_at = ?1 AND rowid < ?2)"
+		" ORDER BY created_at DESC, rowid DESC LIMIT ?3";
+	sqlite3_stmt *s = store_stmt(st, sql);
+
+	if (s == NULL)
+		return NULL;
+	store_bind_text(s, 1, ts);
+	sqlite3_bind_int64(s, 2, rowid);
+	sqlite3_bind_int(s, 3, limit + 1);
+	return rows_array(st, s, NULL);
+}
+
+json_t *
+store_query_project_page(struct store *st, const char *after, int limit,
+			 char next[STORE_CURSOR_MAX], bool *bad_cursor)
+{
+	char ts[CURSOR_TS + 1];
+	int64_t rowid = 0;
+	json_t *rows, *out, *row;
+	size_t i;
+
+	next[0] = '\0';
+	*bad_cursor = after != NULL && !cursor_decode(after, ts, &rowid);
+	if (*bad_cursor || (rows = page_rows(st, after != NULL ? ts : NULL, rowid, limit)) == NULL)
+		return NULL;
+	out = json_array();
+	json_array_foreach(rows, i, row) {
+		json_t *last = json_array_get(rows, i > 0 ? i - 1 : 0), *p;
+
+		if ((int)i == limit) {
+			cursor_encode(json_string_value(json_object_get(last, "created_at")),
+				      json_integer_value(json_object_get(last, "rid")), next);
+			break;
+		}
+		p = store_query_project(st, json_string_value(json_object_get(row, "id")));
+		if (p != NULL)
+			json_array_append_new(out, p);
+	}
+	json_decref(rows);
+	return out;
+}
+
+/* The columns of a run as the API shows it. */
+#define RUN_VIEW_COLS \
+	"r.id, r.project_id, r.status, r.storyboard_ids, r.no_cache, r.total," \
+	" r.success_count, r.failed_count, r.last_seq, r.started_at, r.finished_at"
+
+static const char *const run_json_cols[] = { "storyboard_ids", NULL };
+
+/* no_cache as a boolean, as the run body has it. */
+static json_t *
+run_view(json_t *o)
+{
+	if (o != NULL)
+		json_object_set_new(o, "no_cache",
+				    json_boolean(json_integer_value(json_object_get(o, "no_cache"))));
+	return o;
+}
+
+json_t *
+store_query_run_view(struct store *st, const char *run_id)
+{
+	static const char sql[] = "SELECT " RUN_VIEW_COLS " FROM runs r WHERE r.id = ?";
+	return run_view(one_row(st, sql, run_id, NULL, run_json_cols));
+}
+
+json_t *
+store_query_project_runs(struct store *st, const char *project_id)
+{
+	/* Ids are UUIDv7: they break ties of started_at in time order. */
+	static const char sql[] =
+		"SELECT " RUN_VIEW_COLS " FROM runs r WHERE r.project_id = ?"
+		" ORDER BY r.started_at DESC, r.id DESC";
+	sqlite3_stmt *s = store_stmt(st, sql);
+	json_t *a;
+	size_t i;
+	json_t *v;
+
+	if (s == NULL)
+		return NULL;
+	store_bind_text(s, 1, project_id);
+	if ((a = rows_array(st, s, run_json_cols)) != NULL)
+		json_array_foreach(a, i, v)
+			run_view(v);
+	return a;
+}
+
+int64_t
+store_run_done_seq(struct store *st, const char *run_id)
+{
+	/* `done` is a run's last event: one step down the primary key. */
+	static const char sql[] =
+		"SELECT seq, type FROM run_events WHERE run_id = ? ORDER BY seq DESC LIMIT 1";
+	sqlite3_stmt *s = store_stmt(st, sql);
+	int64_t seq = 0;
+
+	if (s == NULL)
+		return -1;
+	store_bind_text(s, 1, run_id);
+	if (sqlite3_step(s) == SQLITE_ROW && strcmp(store_column_text(s, 1), "done") == 0)
+		seq = sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	return seq;
+}
+
+json_t *
+store_query_storyboard(struct store *st, const char *project_id, const char *storyboard_id)
+{
+	static const char sql[] =
+		"SELECT id, position AS \"index\", image_prompt, negative_prompt, params"
+		" FROM storyboards WHERE id = ? AND project_id = ?";
+	static const char *const cols[] = { "params", NULL };
+	return one_row(st, sql, storyboard_id, project_id, cols);
 }

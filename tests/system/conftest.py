@@ -548,12 +548,15 @@ class SSEClient:
             body = json.dumps(body).encode()
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
         h = {"Accept": "text/event-stream"}
+        if method != "GET":
+            h["Content-Type"] = "application/json"
         h.update(headers or {})
         self.conn.request(method, path, body=body, headers=h)
         self.resp = self.conn.getresponse()
         self.status = self.resp.status
         self.headers = {k.lower(): v for k, v in self.resp.getheaders()}
         self.lines = []          # every line read, for format checks
+        self.retry = None        # the last retry: field, in ms
         self.comments = 0
         self.ended = False
         self.broken = False
@@ -572,6 +575,8 @@ class SSEClient:
             line = line.decode().rstrip("\r\n")
             self.lines.append(line)
             if line == "":
+                if "retry" in fields:
+                    self.retry = int(fields.pop("retry")[-1])
                 if fields:
                     break
                 continue
@@ -645,13 +650,14 @@ class Service:
 
     # -- configuration --
 
-    def configure(self, token=None, listen="127.0.0.1:0", extra="", **kw):
-        """env.write_config plus the http group; remembers the token."""
+    def configure(self, token=None, listen="127.0.0.1:0", extra="", http="", **kw):
+        """env.write_config plus the http group (http: more of its settings);
+        remembers the token."""
         self.token = token
         group = f'http = {{ listen = "{listen}";'
         if token is not None:
             group += f" token = {json.dumps(token)};"
-        group += " };"
+        group += f" {http} }};"
         self.env.write_config(extra=f"{extra}\n{group}", **kw)
 
     # -- the process --
@@ -743,7 +749,18 @@ class Service:
         return h
 
     def request(self, method, path, body=None, headers=None, timeout=SERVICE_WAIT):
-        return http_request(self.port, method, path, body, self.auth(headers), timeout)
+        """A request with the token; a state change says its body is JSON
+        (the service refuses anything else there) unless headers say."""
+        h = self.auth(headers)
+        if method in ("POST", "PATCH", "DELETE", "PUT") and "Content-Type" not in h:
+            h["Content-Type"] = "application/json"
+        return http_request(self.port, method, path, body, h, timeout)
+
+    def patch(self, path, body=None, **kw):
+        return self.request("PATCH", path, body, **kw)
+
+    def delete(self, path, body=None, **kw):
+        return self.request("DELETE", path, body, **kw)
 
     def get(self, path, **kw):
         return self.request("GET", path, **kw)
@@ -805,12 +822,33 @@ def service(env):
             assert m is None, text[max(0, m.start() - 200):m.start() + 4000]
 
 
-def wait_run_done(env, run_id, timeout=120):
-    """Waits until the run has a `done` event in the database; returns it."""
-    def done():
-        rows = env.sql("SELECT body FROM run_events WHERE run_id = ? AND type = 'done'", run_id)
-        return json.loads(rows[0][0]) if rows else None
-    return wait_for(done, timeout=timeout, interval=0.05, what=f"run {run_id} to end")
+SIGNED_URL = re.compile(r"^/v1/images/([0-9a-f-]{36})/(file|thumbnail)\?exp=(\d+)&sig=[0-9a-f]{64}$")
+
+
+def check_signed_urls(image):
+    """An image object's file_url and thumbnail_url: relative signed URLs of
+    its own file and thumbnail (null when it has none), in the image and in
+    its variants."""
+    for im in [image] + list(image.get("variants", [])):
+        m = SIGNED_URL.match(im["file_url"] or "")
+        assert m and m[1] == im["id"] and m[2] == "file", im
+        if im.get("thumbnail_path"):
+            m = SIGNED_URL.match(im["thumbnail_url"] or "")
+            assert m and m[1] == im["id"] and m[2] == "thumbnail", im
+        else:
+            assert im["thumbnail_url"] is None, im
+
+
+def as_stored(event):
+    """An event as sent over SSE, less what is added on the way out (the
+    signed image URLs, checked here): the event as run_events holds it."""
+    if event.get("type") != "image_generated":
+        return event
+    e = json.loads(json.dumps(event))
+    check_signed_urls(e["image"])
+    for im in [e["image"]] + list(e["image"].get("variants", [])):
+        del im["file_url"], im["thumbnail_url"]
+    return e
 
 
 def db_events(env, run_id):
@@ -880,7 +918,7 @@ class Follower(threading.Thread):
                         break
                     if m["id"] is None:
                         continue    # connected
-                    self.got.append((m["id"], m["data"]))
+                    self.got.append((m["id"], as_stored(m["data"])))
                     if m["data"]["type"] == "done":
                         return
             finally:
@@ -925,3 +963,154 @@ def run_make(*args, cwd=ROOT, env=None, check=True):
     if check:
         assert cp.returncode == 0, (args, cp.stdout[-4000:], cp.stderr[-4000:])
     return cp
+
+
+# ---- helpers of the service tests (test_serve, test_api_v2, test_browser_*) ----
+
+def slow_service(service, n_delay_ms=200, workers_max=2, batch_size=1, trace=True, **kw):
+    """Configures the slow plugin as the default provider, with a trace file
+    and a gate file (prompts with GATE wait for it); returns the trace path."""
+    env = service.env
+    path = os.path.join(env.path, "trace") if trace else None
+    opts = {"delay_ms": n_delay_ms, "gate": gate_path(env)}
+    if path:
+        opts["trace"] = path
+    service.configure(providers=[provider_conf("slow", **opts)], workers_max=workers_max,
+                      batch_size=batch_size, **kw)
+    return path
+
+
+def gate_path(env):
+    return os.path.join(env.path, "gate")
+
+
+def open_gate(env):
+    with open(gate_path(env), "w"):
+        pass
+
+
+def assert_json_error(r, status, *needles):
+    assert r.status == status, r
+    assert r.headers.get("content-type", "").startswith("application/json"), r.headers
+    doc = r.json()
+    assert list(doc) == ["error"] and isinstance(doc["error"], str) and doc["error"], doc
+    for n in needles:
+        assert n in doc["error"], (n, doc)
+    return doc["error"]
+
+
+def run_path(pid, tail=""):
+    return f"/v1/projects/{pid}/image-generation{tail}"
+
+
+def wait_run_done(env, run_id, timeout=120):
+    """Waits until the run has a `done` event in the database; returns it."""
+    def done():
+        rows = env.sql("SELECT body FROM run_events WHERE run_id = ? AND type = 'done'", run_id)
+        return json.loads(rows[0][0]) if rows else None
+    return wait_for(done, timeout=timeout, interval=0.05, what=f"run {run_id} to end")
+
+
+def completed_count(env, run_id):
+    return env.sql("SELECT count(*) FROM generated_images WHERE run_id = ? AND is_primary = 1"
+                   " AND status = 'completed'", run_id)[0][0]
+
+
+def image_statuses(env, run_id):
+    return dict(env.sql("SELECT status, count(*) FROM generated_images WHERE run_id = ?"
+                        " AND is_primary = 1 GROUP BY status", run_id))
+
+
+def assert_stream_matches_db(env, run_id, msgs, after=0):
+    """msgs: a whole stream (connected first); its events are exactly the
+    database's events of the run with seq > after, in order, ending with done."""
+    assert msgs, "empty stream"
+    first = msgs[0]
+    assert first["id"] is None and first["data"]["type"] == "connected", first
+    assert first["data"]["run_id"] == run_id
+    rest = msgs[1:]
+    want = [(s, b) for s, _t, b in db_events(env, run_id) if s > after]
+    assert [(m["id"], as_stored(m["data"])) for m in rest] == want
+    for m in rest:
+        assert m["event"] is None
+        assert m["id"] == m["data"]["seq"]
+    if want:
+        assert rest[-1]["data"]["type"] == "done"
+
+
+# ---- the browser tests (test_browser_*.py): Debian's chromium through
+# playwright-core (tests/browser, installed by tools/install-deps) ----
+
+BROWSER_DIR = os.path.join(ROOT, "tests", "browser")
+
+
+class StaticSite:
+    """A tiny static web server on 127.0.0.1 (a free port), serving a blank
+    page: another origin for the browser tests' pages.  origin is
+    "http://127.0.0.1:PORT"; requests counts what it was asked."""
+
+    def __init__(self):
+        import http.server
+
+        site = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                site.requests.append(self.path)
+                body = b"<!doctype html><meta charset=utf-8><title>t2i test page</title>"
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.requests = []
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.origin = f"http://127.0.0.1:{self.port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def site():
+    s = StaticSite()
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+@pytest.fixture
+def other_site():
+    s = StaticSite()
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+def run_browser(scenario, timeout=120, **args):
+    """Runs tests/browser/SCENARIO.mjs in headless chromium with args (JSON);
+    returns what it returned.  Fails, naming the fix, when the browser or
+    playwright-core is not installed: these tests are part of `make check`."""
+    for need, what in [("/usr/bin/chromium", "Debian's chromium"),
+                       (os.path.join(BROWSER_DIR, "node_modules", "playwright-core"),
+                        "playwright-core (npm ci in tests/browser)")]:
+        assert os.path.exists(need), f"{what} is missing: run tools/install-deps"
+    args.setdefault("timeout_ms", timeout * 1000)
+    cp = subprocess.run(["node", os.path.join(BROWSER_DIR, "run.mjs"),
+                         os.path.join(BROWSER_DIR, scenario), json.dumps(args)],
+                        capture_output=True, text=True, timeout=timeout + 30, cwd=BROWSER_DIR)
+    lines = [line for line in cp.stdout.splitlines() if line.startswith("{")]
+    assert lines, (cp.returncode, cp.stdout[-2000:], cp.stderr[-3000:])
+    out = json.loads(lines[-1])
+    assert out["ok"], out["error"] + "\n" + cp.stderr[-3000:]
+    return out["result"]

@@ -86,16 +86,25 @@ def subsections(page):
 
 
 def tree_files():
-    for top in SCANNED:
-        path = os.path.join(ROOT, top)
-        if os.path.isfile(path):
-            yield top
-            continue
-        for d, _dirs, files in os.walk(path):
-            for name in files:
-                rel = os.path.relpath(os.path.join(d, name), ROOT)
-                if not name.endswith((".so", ".o", ".png", ".jpg", ".webp", ".pyc")):
-                    yield rel
+    """The project's own files under SCANNED: what git tracks when this is a
+    checkout, else every file but installed packages (node_modules)."""
+    cp = subprocess.run(["git", "ls-files", "--", *SCANNED], cwd=ROOT, capture_output=True,
+                        text=True)
+    if cp.returncode == 0 and cp.stdout.strip():
+        names = cp.stdout.splitlines()
+    else:
+        names = []
+        for top in SCANNED:
+            path = os.path.join(ROOT, top)
+            if os.path.isfile(path):
+                names.append(top)
+            for d, dirs, files in os.walk(path):
+                dirs[:] = [x for x in dirs if x not in ("node_modules", "__pycache__")]
+                names += [os.path.relpath(os.path.join(d, n), ROOT) for n in files]
+    for rel in names:
+        if os.path.isfile(os.path.join(ROOT, rel)) and \
+                not rel.endswith((".so", ".o", ".png", ".jpg", ".webp", ".pyc")):
+            yield rel
 
 
 # ---------------------------------------------------------------- manuals

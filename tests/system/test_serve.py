@@ -17,7 +17,9 @@ import uuid
 
 import pytest
 
-from conftest import (SERVICE_WAIT, Follower, assert_followers_saw_the_db, db_events,
+from conftest import (ROOT, SERVICE_WAIT, Follower, assert_followers_saw_the_db,
+                      assert_json_error, assert_stream_matches_db, completed_count, db_events,
+                      image_statuses, open_gate, run_path, slow_service,
                       http_request, png_size, primaries_by_storyboard, provider_conf,
                       read_trace, retry_conf, run_row, service_pids, stage_status,
                       worker_pids, process_role,
@@ -25,69 +27,6 @@ from conftest import (SERVICE_WAIT, Follower, assert_followers_saw_the_db, db_ev
 
 ACCESS_LINE = re.compile(r"^<6>t2istage\[supervisor\]: http: (GET|POST|PUT|DELETE|PATCH|HEAD) "
                          r"(\S+) (\d{3}) (\d+) (-?\d+)ms", re.M)
-
-
-def slow_service(service, n_delay_ms=200, workers_max=2, batch_size=1, trace=True, **kw):
-    """Configures the slow plugin as the default provider, with a trace file
-    and a gate file (prompts with GATE wait for it); returns the trace path."""
-    env = service.env
-    path = os.path.join(env.path, "trace") if trace else None
-    opts = {"delay_ms": n_delay_ms, "gate": gate_path(env)}
-    if path:
-        opts["trace"] = path
-    service.configure(providers=[provider_conf("slow", **opts)], workers_max=workers_max,
-                      batch_size=batch_size, **kw)
-    return path
-
-
-def gate_path(env):
-    return os.path.join(env.path, "gate")
-
-
-def open_gate(env):
-    with open(gate_path(env), "w"):
-        pass
-
-
-def assert_json_error(r, status, *needles):
-    assert r.status == status, r
-    assert r.headers.get("content-type", "").startswith("application/json"), r.headers
-    doc = r.json()
-    assert list(doc) == ["error"] and isinstance(doc["error"], str) and doc["error"], doc
-    for n in needles:
-        assert n in doc["error"], (n, doc)
-    return doc["error"]
-
-
-def run_path(pid, tail=""):
-    return f"/v1/projects/{pid}/image-generation{tail}"
-
-
-def completed_count(env, run_id):
-    return env.sql("SELECT count(*) FROM generated_images WHERE run_id = ? AND is_primary = 1"
-                   " AND status = 'completed'", run_id)[0][0]
-
-
-def image_statuses(env, run_id):
-    return dict(env.sql("SELECT status, count(*) FROM generated_images WHERE run_id = ?"
-                        " AND is_primary = 1 GROUP BY status", run_id))
-
-
-def assert_stream_matches_db(env, run_id, msgs, after=0):
-    """msgs: a whole stream (connected first); its events are exactly the
-    database's events of the run with seq > after, in order, ending with done."""
-    assert msgs, "empty stream"
-    first = msgs[0]
-    assert first["id"] is None and first["data"]["type"] == "connected", first
-    assert first["data"]["run_id"] == run_id
-    rest = msgs[1:]
-    want = [(s, b) for s, _t, b in db_events(env, run_id) if s > after]
-    assert [(m["id"], m["data"]) for m in rest] == want
-    for m in rest:
-        assert m["event"] is None
-        assert m["id"] == m["data"]["seq"]
-    if want:
-        assert rest[-1]["data"]["type"] == "done"
 
 
 # --------------------------------------------------------------------------
@@ -205,7 +144,8 @@ def test_body_too_large(service):
     conn = http.client.HTTPConnection("127.0.0.1", service.port, timeout=SERVICE_WAIT)
     try:
         conn.request("POST", "/v1/projects", body=chunks(), encode_chunked=True,
-                     headers={"Transfer-Encoding": "chunked"})
+                     headers={"Transfer-Encoding": "chunked",
+                              "Content-Type": "application/json"})
         resp = conn.getresponse()
         assert resp.status == 413
         assert "error" in json.loads(resp.read())
@@ -320,8 +260,12 @@ def test_wrong_method_405(service):
     for method, path, allow in [
             ("PUT", "/healthz", "GET"),
             ("POST", "/metrics", "GET"),
-            ("GET", "/v1/projects", "POST"),
-            ("DELETE", f"/v1/projects/{pid}", "GET"),
+            ("PUT", "/v1/projects", "GET, POST"),
+            ("PUT", f"/v1/projects/{pid}", "GET, DELETE"),
+            ("GET", f"/v1/projects/{pid}/storyboards/{uuid.uuid4()}", "PATCH"),
+            ("POST", f"/v1/projects/{pid}/runs", "GET"),
+            ("DELETE", f"/v1/runs/{uuid.uuid4()}", "GET"),
+            ("POST", f"/v1/runs/{uuid.uuid4()}/events", "GET"),
             ("GET", run_path(pid), "POST"),
             ("POST", run_path(pid, "/events"), "GET"),
             ("GET", run_path(pid, "/cancel"), "POST"),
@@ -445,10 +389,11 @@ def test_sse_format_and_error_does_not_end_stream(service):
     first = msgs[0]
     assert first["id"] is None
     assert first["data"] == {"type": "connected", "project_id": pid, "run_id": run}
-    # id: seq and one data: line per event, no event: lines.
+    # retry: first, then id: seq and one data: line per event, no event: lines.
+    assert c.lines[0] == "retry: 3000" and c.retry == 3000
     assert not [line for line in c.lines if line.startswith("event")]
     assert [line.split(":")[0] for line in c.lines if line] == \
-        ["data"] + ["id", "data"] * (len(msgs) - 1)
+        ["retry", "data"] + ["id", "data"] * (len(msgs) - 1)
     ids = [m["id"] for m in msgs[1:]]
     assert ids == list(range(1, len(ids) + 1))
     types = [m["data"]["type"] for m in msgs[1:]]
@@ -498,13 +443,20 @@ def test_last_event_id(service):
     assert_stream_matches_db(env, run, live, after=2)
     wait_run_done(env, run)
     last = run_row(env, run)["last_seq"]
-    for after in (0, 1, 5, last - 1, last):
+    for after in (0, 1, 5, last - 1):
         msgs = service.events(pid, last_event_id=after)
         assert_stream_matches_db(env, run, msgs, after=after)
         assert [m["id"] for m in msgs[1:]] == list(range(after + 1, last + 1))
-    # Past the end: connected, then the stream ends.
-    msgs = service.events(pid, last_event_id=last + 100)
-    assert [m["data"]["type"] for m in msgs] == ["connected"]
+    # At or past `done`: 204 No Content, which stops an EventSource from
+    # reconnecting (test_browser_sse watches a real one do so).
+    for after in (last, last + 100):
+        for path in (run_path(pid, "/events"), f"/v1/runs/{run}/events"):
+            c = service.sse(path, headers={"Last-Event-ID": str(after)})
+            try:
+                assert c.status == 204, (path, after, c.status)
+                assert c.resp.read() == b""
+            finally:
+                c.close()
     for bad in ("abc", "-1", "1x"):
         assert_json_error(service.get(run_path(pid, "/events"), headers={"Last-Event-ID": bad}),
                           400, "Last-Event-ID")

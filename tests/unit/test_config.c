@@ -638,6 +638,84 @@ test_file_errors(void **state)
 	assert_null(config_load(fx->dir, NULL, 0));	/* no room for a message: still safe */
 }
 
+/* http.cors_origins, http.url_key_file and http.url_ttl: good values. */
+static void
+test_http_browser_keys(void **state)
+{
+	struct fixture *fx = *state;
+	struct config *cfg;
+
+	make_dir(fx->dir, "keys");
+	write_file(fx->dir, "keys/url.key", "0123456789abcdef0123456789abcdef\n", 0600);
+	cfg = load(fx, PLUGINS "database = \"db/t.db\";\n"
+		   "http = { cors_origins = [\"https://UI.example\", \"http://127.0.0.1:8081\",\n"
+		   "  \"http://[::1]:9000\"]; url_key_file = \"keys/url.key\"; url_ttl = 60; };\n");
+	if (cfg == NULL)
+		print_error("%s\n", fx->err);
+	assert_non_null(cfg);
+	assert_int_equal(cfg->http_ncors, 3);
+	assert_string_equal(cfg->http_cors_origins[0], "https://ui.example");
+	assert_string_equal(cfg->http_cors_origins[1], "http://127.0.0.1:8081");
+	assert_string_equal(cfg->http_cors_origins[2], "http://[::1]:9000");
+	assert_true(cfg->http_url_key_given);
+	assert_path(cfg->http_url_key_file, fx->dir, "keys/url.key");
+	assert_int_equal(cfg->http_url_key_len, 33);	/* every byte, newline too */
+	assert_memory_equal(cfg->http_url_key, "0123456789abcdef0123456789abcdef\n", 33);
+	assert_int_equal(cfg->http_url_ttl, 60);
+	config_free(cfg);
+
+	/* Defaults: no origin, a key made by serve beside the database, a day. */
+	cfg = load(fx, PLUGINS "database = \"db/t.db\";\n");
+	assert_non_null(cfg);
+	assert_int_equal(cfg->http_ncors, 0);
+	assert_false(cfg->http_url_key_given);
+	assert_null(cfg->http_url_key);
+	assert_path(cfg->http_url_key_file, fx->dir, "db/url.key");
+	assert_int_equal(cfg->http_url_ttl, 86400);
+	config_free(cfg);
+	cfg = load(fx, PLUGINS "http = { cors_origins = ( ); };\n");
+	assert_non_null(cfg);
+	assert_int_equal(cfg->http_ncors, 0);
+	config_free(cfg);
+}
+
+static void
+test_http_browser_keys_refused(void **state)
+{
+	struct fixture *fx = *state;
+
+	write_file(fx->dir, "short.key", "0123456789", 0600);
+	refused(fx, PLUGINS "http = { cors_origins = \"https://ui.example\"; };", 2,
+		"http.cors_origins", "expected a list");
+	refused(fx, PLUGINS "http = {\n cors_origins = [ \"https://ui.example/\" ]; };", 3,
+		"http.cors_origins[0]", "no path");
+	refused(fx, PLUGINS "http = { cors_origins = ( \"https://ui.example\",\n"
+		"\"https://ui.example/app\" ); };", 3, "http.cors_origins[1]", "no path");
+	refused(fx, PLUGINS "http = { cors_origins = [ \"ui.example\" ]; };", 2,
+		"http.cors_origins[0]", "expected scheme://host[:port]");
+	refused(fx, PLUGINS "http = { cors_origins = [ \"https://\" ]; };", 2,
+		"http.cors_origins[0]", "expected scheme://host[:port]");
+	refused(fx, PLUGINS "http = { cors_origins = [ \"https://ui.example:99999\" ]; };", 2,
+		"http.cors_origins[0]", "port must be 1 to 65535");
+	refused(fx, PLUGINS "http = { cors_origins = [ \"https://ui.example:443\" ]; };", 2,
+		"http.cors_origins[0]", "default port");
+	refused(fx, PLUGINS "http = { cors_origins = [ \"https://ui.example?x=1\" ]; };", 2,
+		"http.cors_origins[0]", "no path, query");
+	refused(fx, PLUGINS "http = { cors_origins = [ \"https://a.example\", \"HTTPS://A.example\" ]; };",
+		2, "http.cors_origins[1]", "listed twice");
+	refused(fx, PLUGINS "http = { cors_origins = ( \"https://a.example\", 3 ); };", 2,
+		"http.cors_origins[1]", "expected a string");
+	refused(fx, PLUGINS "http = {\n url_key_file = \"short.key\"; };", 3, "http.url_key_file",
+		"at least 32");
+	refused(fx, PLUGINS "http = { url_key_file = \"none.key\"; };", 2, "http.url_key_file",
+		"cannot read");
+	refused(fx, PLUGINS "http = { url_key_file = \"\"; };", 2, "http.url_key_file",
+		"must not be empty");
+	refused(fx, PLUGINS "http = { url_ttl = 0; };", 2, "http.url_ttl", "between 1 and");
+	refused(fx, PLUGINS "http = { url_ttl = \"60\"; };", 2, "http.url_ttl",
+		"expected an integer");
+}
+
 static void
 test_choose_path(void **state)
 {
@@ -674,6 +752,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_webhooks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_webhook_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_file_errors, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_http_browser_keys, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_http_browser_keys_refused, setup, teardown),
 		cmocka_unit_test(test_choose_path),
 	};
 

@@ -236,7 +236,7 @@ test_schema(void **state)
 	assert_true(S_ISDIR(sb.st_mode));
 	assert_int_equal(sb.st_mode & 0777 & ~0750, 0);
 
-	assert_int_equal(STORE_SCHEMA_VERSION, 4);
+	assert_int_equal(STORE_SCHEMA_VERSION, 5);
 	assert_int_equal(qi(st, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
 	assert_string_equal(q(st, "PRAGMA journal_mode"), "wal");
 	assert_string_equal(q(st, "PRAGMA foreign_keys"), "1");
@@ -1315,6 +1315,196 @@ test_now(void **state)
 	assert_true(strcmp(a, b) < 0);
 }
 
+/* ---- version 2 of the HTTP API: pages, run views, edits, deletion ---- */
+
+/* Projects P1..Pn with their created_at set: two share a millisecond, so
+ * that the id breaks the tie. */
+static void
+import_dated(struct store *st, int n)
+{
+	for (int i = 1; i <= n; i++) {
+		char text[256];
+
+		snprintf(text, sizeof(text), "{\"id\": \"aaaaaaaa-0000-4000-8000-%012d\","
+			 " \"storyboards\": [{\"image_prompt\": \"p%d\"}]}", i, i);
+		import(st, text);
+	}
+	assert_int_equal(sqlite3_exec(st->db, "UPDATE projects SET created_at ="
+				      " '2026-01-0' || (CASE WHEN substr(id, -1) = '4' THEN 3"
+				      " ELSE substr(id, -1) END) || 'T00:00:00.000Z'",
+				      NULL, NULL, NULL), SQLITE_OK);
+}
+
+static const char *
+page_ids(json_t *page)
+{
+	static char out[256];
+	size_t i, n = 0;
+	json_t *p;
+
+	out[0] = '\0';
+	json_array_foreach(page, i, p)
+		n += (size_t)snprintf(out + n, sizeof(out) - n, "%s%c", n > 0 ? "," : "",
+				      json_string_value(json_object_get(p, "id"))[35]);
+	return out;
+}
+
+static void
+test_project_page(void **state)
+{
+	struct fixture *fx = *state;
+	struct store *st = fx->st = open_rw(fx);
+	static const char *const bad_cursors[] = { "zz", "00", "", NULL };
+	char next[STORE_CURSOR_MAX], next2[STORE_CURSOR_MAX];
+	bool bad;
+	json_t *page;
+
+	import_dated(st, 5);	/* created: 1, 2, 3, 3 (id 4), 5 */
+	page = store_query_project_page(st, NULL, 2, next, &bad);
+	assert_false(bad);
+	assert_string_equal(page_ids(page), "5,4");
+	assert_non_null(json_object_get(json_array_get(page, 0), "counts"));
+	json_decref(page);
+	page = store_query_project_page(st, next, 2, next2, &bad);
+	assert_string_equal(page_ids(page), "3,2");
+	json_decref(page);
+	/* The cursor stays good after its project is gone. */
+	assert_int_equal(store_begin(st), 0);
+	assert_int_equal(store_project_delete(st, "aaaaaaaa-0000-4000-8000-000000000002"), 0);
+	assert_int_equal(store_commit(st), 0);
+	page = store_query_project_page(st, next2, 2, next, &bad);
+	assert_string_equal(page_ids(page), "1");
+	assert_string_equal(next, "");	/* the last page */
+	json_decref(page);
+	/* Bad cursors: not hex, wrong length, hex of something else. */
+	for (const char *const *c = bad_cursors; *c != NULL; c++) {
+		assert_null(store_query_project_page(st, *c, 2, next, &bad));
+		assert_true(bad);
+	}
+	memset(next2, 'a', 120);
+	next2[120] = '\0';
+	assert_null(store_query_project_page(st, next2, 2, next, &bad));
+	assert_true(bad);
+}
+
+static void
+test_run_views(void **state)
+{
+	struct fixture *fx = *state;
+	char prov[37];
+	struct store *st = fx->st = open_with_run(fx, prov);
+	json_t *ids = json_pack("[s]", SB2), *v, *runs;
+
+	assert_int_equal(store_begin(st), 0);
+	assert_int_equal(store_run_done_seq(st, RUN1), 0);
+	assert_int_equal(store_event_append(st, RUN1, 1, "info", "{}"), 0);
+	assert_int_equal(store_event_append(st, RUN1, 2, "done", "{}"), 0);
+	assert_int_equal(store_run_finish(st, RUN1, "completed", 3, 0), 0);
+	assert_int_equal(store_run_create(st, RUN2, P1, ids, true, 1), 0);
+	assert_int_equal(store_event_append(st, RUN2, 1, "info", "{}"), 0);
+	assert_int_equal(store_commit(st), 0);
+	assert_int_equal(store_run_done_seq(st, RUN1), 2);
+	assert_int_equal(store_run_done_seq(st, RUN2), 0);
+	assert_int_equal(store_run_done_seq(st, "cccccccc-0000-4000-8000-000000000009"), 0);
+
+	v = store_query_run_view(st, RUN1);
+	assert_string_equal(json_string_value(json_object_get(v, "status")), "completed");
+	assert_int_equal(json_integer_value(json_object_get(v, "success_count")), 3);
+	assert_int_equal(json_integer_value(json_object_get(v, "last_seq")), 2);
+	assert_true(json_is_false(json_object_get(v, "no_cache")));
+	assert_true(json_is_null(json_object_get(v, "storyboard_ids")));
+	json_decref(v);
+	assert_null(store_query_run_view(st, "cccccccc-0000-4000-8000-000000000009"));
+	/* Newest first (RUN2 started later, or in the same ms with a later id). */
+	runs = store_query_project_runs(st, P1);
+	assert_int_equal(json_array_size(runs), 2);
+	v = json_array_get(runs, 0);
+	assert_string_equal(json_string_value(json_object_get(v, "id")), RUN2);
+	assert_true(json_is_true(json_object_get(v, "no_cache")));
+	assert_true(json_equal(json_object_get(v, "storyboard_ids"), ids));
+	json_decref(runs);
+	json_decref(ids);
+}
+
+static void
+test_storyboard_update(void **state)
+{
+	struct fixture *fx = *state;
+	struct store *st = fx->st = open_rw(fx);
+	json_t *sb;
+
+	import(st, project1);
+	assert_int_equal(store_begin(st), 0);
+	assert_int_equal(store_storyboard_update(st, SB2, "a wolf", NULL, NULL), 0);
+	assert_int_equal(store_commit(st), 0);
+	sb = store_query_storyboard(st, P1, SB2);
+	assert_string_equal(json_string_value(json_object_get(sb, "image_prompt")), "a wolf");
+	assert_string_equal(json_string_value(json_object_get(sb, "negative_prompt")), "blur");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(sb, "params"),
+							      "ratio")), "9:16");
+	json_decref(sb);
+	assert_int_equal(store_begin(st), 0);
+	assert_int_equal(store_storyboard_update(st, SB2, NULL, "", "{}"), 0);
+	assert_int_equal(store_commit(st), 0);
+	sb = store_query_storyboard(st, P1, SB2);
+	assert_string_equal(json_string_value(json_object_get(sb, "image_prompt")), "a wolf");
+	assert_string_equal(json_string_value(json_object_get(sb, "negative_prompt")), "");
+	assert_int_equal(json_object_size(json_object_get(sb, "params")), 0);
+	json_decref(sb);
+	/* A storyboard of another project is not found under this one. */
+	assert_null(store_query_storyboard(st, P2, SB2));
+}
+
+/* Files only the project uses are named; one the cache shares is kept. */
+static void
+test_project_files_and_delete(void **state)
+{
+	struct fixture *fx = *state;
+	char prov[37];
+	struct store *st = fx->st = open_with_run(fx, prov);
+	static const char *const owned[] = { "storyboards", "runs", "run_events",
+					     "project_stages", NULL };
+	json_t *files;
+
+	import(st, project2);
+	assert_int_equal(store_begin(st), 0);
+	assert_int_equal(store_image_insert(st, IMG1, SB1, RUN1, prov, "{}", KEY_A), 0);
+	assert_int_equal(store_image_complete(st, IMG1, &meta_a, false), 0);
+	assert_int_equal(store_image_insert(st, IMG2, SB2, RUN1, prov, "{}", KEY_B), 0);
+	assert_int_equal(store_image_complete(st, IMG2, &meta_b, false), 0);
+	assert_int_equal(store_image_insert(st, IMG3, SB3, RUN1, prov, "{}", KEY_B), 0);
+	assert_int_equal(store_image_fail(st, IMG3, "boom"), 0);
+	/* P2's storyboard was served meta_b's file from the cache. */
+	assert_int_equal(store_run_create(st, RUN2, P2, NULL, false, 1), 0);
+	assert_int_equal(store_image_insert(st, IMG4, SB4, RUN2, prov, "{}", KEY_B), 0);
+	assert_int_equal(store_image_complete(st, IMG4, &meta_b, true), 0);
+	assert_int_equal(store_event_append(st, RUN1, 1, "info", "{}"), 0);
+	assert_int_equal(store_commit(st), 0);
+
+	files = store_project_files(st, P1);
+	assert_int_equal(json_array_size(files), 2);
+	for (size_t i = 0; i < json_array_size(files); i++) {
+		const char *f = json_string_value(json_array_get(files, i));
+
+		assert_true(strcmp(f, meta_a.file_path) == 0 || strcmp(f, meta_a.thumbnail_path) == 0);
+	}
+	json_decref(files);
+	assert_int_equal(store_begin(st), 0);
+	assert_int_equal(store_project_delete(st, P1), 0);
+	assert_int_equal(store_commit(st), 0);
+	assert_false(store_project_exists(st, P1));
+	for (const char *const *t = owned; *t != NULL; t++)
+		assert_int_equal(qi(st, "SELECT count(*) FROM %s WHERE %s", *t,
+				    strcmp(*t, "run_events") == 0 ? "run_id = '" RUN1 "'"
+								  : "project_id = '" P1 "'"), 0);
+	assert_int_equal(qi(st, "SELECT count(*) FROM generated_images"), 1);	/* P2's */
+	/* Now P2 alone uses meta_b's file. */
+	files = store_project_files(st, P2);
+	assert_int_equal(json_array_size(files), 1);
+	assert_string_equal(json_string_value(json_array_get(files, 0)), meta_b.file_path);
+	json_decref(files);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int
@@ -1337,6 +1527,10 @@ main(void)
 		T(test_queries),
 		T(test_tasks),
 		T(test_rollback),
+		T(test_project_page),
+		T(test_run_views),
+		T(test_storyboard_update),
+		T(test_project_files_and_delete),
 		cmocka_unit_test(test_now),
 	};
 

@@ -17,12 +17,9 @@ T2I_PLUGIN_FLAGS("openai", "1.1", "OpenAI Images API and compatible services",
 #define TAG "openai"
 #define DEFAULT_MODEL "gpt-image-1"
 
-struct size {
-	unsigned w, h;
-};
-
-static const struct size gpt_sizes[] = {{1024, 1024}, {1536, 1024}, {1024, 1536}, {0, 0}};
-static const struct size dalle3_sizes[] = {{1024, 1024}, {1792, 1024}, {1024, 1792}, {0, 0}};
+static const struct phttp_size gpt_sizes[] = {{1024, 1024}, {1536, 1024}, {1024, 1536}, {0, 0}};
+static const struct phttp_size dalle3_sizes[] = {{1024, 1024}, {1792, 1024}, {1024, 1792},
+						 {0, 0}};
 
 enum family { GPT_IMAGE, DALLE2, DALLE3, OTHER };
 
@@ -37,30 +34,12 @@ static enum family model_family(const char *model)
 	return OTHER;
 }
 
-/* The listed size whose aspect ratio is nearest to w:h, compared as the
- * quotient of the two ratios (>= 1), which needs no libm. */
-static struct size nearest(const struct size *list, unsigned w, unsigned h)
-{
-	struct size best = list[0];
-	double best_d = 0;
-
-	for (; list->w != 0; list++) {
-		double q = ((double)w * list->h) / ((double)h * list->w);
-		double d = q >= 1 ? q : 1 / q;
-		if (best_d == 0 || d < best_d) {
-			best_d = d;
-			best = *list;
-		}
-	}
-	return best;
-}
-
 /* The size to ask for when the options name none.  Models the plugin does
  * not know (compatible services such as Seedream) get the exact pixels. */
 static json_t *pick_size(enum family fam, unsigned w, unsigned h)
 {
 	char buf[32];
-	struct size s = {1024, 1024};
+	struct phttp_size s = {1024, 1024};
 
 	if (fam == OTHER) {
 		if (w == 0 || h == 0)
@@ -72,7 +51,7 @@ static json_t *pick_size(enum family fam, unsigned w, unsigned h)
 		unsigned side = w > h ? w : h;
 		s.w = s.h = side == 0 || side > 512 ? 1024 : side > 256 ? 512 : 256;
 	} else if (w != 0 && h != 0) {
-		s = nearest(fam == DALLE3 ? dalle3_sizes : gpt_sizes, w, h);
+		s = phttp_nearest_size(fam == DALLE3 ? dalle3_sizes : gpt_sizes, w, h);
 	}
 	snprintf(buf, sizeof(buf), "%ux%u", s.w, s.h);
 	return json_string(buf);
@@ -91,40 +70,24 @@ static void set_response_format(json_t *opts, enum family fam, const struct t2i_
 	}
 }
 
-static void warn_negative_prompt(const struct t2i_request *req, const struct t2i_host *host)
-{
-	static int warned;	/* once per worker, not once per storyboard */
-
-	if (req->negative_prompt[0] != '\0' && !warned) {
-		warned = 1;
-		phttp_log(host, T2I_LOG_WARNING, TAG ": the Images API has no negative prompt; "
-			 "it is not sent");
-	}
-}
-
 /* model (the request's, else the options', else gpt-image-1), prompt, n,
  * size and response_format, then the other options (quality,
  * output_format, background, style, ...) as given. */
 static json_t *build_body(const struct t2i_request *req, const struct t2i_host *host,
 			  struct t2i_error *err)
 {
-	json_t *opts = json_object(), *body = json_object(), *size;
+	json_t *opts, *body, *size;
 	const char *model;
 	enum family fam;
 	int bad = 0;
 
-	if (opts == NULL || body == NULL ||
-	    phttp_merge_options(opts, req->options_json, NULL, TAG, host, err) != 0) {
-		json_decref(opts);
-		json_decref(body);
-		if (opts == NULL || body == NULL)
-			phttp_fail(err, T2I_ERR_TRANSIENT, 0, 0, TAG ": out of memory");
+	if (phttp_body_start(&opts, &body, req, NULL, TAG, host, err) != 0)
 		return NULL;
-	}
 	model = req->model[0] != '\0' ? req->model : phttp_str(opts, "model");
 	model = model != NULL ? model : DEFAULT_MODEL;
 	fam = model_family(model);
-	warn_negative_prompt(req, host);
+	phttp_warn_no_negative(req, host, TAG ": the Images API has no negative prompt; it is "
+			       "not sent");
 	set_response_format(opts, fam, host);
 	bad |= phttp_put_str(body, "model", model);
 	bad |= phttp_put_str(body, "prompt", req->prompt);

@@ -88,11 +88,11 @@ static json_t *load_graph(const json_t *opts, struct t2i_error *err)
 		return NULL;
 	}
 	if ((g = json_load_file(path, JSON_REJECT_DUPLICATES, &je)) == NULL) {
-		char where[32] = "";
-		if (je.line > 0)
-			snprintf(where, sizeof(where), ":%d:%d", je.line, je.column);
-		phttp_fail(err, T2I_ERR_REJECTED, 0, 0, TAG ": options.workflow: %s%s: %s", path,
-			  where, je.text);
+		if (je.line > 0)	/* else jansson's text names the path and errno */
+			phttp_fail(err, T2I_ERR_REJECTED, 0, 0, TAG ": options.workflow: %s:%d:%d: "
+				  "not JSON: %s", path, je.line, je.column, je.text);
+		else
+			opt_fail(err, TAG ": options.workflow: %s%s", je.text, "");
 		return NULL;
 	}
 	if (!json_is_object(g) || json_object_size(g) == 0 ||
@@ -143,7 +143,8 @@ static int resolve(struct workflow *wf, enum slot s, const char *spec, struct t2
 	name = buf + (dot - spec) + 1;
 	for (char *next; (next = strchr(name, '.')) != NULL; name = next + 1) {
 		*next = '\0';
-		if (!json_is_object(obj = json_object_get(obj, name)))
+		obj = json_object_get(obj, name);
+		if (!json_is_object(obj))
 			break;
 	}
 	json_t *v = json_is_object(obj) ? json_object_get(obj, name) : NULL;

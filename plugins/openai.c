@@ -3,15 +3,20 @@
  * that copy it.  Wire facts are in PROVIDERS.md.  The API takes a size from a
  * short per-model list instead of a ratio, so the expected width x height is
  * mapped to the allowed size nearest in aspect ratio; it has no negative
- * prompt; and only the dall-e models accept response_format.
+ * prompt; only the dall-e models accept response_format, only the GPT image
+ * models output_format.  gpt-image-1 (dall-e-2 and 3 were retired in May
+ * 2026) is the default.  Errors are classed by code where the status
+ * misleads (a 429 insufficient_quota is spent credit), and a rate limit
+ * without Retry-After waits for the x-ratelimit-reset-* durations.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "phttp.h"
 #include "t2istage/plugin.h"
 
-T2I_PLUGIN_FLAGS("openai", "1.1", "OpenAI Images API and compatible services",
+T2I_PLUGIN_FLAGS("openai", "1.2", "OpenAI Images API and compatible services",
 		 T2I_PLUGIN_NEEDS_API_KEY);
 
 #define TAG "openai"
@@ -57,12 +62,18 @@ static json_t *pick_size(enum family fam, unsigned w, unsigned h)
 	return json_string(buf);
 }
 
-/* GPT image models always answer in base64 and refuse response_format. */
-static void set_response_format(json_t *opts, enum family fam, const struct t2i_host *host)
+/* GPT image models always answer in base64 and refuse response_format;
+ * output_format (png, jpeg, webp) is theirs alone. */
+static void set_formats(json_t *opts, enum family fam, const struct t2i_host *host)
 {
 	if (fam == DALLE2 || fam == DALLE3) {
 		if (phttp_str(opts, "response_format") == NULL)
 			json_object_set_new(opts, "response_format", json_string("url"));
+		if (json_object_get(opts, "output_format") != NULL) {
+			phttp_log(host, T2I_LOG_WARNING, TAG ": output_format is not sent: only GPT "
+				 "image models take it");
+			json_object_del(opts, "output_format");
+		}
 	} else if (fam == GPT_IMAGE && json_object_get(opts, "response_format") != NULL) {
 		phttp_log(host, T2I_LOG_WARNING, TAG ": response_format is not sent: GPT image "
 			 "models always return base64");
@@ -88,7 +99,7 @@ static json_t *build_body(const struct t2i_request *req, const struct t2i_host *
 	fam = model_family(model);
 	phttp_warn_no_negative(req, host, TAG ": the Images API has no negative prompt; it is "
 			       "not sent");
-	set_response_format(opts, fam, host);
+	set_formats(opts, fam, host);
 	bad |= phttp_put_str(body, "model", model);
 	bad |= phttp_put_str(body, "prompt", req->prompt);
 	if (json_object_get(opts, "n") == NULL)
@@ -101,6 +112,67 @@ static json_t *build_body(const struct t2i_request *req, const struct t2i_host *
 	return bad ? phttp_bad_field(body, TAG, err) : body;
 }
 
+/* OpenAI's error codes that the status alone would misclass. */
+static const struct phttp_code codes[] = {
+	{"insufficient_quota", T2I_ERR_QUOTA},		/* a 429, but no rate limit */
+	{"billing_hard_limit_reached", T2I_ERR_QUOTA},
+	{"moderation_blocked", T2I_ERR_REJECTED},	/* gpt-image-1's safety system */
+	{"content_policy_violation", T2I_ERR_REJECTED},
+	{"invalid_api_key", T2I_ERR_AUTH},
+	{NULL, 0},
+};
+
+/* x-ratelimit-reset-* values are durations: "6m30s", "1s", "120ms",
+ * "1h2m3.5s".  Milliseconds, or -1 for anything else. */
+static int64_t duration_ms(const char *s)
+{
+	double total = 0;
+	char *end;
+
+	if (*s == '\0')
+		return -1;
+	while (*s != '\0') {
+		double v, unit;
+		if ((*s < '0' || *s > '9') && *s != '.')
+			return -1;
+		v = strtod(s, &end);
+		if (strncmp(end, "ms", 2) == 0)
+			unit = 1, end++;
+		else if (*end == 'h')
+			unit = 3600e3;
+		else if (*end == 'm')
+			unit = 60e3;
+		else if (*end == 's')
+			unit = 1e3;
+		else
+			return -1;
+		total += v * unit;
+		s = end + 1;
+	}
+	return total < 86400e3 ? (int64_t)total : 86400000;
+}
+
+/* When the limit that was hit resets: the reset of a limit whose remaining
+ * count is 0, else the later of the two; -1 without the headers. */
+static int64_t reset_ms(const struct phttp_resp *rs)
+{
+	static const char *const limits[] = {"requests", "tokens"};
+	int64_t later = -1, spent = -1;
+	char name[48], v[64];
+
+	for (size_t i = 0; i < 2; i++) {
+		int64_t d;
+		snprintf(name, sizeof(name), "x-ratelimit-reset-%s", limits[i]);
+		if (phttp_header(rs, name, v, sizeof(v)) != 0 || (d = duration_ms(v)) < 0)
+			continue;
+		later = d > later ? d : later;
+		snprintf(name, sizeof(name), "x-ratelimit-remaining-%s", limits[i]);
+		if (phttp_header(rs, name, v, sizeof(v)) == 0 && strcmp(v, "0") == 0)
+			spent = d > spent ? d : spent;
+	}
+	return spent >= 0 ? spent : later;
+}
+
 /* {"error": {"message", "type", "code"}} with a real status; a few
  * compatibles send "error" as a plain string. */
 static int fail_error(const struct phttp_resp *rs, const json_t *doc, struct t2i_error *err)
@@ -108,16 +180,19 @@ static int fail_error(const struct phttp_resp *rs, const json_t *doc, struct t2i
 	const json_t *e = json_object_get(doc, "error");
 	const char *msg = json_is_string(e) ? json_string_value(e) : phttp_str(e, "message");
 	const char *code = phttp_str(e, "code"), *type = phttp_str(e, "type");
-	int cls = phttp_status_class(rs->status);
-	int64_t ra;
+	int cls = phttp_code_class(codes, code, rs->status);
+	int64_t ra = 0;
 
 	if (msg == NULL || msg[0] == '\0')
 		return phttp_fail_status(err, TAG, rs, NULL);
-	if (rs->status == 429 && ((code != NULL && strcmp(code, "insufficient_quota") == 0) ||
-				  (type != NULL && strcmp(type, "insufficient_quota") == 0)))
+	if (rs->status == 429 && type != NULL && strcmp(type, "insufficient_quota") == 0)
 		cls = T2I_ERR_QUOTA;
-	ra = cls == T2I_ERR_RATE_LIMITED || cls == T2I_ERR_TRANSIENT ? rs->retry_after_ms : 0;
-	return phttp_fail(err, cls, rs->status, ra, TAG ": %s", msg);
+	if (cls == T2I_ERR_RATE_LIMITED || cls == T2I_ERR_TRANSIENT)
+		ra = rs->retry_after_ms;
+	if (cls == T2I_ERR_RATE_LIMITED && ra <= 0)
+		ra = reset_ms(rs);
+	return phttp_fail(err, cls, rs->status, ra, TAG ": %s%s%s%s", msg, code ? " (" : "",
+			 code ? code : "", code ? ")" : "");
 }
 
 static int handle(const struct t2i_request *req, const struct t2i_host *host,

@@ -17,6 +17,12 @@ ipc_set_nonblock(int fd)
 	return 0;
 }
 
+static size_t
+reader_max(const struct ipc_reader *r)
+{
+	return r->max > 0 ? r->max : IPC_LINE_MAX;
+}
+
 /* Drops bytes already handed out, then makes room for at least 4 KiB. */
 static int
 reader_room(struct ipc_reader *r)
@@ -32,8 +38,8 @@ reader_room(struct ipc_reader *r)
 	if (r->cap - r->len >= 4096)
 		return 0;
 	ncap = r->cap == 0 ? 16384 : r->cap * 2;
-	if (ncap > IPC_LINE_MAX + 8192)
-		ncap = IPC_LINE_MAX + 8192;
+	if (ncap > reader_max(r) + 8192)
+		ncap = reader_max(r) + 8192;
 	if (ncap <= r->cap)
 		return 0;	/* full: ipc_next_line reports the long line */
 	if ((nb = realloc(r->buf, ncap)) == NULL)
@@ -78,11 +84,11 @@ ipc_next_line(struct ipc_reader *r, char **line, size_t *len)
 	char *nl = avail > 0 ? memchr(p, '\n', avail) : NULL;
 
 	if (nl == NULL) {
-		if (avail > IPC_LINE_MAX || (r->eof && avail > 0))
+		if (avail > reader_max(r) || (r->eof && avail > 0))
 			return IPC_TOOLONG;
 		return IPC_AGAIN;
 	}
-	if ((size_t)(nl - p) > IPC_LINE_MAX)
+	if ((size_t)(nl - p) > reader_max(r))
 		return IPC_TOOLONG;
 	*nl = '\0';
 	*line = p;
@@ -161,37 +167,4 @@ ipc_write_all(int fd, const char *data, size_t len)
 		len -= (size_t)n;
 	}
 	return 0;
-}
-
-char *
-ipc_read_all(int fd, size_t max, size_t *len)
-{
-	size_t cap = 65536, n = 0;
-	char *buf = malloc(cap);
-
-	while (buf != NULL) {
-		ssize_t r;
-
-		if (cap - n < 2) {
-			char *nb = cap * 2 > max + 2 ? NULL : realloc(buf, cap * 2);
-
-			if (nb == NULL)
-				break;
-			buf = nb;
-			cap *= 2;
-		}
-		r = read(fd, buf + n, cap - n - 1);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			break;
-		if (r == 0) {
-			buf[n] = '\0';
-			*len = n;
-			return buf;
-		}
-		n += (size_t)r;
-	}
-	free(buf);
-	return NULL;
 }

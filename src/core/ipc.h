@@ -16,6 +16,7 @@ struct ipc_reader {
 	size_t len, cap;
 	size_t start;		/* first byte not yet handed out */
 	bool eof;
+	size_t max;		/* longest line accepted; 0 for IPC_LINE_MAX */
 };
 
 enum ipc_status { IPC_AGAIN = 0, IPC_LINE = 1, IPC_EOF = 2, IPC_ERROR = -1, IPC_TOOLONG = -2 };
@@ -26,7 +27,7 @@ int ipc_read(struct ipc_reader *r, int fd);
 
 /* The next complete line (without '\n', NUL-terminated in place) in *line:
  * IPC_LINE; IPC_AGAIN when no complete line is buffered; IPC_TOOLONG when the
- * buffered partial line is over IPC_LINE_MAX; at EOF, a trailing partial
+ * buffered partial line is over the reader's max; at EOF, a trailing partial
  * line is IPC_TOOLONG too (a message must end with '\n'). */
 int ipc_next_line(struct ipc_reader *r, char **line, size_t *len);
 
@@ -44,10 +45,8 @@ int ipc_flush(struct ipc_writer *w, int fd);
 bool ipc_pending(const struct ipc_writer *w);
 void ipc_writer_free(struct ipc_writer *w);
 
-/* Blocking helpers for the worker side. */
+/* Blocking write for the worker side. */
 int ipc_write_all(int fd, const char *data, size_t len);
-/* Reads until EOF, at most max bytes; returns a NUL-terminated buffer. */
-char *ipc_read_all(int fd, size_t max, size_t *len);
 
 int ipc_set_nonblock(int fd);
 

@@ -15,21 +15,49 @@ static const char *const class_names[] = {
 	[T2I_ERR_QUOTA] = "quota",
 };
 
+/* Names of enum values lo..hi in a table indexed by value. */
+static const char *
+name_of(const char *const *names, int lo, int hi, int v)
+{
+	return v < lo || v > hi ? NULL : names[v];
+}
+
+static int
+value_of(const char *const *names, int lo, int hi, const char *name)
+{
+	for (int v = lo; v <= hi; v++)
+		if (strcmp(names[v], name) == 0)
+			return v;
+	return -1;
+}
+
 const char *
 msg_class_name(int c)
 {
-	if (c < T2I_ERR_TRANSIENT || c > T2I_ERR_QUOTA)
-		return NULL;
-	return class_names[c];
+	return name_of(class_names, T2I_ERR_TRANSIENT, T2I_ERR_QUOTA, c);
 }
 
 int
 msg_class_parse(const char *name)
 {
-	for (int c = T2I_ERR_TRANSIENT; c <= T2I_ERR_QUOTA; c++)
-		if (strcmp(class_names[c], name) == 0)
-			return c;
-	return -1;
+	return value_of(class_names, T2I_ERR_TRANSIENT, T2I_ERR_QUOTA, name);
+}
+
+static const char *const stop_names[] = {
+	[T2I_STOP_CANCELLED] = "cancelled", [T2I_STOP_DEADLINE] = "deadline",
+	[T2I_STOP_BUDGET] = "budget",	    [T2I_STOP_SHUTDOWN] = "shutdown",
+};
+
+const char *
+msg_stop_name(int reason)
+{
+	return name_of(stop_names, T2I_STOP_CANCELLED, T2I_STOP_SHUTDOWN, reason);
+}
+
+int
+msg_stop_parse(const char *name)
+{
+	return value_of(stop_names, T2I_STOP_CANCELLED, T2I_STOP_SHUTDOWN, name);
 }
 
 static char *
@@ -64,12 +92,14 @@ msg_encode_batch(const struct msg_batch *b, size_t *len)
 		/* A batch that silently lost an item (a NULL string, out of
 		 * memory) would leave its storyboard without a result. */
 		if (json_array_append_new(items, json_pack(
-			"{ss ss si ss ss ss ss si si ss}", "image_id", it->image_id,
+			"{ss ss si ss ss ss ss si si ss ss ss sb}", "image_id", it->image_id,
 			"storyboard_id", it->storyboard_id, "index", it->index,
 			"prompt", it->prompt, "negative_prompt", it->negative_prompt,
 			"ratio", it->ratio, "resolution", it->resolution,
 			"width", it->width, "height", it->height,
-			"options", it->options_json)) < 0) {
+			"options", it->options_json, "resume", it->resume_json,
+			"idempotency_key", it->idempotency_key,
+			"last_attempt", it->last_attempt)) < 0) {
 			json_decref(items);
 			return NULL;
 		}
@@ -120,6 +150,121 @@ char *
 msg_encode_fatal(const char *message, size_t *len)
 {
 	return dump_line(json_pack("{ss ss}", "type", "fatal", "message", message), len);
+}
+
+char *
+msg_encode_checkpoint(const char *image_id, const char *state, size_t *len)
+{
+	return dump_line(json_pack("{ss ss ss}", "type", "checkpoint", "image_id", image_id,
+				   "state", state), len);
+}
+
+char *
+msg_encode_progress(const char *image_id, double fraction, const char *message, size_t *len)
+{
+	json_t *f = fraction >= 0.0 && fraction <= 1.0 ? json_real(fraction) : json_null();
+
+	return dump_line(json_pack("{ss ss so ss}", "type", "progress", "image_id", image_id,
+				   "fraction", f, "message", message), len);
+}
+
+char *
+msg_encode_warning(const char *image_id, const char *message, size_t *len)
+{
+	return dump_line(json_pack("{ss ss ss}", "type", "warning", "image_id", image_id,
+				   "message", message), len);
+}
+
+char *
+msg_encode_ack(const char *image_id, const char *failure, size_t *len)
+{
+	if (failure == NULL)
+		return dump_line(json_pack("{ss ss sb}", "type", "ack", "image_id", image_id,
+					   "ok", 1), len);
+	return dump_line(json_pack("{ss ss sb ss}", "type", "ack", "image_id", image_id, "ok", 0,
+				   "message", failure), len);
+}
+
+char *
+msg_encode_stop(int reason, size_t *len)
+{
+	const char *name = msg_stop_name(reason);
+
+	if (name == NULL)
+		return NULL;
+	return dump_line(json_pack("{ss ss}", "type", "stop", "reason", name), len);
+}
+
+int
+msg_state_check(const char *state, char *err, size_t errlen)
+{
+	size_t n = state != NULL ? strlen(state) : 0;
+	json_error_t je;
+	json_t *o;
+
+	if (state == NULL) {
+		snprintf(err, errlen, "no state (NULL)");
+		return -1;
+	}
+	if (n > T2I_CHECKPOINT_MAX) {
+		snprintf(err, errlen, "%zu bytes, more than the %d allowed", n, T2I_CHECKPOINT_MAX);
+		return -1;
+	}
+	if ((o = json_loadb(state, n, JSON_REJECT_DUPLICATES, &je)) == NULL) {
+		snprintf(err, errlen, "not JSON: %s", je.text);
+		return -1;
+	}
+	if (!json_is_object(o)) {
+		snprintf(err, errlen, "not a JSON object");
+		json_decref(o);
+		return -1;
+	}
+	json_decref(o);
+	return 0;
+}
+
+/* Length of the valid UTF-8 sequence at p, 0 when it is not one (overlong
+ * forms, surrogates and code points past U+10FFFF are not). */
+static size_t
+utf8_seq(const unsigned char *p)
+{
+	unsigned cp, min;
+	size_t n;
+
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		n = 2, min = 0x80;
+	else if (p[0] >= 0xe0 && p[0] <= 0xef)
+		n = 3, min = 0x800;
+	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+		n = 4, min = 0x10000;
+	else
+		return 0;
+	cp = p[0] & (0x3fu >> (n - 1));
+	for (size_t k = 1; k < n; k++) {
+		if ((p[k] & 0xc0) != 0x80)	/* also stops at the NUL */
+			return 0;
+		cp = cp << 6 | (p[k] & 0x3fu);
+	}
+	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return n;
+}
+
+void
+msg_text_clean(char *s)
+{
+	unsigned char *p = (unsigned char *)s;
+
+	while (*p != '\0') {
+		size_t n = utf8_seq(p);
+
+		if (n == 0)
+			*p++ = '?';
+		else
+			p += n;
+	}
 }
 
 /* Member description for strict decoding. */
@@ -214,12 +359,15 @@ static const struct field item_fields[] = {
 	{ "negative_prompt", JSON_STRING, false }, { "ratio", JSON_STRING, false },
 	{ "resolution", JSON_STRING, false },	   { "width", JSON_INTEGER, false },
 	{ "height", JSON_INTEGER, false },	   { "options", JSON_STRING, false },
-	{ NULL, 0, false },
+	{ "resume", JSON_STRING, false },	   { "idempotency_key", JSON_STRING, false },
+	{ "last_attempt", JSON_TRUE, false },	   { NULL, 0, false },
 };
 
 static int
 decode_item(json_t *o, struct msg_item *it, char *err, size_t errlen)
 {
+	char why[128];
+
 	if (!json_is_object(o)) {
 		snprintf(err, errlen, "batch item: not a JSON object");
 		return -1;
@@ -229,7 +377,9 @@ decode_item(json_t *o, struct msg_item *it, char *err, size_t errlen)
 	if (copy_fixed(it->image_id, sizeof(it->image_id), o, "image_id") < 0 ||
 	    copy_fixed(it->storyboard_id, sizeof(it->storyboard_id), o, "storyboard_id") < 0 ||
 	    copy_fixed(it->ratio, sizeof(it->ratio), o, "ratio") < 0 ||
-	    copy_fixed(it->resolution, sizeof(it->resolution), o, "resolution") < 0) {
+	    copy_fixed(it->resolution, sizeof(it->resolution), o, "resolution") < 0 ||
+	    copy_fixed(it->idempotency_key, sizeof(it->idempotency_key), o,
+		       "idempotency_key") < 0) {
 		snprintf(err, errlen, "batch item: a member is too long");
 		return -1;
 	}
@@ -239,6 +389,13 @@ decode_item(json_t *o, struct msg_item *it, char *err, size_t errlen)
 	it->prompt = dup_str(o, "prompt");
 	it->negative_prompt = dup_str(o, "negative_prompt");
 	it->options_json = dup_str(o, "options");
+	it->resume_json = dup_str(o, "resume");
+	it->last_attempt = json_is_true(json_object_get(o, "last_attempt"));
+	if (it->resume_json != NULL && it->resume_json[0] != '\0' &&
+	    msg_state_check(it->resume_json, why, sizeof(why)) < 0) {
+		snprintf(err, errlen, "batch item: resume: %s", why);
+		return -1;
+	}
 	return 0;
 }
 
@@ -359,6 +516,93 @@ decode_result(json_t *o, struct msg_worker *m, char *err, size_t errlen)
 	return 0;
 }
 
+static const struct field checkpoint_fields[] = {
+	{ "type", JSON_STRING, false }, { "image_id", JSON_STRING, false },
+	{ "state", JSON_STRING, false }, { NULL, 0, false },
+};
+static const struct field progress_fields[] = {
+	{ "type", JSON_STRING, false },	 { "image_id", JSON_STRING, false },
+	{ "fraction", JSON_REAL, true }, { "message", JSON_STRING, false },
+	{ NULL, 0, false },
+};
+static const struct field warning_fields[] = {
+	{ "type", JSON_STRING, false },	  { "image_id", JSON_STRING, false },
+	{ "message", JSON_STRING, false }, { NULL, 0, false },
+};
+
+static int
+decode_checkpoint(json_t *o, struct msg_worker *m, char *err, size_t errlen)
+{
+	char why[128];
+
+	if (check_fields(o, checkpoint_fields, "checkpoint", err, errlen) < 0)
+		return -1;
+	m->state = dup_str(o, "state");
+	if (msg_state_check(m->state, why, sizeof(why)) < 0) {
+		snprintf(err, errlen, "checkpoint: state: %s", why);
+		return -1;
+	}
+	return 0;
+}
+
+/* A note (progress or warning message) is short; a warning says something. */
+static int
+decode_note(json_t *o, struct msg_worker *m, const char *what, char *err, size_t errlen)
+{
+	json_t *f = json_object_get(o, "fraction");
+
+	m->message = dup_str(o, "message");
+	if (m->message == NULL || strlen(m->message) > MSG_NOTE_MAX ||
+	    (m->type == MSG_WARNING && m->message[0] == '\0')) {
+		snprintf(err, errlen, "%s: message empty or longer than %d bytes", what,
+			 MSG_NOTE_MAX);
+		return -1;
+	}
+	m->fraction = -1.0;
+	if (m->type == MSG_PROGRESS && json_is_number(f)) {
+		m->fraction = json_number_value(f);
+		if (!(m->fraction >= 0.0 && m->fraction <= 1.0)) {
+			snprintf(err, errlen, "progress: fraction %g is not from 0 to 1",
+				 m->fraction);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* The messages about one image (all but fatal), once image_id is read. */
+static int
+decode_image_msg(json_t *o, const char *type, struct msg_worker *m, char *err, size_t errlen)
+{
+	if (strcmp(type, "begin") == 0) {
+		m->type = MSG_BEGIN;
+		return check_fields(o, begin_fields, type, err, errlen);
+	}
+	if (strcmp(type, "image") == 0) {
+		m->type = MSG_IMAGE;
+		if (check_fields(o, image_fields, type, err, errlen) < 0)
+			return -1;
+		return decode_image(o, m, err, errlen);
+	}
+	if (strcmp(type, "result") == 0) {
+		m->type = MSG_RESULT;
+		return decode_result(o, m, err, errlen);
+	}
+	if (strcmp(type, "checkpoint") == 0) {
+		m->type = MSG_CHECKPOINT;
+		return decode_checkpoint(o, m, err, errlen);
+	}
+	if (strcmp(type, "progress") == 0 || strcmp(type, "warning") == 0) {
+		m->type = type[0] == 'p' ? MSG_PROGRESS : MSG_WARNING;
+		if (check_fields(o, m->type == MSG_PROGRESS ? progress_fields : warning_fields,
+				 type, err, errlen) < 0)
+			return -1;
+		return decode_note(o, m, type, err, errlen);
+	}
+	snprintf(err, errlen, "unknown message type '%.40s'", type);
+	return -1;
+}
+
 int
 msg_decode_worker(const char *line, size_t len, struct msg_worker *m, char *err, size_t errlen)
 {
@@ -380,22 +624,82 @@ msg_decode_worker(const char *line, size_t len, struct msg_worker *m, char *err,
 		}
 	} else if (copy_fixed(m->image_id, sizeof(m->image_id), o, "image_id") < 0) {
 		snprintf(err, errlen, "%s: bad image_id", type);
-	} else if (strcmp(type, "begin") == 0) {
-		m->type = MSG_BEGIN;
-		rc = check_fields(o, begin_fields, type, err, errlen);
-	} else if (strcmp(type, "image") == 0) {
-		m->type = MSG_IMAGE;
-		if (check_fields(o, image_fields, type, err, errlen) == 0)
-			rc = decode_image(o, m, err, errlen);
-	} else if (strcmp(type, "result") == 0) {
-		m->type = MSG_RESULT;
-		rc = decode_result(o, m, err, errlen);
+	} else {
+		rc = decode_image_msg(o, type, m, err, errlen);
+	}
+	json_decref(o);
+	if (rc < 0)
+		msg_worker_free(m);
+	return rc;
+}
+
+static const struct field ack_ok_fields[] = {
+	{ "type", JSON_STRING, false }, { "image_id", JSON_STRING, false },
+	{ "ok", JSON_TRUE, false },	{ NULL, 0, false },
+};
+static const struct field ack_fail_fields[] = {
+	{ "type", JSON_STRING, false }, { "image_id", JSON_STRING, false },
+	{ "ok", JSON_TRUE, false },	{ "message", JSON_STRING, false },
+	{ NULL, 0, false },
+};
+static const struct field stop_fields[] = {
+	{ "type", JSON_STRING, false }, { "reason", JSON_STRING, false }, { NULL, 0, false },
+};
+
+static int
+decode_ack(json_t *o, struct msg_ctl *c, char *err, size_t errlen)
+{
+	c->type = MSG_ACK;
+	c->ok = json_is_true(json_object_get(o, "ok"));
+	if (check_fields(o, c->ok ? ack_ok_fields : ack_fail_fields, "ack", err, errlen) < 0)
+		return -1;
+	if (copy_fixed(c->image_id, sizeof(c->image_id), o, "image_id") < 0) {
+		snprintf(err, errlen, "ack: bad image_id");
+		return -1;
+	}
+	c->message = dup_str(o, "message");
+	return 0;
+}
+
+static int
+decode_stop(json_t *o, struct msg_ctl *c, char *err, size_t errlen)
+{
+	const char *name;
+
+	c->type = MSG_STOP;
+	if (check_fields(o, stop_fields, "stop", err, errlen) < 0)
+		return -1;
+	name = json_string_value(json_object_get(o, "reason"));
+	if ((c->reason = msg_stop_parse(name)) < 0) {
+		snprintf(err, errlen, "stop: unknown reason '%.40s'", name);
+		return -1;
+	}
+	return 0;
+}
+
+int
+msg_decode_ctl(const char *line, size_t len, struct msg_ctl *c, char *err, size_t errlen)
+{
+	json_t *o = parse_object(line, len, err, errlen);
+	const char *type;
+	int rc = -1;
+
+	memset(c, 0, sizeof(*c));
+	if (o == NULL)
+		return -1;
+	type = json_string_value(json_object_get(o, "type"));
+	if (type == NULL) {
+		snprintf(err, errlen, "message without a type");
+	} else if (strcmp(type, "ack") == 0) {
+		rc = decode_ack(o, c, err, errlen);
+	} else if (strcmp(type, "stop") == 0) {
+		rc = decode_stop(o, c, err, errlen);
 	} else {
 		snprintf(err, errlen, "unknown message type '%.40s'", type);
 	}
 	json_decref(o);
 	if (rc < 0)
-		msg_worker_free(m);
+		msg_ctl_free(c);
 	return rc;
 }
 
@@ -406,6 +710,7 @@ msg_batch_free(struct msg_batch *b)
 		free(b->items[i].prompt);
 		free(b->items[i].negative_prompt);
 		free(b->items[i].options_json);
+		free(b->items[i].resume_json);
 	}
 	free(b->items);
 	free(b->plugin_path);
@@ -434,4 +739,13 @@ msg_worker_free(struct msg_worker *m)
 	msg_image_free(&m->image);
 	free(m->message);
 	m->message = NULL;
+	free(m->state);
+	m->state = NULL;
+}
+
+void
+msg_ctl_free(struct msg_ctl *c)
+{
+	free(c->message);
+	c->message = NULL;
 }

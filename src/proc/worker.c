@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,186 +11,34 @@
 #include <unistd.h>
 
 #include "fdpass.h"
-#include "fetch.h"
+#include "host.h"
 #include "ipc.h"
 #include "log.h"
 #include "msg.h"
 #include "plugin.h"
-#include "storage.h"
-#include "thumb.h"
-
-#define WORKER_VARIANTS_MAX 16
-
-/* State of one generate_image() call, handed to the host callbacks. */
-struct call {
-	const struct msg_batch *batch;
-	const struct msg_item *item;
-	const char *plugin;
-	int nimages;
-	char error[T2I_ERROR_MESSAGE_MAX];	/* why the last add_image failed */
-};
-
-/* Messages are NUL-terminated lines: the length is taken here, so that no
- * caller reads a length its own argument list is still computing. */
-static void
-send_line(char *line)
-{
-	if (line == NULL || ipc_write_all(WORKER_MSG_FD, line, strlen(line)) < 0) {
-		/* The supervisor is gone or we are out of memory: nobody is
-		 * left to report to. */
-		_exit(WORKER_EXIT_INTERNAL);
-	}
-	free(line);
-}
-
-/* Replaces every occurrence of the API key in s, so that a provider echoing
- * the key in an error message does not leak it into events or logs. */
-static void
-redact(char *s, const char *key)
-{
-	size_t klen = strlen(key);
-	char *p;
-
-	if (klen < 4)
-		return;
-	while ((p = strstr(s, key)) != NULL) {
-		static const char mask[] = "[redacted]";
-		size_t mlen = strlen(mask) < klen ? strlen(mask) : klen;
-
-		memcpy(p, mask, mlen);
-		memmove(p + mlen, p + klen, strlen(p + klen) + 1);
-	}
-}
-
-static int
-host_store(struct call *c, const char *url, const void *bytes, size_t size)
-{
-	struct storage_meta m;
-	struct msg_image im;
-	char thumb[4096];
-	size_t len;
-
-	if (storage_put(c->batch->storage_dir, bytes, size, &m, c->error, sizeof(c->error)) < 0)
-		return -1;
-	memset(&im, 0, sizeof(im));
-	im.url = (char *)url;
-	im.file_path = m.path;
-	im.thumbnail_path = NULL;
-	if (c->batch->thumbnails &&
-	    thumb_make(c->batch->storage_dir, &m, bytes, size, thumb, sizeof(thumb)) == 0)
-		im.thumbnail_path = thumb;
-	snprintf(im.sha256, sizeof(im.sha256), "%s", m.sha256);
-	snprintf(im.mime, sizeof(im.mime), "%s", m.mime);
-	im.width = m.width;
-	im.height = m.height;
-	im.file_size = m.size;
-	send_line(msg_encode_image(c->item->image_id, &im, &len));
-	c->nimages++;
-	return 0;
-}
-
-/* Provider URLs expire within hours: the image is fetched now, while the
- * worker still holds the storyboard. */
-static int
-host_download(struct call *c, const char *url)
-{
-	void *bytes = NULL;
-	size_t size = 0;
-	int rc;
-
-	if (fetch_url(url, STORAGE_IMAGE_MAX, c->batch->connect_timeout, c->batch->timeout,
-		      &bytes, &size, c->error, sizeof(c->error)) < 0)
-		return -1;
-	rc = host_store(c, url, bytes, size);
-	free(bytes);
-	return rc;
-}
-
-static int
-host_add_image(void *ctx, const char *url, const void *bytes, size_t size)
-{
-	struct call *c = ctx;
-
-	if (c->nimages > WORKER_VARIANTS_MAX) {
-		snprintf(c->error, sizeof(c->error), "more than %d images for one storyboard",
-			 WORKER_VARIANTS_MAX + 1);
-		return -1;
-	}
-	if (bytes != NULL && size > 0)
-		return host_store(c, url, bytes, size);
-	if (url == NULL || url[0] == '\0') {
-		snprintf(c->error, sizeof(c->error), "add_image without a URL or bytes");
-		return -1;
-	}
-	return host_download(c, url);
-}
-
-static void
-host_log(void *ctx, int level, const char *fmt, ...)
-{
-	struct call *c = ctx;
-	char buf[1024];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	redact(buf, c->batch->api_key);
-	if (level < LOG_LVL_ERR || level > LOG_LVL_DEBUG)
-		level = LOG_LVL_INFO;
-	log_msg(level, "plugin %s: %s", c->plugin, buf);
-}
-
-static void
-fill_request(struct t2i_request *req, const struct msg_batch *b, const struct msg_item *it)
-{
-	memset(req, 0, sizeof(*req));
-	req->abi_version = T2I_ABI_VERSION;
-	req->struct_size = sizeof(*req);
-	req->api_url = b->api_url;
-	req->api_key = b->api_key;
-	req->model = b->model;
-	req->prompt = it->prompt;
-	req->negative_prompt = it->negative_prompt;
-	req->ratio = it->ratio;
-	req->resolution = it->resolution;
-	req->width = (uint32_t)it->width;
-	req->height = (uint32_t)it->height;
-	req->options_json = it->options_json;
-	req->timeout_s = b->timeout;
-	req->connect_timeout_s = b->connect_timeout;
-	req->max_response_bytes = STORAGE_IMAGE_MAX;
-	req->storyboard_id = it->storyboard_id;
-	req->storyboard_index = (uint32_t)it->index;
-	req->resume_json = "";
-	req->idempotency_key = "";
-}
+#include "wchan.h"
 
 /* Calls the plugin for one storyboard and reports begin, images and result.
  * Returns -1 on success, else the error class reported. */
 static int
-run_item(const struct msg_batch *b, const struct msg_item *it, const char *plugin,
-	 t2i_generate_fn *gen)
+run_item(struct wchan *ch, const struct msg_batch *b, const struct msg_item *it,
+	 const char *plugin, t2i_generate_fn *gen)
 {
-	struct call c = { .batch = b, .item = it, .plugin = plugin };
-	/* Until the version 2 host calls are served, the host says it is a
-	 * version 1 host: a plugin checks struct_size before calling them. */
-	struct t2i_host host = { .abi_version = 1,
-				 .struct_size = offsetof(struct t2i_host, checkpoint),
-				 .ctx = &c, .add_image = host_add_image, .log = host_log };
+	struct host_call c;
+	struct t2i_host host;
 	struct t2i_request req;
 	struct t2i_error err;
 	size_t len;
 	int rc;
 
-	send_line(msg_encode_begin(it->image_id, &len));
-	fill_request(&req, b, it);
+	wchan_send(ch, msg_encode_begin(it->image_id, &len));
+	host_begin(&c, b, it, plugin, ch, &req, &host);
 	memset(&err, 0, sizeof(err));
 	err.abi_version = T2I_ABI_VERSION;
 	err.struct_size = sizeof(err);
 	rc = gen(&req, &host, &err);
 	if (rc == 0 && c.nimages > 0) {
-		send_line(msg_encode_result(it->image_id, true, 0, 0, 0, NULL, &len));
+		wchan_send(ch, msg_encode_result(it->image_id, true, 0, 0, 0, NULL, &len));
 		return -1;
 	}
 	err.message[sizeof(err.message) - 1] = '\0';
@@ -212,15 +59,17 @@ run_item(const struct msg_batch *b, const struct msg_item *it, const char *plugi
 	if (err.message[0] == '\0')
 		snprintf(err.message, sizeof(err.message), "plugin %s failed without a message",
 			 plugin);
-	redact(err.message, b->api_key);
-	send_line(msg_encode_result(it->image_id, false, err.error_class, err.http_status,
-				    err.retry_after_ms, err.message, &len));
+	host_redact(err.message, b->api_key);
+	msg_text_clean(err.message);
+	wchan_send(ch, msg_encode_result(it->image_id, false, err.error_class, err.http_status,
+					 err.retry_after_ms, err.message, &len));
 	return err.error_class;
 }
 
 static _Noreturn void
 worker_main(void)
 {
+	struct wchan ch;
 	struct msg_batch b;
 	const struct t2i_plugin *meta;
 	t2i_generate_fn *gen;
@@ -228,15 +77,15 @@ worker_main(void)
 	char *text;
 	size_t len;
 
-	if ((text = ipc_read_all(STDIN_FILENO, IPC_LINE_MAX * 64, &len)) == NULL)
+	wchan_init(&ch, STDIN_FILENO, WORKER_MSG_FD, WORKER_EXIT_INTERNAL);
+	if ((text = wchan_batch(&ch, IPC_LINE_MAX * 64, &len)) == NULL)
 		_exit(WORKER_EXIT_INTERNAL);
 	if (msg_decode_batch(text, len, &b, err, sizeof(err)) < 0) {
 		log_errx("bad batch: %s", err);
 		_exit(WORKER_EXIT_INTERNAL);
 	}
-	free(text);
 	if (plugin_load(b.plugin_path, &meta, &gen, err, sizeof(err)) == NULL) {
-		send_line(msg_encode_fatal(err, &len));
+		wchan_send(&ch, msg_encode_fatal(err, &len));
 		_exit(WORKER_EXIT_FATAL);
 	}
 	/* A refused credential or exhausted credits make the provider unusable
@@ -244,14 +93,21 @@ worker_main(void)
 	 * supervisor stops this worker and requeues the rest of the batch
 	 * uncharged, but only after reading the result, by which time the
 	 * next item's request would already be on its way.  Stopping here
-	 * keeps the provider from being asked again. */
+	 * keeps the provider from being asked again.  So does a stop (cancel,
+	 * shutdown) that came while the last storyboard ran: the supervisor
+	 * puts back what is left. */
 	for (size_t i = 0; i < b.nitems; i++) {
-		int cls = run_item(&b, &b.items[i], meta->name, gen);
+		int cls;
 
+		wchan_wait(&ch, 0);
+		if (ch.stop != T2I_STOP_NONE)
+			break;
+		cls = run_item(&ch, &b, &b.items[i], meta->name, gen);
 		if (cls == T2I_ERR_AUTH || cls == T2I_ERR_QUOTA)
 			break;
 	}
 	msg_batch_free(&b);
+	wchan_free(&ch);
 	_exit(WORKER_EXIT_OK);
 }
 

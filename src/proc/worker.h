@@ -1,7 +1,8 @@
 /* worker: the child side of a batch.  Runs after fork() in a process that
- * exists for one batch: reads the batch from fd 0, loads the plugin, calls
- * generate_image() per storyboard, stores the images and reports JSON lines
- * on fd WORKER_MSG_FD.  Never touches the database. */
+ * exists for one batch: reads the batch, the first line on fd 0, loads the
+ * plugin, calls generate_image() per storyboard (host.h), stores the images
+ * and reports JSON lines on fd WORKER_MSG_FD; fd 0 then carries the
+ * supervisor's acks and stops (wchan.h).  Never touches the database. */
 #ifndef T2I_WORKER_H
 #define T2I_WORKER_H
 
@@ -13,7 +14,7 @@
 
 enum worker_exit {
 	WORKER_EXIT_OK = 0,
-	WORKER_EXIT_INTERNAL = 1,	/* bad batch, out of memory, pipe gone */
+	WORKER_EXIT_INTERNAL = 1,	/* bad batch or control line, out of memory, pipe gone */
 	WORKER_EXIT_FATAL = 2		/* the plugin cannot run: do not retry the batch */
 };
 

@@ -29,8 +29,8 @@ retry_next_provider(const struct run *r, int pos)
 	return -1;
 }
 
-static int
-retryable(int error_class)
+bool
+retry_transient(int error_class)
 {
 	return error_class == T2I_ERR_TRANSIENT || error_class == T2I_ERR_RATE_LIMITED;
 }
@@ -43,7 +43,7 @@ retry_decide(const struct config *cfg, const struct run *r, int i, int error_cla
 
 	d->delay_ms = 0;
 	d->next_pos = -1;
-	if (retryable(error_class) && it->attempts < cfg->retry_attempts &&
+	if (retry_transient(error_class) && it->attempts < cfg->retry_attempts &&
 	    !r->chain_dead[it->chain_pos]) {
 		d->action = RETRY_LATER;
 		d->delay_ms = retry_backoff_ms(cfg, it->attempts, retry_after_ms, u);

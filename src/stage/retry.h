@@ -7,6 +7,7 @@
 #ifndef T2I_RETRY_H
 #define T2I_RETRY_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct config;
@@ -30,6 +31,9 @@ int64_t retry_backoff_ms(const struct config *cfg, int attempt, int64_t retry_af
  * r->items[i].attempts) failed with error_class. */
 void retry_decide(const struct config *cfg, const struct run *r, int i, int error_class,
 		  int64_t retry_after_ms, double u, struct retry_decision *d);
+
+/* Transient and rate-limited failures: the same request may succeed later. */
+bool retry_transient(int error_class);
 
 /* The next chain position after pos whose provider is not dead, or -1. */
 int retry_next_provider(const struct run *r, int pos);

@@ -15,7 +15,9 @@ run_new(size_t nitems)
 	r->items = calloc(nitems ? nitems : 1, sizeof(*r->items));
 	r->queue = calloc(nitems ? nitems : 1, sizeof(*r->queue));
 	r->image_ids = json_array();
-	if (r->items == NULL || r->queue == NULL || r->image_ids == NULL) {
+	r->plugin_warnings = json_object();
+	if (r->items == NULL || r->queue == NULL || r->image_ids == NULL ||
+	    r->plugin_warnings == NULL) {
 		run_free(r);
 		return NULL;
 	}
@@ -41,6 +43,7 @@ run_free(struct run *r)
 	free(r->items);
 	free(r->queue);
 	json_decref(r->image_ids);
+	json_decref(r->plugin_warnings);
 	free(r);
 }
 

@@ -46,6 +46,9 @@ struct run_item {
 	int64_t begin_ms;	/* when the current attempt began, for latency */
 	int leader;		/* ITEM_WAITING: the item whose image it reuses */
 	int next_follower;	/* chain of items waiting on this one, -1 at the end */
+	bool task_pending;	/* a provider task is recorded for it (store_task) */
+	bool progressed;	/* a plugin's progress was told ... */
+	int64_t progress_ms;	/* ... at this monotonic time */
 };
 
 struct run {
@@ -74,6 +77,7 @@ struct run {
 	bool cancelled;		/* asked to stop: ends once its workers are gone */
 	char status[16];	/* completed / partial / failed, once finished */
 	struct events *events;
+	json_t *plugin_warnings; /* the plugins' warnings told so far, as keys */
 };
 
 struct run *run_new(size_t nitems);

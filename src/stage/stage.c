@@ -85,6 +85,19 @@ cache_key(const struct config_provider *p, const struct run_item *it, char out[6
 	json_decref(a);
 }
 
+void
+stage_idempotency_key(const struct config *cfg, const struct run *r, int i, char out[37])
+{
+	const struct run_item *it = &r->items[i];
+	char text[37 + 1 + 256 + 1 + 65];
+
+	/* Newlines cannot occur in a UUID, a provider name or a hex key: the
+	 * three parts cannot run into each other. */
+	snprintf(text, sizeof(text), "%s\n%s\n%s", it->image_id,
+		 cfg->providers[run_provider(r, i)].name, it->cache_key);
+	hash_uuid(text, strlen(text), out);
+}
+
 char *
 stage_generation_params(const struct config *cfg, const struct run *r, int i)
 {

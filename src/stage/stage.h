@@ -51,6 +51,14 @@ int stage_cancelled(struct store *st, struct run *r);
  * provider's options under the user's, and the cache key. */
 int stage_bind_provider(const struct config *cfg, struct run *r, int i);
 
+/* The idempotency key of item i's attempts on its current provider: a
+ * UUID (hash_uuid) of its image row id, the provider's name and the cache
+ * key.  The same for every attempt at that image, after a crash and after
+ * a restart (a resumed run keeps its image rows); another for another run,
+ * another provider or other parameters. */
+void stage_idempotency_key(const struct config *cfg, const struct run *r, int i,
+			   char out[37]);
+
 /* generation_params JSON of item i, for its image row. */
 char *stage_generation_params(const struct config *cfg, const struct run *r, int i);
 

@@ -74,6 +74,19 @@ static const char *const migrations[] = {
 	 * project, without scanning the storyboard's whole history. */
 	"CREATE INDEX generated_images_latest ON generated_images"
 	"  (storyboard_id, is_primary, created_at);",
+	/* 2 -> 3: the provider task a plugin submitted and checkpointed (paid
+	 * for), per storyboard, provider and generation parameters, so that a
+	 * later attempt polls it instead of paying again (store_task.c). */
+	"CREATE TABLE provider_tasks ("
+	"  storyboard_id TEXT NOT NULL REFERENCES storyboards(id) ON DELETE CASCADE,"
+	"  model_provider_id TEXT NOT NULL REFERENCES model_providers(id),"
+	"  cache_key TEXT NOT NULL,"
+	"  image_id TEXT REFERENCES generated_images(id) ON DELETE SET NULL,"
+	"  state TEXT NOT NULL CHECK (json_valid(state) AND json_type(state) = 'object'),"
+	"  checkpoints INTEGER NOT NULL DEFAULT 1,"
+	"  created_at TEXT NOT NULL, updated_at TEXT NOT NULL,"
+	"  PRIMARY KEY (storyboard_id, model_provider_id, cache_key)) WITHOUT ROWID;"
+	"CREATE INDEX provider_tasks_image ON provider_tasks (image_id);",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

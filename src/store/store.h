@@ -15,7 +15,7 @@ struct store;
 struct project;
 struct config;
 
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 
 /* Opens (creating the file and its directory when create is set) and
  * migrates.  readonly opens an existing database without writing. */
@@ -97,13 +97,43 @@ int store_image_rebind(struct store *st, const char *image_id, const char *provi
 int store_cache_lookup(struct store *st, const char *cache_key, struct store_image_meta *m);
 void store_image_meta_free(struct store_image_meta *m);
 
+/* --- provider tasks (store_task.c) --- */
+
+/* A pending provider task is kept per storyboard, provider and generation
+ * parameters. */
+struct store_task_key {
+	const char *storyboard_id;
+	const char *provider_id;	/* model_providers.id */
+	const char *cache_key;		/* the image's cache key: the parameters */
+};
+
+/* Records (or replaces) the state a plugin checkpointed, a JSON object
+ * text, for the attempt of image_id. */
+int store_task_save(struct store *st, const struct store_task_key *k, const char *image_id,
+		    const char *state);
+/* The state for k into *state (allocated), the task now held by image_id:
+ * 1 found, 0 none (*state NULL), -1 error. */
+int store_task_take(struct store *st, const struct store_task_key *k, const char *image_id,
+		    char **state);
+int store_task_clear(struct store *st, const struct store_task_key *k);
+/* Every task of the storyboard: its image is complete. */
+int store_task_clear_storyboard(struct store *st, const char *storyboard_id);
+
 /* --- read-only views as JSON (store_query.c), for the CLI and HTTP --- */
 
-/* Project with stages and storyboard counts; NULL when missing. */
+/* Project with stages, storyboard counts and pending provider tasks
+ * (store_query_tasks); NULL when missing. */
 json_t *store_query_project(struct store *st, const char *project_id);
 /* Every project with its stages and counts. */
 json_t *store_query_projects(struct store *st);
-/* Generated images of a project, ordered by storyboard position. */
+/* The pending provider tasks of a project's storyboards, in storyboard
+ * order: [{storyboard_id, storyboard_index, image_id, provider, state,
+ * checkpoints, created_at, updated_at}]. */
+json_t *store_query_tasks(struct store *st, const char *project_id);
+/* Generated images of a project, ordered by storyboard position.  Every
+ * image view (this, store_query_image, store_query_current_images) gives
+ * each image its provider_task: {provider, state, checkpoints, created_at,
+ * updated_at} while a plugin polls one for it, else null. */
 json_t *store_query_images(struct store *st, const char *project_id);
 /* Storyboards of a project (id, index, prompt, negative, params) in order;
  * only ids when want_ids is given (JSON array of strings) and in it; and only

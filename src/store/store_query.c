@@ -44,6 +44,16 @@ rows_array(struct store *st, sqlite3_stmt *s, const char *const *json_cols)
 
 static const char *const project_json_cols[] = { "image_providers", "params", NULL };
 
+/* An image row's pending provider task (store_task.c) as a JSON object, or
+ * null: what a plugin checkpointed and is polling. */
+#define PROVIDER_TASK_COLUMN                                                              \
+	" (SELECT json_object('provider', coalesce(tp.name, ''), 'state', json(t.state),"  \
+	"  'checkpoints', t.checkpoints, 'created_at', t.created_at,"                      \
+	"  'updated_at', t.updated_at) FROM provider_tasks t"                              \
+	"  LEFT JOIN model_providers tp ON tp.id = t.model_provider_id"                    \
+	"  WHERE t.image_id = g.id) AS provider_task"
+static const char *const image_json_cols[] = { "generation_params", "provider_task", NULL };
+
 json_t *
 store_query_project_row(struct store *st, const char *project_id)
 {
@@ -111,6 +121,7 @@ store_query_project(struct store *st, const char *project_id)
 		return NULL;
 	json_object_set_new(o, "stages", project_stages(st, project_id));
 	json_object_set_new(o, "counts", project_counts(st, project_id));
+	json_object_set_new(o, "provider_tasks", store_query_tasks(st, project_id));
 	return o;
 }
 
@@ -144,17 +155,16 @@ store_query_images(struct store *st, const char *project_id)
 		" g.status, g.is_primary, g.primary_id, g.image_url AS url, g.width, g.height,"
 		" g.file_path, g.file_size, g.thumbnail_path, g.sha256, g.mime, g.cached,"
 		" g.attempts, g.error, g.generation_params, p.name AS provider,"
-		" g.created_at, g.updated_at"
+		" g.created_at, g.updated_at," PROVIDER_TASK_COLUMN
 		" FROM generated_images g JOIN storyboards s ON s.id = g.storyboard_id"
 		" LEFT JOIN model_providers p ON p.id = g.model_provider_id"
 		" WHERE s.project_id = ? ORDER BY s.position, g.created_at, g.is_primary DESC";
-	static const char *const cols[] = { "generation_params", NULL };
 	sqlite3_stmt *s = store_stmt(st, sql);
 
 	if (s == NULL)
 		return NULL;
 	store_bind_text(s, 1, project_id);
-	return rows_array(st, s, cols);
+	return rows_array(st, s, image_json_cols);
 }
 
 static bool
@@ -270,6 +280,24 @@ store_query_run_items(struct store *st, const char *run_id)
 	return rows_array(st, s, cols);
 }
 
+json_t *
+store_query_tasks(struct store *st, const char *project_id)
+{
+	static const char sql[] =
+		"SELECT t.storyboard_id, s.position AS storyboard_index, t.image_id,"
+		" coalesce(p.name, '') AS provider, t.state, t.checkpoints, t.created_at,"
+		" t.updated_at FROM provider_tasks t JOIN storyboards s ON s.id = t.storyboard_id"
+		" LEFT JOIN model_providers p ON p.id = t.model_provider_id"
+		" WHERE s.project_id = ? ORDER BY s.position, t.created_at";
+	static const char *const cols[] = { "state", NULL };
+	sqlite3_stmt *s = store_stmt(st, sql);
+
+	if (s == NULL)
+		return NULL;
+	store_bind_text(s, 1, project_id);
+	return rows_array(st, s, cols);
+}
+
 /* --- for the HTTP API (api.c, sse.c) --- */
 
 json_t *
@@ -280,10 +308,9 @@ store_query_image(struct store *st, const char *image_id)
 		" g.run_id, g.status, g.is_primary, g.primary_id, g.image_url AS url, g.width,"
 		" g.height, g.file_path, g.file_size, g.thumbnail_path, g.sha256, g.mime,"
 		" g.cached, g.attempts, g.error, g.generation_params, p.name AS provider,"
-		" g.created_at, g.updated_at"
+		" g.created_at, g.updated_at," PROVIDER_TASK_COLUMN
 		" FROM generated_images g JOIN storyboards s ON s.id = g.storyboard_id"
 		" LEFT JOIN model_providers p ON p.id = g.model_provider_id WHERE g.id = ?";
-	static const char *const cols[] = { "generation_params", NULL };
 	sqlite3_stmt *s = store_stmt(st, sql);
 	json_t *o = NULL;
 
@@ -291,7 +318,7 @@ store_query_image(struct store *st, const char *image_id)
 		return NULL;
 	store_bind_text(s, 1, image_id);
 	if (sqlite3_step(s) == SQLITE_ROW)
-		o = row_object(s, cols);
+		o = row_object(s, image_json_cols);
 	sqlite3_reset(s);
 	return o;
 }
@@ -308,20 +335,19 @@ store_query_current_images(struct store *st, const char *project_id)
 		" g.status, g.is_primary, g.primary_id, g.image_url AS url, g.width, g.height,"
 		" g.file_path, g.file_size, g.thumbnail_path, g.sha256, g.mime, g.cached,"
 		" g.attempts, g.error, g.generation_params, p.name AS provider,"
-		" g.created_at, g.updated_at"
+		" g.created_at, g.updated_at," PROVIDER_TASK_COLUMN
 		" FROM storyboards s JOIN generated_images g ON g.id = ("
 		"  SELECT c.id FROM generated_images c WHERE c.storyboard_id = s.id"
 		"  AND c.is_primary = 1 ORDER BY (c.status = 'completed') DESC, c.created_at DESC,"
 		"  c.id DESC LIMIT 1)"
 		" LEFT JOIN model_providers p ON p.id = g.model_provider_id"
 		" WHERE s.project_id = ? ORDER BY s.position";
-	static const char *const cols[] = { "generation_params", NULL };
 	sqlite3_stmt *s = store_stmt(st, sql);
 
 	if (s == NULL)
 		return NULL;
 	store_bind_text(s, 1, project_id);
-	return rows_array(st, s, cols);
+	return rows_array(st, s, image_json_cols);
 }
 
 int

@@ -18,11 +18,14 @@
 #include "t2istage/plugin.h"
 #include "slots.h"
 
+/* A progress event; fraction (a plugin's, from 0 to 1, -1 when it does not
+ * know) is left out for the host's own steps, which carry none. */
 static void
-emit_progress(struct run *r, int i, const char *what)
+emit_progress_of(struct run *r, int i, const char *what, json_t *fraction)
 {
 	struct run_item *it = &r->items[i];
-	char msg[200];
+	char msg[300];
+	json_t *ev;
 
 	/* current counts storyboards, not attempts: it ends at total. */
 	if (!it->begun) {
@@ -31,10 +34,18 @@ emit_progress(struct run *r, int i, const char *what)
 	}
 	snprintf(msg, sizeof(msg), "storyboard %d (%d/%zu): %s", it->index, r->started,
 		 r->nitems, what);
-	events_emit(r, "progress",
-		    json_pack("{si si ss s{ss si ss}}", "current", r->started, "total",
-			      (int)r->nitems, "message", msg, "storyboard", "id",
-			      it->storyboard_id, "index", it->index, "image_prompt", it->prompt));
+	ev = json_pack("{si si ss s{ss si ss}}", "current", r->started, "total", (int)r->nitems,
+		       "message", msg, "storyboard", "id", it->storyboard_id, "index", it->index,
+		       "image_prompt", it->prompt);
+	if (fraction != NULL)
+		json_object_set_new(ev, "fraction", fraction);
+	events_emit(r, "progress", ev);
+}
+
+static void
+emit_progress(struct run *r, int i, const char *what)
+{
+	emit_progress_of(r, i, what, NULL);
 }
 
 static json_t *
@@ -72,6 +83,11 @@ complete_item(const struct outcome_ctx *c, struct run *r, int i, const struct st
 
 	if (store_image_complete(c->st, it->image_id, m, cached) < 0)
 		log_errx("run %s: cannot record image %s", r->id, it->image_id);
+	/* The storyboard has its image: no attempt is to poll a task again. */
+	if (store_task_clear_storyboard(c->st, it->storyboard_id) < 0)
+		log_errx("run %s: cannot clear the provider tasks of storyboard %d", r->id,
+			 it->index);
+	it->task_pending = false;
 	it->state = ITEM_DONE;
 	r->succeeded++;
 	json_array_append_new(r->image_ids, json_string(it->image_id));
@@ -353,9 +369,14 @@ on_result(const struct outcome_ctx *c, struct slot *s, const struct msg_worker *
 	if (m->ok) {
 		slots_provider_ok(c->w, s->provider);
 		complete_from_slot(c, s, i);
-	}
-	else
+	} else if (s->stopping && retry_transient(m->error_class)) {
+		/* Told to stop (cancel, shutdown): what it gave up is put back,
+		 * as if it had been killed, not charged. */
+		store_image_reset(c->st, s->run->items[i].image_id);
+		run_queue_push_front(s->run, i);
+	} else {
 		attempt_failed(c, s->run, i, m->error_class, m->retry_after_ms, m->message);
+	}
 	for (int k = 0; k < s->nimages; k++)
 		msg_image_free(&s->images[k]);
 	s->nimages = 0;
@@ -363,6 +384,119 @@ on_result(const struct outcome_ctx *c, struct slot *s, const struct msg_worker *
 	s->deadline_ms = slots_deadline(c->cfg->timeout);
 	if (s->next >= s->nitems)
 		slots_slot_done(c->w, s);
+	return 0;
+}
+
+/* The item the worker is on, when m is about it; -1 (out of order) else. */
+static int
+current_item(const struct slot *s, const struct msg_worker *m)
+{
+	int i;
+
+	if (s->current < 0)
+		return -1;
+	i = s->items[s->current];
+	return strcmp(s->run->items[i].image_id, m->image_id) == 0 ? i : -1;
+}
+
+static bool
+state_empty(const char *state)
+{
+	json_t *o = json_loads(state, 0, NULL);
+	bool empty = json_object_size(o) == 0;
+
+	json_decref(o);
+	return empty;
+}
+
+/* A plugin's provider task (a paid submission): committed before the
+ * worker hears that it is, so that no later attempt pays for it again.
+ * An empty object forgets the task (the provider says it is gone, failed
+ * or cancelled). */
+static int
+on_checkpoint(const struct outcome_ctx *c, struct slot *s, const struct msg_worker *m)
+{
+	int i = current_item(s, m);
+	struct run_item *it;
+	struct store_task_key k;
+	char why[300] = "";
+	bool forget;
+	size_t len;
+	char *line;
+	int rc;
+
+	if (i < 0)
+		return -1;
+	it = &s->run->items[i];
+	k = (struct store_task_key){ it->storyboard_id, s->run->chain_db_id[it->chain_pos],
+				     it->cache_key };
+	forget = state_empty(m->state);
+	rc = forget ? store_task_clear(c->st, &k) : store_task_save(c->st, &k, it->image_id,
+								     m->state);
+	if (rc < 0 || store_commit(c->st) < 0)
+		snprintf(why, sizeof(why), "cannot record it: %s", store_errmsg(c->st));
+	store_begin(c->st);
+	if (why[0] == '\0')
+		it->task_pending = !forget;
+	else
+		log_errx("run %s: storyboard %d: provider task not recorded: %s", s->run->id,
+			 it->index, why);
+	line = msg_encode_ack(m->image_id, why[0] != '\0' ? why : NULL, &len);
+	if (line == NULL || slots_send(s, line, len) < 0)
+		log_warnx("worker %ld: cannot send the ack of its checkpoint", (long)s->pid);
+	free(line);
+	return 0;
+}
+
+#define OUTCOME_PROGRESS_MS 1000	/* a plugin's progress: one event a second */
+
+static int
+on_progress(struct slot *s, const struct msg_worker *m)
+{
+	int i = current_item(s, m);
+	int64_t now = clock_now_ms();
+	struct run_item *it;
+	char what[64];
+
+	if (i < 0)
+		return -1;
+	it = &s->run->items[i];
+	if (it->progressed && now - it->progress_ms < OUTCOME_PROGRESS_MS)
+		return 0;
+	it->progressed = true;
+	it->progress_ms = now;
+	snprintf(what, sizeof(what), "generating, %d%%", (int)(m->fraction * 100.0 + 0.5));
+	emit_progress_of(s->run, i,
+			 m->message[0] != '\0' ? m->message : m->fraction >= 0.0 ? what
+										 : "generating",
+			 m->fraction >= 0.0 ? json_real(m->fraction) : json_null());
+	return 0;
+}
+
+#define OUTCOME_PLUGIN_WARNINGS_MAX 32	/* distinct plugin warnings per run */
+
+/* A plugin's warning-level log line: a `warning` event, once per run for
+ * the same words; a plugin that warns about everything is cut off. */
+static int
+on_warning(const struct outcome_ctx *c, struct slot *s, const struct msg_worker *m)
+{
+	const char *prov = c->cfg->providers[s->provider].name;
+	struct run *r = s->run;
+	size_t seen = json_object_size(r->plugin_warnings);
+	char msg[MSG_NOTE_MAX + 160];
+
+	if (current_item(s, m) < 0)
+		return -1;
+	snprintf(msg, sizeof(msg), "provider %s: %s", prov, m->message);
+	if (json_object_get(r->plugin_warnings, msg) != NULL ||
+	    seen > OUTCOME_PLUGIN_WARNINGS_MAX)
+		return 0;
+	json_object_set_new(r->plugin_warnings, msg, json_true());
+	if (seen == OUTCOME_PLUGIN_WARNINGS_MAX)
+		events_info(r, "warning", "provider %s: more than %d different warnings in this "
+			    "run; the others are only logged", prov, OUTCOME_PLUGIN_WARNINGS_MAX);
+	else
+		events_emit(r, "warning", json_pack("{ss ss}", "message", msg, "provider", prov));
 	return 0;
 }
 
@@ -403,6 +537,15 @@ handle_line(const struct outcome_ctx *c, struct slot *s, const char *line, size_
 		on_fatal(c, s, m.message);
 		rc = 0;
 		break;
+	case MSG_CHECKPOINT:
+		rc = on_checkpoint(c, s, &m);
+		break;
+	case MSG_PROGRESS:
+		rc = on_progress(s, &m);
+		break;
+	case MSG_WARNING:
+		rc = on_warning(c, s, &m);
+		break;
 	}
 	if (rc < 0)
 		log_warnx("worker %ld: message out of order", (long)s->pid);
@@ -417,9 +560,12 @@ outcome_handle_lines(const struct outcome_ctx *c, struct slot *s)
 	size_t len;
 	int n = 0, st;
 
-	while (!s->killed && (st = ipc_next_line(&s->rd, &line, &len)) != IPC_AGAIN) {
+	/* What a worker wrote before it was killed for its deadline or a
+	 * stop still counts: above all a checkpoint, a task paid for. */
+	while (!s->bad && (st = ipc_next_line(&s->rd, &line, &len)) != IPC_AGAIN) {
 		if (st != IPC_LINE || handle_line(c, s, line, len) < 0) {
 			slots_kill(s, "bad message from worker");
+			s->bad = true;
 			break;
 		}
 		n++;

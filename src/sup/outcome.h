@@ -21,9 +21,12 @@ struct outcome_ctx {
 	struct metrics *m;	/* NULL when nobody reads metrics */
 };
 
-/* Handles every complete line buffered for the slot.  A line that is not a
- * valid message, or is out of order, kills the worker ("bad message from
- * worker").  Returns the number of lines handled. */
+/* Handles every complete line buffered for the slot, also those a worker
+ * wrote before it was killed for its deadline or a stop.  A line that is
+ * not a valid message, or is out of order, kills the worker ("bad message
+ * from worker") and ends its say.  A checkpoint is committed at once and
+ * acknowledged on the worker's batch pipe.  Returns the number of lines
+ * handled. */
 int outcome_handle_lines(const struct outcome_ctx *c, struct slot *s);
 
 /* Once the worker is reaped and drained: the item it was working on fails

@@ -11,6 +11,8 @@
 #include "run.h"
 #include "slots.h"
 #include "spawnmsg.h"
+#include "stage.h"
+#include "store.h"
 
 /* How many items the next batch of r for provider p takes: batch_size,
  * but no more than an even share of what is left among the provider's
@@ -58,6 +60,31 @@ take_items(const struct outcome_ctx *c, struct run *r, int p, int *items)
 	return n;
 }
 
+/* What an attempt at item i resumes: the provider task an earlier attempt
+ * with the same provider and parameters checkpointed (store_task.c), in
+ * this run or another, and the key for a provider that takes a
+ * client-chosen id.  -1 when the database cannot say: sending the item
+ * anyway could pay for a task a second time. */
+static int
+fill_resume(const struct outcome_ctx *c, struct run *r, int i, struct msg_item *mi)
+{
+	struct run_item *it = &r->items[i];
+	struct store_task_key k = { it->storyboard_id, r->chain_db_id[it->chain_pos],
+				    it->cache_key };
+	char *state;
+
+	if (store_task_take(c->st, &k, it->image_id, &state) < 0) {
+		log_errx("run %s: storyboard %d: cannot read its provider task: %s", r->id,
+			 it->index, store_errmsg(c->st));
+		return -1;
+	}
+	it->task_pending = state != NULL;
+	mi->resume_json = state != NULL ? state : strdup("");
+	stage_idempotency_key(c->cfg, r, i, mi->idempotency_key);
+	mi->last_attempt = it->attempts + 1 >= c->cfg->retry_attempts;
+	return mi->resume_json != NULL ? 0 : -1;
+}
+
 static char *
 encode_batch(const struct outcome_ctx *c, struct run *r, int prov, const int *items, int n,
 	     size_t *len)
@@ -71,13 +98,16 @@ encode_batch(const struct outcome_ctx *c, struct run *r, int prov, const int *it
 		.provider = p->name, .api_url = p->api_url, .api_key = p->api_key,
 		.model = p->model, .nitems = (size_t)n, .items = mi,
 	};
-	char *line;
+	char *line = NULL;
+	int k;
 
 	if (mi == NULL)
 		return NULL;
-	for (int k = 0; k < n; k++) {
+	for (k = 0; k < n; k++) {
 		const struct run_item *it = &r->items[items[k]];
 
+		if (fill_resume(c, r, items[k], &mi[k]) < 0)
+			goto out;
 		memcpy(mi[k].image_id, it->image_id, sizeof(mi[k].image_id));
 		memcpy(mi[k].storyboard_id, it->storyboard_id, sizeof(mi[k].storyboard_id));
 		memcpy(mi[k].ratio, it->ratio, sizeof(mi[k].ratio));
@@ -90,6 +120,9 @@ encode_batch(const struct outcome_ctx *c, struct run *r, int prov, const int *it
 		mi[k].options_json = it->options_json;
 	}
 	line = msg_encode_batch(&b, len);
+out:
+	for (int f = 0; f < n; f++)
+		free(mi[f].resume_json);
 	free(mi);
 	return line;
 }

@@ -13,7 +13,9 @@
 
 #include "clock.h"
 #include "log.h"
+#include "msg.h"
 #include "spawner.h"
+#include "t2istage/plugin.h"
 #include "worker.h"
 
 
@@ -175,10 +177,7 @@ slots_spawn(struct slots *w, int i, const struct spawn_batch *b)
 	}
 	close(to[0]);
 	close(from[1]);
-	if (!ipc_pending(&s->wr)) {
-		close(s->to_fd);	/* the worker's end of input */
-		s->to_fd = -1;
-	}
+	/* The batch pipe stays open: acks and stops follow the batch. */
 	s->pid = pid;
 	s->run = b->run;
 	s->provider = b->provider;
@@ -202,6 +201,48 @@ slots_kill(struct slot *s, const char *cause)
 	 * goes with it. */
 	if (kill(-s->pid, SIGKILL) < 0 && errno == ESRCH)
 		kill(s->pid, SIGKILL);
+}
+
+int
+slots_send(struct slot *s, const char *line, size_t len)
+{
+	if (s->to_fd < 0 || ipc_queue(&s->wr, line, len) < 0)
+		return -1;
+	slots_flush(s);
+	return s->to_fd >= 0 ? 0 : -1;
+}
+
+void
+slots_flush(struct slot *s)
+{
+	/* A worker gone (EPIPE) is reaped as usual. */
+	if (s->to_fd >= 0 && ipc_flush(&s->wr, s->to_fd) < 0) {
+		close(s->to_fd);
+		s->to_fd = -1;
+	}
+}
+
+void
+slots_stop(struct slot *s, int reason, int64_t grace_ms, const char *cause)
+{
+	int64_t at = clock_now_ms() + grace_ms;
+	size_t len;
+	char *line;
+
+	if (s->pid <= 0 || s->killed || s->reaped)
+		return;
+	s->stopping = true;
+	if (s->stop_sent == T2I_STOP_NONE && (line = msg_encode_stop(reason, &len)) != NULL) {
+		s->stop_sent = reason;
+		(void)slots_send(s, line, len);
+		free(line);
+	}
+	if (grace_ms <= 0) {
+		slots_kill(s, cause);
+	} else if (s->kill_at_ms == 0 || at < s->kill_at_ms) {
+		s->kill_at_ms = at;
+		snprintf(s->stop_cause, sizeof(s->stop_cause), "%s", cause);
+	}
 }
 
 static int

@@ -18,7 +18,7 @@ struct run;
 
 struct slot {
 	pid_t pid;		/* 0: free */
-	int to_fd;		/* batch to the worker, -1 once written */
+	int to_fd;		/* batch, then acks and stops, to the worker; -1 once gone */
 	int from_fd;		/* messages from the worker, -1 at EOF */
 	struct ipc_reader rd;
 	struct ipc_writer wr;
@@ -30,7 +30,11 @@ struct slot {
 	int current;		/* position of the item begun, -1 between items */
 	int64_t deadline_ms;	/* monotonic: kill past this */
 	bool killed;
-	bool stopping;		/* killed for a shutdown: nothing it held failed */
+	bool bad;		/* killed for a bad message: nothing more it says counts */
+	bool stopping;		/* stopped (cancel, shutdown): nothing it held failed */
+	int stop_sent;		/* enum t2i_stop sent, T2I_STOP_NONE until one was */
+	int64_t kill_at_ms;	/* monotonic: after a stop, kill past this; 0 none */
+	char stop_cause[64];	/* the cause of that kill */
 	bool reaped;
 	bool done;		/* every item reported: exiting, no longer busy */
 	int status;		/* waitpid status once reaped */
@@ -102,6 +106,21 @@ bool slots_alive(const struct slots *w);
 
 /* Kills the worker's process group with SIGKILL and records why. */
 void slots_kill(struct slot *s, const char *cause);
+
+/* Queues line for the worker and writes what the pipe takes (the rest on
+ * POLLOUT).  -1 when the worker's pipe is gone. */
+int slots_send(struct slot *s, const char *line, size_t len);
+
+/* Writes what is queued for the worker; closes the pipe when the worker is
+ * gone. */
+void slots_flush(struct slot *s);
+
+/* Stops the worker: tells it why (enum t2i_stop, once), which a plugin
+ * waiting in host->sleep() hears at once, marks it stopping (what it held
+ * is put back, not failed), and kills it with cause after grace_ms (at
+ * once for 0), unless it exits first.  A second stop can only shorten
+ * the grace. */
+void slots_stop(struct slot *s, int reason, int64_t grace_ms, const char *cause);
 
 /* One exited worker (as the spawner reports it): its slot index, or -1 when
  * none is waiting.  The slot's pipe is drained afterwards by the caller. */

@@ -20,6 +20,7 @@
 #include "stage.h"
 #include "store.h"
 #include "slots.h"
+#include "t2istage/plugin.h"
 
 #define SUP_RUNS_MAX 64
 #define SUP_RESPAWN_DELAY_MS 200	/* after a failed fork */
@@ -159,6 +160,17 @@ sup_active_runs(const struct sup *s)
 	return s->nruns;
 }
 
+/* A worker whose storyboard has a provider task polls it through
+ * host->sleep(), which a stop ends at once: it gets SUP_STOP_GRACE_MS.
+ * Others get what the caller says. */
+static int64_t
+stop_grace(const struct slot *sl, int64_t otherwise)
+{
+	if (sl->current >= 0 && sl->run->items[sl->items[sl->current]].task_pending)
+		return SUP_STOP_GRACE_MS;
+	return otherwise;
+}
+
 void
 sup_cancel(struct sup *s, struct run *r)
 {
@@ -168,10 +180,8 @@ sup_cancel(struct sup *s, struct run *r)
 	for (int i = 0; i < s->w.nslots; i++) {
 		struct slot *sl = &s->w.slots[i];
 
-		if (sl->pid > 0 && sl->run == r && !sl->reaped) {
-			sl->stopping = true;
-			slots_kill(sl, "cancelled");
-		}
+		if (sl->pid > 0 && sl->run == r && !sl->reaped)
+			slots_stop(sl, T2I_STOP_CANCELLED, stop_grace(sl, 0), "cancelled");
 	}
 }
 
@@ -269,16 +279,17 @@ out:
 	return rc;
 }
 
+/* Every worker is told the service is stopping, and killed after grace
+ * (a polling one after SUP_STOP_GRACE_MS at most). */
 static void
-stop_all(struct sup *s, const char *why)
+stop_all(struct sup *s, int64_t grace_ms, const char *why)
 {
 	for (int i = 0; i < s->w.nslots; i++) {
 		struct slot *sl = &s->w.slots[i];
 
-		if (sl->pid > 0 && !sl->reaped) {
-			sl->stopping = true;
-			slots_kill(sl, why);
-		}
+		if (sl->pid > 0 && !sl->reaped)
+			slots_stop(sl, T2I_STOP_SHUTDOWN,
+				   grace_ms > 0 ? stop_grace(sl, grace_ms) : 0, why);
 	}
 }
 
@@ -296,13 +307,16 @@ on_signals(struct sup *s, bool *child)
 		case SIGTERM:
 			if (s->stopping) {
 				log_warnx("second signal: stopping workers now");
-				stop_all(s, "stopped");
+				stop_all(s, 0, "stopped");
 				break;
 			}
 			log_warnx("signal %u: finishing work in progress (%d s grace), "
 				  "taking no more", si.ssi_signo, SUP_GRACE_MS / 1000);
 			s->stopping = true;
 			s->grace_end_ms = clock_now_ms() + SUP_GRACE_MS;
+			/* Polling plugins leave their tasks for the next start
+			 * rather than wait them out. */
+			stop_all(s, SUP_GRACE_MS, "stopped");
 			if (s->hooks.stopping != NULL)
 				s->hooks.stopping(s->hooks.arg);
 			break;
@@ -335,19 +349,6 @@ pump(struct sup *s, struct slot *sl)
 }
 
 static void
-flush(struct slot *sl)
-{
-	int rc = ipc_flush(&sl->wr, sl->to_fd);
-
-	/* Done, or the worker is gone (it is reaped as usual): either way the
-	 * batch pipe is closed, which is the worker's end of input. */
-	if (rc != 0) {
-		close(sl->to_fd);
-		sl->to_fd = -1;
-	}
-}
-
-static void
 reap(struct sup *s)
 {
 	int i;
@@ -369,15 +370,26 @@ check_deadlines(struct sup *s, int64_t now)
 	for (int i = 0; i < s->w.nslots; i++) {
 		struct slot *sl = &s->w.slots[i];
 
-		if (sl->pid <= 0 || sl->killed || sl->reaped || now < sl->deadline_ms)
+		if (sl->pid <= 0 || sl->killed || sl->reaped)
 			continue;
+		if (sl->kill_at_ms > 0 && now >= sl->kill_at_ms) {
+			log_warnx("worker %ld: still running after being told to stop",
+				  (long)sl->pid);
+			slots_kill(sl, sl->stop_cause);
+			continue;
+		}
+		if (now < sl->deadline_ms)
+			continue;
+		/* No stop first: before the last attempt a plugin must leave
+		 * its provider task for the next one, which the kill does; on
+		 * the last, its host->sleep() said T2I_STOP_DEADLINE already. */
 		snprintf(cause, sizeof(cause), "timed out after %g s", s->cfg->timeout);
 		log_warnx("worker %ld: %s", (long)sl->pid, cause);
 		slots_kill(sl, cause);
 	}
 	if (s->stopping && s->grace_end_ms > 0 && now >= s->grace_end_ms) {
 		log_warnx("grace period over: stopping workers");
-		stop_all(s, "stopped");
+		stop_all(s, 0, "stopped");
 		s->grace_end_ms = 0;
 	}
 }
@@ -440,7 +452,7 @@ build_pollfds(struct sup *s)
 			s->pfd[n] = (struct pollfd){ .fd = sl->from_fd, .events = POLLIN };
 			s->pfd_slot[n++] = i;
 		}
-		if (sl->to_fd >= 0) {
+		if (sl->to_fd >= 0 && ipc_pending(&sl->wr)) {
 			s->pfd[n] = (struct pollfd){ .fd = sl->to_fd, .events = POLLOUT };
 			s->pfd_slot[n++] = i;
 		}
@@ -461,6 +473,8 @@ poll_timeout(const struct sup *s, int64_t now)
 
 		if (sl->pid > 0 && !sl->killed && sl->deadline_ms < next)
 			next = sl->deadline_ms;
+		if (sl->pid > 0 && !sl->killed && sl->kill_at_ms > 0 && sl->kill_at_ms < next)
+			next = sl->kill_at_ms;
 	}
 	if (s->stopping && s->grace_end_ms > 0 && s->grace_end_ms < next)
 		next = s->grace_end_ms;
@@ -495,7 +509,7 @@ handle_ready(struct sup *s, nfds_t n, bool *child)
 		if (s->pfd[k].fd == sl->from_fd)
 			pump(s, sl);
 		else if (s->pfd[k].fd == sl->to_fd)
-			flush(sl);
+			slots_flush(sl);
 	}
 	if (s->nextra > 0 && s->hooks.poll_ready != NULL)
 		s->hooks.poll_ready(s->hooks.arg, s->pfd + s->extra_at, s->nextra);

@@ -20,6 +20,11 @@ struct run;
 struct spawner;
 
 #define SUP_GRACE_MS 10000	/* after SIGTERM/SIGINT, before workers are killed */
+/* After a stop (cancel, shutdown), how long a worker polling a provider
+ * task has to hear it in host->sleep(), cancel the task or leave it, and
+ * return, before it is killed.  Other workers cannot hear a stop: a cancel
+ * kills them at once, a shutdown at the end of SUP_GRACE_MS. */
+#define SUP_STOP_GRACE_MS 5000
 
 struct sup;
 struct pollfd;
@@ -63,8 +68,9 @@ struct run *sup_pop_run(struct sup *s);
 /* The active run of a project, or NULL. */
 struct run *sup_project_run(struct sup *s, const char *project_id);
 
-/* Cancels run r: its workers are stopped, its unfinished storyboards are
- * left pending, the run and stage say 'cancelled', and `done` is sent. */
+/* Cancels run r: its workers are stopped (told T2I_STOP_CANCELLED first),
+ * its unfinished storyboards are left pending, the run and stage say
+ * 'cancelled', and `done` is sent. */
 void sup_cancel(struct sup *s, struct run *r);
 
 /* Counts for /metrics. */

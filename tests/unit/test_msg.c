@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@
 #define SB1 "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee"
 #define SB2 "99999999-8888-4777-8666-555555555555"
 #define SHA "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+#define KEY1 "5e1f0c3a-9d2b-8c4e-a1f7-3b6d9e0c2a48"
 
 static char err[1024];
 
@@ -62,11 +64,13 @@ test_batch_roundtrip(void **state)
 		{ .image_id = IMG1, .storyboard_id = SB1, .index = 1,
 		  .prompt = "a \"quoted\" cat \\ on a mat\tat dawn, \xe7\x8c\xab \xf0\x9f\x90\x88",
 		  .negative_prompt = "", .ratio = "16:9", .resolution = "2k", .width = 2560,
-		  .height = 1440, .options_json = "{\"sample_strength\":0.5,\"s\":\"\\\"\"}" },
+		  .height = 1440, .options_json = "{\"sample_strength\":0.5,\"s\":\"\\\"\"}",
+		  .resume_json = "{\"task_id\":\"t-1\",\"poll\":\"https://x/\\u00e9\"}",
+		  .idempotency_key = KEY1, .last_attempt = true },
 		{ .image_id = IMG2, .storyboard_id = SB2, .index = 42,
 		  .prompt = "line one\nline two", .negative_prompt = "blur, \xe6\xa8\xa1\xe7\xb3\x8a",
 		  .ratio = "21:9", .resolution = "4k", .width = 6048, .height = 2592,
-		  .options_json = "{}" },
+		  .options_json = "{}", .resume_json = "", .idempotency_key = "" },
 	};
 	struct msg_batch b = {
 		.plugin_path = "/usr/lib/t2istage/plugins/jimeng.so",
@@ -107,6 +111,9 @@ test_batch_roundtrip(void **state)
 		assert_int_equal(d.items[i].width, items[i].width);
 		assert_int_equal(d.items[i].height, items[i].height);
 		assert_string_equal(d.items[i].options_json, items[i].options_json);
+		assert_string_equal(d.items[i].resume_json, items[i].resume_json);
+		assert_string_equal(d.items[i].idempotency_key, items[i].idempotency_key);
+		assert_int_equal(d.items[i].last_attempt, items[i].last_attempt);
 	}
 	msg_batch_free(&d);
 	assert_null(d.items);
@@ -132,7 +139,7 @@ test_batch_encode_refuses_null(void **state)
 	struct msg_item it = { .image_id = IMG1, .storyboard_id = SB1, .index = 1,
 			       .prompt = NULL, .negative_prompt = "", .ratio = "1:1",
 			       .resolution = "1k", .width = 1024, .height = 1024,
-			       .options_json = "{}" };
+			       .options_json = "{}", .resume_json = "" };
 	struct msg_batch b = { .plugin_path = "/p.so", .storage_dir = "/s", .provider = "p",
 			       .api_url = "", .api_key = "", .model = "", .nitems = 1,
 			       .items = &it };
@@ -142,6 +149,9 @@ test_batch_encode_refuses_null(void **state)
 	/* An item that cannot be encoded fails the batch rather than vanish. */
 	assert_null(msg_encode_batch(&b, &len));
 	it.prompt = "ok";
+	it.resume_json = NULL;
+	assert_null(msg_encode_batch(&b, &len));
+	it.resume_json = "";
 	b.model = NULL;
 	assert_null(msg_encode_batch(&b, &len));
 }
@@ -421,7 +431,9 @@ test_worker_refused(void **state)
 #define ITEM(extra)                                                                        \
 	"{\"image_id\":\"" IMG1 "\",\"storyboard_id\":\"" SB1 "\",\"index\":1,"             \
 	"\"prompt\":\"p\",\"negative_prompt\":\"\",\"width\":1024,\"height\":1024,"          \
-	"\"options\":\"{}\"," extra "}"
+	"\"options\":\"{}\",\"idempotency_key\":\"" KEY1 "\"," extra "}"
+#define ITEM_RESUME(resume, last) \
+	ITEM("\"ratio\":\"1:1\",\"resolution\":\"1k\",\"resume\":" resume ",\"last_attempt\":" last)
 
 static void
 batch_refused(const char *line, const char *want)
@@ -444,11 +456,14 @@ test_batch_refused(void **state)
 {
 	(void)state;
 	{
-		const char *ok = BATCH("[" ITEM("\"ratio\":\"1:1\",\"resolution\":\"1k\"") "]");
+		const char *ok = BATCH("[" ITEM_RESUME("\"{\\\"t\\\":1}\"", "false") "]");
 		struct msg_batch b;
 
 		assert_int_equal(msg_decode_batch(ok, strlen(ok), &b, err, sizeof(err)), 0);
 		assert_int_equal(b.nitems, 1);
+		assert_string_equal(b.items[0].resume_json, "{\"t\":1}");
+		assert_string_equal(b.items[0].idempotency_key, KEY1);
+		assert_false(b.items[0].last_attempt);
 		msg_batch_free(&b);
 	}
 	batch_refused("", "not JSON");
@@ -457,16 +472,29 @@ test_batch_refused(void **state)
 	batch_refused("{\"type\":\"batch\"}", "member 'plugin_path' missing");
 	batch_refused(BATCH("[]}"), "not JSON");
 	batch_refused(BATCH("{}"), "member 'items' has the wrong type");
-	batch_refused(BATCH("[" ITEM("\"ratio\":\"1:1\",\"resolution\":\"1k\",\"x\":0") "]"),
+#define TAIL ",\"resume\":\"\",\"last_attempt\":true"
+	batch_refused(BATCH("[" ITEM("\"ratio\":\"1:1\",\"resolution\":\"1k\",\"x\":0" TAIL) "]"),
 		      "batch item: unknown member 'x'");
-	batch_refused(BATCH("[" ITEM("\"ratio\":\"1:1\"") "]"),
+	batch_refused(BATCH("[" ITEM("\"ratio\":\"1:1\"" TAIL) "]"),
 		      "batch item: member 'resolution' missing");
-	batch_refused(BATCH("[" ITEM("\"ratio\":\"1:1\",\"resolution\":1") "]"),
+	batch_refused(BATCH("[" ITEM("\"ratio\":\"1:1\",\"resolution\":1" TAIL) "]"),
 		      "member 'resolution' has the wrong type");
-	batch_refused(BATCH("[" ITEM("\"ratio\":\"1:1:1:1:1\",\"resolution\":\"1k\"") "]"),
+	batch_refused(BATCH("[" ITEM("\"ratio\":\"1:1:1:1:1\",\"resolution\":\"1k\"" TAIL) "]"),
 		      "batch item: a member is too long");
-	batch_refused(BATCH("[" ITEM("\"ratio\":\"1:1\",\"resolution\":\"1k\"") ",7]"),
+	batch_refused(BATCH("[" ITEM_RESUME("\"\"", "true") ",7]"),
 		      "batch item: not a JSON object");
+	/* The version 2 members: a resumed state is an object, the rest typed. */
+	batch_refused(BATCH("[" ITEM("\"ratio\":\"1:1\",\"resolution\":\"1k\"") "]"),
+		      "batch item: member 'resume' missing");
+	batch_refused(BATCH("[" ITEM_RESUME("\"[1]\"", "true") "]"),
+		      "batch item: resume: not a JSON object");
+	batch_refused(BATCH("[" ITEM_RESUME("\"{\"", "true") "]"),
+		      "batch item: resume: not JSON");
+	batch_refused(BATCH("[" ITEM_RESUME("{}", "true") "]"),
+		      "member 'resume' has the wrong type");
+	batch_refused(BATCH("[" ITEM_RESUME("\"\"", "1") "]"),
+		      "member 'last_attempt' has the wrong type");
+#undef TAIL
 	/* The type must say batch: a worker message is not a batch. */
 	batch_refused("{\"type\":\"begin\",\"plugin_path\":\"/p.so\",\"storage_dir\":\"/s\","
 		      "\"thumbnails\":false,\"timeout\":1,\"connect_timeout\":10,\"provider\":\"p\",\"api_url\":\"\","
@@ -509,6 +537,270 @@ test_class_names(void **state)
 	assert_int_equal(msg_class_parse("ok"), -1);
 }
 
+static void
+test_checkpoint_roundtrip(void **state)
+{
+	struct msg_worker m;
+	size_t len = 0;
+	const char *st = "{\"task_id\":\"7f3a\",\"poll\":\"https://dashscope.example/t/7f3a\","
+			 "\"n\":[1,2.5,null],\"\xe4\xbb\xbb\xe5\x8a\xa1\":\"\\n\"}";
+
+	(void)state;
+	/* The state travels as the text the plugin gave, not re-encoded. */
+	DECODE_OK(msg_encode_checkpoint(IMG1, st, &len), &m);
+	assert_int_equal(m.type, MSG_CHECKPOINT);
+	assert_string_equal(m.image_id, IMG1);
+	assert_string_equal(m.state, st);
+	assert_null(m.message);
+	msg_worker_free(&m);
+	assert_null(m.state);
+	DECODE_OK(msg_encode_checkpoint(IMG2, "{}", &len), &m);
+	assert_string_equal(m.state, "{}");
+	msg_worker_free(&m);
+}
+
+static void
+test_progress_roundtrip(void **state)
+{
+	static const struct {
+		double in, out;		/* out -1: sent as null, unknown */
+	} cases[] = { { 0.0, 0.0 }, { 0.25, 0.25 }, { 1.0, 1.0 }, { -1.0, -1.0 },
+		      { -0.0001, -1.0 }, { 1.5, -1.0 }, { NAN, -1.0 } };
+	struct msg_worker m;
+	size_t len = 0;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *line = msg_encode_progress(IMG1, cases[i].in, "task RUNNING \xe2\x9c\x93", &len);
+
+		if (cases[i].out < 0)
+			assert_non_null(strstr(line, "\"fraction\":null"));
+		decode_ok(line, len, &m);
+		assert_int_equal(m.type, MSG_PROGRESS);
+		assert_string_equal(m.image_id, IMG1);
+		assert_true(m.fraction == cases[i].out);
+		assert_string_equal(m.message, "task RUNNING \xe2\x9c\x93");
+		msg_worker_free(&m);
+	}
+	DECODE_OK(msg_encode_progress(IMG2, 0.5, "", &len), &m);
+	assert_string_equal(m.message, "");
+	msg_worker_free(&m);
+}
+
+static void
+test_warning_roundtrip(void **state)
+{
+	struct msg_worker m;
+	size_t len = 0;
+
+	(void)state;
+	DECODE_OK(msg_encode_warning(IMG1, "ark: no negative prompt field; it is not sent", &len),
+		  &m);
+	assert_int_equal(m.type, MSG_WARNING);
+	assert_string_equal(m.image_id, IMG1);
+	assert_string_equal(m.message, "ark: no negative prompt field; it is not sent");
+	msg_worker_free(&m);
+}
+
+static void
+test_v2_worker_refused(void **state)
+{
+	char note[MSG_NOTE_MAX + 64];
+	char line[T2I_CHECKPOINT_MAX + 512];
+
+	(void)state;
+	worker_refused("{\"type\":\"checkpoint\",\"image_id\":\"" IMG1 "\"}",
+		       "checkpoint: member 'state' missing");
+	worker_refused("{\"type\":\"checkpoint\",\"image_id\":\"" IMG1 "\",\"state\":{}}",
+		       "member 'state' has the wrong type");
+	worker_refused("{\"type\":\"checkpoint\",\"image_id\":\"" IMG1 "\",\"state\":\"[1]\"}",
+		       "checkpoint: state: not a JSON object");
+	worker_refused("{\"type\":\"checkpoint\",\"image_id\":\"" IMG1 "\",\"state\":\"{\"}",
+		       "checkpoint: state: not JSON");
+	worker_refused("{\"type\":\"checkpoint\",\"image_id\":\"" IMG1 "\",\"state\":\"{}\","
+		       "\"x\":1}",
+		       "checkpoint: unknown member 'x'");
+	worker_refused("{\"type\":\"checkpoint\",\"state\":\"{}\"}", "checkpoint: bad image_id");
+	snprintf(line, sizeof(line), "{\"type\":\"checkpoint\",\"image_id\":\"" IMG1
+		 "\",\"state\":\"{\\\"k\\\":\\\"%0*d\\\"}\"}", T2I_CHECKPOINT_MAX, 0);
+	worker_refused(line, "more than the 16384 allowed");
+
+	worker_refused("{\"type\":\"progress\",\"image_id\":\"" IMG1 "\",\"message\":\"m\"}",
+		       "progress: member 'fraction' missing");
+	worker_refused("{\"type\":\"progress\",\"image_id\":\"" IMG1 "\",\"fraction\":1.5,"
+		       "\"message\":\"m\"}",
+		       "progress: fraction 1.5 is not from 0 to 1");
+	worker_refused("{\"type\":\"progress\",\"image_id\":\"" IMG1 "\",\"fraction\":-1,"
+		       "\"message\":\"m\"}",
+		       "is not from 0 to 1");
+	worker_refused("{\"type\":\"progress\",\"image_id\":\"" IMG1 "\",\"fraction\":\"0.5\","
+		       "\"message\":\"m\"}",
+		       "member 'fraction' has the wrong type");
+	memset(note, 'n', sizeof(note));
+	note[MSG_NOTE_MAX + 1] = '\0';
+	snprintf(line, sizeof(line), "{\"type\":\"progress\",\"image_id\":\"" IMG1
+		 "\",\"fraction\":null,\"message\":\"%s\"}", note);
+	worker_refused(line, "progress: message empty or longer than 1024 bytes");
+	snprintf(line, sizeof(line), "{\"type\":\"warning\",\"image_id\":\"" IMG1
+		 "\",\"message\":\"%s\"}", note);
+	worker_refused(line, "warning: message empty or longer");
+	worker_refused("{\"type\":\"warning\",\"image_id\":\"" IMG1 "\",\"message\":\"\"}",
+		       "warning: message empty");
+	worker_refused("{\"type\":\"warning\",\"image_id\":\"" IMG1 "\",\"message\":\"m\","
+		       "\"fraction\":0}",
+		       "warning: unknown member 'fraction'");
+	worker_refused("{\"type\":\"warning\",\"message\":\"m\"}", "warning: bad image_id");
+	/* The supervisor's messages are not the worker's. */
+	worker_refused("{\"type\":\"ack\",\"image_id\":\"" IMG1 "\",\"ok\":true}",
+		       "unknown message type 'ack'");
+	worker_refused("{\"type\":\"stop\",\"reason\":\"cancelled\"}", "stop: bad image_id");
+}
+
+static void
+ctl_ok(char *line, size_t len, struct msg_ctl *c)
+{
+	assert_one_line(line, len);
+	strcpy(err, "(no error)");
+	if (msg_decode_ctl(line, len, c, err, sizeof(err)) != 0)
+		print_error("line: %s\nerr:  %s\n", line, err);
+	free(line);
+	assert_string_equal(err, "(no error)");
+}
+
+static void
+test_ctl_roundtrip(void **state)
+{
+	static const char *const names[] = { NULL, "cancelled", "deadline", "budget", "shutdown" };
+	struct msg_ctl c;
+	size_t len = 0;
+	char *line;
+
+	(void)state;
+	line = msg_encode_ack(IMG1, NULL, &len);
+	ctl_ok(line, len, &c);
+	assert_int_equal(c.type, MSG_ACK);
+	assert_string_equal(c.image_id, IMG1);
+	assert_true(c.ok);
+	assert_null(c.message);
+	msg_ctl_free(&c);
+
+	line = msg_encode_ack(IMG2, "cannot record it: disk I/O error", &len);
+	ctl_ok(line, len, &c);
+	assert_int_equal(c.type, MSG_ACK);
+	assert_false(c.ok);
+	assert_string_equal(c.message, "cannot record it: disk I/O error");
+	msg_ctl_free(&c);
+	assert_null(c.message);
+
+	for (int r = T2I_STOP_CANCELLED; r <= T2I_STOP_SHUTDOWN; r++) {
+		assert_string_equal(msg_stop_name(r), names[r]);
+		assert_int_equal(msg_stop_parse(names[r]), r);
+		line = msg_encode_stop(r, &len);
+		ctl_ok(line, len, &c);
+		assert_int_equal(c.type, MSG_STOP);
+		assert_int_equal(c.reason, r);
+		msg_ctl_free(&c);
+	}
+	/* No stop says "go on". */
+	assert_null(msg_stop_name(T2I_STOP_NONE));
+	assert_null(msg_stop_name(5));
+	assert_null(msg_stop_name(-1));
+	assert_null(msg_encode_stop(T2I_STOP_NONE, &len));
+	assert_null(msg_encode_stop(9, &len));
+	assert_int_equal(msg_stop_parse("none"), -1);
+	assert_int_equal(msg_stop_parse("Cancelled"), -1);
+	assert_int_equal(msg_stop_parse(""), -1);
+}
+
+static void
+ctl_refused(const char *line, const char *want)
+{
+	struct msg_ctl c;
+	int rc;
+
+	strcpy(err, "(no error)");
+	rc = msg_decode_ctl(line, strlen(line), &c, err, sizeof(err));
+	if (rc == 0 || strstr(err, want) == NULL)
+		print_error("line: %s\nwant: %s\ngot:  %s\n", line, want, err);
+	assert_int_equal(rc, -1);
+	assert_non_null(strstr(err, want));
+	assert_null(c.message);
+}
+
+static void
+test_ctl_refused(void **state)
+{
+	(void)state;
+	ctl_refused("", "not JSON");
+	ctl_refused("[]", "not a JSON object");
+	ctl_refused("{}", "without a type");
+	ctl_refused("{\"type\":\"begin\",\"image_id\":\"" IMG1 "\"}", "unknown message type 'begin'");
+	ctl_refused("{\"type\":\"stop\"}", "stop: member 'reason' missing");
+	ctl_refused("{\"type\":\"stop\",\"reason\":\"later\"}", "stop: unknown reason 'later'");
+	ctl_refused("{\"type\":\"stop\",\"reason\":4}", "member 'reason' has the wrong type");
+	ctl_refused("{\"type\":\"stop\",\"reason\":\"budget\",\"x\":1}", "stop: unknown member 'x'");
+	ctl_refused("{\"type\":\"ack\",\"ok\":true}", "ack: member 'image_id' missing");
+	ctl_refused("{\"type\":\"ack\",\"image_id\":\"" IMG1 "0\",\"ok\":true}", "ack: bad image_id");
+	ctl_refused("{\"type\":\"ack\",\"image_id\":\"" IMG1 "\",\"ok\":false}",
+		    "ack: member 'message' missing");
+	ctl_refused("{\"type\":\"ack\",\"image_id\":\"" IMG1 "\",\"ok\":true,\"message\":\"m\"}",
+		    "ack: unknown member 'message'");
+	ctl_refused("{\"type\":\"ack\",\"image_id\":\"" IMG1 "\",\"ok\":1}",
+		    "member 'ok' has the wrong type");
+}
+
+static void
+test_state_check(void **state)
+{
+	char big[T2I_CHECKPOINT_MAX + 16];
+
+	(void)state;
+	assert_int_equal(msg_state_check("{}", err, sizeof(err)), 0);
+	assert_int_equal(msg_state_check(" {\"task\":\"t\"} ", err, sizeof(err)), 0);
+	assert_int_equal(msg_state_check(NULL, err, sizeof(err)), -1);
+	assert_int_equal(msg_state_check("", err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "not JSON"));
+	assert_int_equal(msg_state_check("[\"task\"]", err, sizeof(err)), -1);
+	assert_string_equal(err, "not a JSON object");
+	assert_int_equal(msg_state_check("\"task\"", err, sizeof(err)), -1);
+	assert_int_equal(msg_state_check("{\"a\":1,\"a\":2}", err, sizeof(err)), -1);
+	assert_int_equal(msg_state_check("{\"a\":1} {}", err, sizeof(err)), -1);
+	assert_int_equal(msg_state_check("{\"a\":\"\xff\"}", err, sizeof(err)), -1);
+	/* Exactly the limit is allowed, one byte more is not. */
+	snprintf(big, sizeof(big), "{\"k\":\"%0*d\"}", T2I_CHECKPOINT_MAX - 8, 0);
+	assert_int_equal(strlen(big), T2I_CHECKPOINT_MAX);
+	assert_int_equal(msg_state_check(big, err, sizeof(err)), 0);
+	snprintf(big, sizeof(big), "{\"k\":\"%0*d\"}", T2I_CHECKPOINT_MAX - 7, 0);
+	assert_int_equal(msg_state_check(big, err, sizeof(err)), -1);
+	assert_string_equal(err, "16385 bytes, more than the 16384 allowed");
+}
+
+static void
+test_text_clean(void **state)
+{
+	static const struct {
+		const char *in, *out;
+	} cases[] = {
+		{ "plain", "plain" },
+		{ "\xe7\x8c\xab \xf0\x9f\x90\x88 \xc3\xa9", "\xe7\x8c\xab \xf0\x9f\x90\x88 \xc3\xa9" },
+		{ "cut \xe7\x8c", "cut ??" },		/* a sequence cut by a buffer */
+		{ "\xff\xfe", "??" },
+		{ "\xc0\xaf", "??" },			/* overlong '/' */
+		{ "\xed\xa0\x80", "???" },		/* a surrogate */
+		{ "\xf4\x90\x80\x80", "????" },		/* past U+10FFFF */
+		{ "\x80x", "?x" },
+		{ "", "" },
+	};
+	char buf[64];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(buf, sizeof(buf), "%s", cases[i].in);
+		msg_text_clean(buf);
+		assert_string_equal(buf, cases[i].out);
+	}
+}
+
 int
 main(void)
 {
@@ -522,6 +814,14 @@ main(void)
 		cmocka_unit_test(test_worker_refused),
 		cmocka_unit_test(test_batch_refused),
 		cmocka_unit_test(test_class_names),
+		cmocka_unit_test(test_checkpoint_roundtrip),
+		cmocka_unit_test(test_progress_roundtrip),
+		cmocka_unit_test(test_warning_roundtrip),
+		cmocka_unit_test(test_v2_worker_refused),
+		cmocka_unit_test(test_ctl_roundtrip),
+		cmocka_unit_test(test_ctl_refused),
+		cmocka_unit_test(test_state_check),
+		cmocka_unit_test(test_text_clean),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,6 +1,6 @@
-/* Unit tests for the pure parts of the stage: stage_outcome() (src/stage/stage.c)
- * and the in-memory run of src/stage/run.c (ring queue, duplicate grouping,
- * completion). */
+/* Unit tests for the pure parts of the stage: stage_outcome() and
+ * stage_idempotency_key() (src/stage/stage.c) and the in-memory run of
+ * src/stage/run.c (ring queue, duplicate grouping, completion). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
+#include "hash.h"
 #include "run.h"
 #include "stage.h"
 
@@ -36,6 +38,73 @@ test_outcome(void **state)
 	 * its storyboards, so this is the vacuous case, decided here once: it is
 	 * not "failed", which would make an empty project look broken. */
 	assert_string_equal(stage_outcome(0, 0), "completed");
+}
+
+/* ---- stage_idempotency_key ---- */
+
+static bool
+lower_uuid_v8(const char *s)
+{
+	if (strlen(s) != 36 || s[14] != '8' || strchr("89ab", s[19]) == NULL)
+		return false;
+	for (int i = 0; i < 36; i++) {
+		bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+
+		if (dash ? s[i] != '-' : strchr("0123456789abcdef", s[i]) == NULL)
+			return false;
+	}
+	return true;
+}
+
+static void
+test_idempotency_key(void **state)
+{
+	struct config_provider provs[2] = { { .name = "dashscope" }, { .name = "comfy" } };
+	struct config cfg = { .providers = provs, .nproviders = 2 };
+	struct run *r = run_new(2);
+	char a[37], b[37], c[37];
+	char want[37];
+	const char *text;
+
+	(void)state;
+	r->chain[0] = 0;
+	r->chain[1] = 1;
+	r->nchain = 2;
+	snprintf(r->items[0].image_id, 37, "0190f3a2-0000-7000-8000-000000000001");
+	snprintf(r->items[1].image_id, 37, "0190f3a2-0000-7000-8000-000000000002");
+	memset(r->items[0].cache_key, 'a', 64);
+	memcpy(r->items[1].cache_key, r->items[0].cache_key, sizeof(r->items[0].cache_key));
+
+	stage_idempotency_key(&cfg, r, 0, a);
+	assert_true(lower_uuid_v8(a));
+	/* Derived from the image row, the provider's name and the parameters,
+	 * nothing else: the same on every attempt and after a restart. */
+	text = "0190f3a2-0000-7000-8000-000000000001\ndashscope\n"
+	       "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+	hash_uuid(text, strlen(text), want);
+	assert_string_equal(a, want);
+	r->items[0].attempts = 2;
+	r->items[0].state = ITEM_RUNNING;
+	stage_idempotency_key(&cfg, r, 0, b);
+	assert_string_equal(a, b);
+	/* Another image row (another run, or another storyboard) ... */
+	stage_idempotency_key(&cfg, r, 1, b);
+	assert_true(lower_uuid_v8(b));
+	assert_string_not_equal(a, b);
+	/* ... other parameters, or another provider, give another key. */
+	r->items[0].cache_key[0] = 'b';
+	stage_idempotency_key(&cfg, r, 0, c);
+	assert_string_not_equal(a, c);
+	r->items[0].cache_key[0] = 'a';
+	r->items[0].chain_pos = 1;
+	stage_idempotency_key(&cfg, r, 0, c);
+	assert_string_not_equal(a, c);
+	run_free(r);
+
+	/* hash_uuid: SHA-256("abc") = ba7816bf 8f01 cfea 4141 40de5dae2223...,
+	 * with the version and variant bits set. */
+	hash_uuid("abc", 3, c);
+	assert_string_equal(c, "ba7816bf-8f01-8fea-8141-40de5dae2223");
 }
 
 /* ---- the run queue ---- */
@@ -335,6 +404,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_outcome),
+		cmocka_unit_test(test_idempotency_key),
 		cmocka_unit_test(test_run_new),
 		cmocka_unit_test(test_queue_fifo),
 		cmocka_unit_test(test_queue_wrap),

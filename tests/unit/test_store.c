@@ -218,7 +218,7 @@ test_schema(void **state)
 	struct fixture *fx = *state;
 	static const char *const tables[] = {
 		"projects", "project_stages", "storyboards", "model_providers",
-		"generated_images", "runs", "run_events", NULL,
+		"generated_images", "runs", "run_events", "provider_tasks", NULL,
 	};
 	static const char *const image_cols[] = {
 		"id", "storyboard_id", "image_url", "thumbnail_url", "generation_params",
@@ -235,7 +235,7 @@ test_schema(void **state)
 	assert_true(S_ISDIR(sb.st_mode));
 	assert_int_equal(sb.st_mode & 0777 & ~0750, 0);
 
-	assert_int_equal(STORE_SCHEMA_VERSION, 2);
+	assert_int_equal(STORE_SCHEMA_VERSION, 3);
 	assert_int_equal(qi(st, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
 	assert_string_equal(q(st, "PRAGMA journal_mode"), "wal");
 	assert_string_equal(q(st, "PRAGMA foreign_keys"), "1");
@@ -303,15 +303,21 @@ test_newer_version(void **state)
 	struct fixture *fx = *state;
 	struct store *st = open_rw(fx);
 
-	assert_int_equal(sqlite3_exec(st->db, "PRAGMA user_version = 3", NULL, NULL, NULL),
-			 SQLITE_OK);
+	char sql[64], want[128];
+
+	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", STORE_SCHEMA_VERSION + 1);
+	assert_int_equal(sqlite3_exec(st->db, sql, NULL, NULL, NULL), SQLITE_OK);
 	store_close(st);
 
 	assert_null(store_open(fx->db, false, fx->err, sizeof(fx->err)));
-	assert_non_null(strstr(fx->err, "database schema version 3 is newer than this program (2)"));
+	snprintf(want, sizeof(want), "database schema version %d is newer than this program (%d)",
+		 STORE_SCHEMA_VERSION + 1, STORE_SCHEMA_VERSION);
+	assert_non_null(strstr(fx->err, want));
 	assert_null(store_open(fx->db, true, fx->err, sizeof(fx->err)));
 	assert_non_null(strstr(fx->err, fx->db));
-	assert_non_null(strstr(fx->err, "not a t2istage database of schema version 2"));
+	snprintf(want, sizeof(want), "not a t2istage database of schema version %d",
+		 STORE_SCHEMA_VERSION);
+	assert_non_null(strstr(fx->err, want));
 
 	/* Nothing was changed by the refusals. */
 	st = fx->st = store_open(fx->db, true, fx->err, sizeof(fx->err));
@@ -325,7 +331,7 @@ test_newer_version(void **state)
 		assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL),
 				 SQLITE_OK);
 		assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-		assert_int_equal(sqlite3_column_int(s, 0), 3);
+		assert_int_equal(sqlite3_column_int(s, 0), STORE_SCHEMA_VERSION + 1);
 		sqlite3_finalize(s);
 		sqlite3_close(db);
 	}
@@ -877,7 +883,7 @@ test_queries(void **state)
 	struct store *st = fx->st = open_with_run(fx, prov);
 	static const char *const project_keys[] = {
 		"id", "name", "image_providers", "params", "created_at", "updated_at",
-		"stages", "counts", NULL,
+		"stages", "counts", "provider_tasks", NULL,
 	};
 	static const char *const stage_keys[] = {
 		"id", "stage_type", "status", "started_at", "completed_at", NULL,
@@ -889,7 +895,7 @@ test_queries(void **state)
 		"id", "storyboard_id", "storyboard_index", "run_id", "status", "is_primary",
 		"primary_id", "url", "width", "height", "file_path", "file_size",
 		"thumbnail_path", "sha256", "mime", "cached", "attempts", "error",
-		"generation_params", "provider", "created_at", "updated_at", NULL,
+		"generation_params", "provider", "created_at", "updated_at", "provider_task", NULL,
 	};
 	static const char *const sb_keys[] = {
 		"id", "index", "image_prompt", "negative_prompt", "params", NULL,
@@ -1043,6 +1049,133 @@ test_queries(void **state)
 	json_decref(a);
 }
 
+/* ---- provider tasks ---- */
+
+static json_t *
+image_by_id(json_t *images, const char *id)
+{
+	size_t i;
+	json_t *v;
+
+	json_array_foreach(images, i, v)
+		if (strcmp(json_string_value(json_object_get(v, "id")), id) == 0)
+			return v;
+	return NULL;
+}
+
+static const char *
+task_state_of(json_t *image, const char *member)
+{
+	json_t *t = json_object_get(image, "provider_task");
+
+	return json_string_value(json_object_get(json_object_get(t, "state"), member));
+}
+
+static void
+test_tasks(void **state)
+{
+	struct fixture *fx = *state;
+	char prov[37], other[37];
+	struct store *st = fx->st = open_with_run(fx, prov);
+	struct store_task_key k1 = { SB1, prov, KEY_A };
+	struct store_task_key k2 = { SB2, prov, KEY_B };
+	char created[64];
+	json_t *a, *v, *t;
+	char *got;
+
+	assert_int_equal(store_provider_id(st, "preview", other), 0);
+	assert_int_equal(store_image_insert(st, IMG1, SB1, RUN1, prov, "{}", KEY_A), 0);
+	assert_int_equal(store_image_insert(st, IMG2, SB2, RUN1, prov, "{}", KEY_B), 0);
+
+	/* Nothing recorded: nothing to resume. */
+	got = (char *)1;
+	assert_int_equal(store_task_take(st, &k1, IMG1, &got), 0);
+	assert_null(got);
+
+	/* A checkpoint, then another for the same task key: one row. */
+	assert_int_equal(store_task_save(st, &k1, IMG1, "{\"task\":\"t1\"}"), 0);
+	snprintf(created, sizeof(created), "%s",
+		 q(st, "SELECT created_at FROM provider_tasks WHERE storyboard_id = %Q", SB1));
+	assert_int_equal(store_task_save(st, &k1, IMG1, "{\"task\":\"t2\", \"n\": 2}"), 0);
+	assert_int_equal(qi(st, "SELECT count(*) FROM provider_tasks"), 1);
+	assert_string_equal(q(st, "SELECT checkpoints FROM provider_tasks"), "2");
+	assert_string_equal(q(st, "SELECT created_at FROM provider_tasks"), created);
+	assert_true(strcmp(q(st, "SELECT updated_at FROM provider_tasks"), created) >= 0);
+	assert_int_equal(store_task_take(st, &k1, IMG1, &got), 1);
+	assert_string_equal(got, "{\"task\":\"t2\", \"n\": 2}");	/* the text as given */
+	free(got);
+
+	/* Another storyboard, provider or set of parameters has none. */
+	assert_int_equal(store_task_take(st, &k2, IMG2, &got), 0);
+	assert_int_equal(store_task_take(st, &(struct store_task_key){ SB1, other, KEY_A }, IMG1,
+					 &got), 0);
+	assert_int_equal(store_task_take(st, &(struct store_task_key){ SB1, prov, KEY_B }, IMG1,
+					 &got), 0);
+
+	/* Only JSON objects are stored; only real storyboards and providers. */
+	assert_int_equal(store_task_save(st, &k2, IMG2, "[\"t\"]"), -1);
+	assert_int_equal(store_task_save(st, &k2, IMG2, "{\"t\""), -1);
+	assert_int_equal(store_task_save(st, &(struct store_task_key){ "nope", prov, KEY_A }, IMG1,
+					 "{}"), -1);
+	assert_int_equal(store_task_save(st, &(struct store_task_key){ SB2, "nope", KEY_B }, IMG2,
+					 "{}"), -1);
+	assert_int_equal(qi(st, "SELECT count(*) FROM provider_tasks"), 1);
+
+	/* The views show the task on the image whose attempt holds it. */
+	a = store_query_images(st, P1);
+	assert_string_equal(task_state_of(image_by_id(a, IMG1), "task"), "t2");
+	t = json_object_get(image_by_id(a, IMG1), "provider_task");
+	assert_string_equal(json_string_value(json_object_get(t, "provider")), "jimeng");
+	assert_int_equal(json_integer_value(json_object_get(t, "checkpoints")), 2);
+	assert_string_equal(json_string_value(json_object_get(t, "created_at")), created);
+	assert_true(json_is_null(json_object_get(image_by_id(a, IMG2), "provider_task")));
+	json_decref(a);
+	v = store_query_image(st, IMG1);
+	assert_string_equal(task_state_of(v, "task"), "t2");
+	json_decref(v);
+	a = store_query_current_images(st, P1);
+	assert_string_equal(task_state_of(image_by_id(a, IMG1), "task"), "t2");
+	json_decref(a);
+	v = store_query_project(st, P1);
+	a = json_object_get(v, "provider_tasks");
+	assert_int_equal(json_array_size(a), 1);
+	t = json_array_get(a, 0);
+	assert_string_equal(json_string_value(json_object_get(t, "storyboard_id")), SB1);
+	assert_int_equal(json_integer_value(json_object_get(t, "storyboard_index")), 1);
+	assert_string_equal(json_string_value(json_object_get(t, "image_id")), IMG1);
+	assert_string_equal(json_string_value(json_object_get(t, "provider")), "jimeng");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(t, "state"),
+							      "task")), "t2");
+	json_decref(v);
+
+	/* A later run with the same parameters takes the task over. */
+	assert_int_equal(store_run_create(st, RUN2, P1, NULL, false, 1), 0);
+	assert_int_equal(store_image_insert(st, IMG3, SB1, RUN2, prov, "{}", KEY_A), 0);
+	assert_int_equal(store_task_take(st, &k1, IMG3, &got), 1);
+	free(got);
+	a = store_query_images(st, P1);
+	assert_true(json_is_null(json_object_get(image_by_id(a, IMG1), "provider_task")));
+	assert_string_equal(task_state_of(image_by_id(a, IMG3), "task"), "t2");
+	json_decref(a);
+
+	/* Forgotten one at a time, or all of a storyboard's at once. */
+	assert_int_equal(store_task_save(st, &k2, IMG2, "{\"task\":\"u\"}"), 0);
+	assert_int_equal(store_task_clear(st, &k1), 0);
+	assert_int_equal(store_task_take(st, &k1, IMG3, &got), 0);
+	assert_int_equal(qi(st, "SELECT count(*) FROM provider_tasks"), 1);
+	assert_int_equal(store_task_save(st, &k1, IMG3, "{}"), 0);
+	assert_int_equal(store_task_save(st, &(struct store_task_key){ SB1, other, KEY_B }, IMG3,
+					 "{}"), 0);
+	assert_int_equal(store_task_clear_storyboard(st, SB1), 0);
+	assert_int_equal(qi(st, "SELECT count(*) FROM provider_tasks WHERE storyboard_id = %Q",
+			    SB1), 0);
+	assert_int_equal(qi(st, "SELECT count(*) FROM provider_tasks"), 1);
+
+	/* They go with their project. */
+	assert_int_equal(sqlite3_exec(st->db, "DELETE FROM projects", NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(qi(st, "SELECT count(*) FROM provider_tasks"), 0);
+}
+
 /* ---- transactions ---- */
 
 static void
@@ -1054,8 +1187,9 @@ test_rollback(void **state)
 	char prov[37];
 	static const char *const tables[] = {
 		"projects", "project_stages", "storyboards", "model_providers",
-		"generated_images", "runs", "run_events", NULL,
+		"generated_images", "runs", "run_events", "provider_tasks", NULL,
 	};
+	const struct store_task_key k = { SB1, prov, KEY_A };
 
 	assert_int_equal(store_begin(st), 0);
 	assert_true(store_in_tx(st));
@@ -1070,6 +1204,7 @@ test_rollback(void **state)
 	assert_int_equal(store_stage_set(st, P1, "image_generation", "processing", NULL, NULL),
 			 0);
 	assert_int_equal(store_event_append(st, RUN1, 1, "info", "{}"), 0);
+	assert_int_equal(store_task_save(st, &k, IMG1, "{\"task\":\"t\"}"), 0);
 	assert_true(store_project_exists(st, P1));
 	store_rollback(st);
 	assert_false(store_in_tx(st));
@@ -1130,6 +1265,7 @@ main(void)
 		T(test_variants),
 		T(test_runs_and_events),
 		T(test_queries),
+		T(test_tasks),
 		T(test_rollback),
 		cmocka_unit_test(test_now),
 	};

@@ -27,8 +27,9 @@ SRCS     := $(foreach l,$(LAYERS),$(wildcard src/$(l)/*.c))
 OBJS     := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(SRCS))
 LIBOBJS  := $(filter-out $(BUILD)/obj/cli/main.o,$(OBJS))
 
-PLUGINS  := $(patsubst plugins/%.c,$(BUILD)/plugins/%.so,$(filter-out plugins/phttp.c,$(wildcard plugins/*.c)))
-# Plugins that speak HTTP share plugins/phttp.c (libcurl).
+# Plugins that speak HTTP share plugins/phttp.c (libcurl) and phttp_task.c.
+PHTTP    := plugins/phttp.c plugins/phttp_task.c
+PLUGINS  := $(patsubst plugins/%.c,$(BUILD)/plugins/%.so,$(filter-out $(PHTTP),$(wildcard plugins/*.c)))
 HTTP_PLUGINS := $(filter $(addprefix $(BUILD)/plugins/,jimeng.so openai.so sdwebui.so ark.so dashscope.so comfyui.so),$(PLUGINS))
 TPLUGINS := $(patsubst tests/plugins/%.c,$(BUILD)/tests/plugins/%.so,$(filter-out tests/plugins/common.c,$(wildcard tests/plugins/*.c)))
 UNITS    := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(wildcard tests/unit/test_*.c))
@@ -61,14 +62,14 @@ $(BUILD)/lib/t2istage/thumb_vips.so: modules/thumb_vips.c | $(BUILD)/lib/t2istag
 	@$(CC) $(CPPFLAGS_ALL) $(WARN) -Wno-strict-prototypes $(CFLAGS) -fPIC -shared -o $@ $< \
 	    $(shell pkg-config --cflags --libs vips)
 
-$(BUILD)/lib/t2istage/fetch_curl.so: modules/fetch_curl.c | $(BUILD)/lib/t2istage
+$(BUILD)/lib/t2istage/fetch_curl.so: modules/fetch_curl.c include/curl_policy.h | $(BUILD)/lib/t2istage
 	@echo "  CC      $@"
 	@$(CC) $(CPPFLAGS_ALL) $(WARN) $(CFLAGS) -fPIC -shared -o $@ $< \
 	    $(shell pkg-config --cflags --libs libcurl)
 
-$(HTTP_PLUGINS): $(BUILD)/plugins/%.so: plugins/%.c plugins/phttp.c plugins/phttp.h include/t2istage/plugin.h | $(BUILD)/plugins
+$(HTTP_PLUGINS): $(BUILD)/plugins/%.so: plugins/%.c $(PHTTP) plugins/phttp.h plugins/phttp_task.h include/t2istage/plugin.h include/curl_policy.h | $(BUILD)/plugins
 	@echo "  CC      $@"
-	@$(CC) $(CPPFLAGS_ALL) $(WARN) $(CFLAGS) -fPIC -shared -o $@ $< plugins/phttp.c \
+	@$(CC) $(CPPFLAGS_ALL) $(WARN) $(CFLAGS) -fPIC -shared -o $@ $< $(PHTTP) \
 	    $(shell pkg-config --cflags --libs libcurl jansson nettle)
 	@chmod 755 $@
 

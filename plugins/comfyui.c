@@ -27,7 +27,7 @@
 
 #include <nettle/sha2.h>
 
-#include "phttp.h"
+#include "phttp_task.h"
 #include "t2istage/plugin.h"
 
 T2I_PLUGIN("comfyui", "1.0", "ComfyUI workflows (API format) on a self-hosted server");
@@ -457,10 +457,12 @@ static int refused(const struct phttp_resp *rs, const json_t *doc, struct t2i_er
 	const char *msg = json_is_string(e) ? json_string_value(e) : phttp_str(e, "message");
 	const char *det = phttp_str(e, "details");
 
+	const json_t *ne = json_object_get(doc, "node_errors");
+
 	snprintf(buf, sizeof(buf), "%s%s%s", msg ? msg : "prompt refused", det ? ": " : "",
 		 det ? det : "");
-	node_errors_text(json_object_get(doc, "node_errors"), buf, sizeof(buf));
-	if (rs->status >= 500 || rs->status == 429 || (msg == NULL && rs->status != 400))
+	node_errors_text(ne, buf, sizeof(buf));
+	if (rs->status >= 500 || rs->status == 429 || (msg == NULL && json_object_size(ne) == 0))
 		return phttp_fail_status(err, TAG, rs, msg != NULL ? buf : NULL);
 	return phttp_fail(err, T2I_ERR_REJECTED, rs->status, 0, TAG ": HTTP %ld: %s", rs->status,
 			 buf);
@@ -602,15 +604,20 @@ static int view(struct call *c, const json_t *img)
 }
 
 /* A finished prompt: its output images (of options.output_node only, when
- * set), in node order; previews (type "temp") are not kept. */
+ * set), in node order; previews (type "temp") are not kept.  Returns 0,
+ * FAILED_AT_SERVER when the history says the prompt failed, else -1. */
+#define FAILED_AT_SERVER (-2)
+
 static int finish(struct call *c, const json_t *entry, struct t2i_error *err)
 {
 	const json_t *status = json_object_get(entry, "status"), *out, *img;
 	const char *node, *st = phttp_str(status, "status_str");
 	size_t i, seen = 0, added = 0;
 
-	if (st != NULL && strcmp(st, "error") == 0)
-		return failed(c, status, err);
+	if (st != NULL && strcmp(st, "error") == 0) {
+		failed(c, status, err);
+		return FAILED_AT_SERVER;
+	}
 	json_object_foreach(json_object_get(entry, "outputs"), node, out) {
 		if (c->wf.output_node != NULL && strcmp(node, c->wf.output_node) != 0)
 			continue;
@@ -735,6 +742,19 @@ static int submit(struct call *c, struct t2i_error *err)
 
 #define POLL_FAILURES_MAX 3	/* unanswered polls in a row before giving up */
 
+/* A stop from the host: an abandoned prompt is cancelled at the server,
+ * and the log says so (a cancelled run reports no error of its own). */
+static int stopped(struct call *c, int stop, struct t2i_error *err)
+{
+	const char *note = NULL;
+
+	if (phttp_task_abandoned(stop)) {
+		note = cancel(c);
+		phttp_log(c->host, T2I_LOG_INFO, TAG ": prompt %s given up: %s", c->task.id, note);
+	}
+	return phttp_task_stopped(&c->task, stop, note, err);
+}
+
 /* Polls until the prompt is in the history, or the host says to stop. */
 static int wait_prompt(struct call *c, struct t2i_error *err)
 {
@@ -747,12 +767,11 @@ static int wait_prompt(struct call *c, struct t2i_error *err)
 		enum where w;
 
 		if (stop != T2I_STOP_NONE)
-			return phttp_task_stopped(&c->task, stop, phttp_task_abandoned(stop)
-						  ? cancel(c) : NULL, err);
+			return stopped(c, stop, err);
 		if ((w = locate(c, &entry, &state, err)) == W_DONE) {
 			int rc = finish(c, entry, err);
 			json_decref(entry);
-			return rc;
+			return rc == 0 ? 0 : -1;
 		}
 		if (w == W_GONE)
 			return phttp_fail(err, T2I_ERR_TRANSIENT, 0, 0, TAG ": prompt %s is neither "
@@ -795,8 +814,8 @@ static int start(struct call *c, struct t2i_error *err)
 	if (w == W_DONE) {
 		int rc = finish(c, entry, err);
 		json_decref(entry);
-		if (rc == 0 || err->error_class == T2I_ERR_REJECTED)
-			return rc;
+		if (rc != FAILED_AT_SERVER || err->error_class == T2I_ERR_REJECTED)
+			return rc == 0 ? 0 : -1;
 		/* It failed at the server: a new prompt, under a new id. */
 		phttp_log(c->host, T2I_LOG_WARNING, "%s; queueing it again", err->message);
 		if (random_id(c->task.id) != 0)

@@ -22,7 +22,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "phttp.h"
+#include "phttp_task.h"
 #include "t2istage/plugin.h"
 
 T2I_PLUGIN_FLAGS("dashscope", "1.0", "Alibaba DashScope Wan and Qwen-Image (asynchronous)",
@@ -176,6 +176,8 @@ static int submit(struct call *c, struct t2i_error *err)
 		id = phttp_str(json_object_get(doc, "output"), "task_id");
 		if (rs.status != 200)
 			rc = fail_answer(&rs, doc, "submitting the task", err);
+		else if (doc == NULL)
+			rc = phttp_fail_malformed(err, TAG, &rs, "submit answer is not JSON");
 		else if (!valid_task_id(id))
 			rc = phttp_fail_malformed(err, TAG, &rs, "submit answer without a usable "
 						 "output.task_id");
@@ -201,8 +203,9 @@ static int submit(struct call *c, struct t2i_error *err)
 
 /* ------------------------------------------------------------------ poll */
 
-/* SUCCEEDED: every results[].url to the host; items with a code instead are
- * images DashScope withheld (moderation), logged. */
+/* SUCCEEDED: every results[].url to the host.  Items with a code instead
+ * are images DashScope withheld (moderation); a task without any image
+ * ended as good as failed, and a new one may be submitted. */
 static enum poll collect(struct call *c, const json_t *out, const struct phttp_resp *rs,
 			 struct t2i_error *err)
 {
@@ -224,8 +227,10 @@ static enum poll collect(struct call *c, const json_t *out, const struct phttp_r
 	else if (json_is_array(results) && json_array_size(results) > 0)
 		phttp_fail(err, T2I_ERR_TRANSIENT, rs->status, 0, TAG ": task %s: no image could be "
 			  "stored", c->task.id);
-	else
+	else {	/* ended without images: as good as failed */
 		phttp_fail_malformed(err, TAG, rs, "SUCCEEDED task without output.results[].url");
+		return POLL_GONE;
+	}
 	return POLL_FAIL;
 }
 
@@ -236,9 +241,10 @@ static enum poll task_state(struct call *c, const json_t *out, const struct phtt
 {
 	const char *st = phttp_str(out, "task_status"), *id = c->task.id;
 
-	if (st == NULL)
-		return phttp_fail_malformed(err, TAG, rs, "poll answer without "
-					    "output.task_status"), POLL_FAIL;
+	if (st == NULL) {
+		phttp_fail_malformed(err, TAG, rs, "poll answer without output.task_status");
+		return POLL_FAIL;
+	}
 	if (strcmp(st, "PENDING") == 0 || strcmp(st, "RUNNING") == 0) {
 		phttp_progress(c->host, -1, TAG ": task %s %s", id, st);
 		return POLL_WAIT;
@@ -296,6 +302,8 @@ static enum poll poll_once(struct call *c, struct t2i_error *err)
 		doc = phttp_parse_json(&rs, c->req->max_response_bytes);
 		if (rs.status != 200)
 			fail_answer(&rs, doc, "polling the task", err);
+		else if (doc == NULL)
+			phttp_fail_malformed(err, TAG, &rs, "poll answer is not JSON");
 		else if (!json_is_object(json_object_get(doc, "output")))
 			phttp_fail_malformed(err, TAG, &rs, "poll answer without an output object");
 		else

@@ -56,8 +56,12 @@ def test_request_fields_headers_and_stored_jpeg(env, fake):
         assert img["url"].startswith(fake.url + "/images/")
         got[e["storyboard_index"]] = (w, h)
     assert got == {1: (2560, 1440), 2: (1024, 1024)}
-    # Two storyboards with a negative prompt: a warning-level line says why it is not sent.
-    assert "<4>" in cp.stderr and "Ark has no negative prompt field" in cp.stderr
+    # Two storyboards with a negative prompt: one warning event in the run says why it is
+    # not sent.
+    neg = [w for w in warnings_of(events) if "negative prompt" in w]
+    assert neg == ["provider ark: ark: Ark has no negative prompt field; the negative prompt "
+                   "is not sent"], \
+        warnings_of(events)
 
 
 @pytest.mark.parametrize("model, params, size", [

@@ -173,6 +173,8 @@ def test_node_errors_with_http_200_are_rejected_and_the_prompt_dropped(env, fake
     ("interrupted", "transient", "was interrupted at the server", 2),
     ("lost", "transient", "neither in the history nor in the queue", 2),
     ("http500", "transient", "HTTP 500", 2),
+    ("malformed", "transient", "answer to /prompt without a usable prompt_id", 2),
+    ("not_json", "transient", "answer to /prompt without a usable prompt_id", 2),
     ("not_image", "transient", "no image could be stored", 1),
 ])
 def test_each_failure_is_its_class(env, fake, kind, cls, words, paid):

@@ -90,6 +90,13 @@ $(BUILD)/tests/unit/%: tests/unit/%.c $(BUILD)/libt2i.a | $(BUILD)/tests/unit
 	$(CC) $(CPPFLAGS_ALL) $(WARN) $(CFLAGS) -o $@ $< $(BUILD)/libt2i.a \
 	    $(shell pkg-config --cflags --libs cmocka) $(LIBS)
 
+# A plugin of ABI version 1 is built as it was then: against that header,
+# which comes first on its include path.
+$(BUILD)/tests/plugins/abi1.so: tests/plugins/abi1.c tests/plugins/common.c tests/plugins/common.h tests/plugins/abi1/t2istage/plugin.h | $(BUILD)/tests/plugins
+	$(CC) -Itests/plugins/abi1 $(CPPFLAGS_ALL) $(WARN) $(CFLAGS) -fPIC -shared -o $@ $< tests/plugins/common.c \
+	    $(shell pkg-config --cflags --libs libpng jansson)
+	@chmod 755 $@
+
 $(BUILD)/plugins $(BUILD)/tests/plugins $(BUILD)/tests/unit $(BUILD)/lib/t2istage:
 	mkdir -p $@
 

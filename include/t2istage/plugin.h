@@ -17,7 +17,19 @@
  * ABI version 2 adds, for asynchronous providers (paid at submission, free to
  * poll): host->checkpoint(), host->progress(), host->sleep(),
  * req->resume_json and req->idempotency_key; and t2i_plugin.flags, by which
- * a plugin says it needs an API key.
+ * a plugin says it needs an API key.  The way to use the task calls:
+ *
+ *   if (req->resume_json[0] != '\0')
+ *           poll the task it names; if the provider says the task is gone
+ *           or failed, submit again (below); else go on polling it;
+ *   submit (with req->idempotency_key where the provider takes one);
+ *   host->checkpoint(ctx, "{\"task_id\":...}") before anything else;
+ *   loop: poll, host->progress(), then host->sleep(ctx, interval):
+ *           on a stop, see enum t2i_stop for whether to cancel, and return
+ *           an error;
+ *   add the images; the host then forgets the task.
+ *
+ * The host calls must be made from the thread that called generate_image().
  *
  * Rules that keep the ABI stable:
  *   - every struct starts with abi_version and struct_size;
@@ -97,12 +109,21 @@ struct t2i_request {
 	/* The state this storyboard's last attempt on this provider, with the
 	 * same generation parameters, handed to host->checkpoint(), or "" when
 	 * there is none.  A plugin given one polls that task first, and submits
-	 * again only when the provider says it is gone or failed. */
+	 * again only when the provider says it is gone or failed.  The attempt
+	 * may have been in an earlier run (a `retry` after a failure or an
+	 * interruption), before a timeout, a crash or a kill -9 of the service;
+	 * the state is forgotten once the storyboard has its image, or when a
+	 * plugin checkpoints "{}". */
 	const char *resume_json;
-	/* A lower-case UUID, the same for every attempt at this storyboard's
-	 * image with this provider and these parameters (a new run, or new
-	 * parameters, give a new one), for providers that take a client-chosen
-	 * task id (ComfyUI prompt_id, Kling external_task_id). */
+	/* A lower-case UUID (version 8: the first 128 bits of the SHA-256 of
+	 * the image row's id, the provider's name and the generation
+	 * parameters' cache key), the same for every attempt at this
+	 * storyboard's image with this provider and these parameters, across
+	 * crashes and restarts (a resumed run keeps its image rows); a new run,
+	 * another provider or other parameters give another.  For providers
+	 * that take a client-chosen task id (ComfyUI prompt_id, Kling
+	 * external_task_id).  A task given in resume_json may have been
+	 * submitted under another run's key: keep the id in the state. */
 	const char *idempotency_key;
 	/* end of ABI version 2 */
 };
@@ -133,7 +154,25 @@ struct t2i_error {
 
 enum t2i_log_level { T2I_LOG_ERR = 3, T2I_LOG_WARNING = 4, T2I_LOG_INFO = 6, T2I_LOG_DEBUG = 7 };
 
-/* Why host->sleep() says to stop. */
+/* Why host->sleep() says to stop, and what a plugin polling a provider
+ * task does then.  Whatever the reason it returns promptly, with
+ * T2I_ERR_TRANSIENT and a message that says what became of the task: the
+ * worker is killed a few seconds after a stop (cancel, budget, shutdown),
+ * and an attempt stopped so is put back, not charged.  Cancelling at the
+ * provider is only for a task that is abandoned for good; a task that
+ * another attempt will poll must be left running.
+ *
+ * - T2I_STOP_CANCELLED: the run was cancelled.  Ask the provider to cancel
+ *   the task where it can, then checkpoint "{}".
+ * - T2I_STOP_DEADLINE: this image's time budget (timeout_s) is used up on
+ *   its last attempt on this provider: no retry follows.  Ask the provider
+ *   to cancel where it can, say so in the error message, checkpoint "{}".
+ *   On earlier attempts the host never says this: the worker is killed at
+ *   its deadline and the retry gets the task in resume_json.
+ * - T2I_STOP_BUDGET: a spending budget is reached.  Do not cancel: the task
+ *   is paid for, and a later attempt the budget allows polls it.
+ * - T2I_STOP_SHUTDOWN: the service is stopping.  Do not cancel: the next
+ *   start polls the task again. */
 enum t2i_stop {
 	T2I_STOP_NONE = 0,
 	T2I_STOP_CANCELLED = 1,	/* the run was cancelled */
@@ -154,27 +193,39 @@ struct t2i_host {
 	 * (url NULL, or the URL the bytes came from).  Returns 0 when the image
 	 * was stored, -1 otherwise (the host has then recorded why). */
 	int (*add_image)(void *ctx, const char *url, const void *bytes, size_t size);
-	/* A log line, attributed to the plugin. */
+	/* A log line, attributed to the plugin.  A T2I_LOG_WARNING line is
+	 * also a `warning` event of the run (once per run for the same
+	 * words): use it for what the people following the run should know,
+	 * such as an option the provider has no field for. */
 	void (*log)(void *ctx, int level, const char *fmt, ...)
 		__attribute__((format(printf, 3, 4)));
 	/* end of ABI version 1 */
 
 	/* Records state_json, a JSON object text of at most T2I_CHECKPOINT_MAX
-	 * bytes (a task id and what is needed to poll it), for this storyboard
-	 * and provider.  Call it right after a provider accepted a paid task.
-	 * Returns 0 once the supervisor has committed it to the database, so
+	 * bytes (a task id and what is needed to poll it), for this storyboard,
+	 * provider and generation parameters.  Call it right after a provider
+	 * accepted a paid task, and poll only once it returned 0.  It blocks
+	 * until the supervisor has committed the state to the database, so
 	 * that a later attempt after a crash, a timeout or a kill -9 of the
-	 * service gets it as resume_json; -1 when it was refused (not a JSON
-	 * object, too large) or could not be recorded: the host has logged why. */
+	 * service gets it as resume_json.  A later call replaces the state;
+	 * "{}" forgets it (the provider says the task failed, is gone, or was
+	 * cancelled).  Returns -1 when it was refused (not a JSON object, too
+	 * large, or holding the api key, which never goes into the database)
+	 * or could not be recorded (the supervisor is gone, the database
+	 * failed): the host has logged why.  Never put a secret in it: the
+	 * state is shown by `t2istage images` and the API. */
 	int (*checkpoint)(void *ctx, const char *state_json);
-	/* Progress of a long generation: fraction from 0 to 1 (negative when
-	 * unknown) and a short message.  Becomes a `progress` event, at most
-	 * one a second per storyboard. */
+	/* Progress of a long generation: fraction from 0 to 1 (anything else
+	 * when unknown) and a short message (at most 255 bytes are kept, "" for
+	 * none).  Becomes a `progress` event with `fraction` (null when
+	 * unknown); at most one a second per storyboard, the others dropped. */
 	void (*progress)(void *ctx, double fraction, const char *message);
 	/* Waits ms milliseconds.  Returns T2I_STOP_NONE after the wait, or at
-	 * once another enum t2i_stop when the plugin must stop now.  A polling
-	 * plugin waits only through this; on a stop it asks the provider to
-	 * cancel where the provider can, and returns with an error. */
+	 * once another enum t2i_stop when the plugin must stop now: a stop
+	 * that came before the call is returned at once, and so is every
+	 * later call's (sleep(0) asks without waiting).  A polling plugin
+	 * waits only through this, never with sleep(3) or poll(2), which a
+	 * stop cannot end. */
 	int (*sleep)(void *ctx, uint32_t ms);
 	/* end of ABI version 2 */
 };

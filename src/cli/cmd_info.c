@@ -37,6 +37,19 @@ print_json(json_t *v)
 	fputc('\n', stdout);
 }
 
+/* A provider task a plugin is polling: what it submitted (paid for) and
+ * checkpointed, and since when. */
+static void
+print_task(const char *lead, json_t *t)
+{
+	char *state = json_dumps(json_object_get(t, "state"), JSON_COMPACT);
+
+	printf("%sprovider task at %s since %s: %s\n", lead,
+	       json_string_value(json_object_get(t, "provider")),
+	       json_string_value(json_object_get(t, "created_at")), state != NULL ? state : "?");
+	free(state);
+}
+
 static void
 print_project(json_t *p)
 {
@@ -60,6 +73,13 @@ print_project(json_t *p)
 		       json_is_string(json_object_get(s, "started_at"))
 			       ? json_string_value(json_object_get(s, "started_at"))
 			       : "-");
+	json_array_foreach(json_object_get(p, "provider_tasks"), i, s) {
+		char lead[32];
+
+		snprintf(lead, sizeof(lead), "  #%-4lld ",
+			 (long long)json_integer_value(json_object_get(s, "storyboard_index")));
+		print_task(lead, s);
+	}
 }
 
 int
@@ -120,6 +140,8 @@ print_image(json_t *im)
 		printf("%s\n", json_is_string(json_object_get(im, "error"))
 				       ? json_string_value(json_object_get(im, "error"))
 				       : "");
+	if (json_is_object(json_object_get(im, "provider_task")))
+		print_task("      ", json_object_get(im, "provider_task"));
 }
 
 int

@@ -237,9 +237,9 @@ slots_stop(struct slot *s, int reason, int64_t grace_ms, const char *cause)
 		(void)slots_send(s, line, len);
 		free(line);
 	}
-	if (grace_ms <= 0) {
+	if (grace_ms == 0) {
 		slots_kill(s, cause);
-	} else if (s->kill_at_ms == 0 || at < s->kill_at_ms) {
+	} else if (grace_ms > 0 && (s->kill_at_ms == 0 || at < s->kill_at_ms)) {
 		s->kill_at_ms = at;
 		snprintf(s->stop_cause, sizeof(s->stop_cause), "%s", cause);
 	}

@@ -118,8 +118,8 @@ void slots_flush(struct slot *s);
 /* Stops the worker: tells it why (enum t2i_stop, once), which a plugin
  * waiting in host->sleep() hears at once, marks it stopping (what it held
  * is put back, not failed), and kills it with cause after grace_ms (at
- * once for 0), unless it exits first.  A second stop can only shorten
- * the grace. */
+ * once for 0; never for a negative grace, when the caller kills it later),
+ * unless it exits first.  A second stop can only shorten the grace. */
 void slots_stop(struct slot *s, int reason, int64_t grace_ms, const char *cause);
 
 /* One exited worker (as the spawner reports it): its slot index, or -1 when

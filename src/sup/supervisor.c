@@ -279,17 +279,17 @@ out:
 	return rc;
 }
 
-/* Every worker is told the service is stopping, and killed after grace
- * (a polling one after SUP_STOP_GRACE_MS at most). */
+/* Every worker is told the service is stopping.  now: and killed at once;
+ * else a polling one is killed after SUP_STOP_GRACE_MS, the others at the
+ * end of the shutdown's grace period. */
 static void
-stop_all(struct sup *s, int64_t grace_ms, const char *why)
+stop_all(struct sup *s, bool now, const char *why)
 {
 	for (int i = 0; i < s->w.nslots; i++) {
 		struct slot *sl = &s->w.slots[i];
 
 		if (sl->pid > 0 && !sl->reaped)
-			slots_stop(sl, T2I_STOP_SHUTDOWN,
-				   grace_ms > 0 ? stop_grace(sl, grace_ms) : 0, why);
+			slots_stop(sl, T2I_STOP_SHUTDOWN, now ? 0 : stop_grace(sl, -1), why);
 	}
 }
 
@@ -307,7 +307,7 @@ on_signals(struct sup *s, bool *child)
 		case SIGTERM:
 			if (s->stopping) {
 				log_warnx("second signal: stopping workers now");
-				stop_all(s, 0, "stopped");
+				stop_all(s, true, "stopped");
 				break;
 			}
 			log_warnx("signal %u: finishing work in progress (%d s grace), "
@@ -316,7 +316,7 @@ on_signals(struct sup *s, bool *child)
 			s->grace_end_ms = clock_now_ms() + SUP_GRACE_MS;
 			/* Polling plugins leave their tasks for the next start
 			 * rather than wait them out. */
-			stop_all(s, SUP_GRACE_MS, "stopped");
+			stop_all(s, false, "stopped");
 			if (s->hooks.stopping != NULL)
 				s->hooks.stopping(s->hooks.arg);
 			break;
@@ -389,7 +389,7 @@ check_deadlines(struct sup *s, int64_t now)
 	}
 	if (s->stopping && s->grace_end_ms > 0 && now >= s->grace_end_ms) {
 		log_warnx("grace period over: stopping workers");
-		stop_all(s, 0, "stopped");
+		stop_all(s, true, "stopped");
 		s->grace_end_ms = 0;
 	}
 }

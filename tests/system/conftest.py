@@ -795,6 +795,14 @@ def service(env):
             assert m is None, text[max(0, m.start() - 200):m.start() + 4000]
 
 
+def wait_run_done(env, run_id, timeout=120):
+    """Waits until the run has a `done` event in the database; returns it."""
+    def done():
+        rows = env.sql("SELECT body FROM run_events WHERE run_id = ? AND type = 'done'", run_id)
+        return json.loads(rows[0][0]) if rows else None
+    return wait_for(done, timeout=timeout, interval=0.05, what=f"run {run_id} to end")
+
+
 def db_events(env, run_id):
     """[(seq, type, body as JSON)] of a run, from run_events."""
     return [(s, t, json.loads(b)) for s, t, b in env.sql(

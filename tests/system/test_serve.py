@@ -22,7 +22,7 @@ from conftest import (ROOT, SERVICE_WAIT, Follower, assert_followers_saw_the_db,
                       http_request, png_size, primaries_by_storyboard, provider_conf,
                       read_trace, retry_conf, run_row, service_pids, stage_status,
                       worker_pids, process_role,
-                      trace_starts, wait_for)
+                      trace_starts, wait_for, wait_run_done)
 
 ACCESS_LINE = re.compile(r"^<6>t2istage\[supervisor\]: http: (GET|POST|PUT|DELETE|PATCH|HEAD) "
                          r"(\S+) (\d{3}) (\d+) (-?\d+)ms", re.M)
@@ -62,14 +62,6 @@ def assert_json_error(r, status, *needles):
 
 def run_path(pid, tail=""):
     return f"/v1/projects/{pid}/image-generation{tail}"
-
-
-def wait_run_done(env, run_id, timeout=120):
-    """Waits until the run has a `done` event in the database; returns it."""
-    def done():
-        rows = env.sql("SELECT body FROM run_events WHERE run_id = ? AND type = 'done'", run_id)
-        return json.loads(rows[0][0]) if rows else None
-    return wait_for(done, timeout=timeout, interval=0.05, what=f"run {run_id} to end")
 
 
 def completed_count(env, run_id):

@@ -751,6 +751,8 @@ static int stopped(struct call *c, int stop, struct t2i_error *err)
 	if (phttp_task_abandoned(stop)) {
 		note = cancel(c);
 		phttp_log(c->host, T2I_LOG_INFO, TAG ": prompt %s given up: %s", c->task.id, note);
+		if (phttp_host_v2(c->host))	/* no later attempt is to wait for it */
+			phttp_checkpoint(c->host, TAG, json_object());
 	}
 	return phttp_task_stopped(&c->task, stop, note, err);
 }

@@ -37,8 +37,10 @@ T2I_PLUGIN_FLAGS("dashscope", "1.0", "Alibaba DashScope Wan and Qwen-Image (asyn
 #define POLL_FAILURES_MAX 3	/* failed polls in a row before the attempt gives up */
 #define WAN_SIDE_MIN 512
 #define WAN_SIDE_MAX 1440
+/* The task then stays committed: a later attempt (a retry, or a later run
+ * of the storyboard) polls it and keeps what was paid for. */
 #define NO_CANCEL "DashScope offers no way to cancel a running task: it may still finish " \
-		  "and be billed"
+		  "and be billed, and a later attempt polls it"
 
 static const struct phttp_code codes[] = {
 	{"DataInspectionFailed", T2I_ERR_REJECTED},

@@ -216,6 +216,8 @@ def test_the_last_attempts_budget_cancels_the_prompt_at_the_server(env, fake):
     assert f"comfyui: task {sub['task']} not finished: the image's time budget (1 s) is used " \
            "up on its last attempt; it was cancelled at the server" in err["error"], err
     assert counters(fake)["tasks"][sub["task"]]["cancels"] == 1
+    # Given up for good: the committed prompt is cleared, no later attempt waits for it.
+    assert env.sql("SELECT count(*) FROM provider_tasks") == [(0,)]
 
 
 @pytest.mark.parametrize("jobs_api, how", [(True, "it was cancelled at the server"),

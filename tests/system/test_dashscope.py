@@ -5,10 +5,12 @@ attempt that resumes it instead of paying again, every error class (400 Arrearag
 a task DashScope forgot, polls that fail now and then, a task that outlives its budget, and
 the key kept out of everything written."""
 
+import json
+
 import pytest
 
 from conftest import (API_KEY, events_of, http_provider, image_info, retry_conf,
-                      retry_warnings, warnings_of)
+                      retry_warnings, wait_for, warnings_of)
 from provider_checks import assert_secret_nowhere, failover_pair, run_project, seen_class
 
 SUBMIT = "/dashscope/api/v1/services/aigc/text2image/image-synthesis"
@@ -195,14 +197,23 @@ def test_a_task_longer_than_the_attempt_is_polled_by_the_retry(env, fake):
 
 
 def test_running_past_the_last_attempts_budget_is_a_clear_error(env, fake):
-    fake.control({"task_s": 30})
+    fake.control({"task_s": 4})
     env.write_config(providers=[dashscope(fake)], timeout=1.0, extra=retry_conf(1))
-    rc, events, _, _ = run_project(env, ["an endless night"], expect=1)
+    rc, events, _, project = run_project(env, ["a long night"], expect=1)
     (err,) = events_of(events, "error")
     (sub,) = submissions(fake)
     assert f"dashscope: task {sub['task']} not finished" in err["error"], err
     assert "time budget (1 s) is used up on its last attempt" in err["error"]
     assert "DashScope offers no way to cancel a running task" in err["error"]
+    # It cannot be cancelled, so it stays committed: once it has finished, `retry` gets
+    # its image without submitting another.
+    assert len(env.sql("SELECT state FROM provider_tasks")) == 1
+    wait_for(lambda: counters(fake)["tasks"][sub["task"]]["status"] == "SUCCEEDED",
+             what="the task to finish at the provider")
+    cp = env.t2i("retry", project, "--json", check=0)
+    assert len(submissions(fake)) == 1
+    assert [json.loads(line)["type"] for line in cp.stdout.splitlines()].count(
+        "image_generated") == 1
 
 
 def test_max_wait_bounds_a_task_over_all_attempts(env, fake):

@@ -163,3 +163,13 @@ def test_key_appears_in_no_output_event_or_database_byte(env, fake):
     assert events[-1]["type"] == "done"
     assert all(r["headers"]["authorization"] == f"Bearer {API_KEY}" for r in gen_requests(fake))
     assert_secret_nowhere(env, API_KEY, [cp.stdout, cp.stderr], pid)
+
+
+@pytest.mark.parametrize("plugin, path", [("ark", "/ark/api/v3"), ("dashscope", "/dashscope")])
+def test_a_provider_without_its_key_is_a_config_error(env, fake, plugin, path):
+    # Both bill an account: the plugin declares that it needs a key.
+    env.write_config(providers=[http_provider("p", plugin, fake.url + path, api_key=None)])
+    cp = env.t2i("check-config")
+    assert cp.returncode == 1
+    assert f"providers[0].api_key: missing (plugin {plugin} needs an api key" in cp.stderr
+    assert fake.requests() == []

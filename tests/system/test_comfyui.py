@@ -247,6 +247,28 @@ def test_a_cancelled_run_cancels_its_prompt(service, fake, jobs_api, how):
     service.wait_log(f"comfyui: prompt {sub['task']} given up: {how}")
 
 
+def test_an_older_server_drops_a_waiting_prompt_from_its_queue(service, fake):
+    # Two prompts, one running and one waiting behind it, on a server without the jobs API.
+    fake.control({"task_s": 60, "comfy_jobs_api": False})
+    env = service.env
+    wf = write_workflow(env, graph())
+    service.configure(providers=[comfyui(fake, wf, inputs=PATHS).replace(
+        "default = true;", "default = true; concurrency = 2;")], batch_size=1,
+        extra=retry_conf(1))
+    service.start()
+    project = service.import_project(["first", "second"])
+    service.start_run(project)
+    wait_for(lambda: len(by_op(fake, "submit")) == 2 and len(by_op(fake, "poll")) >= 4,
+             what="both prompts queued and polled")
+    assert service.post(f"/v1/projects/{project}/image-generation/cancel").status == 202
+    wait_for(lambda: counters(fake)["total"]["comfyui"]["cancels"] == 2, what="both cancels")
+    paths = sorted(c["path"] for c in by_op(fake, "cancel") if "/api/jobs/" not in c["path"])
+    assert paths == ["/comfyui/interrupt", "/comfyui/queue"]
+    (delete,) = [c for c in by_op(fake, "cancel") if c["path"] == "/comfyui/queue"]
+    (waiting,) = [r["task"] for r in by_op(fake, "submit") if r["task"] in delete["body"]["delete"]]
+    service.wait_log(f"comfyui: prompt {waiting} given up: it was removed from the server's queue")
+
+
 BAD_WORKFLOWS = [
     # (file contents, options.inputs, words)
     (None, None, "unable to open"),

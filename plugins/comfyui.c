@@ -688,6 +688,14 @@ static const char *cancel(struct call *c)
 	       : "the server did not cancel it";
 }
 
+/* Commits the prompt's id, on a host that keeps checkpoints. */
+static void commit(struct call *c)
+{
+	if (phttp_host_v2(c->host))
+		phttp_checkpoint(c->host, TAG, json_pack("{s:s, s:I}", "prompt_id", c->task.id,
+							"submitted", (json_int_t)c->task.submitted));
+}
+
 /* Queues the workflow under c->task.id and commits the id. */
 static int submit(struct call *c, struct t2i_error *err)
 {
@@ -730,10 +738,7 @@ static int submit(struct call *c, struct t2i_error *err)
 	free(url);
 	if (rc == 0) {
 		c->task.submitted = (int64_t)time(NULL);
-		if (phttp_host_v2(c->host))
-			phttp_checkpoint(c->host, TAG, json_pack("{s:s, s:I}", "prompt_id", c->task.id,
-								"submitted",
-								(json_int_t)c->task.submitted));
+		commit(c);
 	}
 	return rc;
 }
@@ -799,10 +804,14 @@ static int start(struct call *c, struct t2i_error *err)
 {
 	json_t *state = json_loads(phttp_resume_json(c->req), 0, NULL), *entry = NULL;
 	const char *id = phttp_str(state, "prompt_id"), *qs;
+	json_t *sub = json_object_get(state, "submitted");
+	int committed = valid_id(id);
 	enum where w = W_GONE;
 
-	if (!valid_id(id))
+	if (!committed)
 		id = phttp_idempotency_key(c->req);
+	if (json_is_integer(sub))
+		c->task.submitted = json_integer_value(sub);
 	if (valid_id(id)) {
 		snprintf(c->task.id, sizeof(c->task.id), "%s", id);
 		w = locate(c, &entry, &qs, err);
@@ -811,6 +820,8 @@ static int start(struct call *c, struct t2i_error *err)
 		phttp_fail(err, T2I_ERR_TRANSIENT, 0, 0, TAG ": getrandom: %s", strerror(errno));
 	}
 	json_decref(state);
+	if (w == W_QUEUED && !committed)	/* queued by an attempt that died before */
+		commit(c);
 	if (w == W_FAIL || w == W_QUEUED)
 		return w == W_QUEUED ? 1 : -1;
 	if (w == W_DONE) {

@@ -42,7 +42,8 @@ Fault kinds (rules as in tools/fakeprovider; "match" is tested against the promp
               timeout408, malformed not_json hang drop nginx_502; as the task's end
               task_failed task_blocked task_canceled task_unknown expired_url not_image
               empty_data; on a poll poll_http500 poll_malformed poll_drop
-  comfyui:    at submission http500 malformed not_json hang drop; as the prompt's end
+  comfyui:    at submission http500 malformed not_json hang drop, queued_then_hang (the
+              prompt is queued, the answer never sent); as the prompt's end
               exec_error oom interrupted lost not_image empty_data; on a poll poll_http500
               poll_drop
 """
@@ -531,7 +532,8 @@ COMFY_NODES = {
     "PreviewImage": {"images": LINK},
 }
 COMFY_OUTPUTS = ("SaveImage", "PreviewImage")
-COMFY_SUBMIT_KINDS = frozenset({"http500", "malformed", "not_json", "hang", "drop"})
+COMFY_SUBMIT_KINDS = frozenset({"http500", "malformed", "not_json", "hang", "drop",
+                                "queued_then_hang"})
 COMFY_END_KINDS = frozenset({"exec_error", "oom", "interrupted", "lost", "not_image",
                              "empty_data"})
 COMFY_POLL_KINDS = frozenset({"poll_http500", "poll_drop"})
@@ -705,10 +707,12 @@ def comfy_submit(state, body, headers, rec):
     if kind == "http500":
         return kind, core.Reply(500, b"500 Internal Server Error\n\nServer got itself in "
                                 b"trouble", "text/plain")
-    if kind in COMFY_SUBMIT_KINDS:
+    if kind in COMFY_SUBMIT_KINDS - {"queued_then_hang"}:
         return kind, with_rule_headers(plain_fault_reply(kind), rule)
     comfy_queue(state, pid, graph, good, text, w, h, n, kind, body.get("client_id"))
     note(state, rec, "submit", pid)
+    if kind == "queued_then_hang":      # queued, but the answer never comes
+        return kind, "hang"
     with BOOK.lock:
         number = BOOK.tasks[("comfyui", pid)].number
     return kind, core.Reply(200, {"prompt_id": pid, "number": number, "node_errors": bad})

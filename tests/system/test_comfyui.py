@@ -205,6 +205,22 @@ def test_a_prompt_longer_than_the_attempt_is_found_by_the_retry(env, fake):
     assert {r["task"] for r in by_op(fake, "poll")} == {sub["task"]}
 
 
+def test_a_prompt_queued_by_an_attempt_that_died_before_its_checkpoint(env, fake):
+    # The server queues the prompt but its answer never arrives: the attempt ends at its
+    # deadline with nothing committed.  The retry finds the prompt by its prompt_id (the
+    # idempotency key), commits it and waits for it: one prompt queued in all.
+    fake.control({"task_s": 3, "faults": [{"kind": "queued_then_hang", "times": 1}]})
+    wf = write_workflow(env, graph())
+    env.write_config(providers=[comfyui(fake, wf, inputs=PATHS)], timeout=1.5,
+                     extra=retry_conf(4, 0.01, 0.02))
+    rc, events, cp, _ = run_project(env, ["an unanswered prompt"], expect=0)
+    assert retry_warnings(events)
+    (sub,) = by_op(fake, "submit")
+    assert sub["fault"] == "queued_then_hang"
+    assert counters(fake)["tasks"][sub["task"]]["submissions"] == 1
+    assert len(events_of(events, "image_generated")) == 1
+
+
 def test_the_last_attempts_budget_cancels_the_prompt_at_the_server(env, fake):
     fake.control({"task_s": 30})
     wf = write_workflow(env, graph())

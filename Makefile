@@ -68,9 +68,10 @@ LIBOBJS  := $(filter-out $(BUILD)/obj/cli/main.o,$(OBJS))
 
 MODULES  := $(BUILD)/lib/t2istage/thumb_vips.so $(BUILD)/lib/t2istage/fetch_curl.so \
             $(BUILD)/lib/t2istage/post_curl.so
-PLUGINS  := $(patsubst plugins/%.c,$(BUILD)/plugins/%.so,$(filter-out plugins/phttp.c,$(wildcard plugins/*.c)))
-# Plugins that speak HTTP share plugins/phttp.c (libcurl).
-HTTP_PLUGINS := $(filter $(addprefix $(BUILD)/plugins/,jimeng.so openai.so sdwebui.so),$(PLUGINS))
+# Plugins that speak HTTP share plugins/phttp.c (libcurl) and phttp_task.c.
+PHTTP    := plugins/phttp.c plugins/phttp_task.c
+PLUGINS  := $(patsubst plugins/%.c,$(BUILD)/plugins/%.so,$(filter-out $(PHTTP),$(wildcard plugins/*.c)))
+HTTP_PLUGINS := $(filter $(addprefix $(BUILD)/plugins/,jimeng.so openai.so sdwebui.so ark.so dashscope.so comfyui.so),$(PLUGINS))
 TPLUGINS := $(patsubst tests/plugins/%.c,$(BUILD)/tests/plugins/%.so,$(filter-out tests/plugins/common.c,$(wildcard tests/plugins/*.c)))
 UNITS    := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(wildcard tests/unit/test_*.c))
 # Objects of the shared objects: kept (not deleted as intermediates), so that
@@ -154,7 +155,7 @@ $(BUILD)/obj/plugins/jsontext.o: src/core/jsontext.c | pkgcheck
 	$(call compile,$(PLUGIN_CPPFLAGS) -fPIC $(call pkg,--cflags jansson))
 
 $(HTTP_PLUGINS): $(BUILD)/plugins/%.so: $(BUILD)/obj/plugins/%.o $(BUILD)/obj/plugins/phttp.o \
-		$(BUILD)/obj/plugins/jsontext.o
+		$(BUILD)/obj/plugins/phttp_task.o $(BUILD)/obj/plugins/jsontext.o
 	$(call link_so,$(call pkg,--libs libcurl jansson nettle))
 
 $(BUILD)/plugins/%.so: $(BUILD)/obj/plugins/%.o

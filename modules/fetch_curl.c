@@ -8,7 +8,7 @@
 
 #include <curl/curl.h>
 
-#include "curl_common.h"
+#include "curl_policy.h"
 #include "module_abi.h"
 
 module_fetch_fn t2i_fetch;
@@ -87,10 +87,8 @@ t2i_fetch(const char *url, size_t max, double connect_timeout_s, double timeout_
 		return -1;
 	}
 	curl_easy_reset(h);
-	curl_common_setopt(h, url, connect_timeout_s, timeout_s, "t2istage");
-	curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
-	curl_easy_setopt(h, CURLOPT_MAXREDIRS, 5L);
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_policy_apply(h, connect_timeout_s, timeout_s);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, &s);
 	rc = curl_easy_perform(h);

@@ -9,7 +9,7 @@
 
 #include <curl/curl.h>
 
-#include "curl_common.h"
+#include "curl_policy.h"
 #include "module_abi.h"
 
 extern const struct module_post_ops t2i_post_ops;
@@ -78,7 +78,9 @@ transfer_options(struct transfer *t, const char *url, size_t len, double connect
 {
 	CURL *h = t->h;
 
-	curl_common_setopt(h, url, connect_timeout_s, timeout_s, "t2istage-webhook");
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_policy_apply(h, connect_timeout_s, timeout_s);
+	curl_easy_setopt(h, CURLOPT_USERAGENT, CURL_POLICY_USERAGENT " (webhook)");
 	/* A redirect is an answer other than 2xx: it is retried, not followed. */
 	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(h, CURLOPT_POST, 1L);

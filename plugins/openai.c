@@ -3,26 +3,28 @@
  * that copy it.  Wire facts are in doc/providers.md.  The API takes a size from a
  * short per-model list instead of a ratio, so the expected width x height is
  * mapped to the allowed size nearest in aspect ratio; it has no negative
- * prompt; and only the dall-e models accept response_format.
+ * prompt; only the dall-e models accept response_format, only the GPT image
+ * models output_format.  gpt-image-1 (dall-e-2 and 3 were retired in May
+ * 2026) is the default.  Errors are classed by code where the status
+ * misleads (a 429 insufficient_quota is spent credit), and a rate limit
+ * without Retry-After waits for the x-ratelimit-reset-* durations.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "phttp.h"
 #include "t2istage/plugin.h"
 
-T2I_PLUGIN_FLAGS("openai", "1.1", "OpenAI Images API and compatible services",
+T2I_PLUGIN_FLAGS("openai", "1.2", "OpenAI Images API and compatible services",
 		 T2I_PLUGIN_NEEDS_API_KEY);
 
 #define TAG "openai"
 #define DEFAULT_MODEL "gpt-image-1"
 
-struct size {
-	unsigned w, h;
-};
-
-static const struct size gpt_sizes[] = {{1024, 1024}, {1536, 1024}, {1024, 1536}, {0, 0}};
-static const struct size dalle3_sizes[] = {{1024, 1024}, {1792, 1024}, {1024, 1792}, {0, 0}};
+static const struct phttp_size gpt_sizes[] = {{1024, 1024}, {1536, 1024}, {1024, 1536}, {0, 0}};
+static const struct phttp_size dalle3_sizes[] = {{1024, 1024}, {1792, 1024}, {1024, 1792},
+						 {0, 0}};
 
 enum family { GPT_IMAGE, DALLE2, DALLE3, OTHER };
 
@@ -37,30 +39,12 @@ static enum family model_family(const char *model)
 	return OTHER;
 }
 
-/* The listed size whose aspect ratio is nearest to w:h, compared as the
- * quotient of the two ratios (>= 1), which needs no libm. */
-static struct size nearest(const struct size *list, unsigned w, unsigned h)
-{
-	struct size best = list[0];
-	double best_d = 0;
-
-	for (; list->w != 0; list++) {
-		double q = ((double)w * list->h) / ((double)h * list->w);
-		double d = q >= 1 ? q : 1 / q;
-		if (best_d == 0 || d < best_d) {
-			best_d = d;
-			best = *list;
-		}
-	}
-	return best;
-}
-
 /* The size to ask for when the options name none.  Models the plugin does
  * not know (compatible services such as Seedream) get the exact pixels. */
 static json_t *pick_size(enum family fam, unsigned w, unsigned h)
 {
 	char buf[32];
-	struct size s = {1024, 1024};
+	struct phttp_size s = {1024, 1024};
 
 	if (fam == OTHER) {
 		if (w == 0 || h == 0)
@@ -72,33 +56,28 @@ static json_t *pick_size(enum family fam, unsigned w, unsigned h)
 		unsigned side = w > h ? w : h;
 		s.w = s.h = side == 0 || side > 512 ? 1024 : side > 256 ? 512 : 256;
 	} else if (w != 0 && h != 0) {
-		s = nearest(fam == DALLE3 ? dalle3_sizes : gpt_sizes, w, h);
+		s = phttp_nearest_size(fam == DALLE3 ? dalle3_sizes : gpt_sizes, w, h);
 	}
 	snprintf(buf, sizeof(buf), "%ux%u", s.w, s.h);
 	return json_string(buf);
 }
 
-/* GPT image models always answer in base64 and refuse response_format. */
-static void set_response_format(json_t *opts, enum family fam, const struct t2i_host *host)
+/* GPT image models always answer in base64 and refuse response_format;
+ * output_format (png, jpeg, webp) is theirs alone. */
+static void set_formats(json_t *opts, enum family fam, const struct t2i_host *host)
 {
 	if (fam == DALLE2 || fam == DALLE3) {
 		if (phttp_str(opts, "response_format") == NULL)
 			json_object_set_new(opts, "response_format", json_string("url"));
+		if (json_object_get(opts, "output_format") != NULL) {
+			phttp_log(host, T2I_LOG_WARNING, TAG ": output_format is not sent: only GPT "
+				 "image models take it");
+			json_object_del(opts, "output_format");
+		}
 	} else if (fam == GPT_IMAGE && json_object_get(opts, "response_format") != NULL) {
 		phttp_log(host, T2I_LOG_WARNING, TAG ": response_format is not sent: GPT image "
 			 "models always return base64");
 		json_object_del(opts, "response_format");
-	}
-}
-
-static void warn_negative_prompt(const struct t2i_request *req, const struct t2i_host *host)
-{
-	static int warned;	/* once per worker, not once per storyboard */
-
-	if (req->negative_prompt[0] != '\0' && !warned) {
-		warned = 1;
-		phttp_log(host, T2I_LOG_WARNING, TAG ": the Images API has no negative prompt; "
-			 "it is not sent");
 	}
 }
 
@@ -108,24 +87,19 @@ static void warn_negative_prompt(const struct t2i_request *req, const struct t2i
 static json_t *build_body(const struct t2i_request *req, const struct t2i_host *host,
 			  struct t2i_error *err)
 {
-	json_t *opts = json_object(), *body = json_object(), *size;
+	json_t *opts, *body, *size;
 	const char *model;
 	enum family fam;
 	int bad = 0;
 
-	if (opts == NULL || body == NULL ||
-	    phttp_merge_options(opts, req->options_json, NULL, TAG, host, err) != 0) {
-		json_decref(opts);
-		json_decref(body);
-		if (opts == NULL || body == NULL)
-			phttp_fail(err, T2I_ERR_TRANSIENT, 0, 0, TAG ": out of memory");
+	if (phttp_body_start(&opts, &body, req, NULL, TAG, host, err) != 0)
 		return NULL;
-	}
 	model = req->model[0] != '\0' ? req->model : phttp_str(opts, "model");
 	model = model != NULL ? model : DEFAULT_MODEL;
 	fam = model_family(model);
-	warn_negative_prompt(req, host);
-	set_response_format(opts, fam, host);
+	phttp_warn_no_negative(req, host, TAG ": the Images API has no negative prompt; it is "
+			       "not sent");
+	set_formats(opts, fam, host);
 	bad |= phttp_put_str(body, "model", model);
 	bad |= phttp_put_str(body, "prompt", req->prompt);
 	if (json_object_get(opts, "n") == NULL)
@@ -138,6 +112,67 @@ static json_t *build_body(const struct t2i_request *req, const struct t2i_host *
 	return bad ? phttp_bad_field(body, TAG, err) : body;
 }
 
+/* OpenAI's error codes that the status alone would misclass. */
+static const struct phttp_code codes[] = {
+	{"insufficient_quota", T2I_ERR_QUOTA},		/* a 429, but no rate limit */
+	{"billing_hard_limit_reached", T2I_ERR_QUOTA},
+	{"moderation_blocked", T2I_ERR_REJECTED},	/* gpt-image-1's safety system */
+	{"content_policy_violation", T2I_ERR_REJECTED},
+	{"invalid_api_key", T2I_ERR_AUTH},
+	{NULL, 0},
+};
+
+/* x-ratelimit-reset-* values are durations: "6m30s", "1s", "120ms",
+ * "1h2m3.5s".  Milliseconds, or -1 for anything else. */
+static int64_t duration_ms(const char *s)
+{
+	double total = 0;
+	char *end;
+
+	if (*s == '\0')
+		return -1;
+	while (*s != '\0') {
+		double v, unit;
+		if ((*s < '0' || *s > '9') && *s != '.')
+			return -1;
+		v = strtod(s, &end);
+		if (strncmp(end, "ms", 2) == 0)
+			unit = 1, end++;
+		else if (*end == 'h')
+			unit = 3600e3;
+		else if (*end == 'm')
+			unit = 60e3;
+		else if (*end == 's')
+			unit = 1e3;
+		else
+			return -1;
+		total += v * unit;
+		s = end + 1;
+	}
+	return total < 86400e3 ? (int64_t)total : 86400000;
+}
+
+/* When the limit that was hit resets: the reset of a limit whose remaining
+ * count is 0, else the later of the two; -1 without the headers. */
+static int64_t reset_ms(const struct phttp_resp *rs)
+{
+	static const char *const limits[] = {"requests", "tokens"};
+	int64_t later = -1, spent = -1;
+	char name[48], v[64];
+
+	for (size_t i = 0; i < 2; i++) {
+		int64_t d;
+		snprintf(name, sizeof(name), "x-ratelimit-reset-%s", limits[i]);
+		if (phttp_header(rs, name, v, sizeof(v)) != 0 || (d = duration_ms(v)) < 0)
+			continue;
+		later = d > later ? d : later;
+		snprintf(name, sizeof(name), "x-ratelimit-remaining-%s", limits[i]);
+		if (phttp_header(rs, name, v, sizeof(v)) == 0 && strcmp(v, "0") == 0)
+			spent = d > spent ? d : spent;
+	}
+	return spent >= 0 ? spent : later;
+}
+
 /* {"error": {"message", "type", "code"}} with a real status; a few
  * compatibles send "error" as a plain string. */
 static int fail_error(const struct phttp_resp *rs, const json_t *doc, struct t2i_error *err)
@@ -145,16 +180,19 @@ static int fail_error(const struct phttp_resp *rs, const json_t *doc, struct t2i
 	const json_t *e = json_object_get(doc, "error");
 	const char *msg = json_is_string(e) ? json_string_value(e) : phttp_str(e, "message");
 	const char *code = phttp_str(e, "code"), *type = phttp_str(e, "type");
-	int cls = phttp_status_class(rs->status);
-	int64_t ra;
+	int cls = phttp_code_class(codes, code, rs->status);
+	int64_t ra = 0;
 
 	if (msg == NULL || msg[0] == '\0')
 		return phttp_fail_status(err, TAG, rs, NULL);
-	if (rs->status == 429 && ((code != NULL && strcmp(code, "insufficient_quota") == 0) ||
-				  (type != NULL && strcmp(type, "insufficient_quota") == 0)))
+	if (rs->status == 429 && type != NULL && strcmp(type, "insufficient_quota") == 0)
 		cls = T2I_ERR_QUOTA;
-	ra = cls == T2I_ERR_RATE_LIMITED || cls == T2I_ERR_TRANSIENT ? rs->retry_after_ms : 0;
-	return phttp_fail(err, cls, rs->status, ra, TAG ": %s", msg);
+	if (cls == T2I_ERR_RATE_LIMITED || cls == T2I_ERR_TRANSIENT)
+		ra = rs->retry_after_ms;
+	if (cls == T2I_ERR_RATE_LIMITED && ra <= 0)
+		ra = reset_ms(rs);
+	return phttp_fail(err, cls, rs->status, ra, TAG ": %s%s%s%s", msg, code ? " (" : "",
+			 code ? code : "", code ? ")" : "");
 }
 
 static int handle(const struct t2i_request *req, const struct t2i_host *host,

@@ -19,13 +19,11 @@
 #include <strings.h>
 #include <time.h>
 
+#include "curl_policy.h"
+
 /* The host's JSON text with shortest reals (src/core/jsontext.c is compiled into
  * each HTTP plugin): provider requests carry the options as written. */
 #include "../src/core/jsontext.h"
-
-#ifndef T2I_VERSION
-#define T2I_VERSION "0"
-#endif
 
 #define RETRY_AFTER_MAX_MS (24LL * 3600 * 1000)
 #define HEADER_LINE_MAX 256
@@ -123,6 +121,43 @@ int phttp_status_class(long status)
 	if (status >= 400 && status < 500 && status != 408)
 		return T2I_ERR_REJECTED;
 	return T2I_ERR_TRANSIENT;
+}
+
+/* "Name", "Prefix*" or "*Suffix". */
+static int code_matches(const char *pattern, const char *code)
+{
+	size_t n = strlen(pattern), len = strlen(code);
+
+	if (n > 0 && pattern[n - 1] == '*')
+		return strncmp(code, pattern, n - 1) == 0;
+	if (n > 0 && pattern[0] == '*')
+		return len >= n - 1 && strcmp(code + len - (n - 1), pattern + 1) == 0;
+	return strcmp(code, pattern) == 0;
+}
+
+int phttp_code_class(const struct phttp_code *table, const char *code, long status)
+{
+	for (; code != NULL && table != NULL && table->code != NULL; table++)
+		if (code_matches(table->code, code))
+			return table->cls;
+	return phttp_status_class(status);
+}
+
+int phttp_fail_code(struct t2i_error *err, const char *tag, const struct phttp_resp *rs,
+		   const struct phttp_code *table, const char *code, const char *message)
+{
+	long status = rs != NULL ? rs->status : 0;
+	int cls = phttp_code_class(table, code, status);
+	int64_t ra = rs != NULL && (cls == T2I_ERR_RATE_LIMITED || cls == T2I_ERR_TRANSIENT)
+		     ? rs->retry_after_ms : 0;
+	char where[32] = "";
+
+	if (rs != NULL)
+		snprintf(where, sizeof(where), "HTTP %ld%s", status, code != NULL ? " " : "");
+	if (message == NULL || message[0] == '\0')
+		message = "(no message)";
+	return phttp_fail(err, cls, status, ra, "%s: %s%s%s%s", tag, where, code != NULL ? code : "",
+			 rs != NULL || code != NULL ? ": " : "", message);
 }
 
 int phttp_fail_status(struct t2i_error *err, const char *tag, const struct phttp_resp *rs,
@@ -271,7 +306,6 @@ struct sink {
 	size_t cap;		/* bytes allocated for rs->body */
 	uint64_t max;
 	int too_big, oom;
-	int64_t ms_hdr, ra_hdr;	/* retry-after-ms and Retry-After, -1 if absent */
 };
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
@@ -302,6 +336,47 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
 	return n;
 }
 
+/* Keeps the header lines of the last response (a 100 Continue or a
+ * redirect came before it), one "Name: value\n" each, up to
+ * PHTTP_HEADERS_MAX bytes: later lines are dropped, never cut. */
+static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
+{
+	struct phttp_resp *rs = ((struct sink *)ud)->rs;
+	size_t n = size * nmemb, len = n;
+
+	if (n >= 5 && memcmp(data, "HTTP/", 5) == 0) {
+		rs->hlen = 0;
+		return n;
+	}
+	while (len > 0 && (data[len - 1] == '\r' || data[len - 1] == '\n'))
+		len--;
+	if (len == 0 || memchr(data, ':', len) == NULL || rs->hlen + len + 2 > PHTTP_HEADERS_MAX)
+		return n;
+	if (rs->headers == NULL && (rs->headers = malloc(PHTTP_HEADERS_MAX)) == NULL)
+		return n;
+	memcpy(rs->headers + rs->hlen, data, len);
+	rs->hlen += len;
+	rs->headers[rs->hlen++] = '\n';
+	rs->headers[rs->hlen] = '\0';
+	return n;
+}
+
+int phttp_header(const struct phttp_resp *rs, const char *name, char *out, size_t outlen)
+{
+	size_t n = strlen(name);
+	const char *p = rs->hlen > 0 ? rs->headers : "";
+
+	for (const char *eol; (eol = strchr(p, '\n')) != NULL; p = eol + 1) {
+		const char *v = p + n;
+		if ((size_t)(eol - p) <= n || strncasecmp(p, name, n) != 0 || *v != ':')
+			continue;
+		v += 1 + strspn(v + 1, " \t");
+		snprintf(out, outlen, "%.*s", (int)(eol - v), v);
+		return 0;
+	}
+	return -1;
+}
+
 /* Milliseconds from a Retry-After value: delay-seconds or an HTTP date. */
 static int64_t parse_retry_after(const char *v)
 {
@@ -317,64 +392,32 @@ static int64_t parse_retry_after(const char *v)
 	return t - now < RETRY_AFTER_MAX_MS / 1000 ? (int64_t)(t - now) * 1000 : RETRY_AFTER_MAX_MS;
 }
 
-static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
+/* retry-after-ms (OpenAI's, more precise) before Retry-After; -1 if none. */
+static int64_t retry_after(const struct phttp_resp *rs)
 {
-	struct sink *s = ud;
-	size_t n = size * nmemb;
-	char line[HEADER_LINE_MAX];
-	char *v;
+	char v[HEADER_LINE_MAX];
 
-	if (n >= 5 && memcmp(data, "HTTP/", 5) == 0) {
-		s->ms_hdr = s->ra_hdr = -1;	/* headers of an earlier response (100, redirect) */
-		return n;
-	}
-	snprintf(line, sizeof(line), "%.*s", (int)(n < sizeof(line) ? n : sizeof(line) - 1), data);
-	line[strcspn(line, "\r\n")] = '\0';
-	if ((v = strchr(line, ':')) == NULL)
-		return n;
-	*v++ = '\0';
-	v += strspn(v, " \t");
-	if (strcasecmp(line, "retry-after-ms") == 0 && *v >= '0' && *v <= '9') {
+	if (phttp_header(rs, "retry-after-ms", v, sizeof(v)) == 0 && v[0] >= '0' && v[0] <= '9') {
 		double ms = strtod(v, NULL);
-		s->ms_hdr = ms < (double)RETRY_AFTER_MAX_MS ? (int64_t)ms : RETRY_AFTER_MAX_MS;
-	} else if (strcasecmp(line, "retry-after") == 0) {
-		s->ra_hdr = parse_retry_after(v);
+		return ms < (double)RETRY_AFTER_MAX_MS ? (int64_t)ms : RETRY_AFTER_MAX_MS;
 	}
-	return n;
+	if (phttp_header(rs, "retry-after", v, sizeof(v)) == 0)
+		return parse_retry_after(v);
+	return -1;
 }
 
-/* Seconds to curl milliseconds; 0 (no limit / curl's default) when unset. */
-static long to_ms(double s)
-{
-	if (!(s > 0))
-		return 0;
-	if (s * 1000 >= (double)LONG_MAX)
-		return LONG_MAX;
-	return s * 1000 < 1 ? 1 : (long)(s * 1000);
-}
-
-/* Everything but the URL, body and credentials is the same for every call:
- * TLS verified, http(s) only even across redirects, no signals (curl's DNS
- * timeout would otherwise use SIGALRM), and TCP keepalive because the
- * connection sits idle for the whole generation (up to 15 minutes), long
- * enough for a NAT or proxy to forget it silently. */
+/* Everything but the URL, method, body and credentials is the same for
+ * every call: curl_policy.h (shared with the worker's downloads), plus TCP
+ * keepalive because the connection sits idle for the whole generation (up
+ * to 15 minutes), long enough for a NAT or proxy to forget it silently. */
 static void set_common(CURL *h, const struct phttp_req *rq, struct sink *s, char *errbuf)
 {
-	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_policy_apply(h, rq->connect_timeout_s, rq->timeout_s);
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
-	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
-	curl_easy_setopt(h, CURLOPT_MAXREDIRS, 3L);
-	curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
-	curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
-	curl_easy_setopt(h, CURLOPT_USERAGENT, "t2istage/" T2I_VERSION);
 	curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPIDLE, 60L);
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPINTVL, 30L);
-	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, to_ms(rq->connect_timeout_s));
-	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, to_ms(rq->timeout_s));
 	/* Refuses a too large Content-Length before reading; the write
 	 * callback catches bodies without one (or decompressed ones). */
 	curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)s->max);
@@ -393,6 +436,23 @@ static void set_auth(CURL *h, const struct phttp_req *rq)
 	} else if (rq->basic != NULL && rq->basic[0] != '\0') {
 		curl_easy_setopt(h, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
 		curl_easy_setopt(h, CURLOPT_USERPWD, rq->basic);
+	}
+}
+
+/* A body is POSTed unless the method says otherwise; no body is a GET. */
+static void set_method(CURL *h, const struct phttp_req *rq)
+{
+	const char *m = rq->method;
+
+	if (rq->body != NULL) {
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, rq->body);
+		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(rq->body));
+		if (m != NULL && strcmp(m, "POST") != 0)
+			curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, m);
+	} else if (m == NULL || strcmp(m, "GET") == 0) {
+		curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+	} else {
+		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, m);
 	}
 }
 
@@ -422,49 +482,77 @@ static int has_control(const char *s)
 	return 0;
 }
 
-int phttp_post_json(const struct phttp_req *rq, struct phttp_resp *rs, struct t2i_error *err)
+/* The request's header lines: JSON for a body (an empty Expect: stops curl
+ * from waiting for "100 Continue" on long prompts, which some servers never
+ * send), then the plugin's own.  -1 when out of memory. */
+static int build_headers(const struct phttp_req *rq, struct curl_slist **out)
 {
-	struct sink s = {.rs = rs, .max = rq->max_bytes ? rq->max_bytes : PHTTP_DEFAULT_MAX,
-			 .ms_hdr = -1, .ra_hdr = -1};
+	static const char *const json[] = {"Content-Type: application/json",
+					   "Accept: application/json", "Expect:", NULL};
+	const char *const *lists[] = {rq->body != NULL ? json : NULL, rq->headers};
+	struct curl_slist *l;
+
+	*out = NULL;
+	for (size_t k = 0; k < 2; k++)
+		for (const char *const *p = lists[k]; p != NULL && *p != NULL; p++) {
+			if ((l = curl_slist_append(*out, *p)) == NULL) {
+				curl_slist_free_all(*out);
+				*out = NULL;
+				return -1;
+			}
+			*out = l;
+		}
+	return 0;
+}
+
+static int check_request(const struct phttp_req *rq, struct t2i_error *err)
+{
+	if (has_control(rq->bearer) || has_control(rq->basic))
+		return phttp_fail(err, T2I_ERR_AUTH, 0, 0, "%s: the api key contains a control "
+				 "character (a stray newline?)", rq->tag);
+	for (const char *const *p = rq->headers; p != NULL && *p != NULL; p++)
+		if (has_control(*p) || strchr(*p, ':') == NULL)
+			return phttp_fail(err, T2I_ERR_REJECTED, 0, 0, "%s: header %zu is not one "
+					 "\"Name: value\" line", rq->tag,
+					 (size_t)(p - rq->headers) + 1);
+	return 0;
+}
+
+int phttp_request(const struct phttp_req *rq, struct phttp_resp *rs, struct t2i_error *err)
+{
+	struct sink s = {.rs = rs, .max = rq->max_bytes ? rq->max_bytes : PHTTP_DEFAULT_MAX};
 	char errbuf[CURL_ERROR_SIZE] = "";
-	struct curl_slist *hdrs = NULL, *l;
+	struct curl_slist *hdrs;
 	CURL *h;
 	CURLcode rc;
 
 	memset(rs, 0, sizeof(*rs));
 	rs->retry_after_ms = -1;
-	if (has_control(rq->bearer) || has_control(rq->basic))
-		return phttp_fail(err, T2I_ERR_AUTH, 0, 0, "%s: the api key contains a control "
-				 "character (a stray newline?)", rq->tag);
+	if (check_request(rq, err) != 0)
+		return -1;
 	pthread_once(&curl_once, curl_init);
-	/* A fresh handle, and so a fresh connection, per generation request.
-	 * Reusing a kept-alive connection would save a handshake, but when a
-	 * reused connection dies before any answer, libcurl sends the request
-	 * again by itself, POST included: a paid generation the supervisor
-	 * never counted (CURLOPT_FORBID_RETRY_ON_REUSE, which stops that, came
-	 * with libcurl 8.16).  A new connection fails instead, and the retry
-	 * policy decides. */
+	/* A fresh handle, and so a fresh connection, per request.  Reusing a
+	 * kept-alive connection would save a handshake, but when a reused
+	 * connection dies before any answer, libcurl sends the request again
+	 * by itself, POST included: a paid generation the supervisor never
+	 * counted (CURLOPT_FORBID_RETRY_ON_REUSE, which stops that, came with
+	 * libcurl 8.16).  A new connection fails instead, and the retry policy
+	 * decides. */
 	if (curl_init_rc != CURLE_OK || (h = curl_easy_init()) == NULL)
 		return phttp_fail(err, T2I_ERR_TRANSIENT, 0, 0, "%s: cannot initialise libcurl",
 				 rq->tag);
-	/* An empty Expect: stops curl from waiting for "100 Continue" on
-	 * long prompts, which some servers never send. */
-	static const char *const names[] = {"Content-Type: application/json",
-					    "Accept: application/json", "Expect:"};
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		if ((l = curl_slist_append(hdrs, names[i])) == NULL)
-			break;
-		hdrs = l;
+	if (build_headers(rq, &hdrs) != 0) {
+		curl_easy_cleanup(h);
+		return phttp_fail(err, T2I_ERR_TRANSIENT, 0, 0, "%s: out of memory", rq->tag);
 	}
 	set_common(h, rq, &s, errbuf);
 	set_auth(h, rq);
 	curl_easy_setopt(h, CURLOPT_URL, rq->url);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-	curl_easy_setopt(h, CURLOPT_POSTFIELDS, rq->body);
-	curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(rq->body));
+	set_method(h, rq);
 	rc = curl_easy_perform(h);
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &rs->status);
-	rs->retry_after_ms = s.ms_hdr >= 0 ? s.ms_hdr : s.ra_hdr;
+	rs->retry_after_ms = retry_after(rs);
 	curl_easy_cleanup(h);
 	curl_slist_free_all(hdrs);
 	if (rc != CURLE_OK)
@@ -483,7 +571,7 @@ int phttp_post_body(struct phttp_req *rq, json_t *body, struct phttp_resp *rs,
 	if (text == NULL)
 		return phttp_fail(err, T2I_ERR_TRANSIENT, 0, 0, "%s: out of memory", rq->tag);
 	rq->body = text;
-	rc = phttp_post_json(rq, rs, err);
+	rc = phttp_request(rq, rs, err);
 	rq->body = NULL;
 	free(text);
 	return rc;
@@ -492,8 +580,51 @@ int phttp_post_body(struct phttp_req *rq, json_t *body, struct phttp_resp *rs,
 void phttp_resp_free(struct phttp_resp *rs)
 {
 	free(rs->body);
-	rs->body = NULL;
-	rs->len = 0;
+	free(rs->headers);
+	rs->body = rs->headers = NULL;
+	rs->len = rs->hlen = 0;
+}
+
+char *phttp_endpoint(const char *api_url, const char *suffix)
+{
+	size_t n = strlen(api_url), e = strlen(suffix);
+	char *url;
+
+	while (n > 0 && api_url[n - 1] == '/')
+		n--;
+	if (n >= e && memcmp(api_url + n - e, suffix, e) == 0)
+		e = 0;
+	if ((url = malloc(n + e + 1)) == NULL)
+		return NULL;
+	memcpy(url, api_url, n);
+	memcpy(url + n, suffix, e);
+	url[n + e] = '\0';
+	return url;
+}
+
+char *phttp_urlf(const char *base, const char *fmt, ...)
+{
+	char *path, *url;
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&path, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return NULL;
+	if (asprintf(&url, "%s%s", base, path) < 0)
+		url = NULL;
+	free(path);
+	return url;
+}
+
+char *phttp_escape(const char *s)
+{
+	char *e = curl_easy_escape(NULL, s, 0), *out = e != NULL ? strdup(e) : NULL;
+
+	curl_free(e);
+	return out;
 }
 
 /* ---------------------------------------------------------------- JSON */
@@ -557,6 +688,83 @@ int phttp_merge_options(json_t *body, const char *options_json, const char *cons
 	}
 	json_decref(opts);
 	return 0;
+}
+
+/* ---------------------------------------------------------------- sizes */
+
+/* Compares ratios as the quotient of the two (>= 1), which needs no libm. */
+struct phttp_size phttp_nearest_size(const struct phttp_size *list, unsigned w, unsigned h)
+{
+	struct phttp_size best = list[0];
+	double best_d = 0;
+
+	for (; list->w != 0 && w != 0 && h != 0; list++) {
+		double q = ((double)w * list->h) / ((double)h * list->w);
+		double d = q >= 1 ? q : 1 / q;
+		if (best_d == 0 || d < best_d) {
+			best_d = d;
+			best = *list;
+		}
+	}
+	return best;
+}
+
+static unsigned long long clamp_side(unsigned long long v, unsigned min, unsigned max)
+{
+	return v < min ? min : v > max ? max : v;
+}
+
+struct phttp_size phttp_fit_sides(struct phttp_size s, unsigned min, unsigned max)
+{
+	unsigned long long w = s.w, h = s.h, big = w > h ? w : h, small = w < h ? w : h;
+
+	if (small == 0)
+		return s;
+	if (big > max) {
+		w = w * max / big;
+		h = h * max / big;
+	} else if (small < min) {
+		w = w * min / small;
+		h = h * min / small;
+	}
+	return (struct phttp_size){(unsigned)clamp_side(w, min, max),
+				   (unsigned)clamp_side(h, min, max)};
+}
+
+void phttp_warn_no_negative(const struct t2i_request *req, const struct t2i_host *host,
+			   const char *what)
+{
+	static int warned;
+
+	if (req->negative_prompt[0] != '\0' && !warned) {
+		warned = 1;
+		phttp_log(host, T2I_LOG_WARNING, "%s", what);
+	}
+}
+
+void phttp_set_default(json_t *obj, const char *key, json_t *value)
+{
+	if (json_object_get(obj, key) == NULL)
+		json_object_set_new(obj, key, value);
+	else
+		json_decref(value);
+}
+
+int phttp_body_start(json_t **opts, json_t **body, const struct t2i_request *req,
+		    const char *const *deny, const char *tag, const struct t2i_host *host,
+		    struct t2i_error *err)
+{
+	*opts = json_object();
+	*body = json_object();
+	if (*opts != NULL && *body != NULL &&
+	    phttp_merge_options(*opts, req->options_json, deny, tag, host, err) == 0)
+		return 0;
+	if (*opts == NULL || *body == NULL)
+		phttp_fail(err, T2I_ERR_TRANSIENT, 0, 0, "%s: out of memory", tag);
+	json_decref(*opts);
+	json_decref(*body);
+	*opts = *body = NULL;
+	return -1;
 }
 
 /* -------------------------------------------------------------- base64 */

@@ -20,27 +20,7 @@ T2I_PLUGIN("sdwebui", "1.0", "AUTOMATIC1111 / Forge Stable Diffusion WebUI txt2i
 /* api_url is the server's base URL; the full endpoint is accepted too. */
 static char *endpoint_url(const char *api_url)
 {
-	size_t n = strlen(api_url), e = strlen(ENDPOINT);
-	char *url;
-
-	while (n > 0 && api_url[n - 1] == '/')
-		n--;
-	if (n >= e && memcmp(api_url + n - e, ENDPOINT, e) == 0)
-		e = 0;
-	if ((url = malloc(n + e + 1)) == NULL)
-		return NULL;
-	memcpy(url, api_url, n);
-	memcpy(url + n, ENDPOINT, e);
-	url[n + e] = '\0';
-	return url;
-}
-
-static void set_default(json_t *body, const char *key, json_t *value)
-{
-	if (json_object_get(body, key) == NULL)
-		json_object_set_new(body, key, value);
-	else
-		json_decref(value);
+	return phttp_endpoint(api_url, ENDPOINT);
 }
 
 /* Request fields first (options cannot override them), then every option
@@ -67,9 +47,9 @@ static json_t *build_body(const struct t2i_request *req, const struct t2i_host *
 		json_decref(body);
 		return NULL;
 	}
-	set_default(body, "steps", json_integer(30));
-	set_default(body, "cfg_scale", json_integer(7));
-	set_default(body, "seed", json_integer(-1));
+	phttp_set_default(body, "steps", json_integer(30));
+	phttp_set_default(body, "cfg_scale", json_integer(7));
+	phttp_set_default(body, "seed", json_integer(-1));
 	return body;
 }
 

@@ -30,7 +30,7 @@
  * ABI version 2 adds, for asynchronous providers (paid at submission, free to
  * poll): host->checkpoint(), host->progress(), host->sleep(),
  * req->resume_json and req->idempotency_key; and t2i_plugin.flags, by which
- * a plugin says it needs an API key.  The way to use the calls:
+ * a plugin says it needs an API key.  The way to use the task calls:
  *
  *   if (req->resume_json[0] != '\0')
  *           poll the task it names; if the provider says the task is gone
@@ -254,6 +254,22 @@ typedef int t2i_generate_fn(const struct t2i_request *req,
 			    const struct t2i_host *host, struct t2i_error *err);
 
 t2i_generate_fn generate_image;
+
+/* Optional third export.  A plugin whose provider options can be wrong in
+ * ways worth finding before a run (a file they name, a value out of range)
+ * exports t2i_check_options().  When a configuration is loaded
+ * (check-config, a reload), the host calls it in a short-lived child, once
+ * per provider that uses the plugin.  req carries that provider's api_url,
+ * model and options_json; every other string is "" and every number 0.
+ * Returns 0 when the options are usable, or -1 with err->message saying
+ * what is wrong and where in the options (err->error_class is not read).
+ * The host looks the symbol up by name: a plugin without it, or built
+ * against any ABI version, is simply not asked. */
+#define T2I_CHECK_OPTIONS_SYMBOL "t2i_check_options"
+
+typedef int t2i_check_options_fn(const struct t2i_request *req, struct t2i_error *err);
+
+t2i_check_options_fn t2i_check_options;
 
 #ifdef __cplusplus
 }

@@ -135,23 +135,58 @@ fail:
 	return NULL;
 }
 
+/* In the probe's child: what the plugin's own check says of opts, "" when
+ * it has none or accepts them. */
+static void
+probe_options(void *h, const struct plugin_options *opts, char *out, size_t outlen)
+{
+	struct t2i_request req;
+	struct t2i_error err;
+	t2i_check_options_fn *check;
+	void *sym = dlsym(h, T2I_CHECK_OPTIONS_SYMBOL);
+
+	out[0] = '\0';
+	if (sym == NULL || opts == NULL)
+		return;
+	*(void **)&check = sym;
+	memset(&req, 0, sizeof(req));
+	req.abi_version = T2I_ABI_VERSION;
+	req.struct_size = sizeof(req);
+	req.api_url = opts->api_url;
+	req.model = opts->model;
+	req.options_json = opts->options_json;
+	req.api_key = req.prompt = req.negative_prompt = req.ratio = req.resolution = "";
+	req.storyboard_id = req.resume_json = req.idempotency_key = "";
+	memset(&err, 0, sizeof(err));
+	err.abi_version = T2I_ABI_VERSION;
+	err.struct_size = sizeof(err);
+	if (check(&req, &err) != 0) {
+		err.message[sizeof(err.message) - 1] = '\0';
+		snprintf(out, outlen, "%s", err.message[0] != '\0' ? err.message
+			 : "refused by the plugin's t2i_check_options");
+	}
+}
+
 /* The child half of plugin_probe: one JSON line on fd, then _exit. */
 static void
-probe_child(const char *path, int fd)
+probe_child(const char *path, const struct plugin_options *opts, int fd)
 {
 	const struct t2i_plugin *meta = NULL;
 	t2i_generate_fn *gen;
-	char err[512];
+	char err[512], opt_err[512];
+	void *h;
 	json_t *o;
 	char *s;
 
-	if (plugin_load(path, &meta, &gen, err, sizeof(err)) == NULL)
+	if ((h = plugin_load(path, &meta, &gen, err, sizeof(err))) == NULL) {
 		o = json_pack("{sb ss}", "ok", 0, "error", err);
-	else
-		o = json_pack("{sb si ss ss ss sI}", "ok", 1, "abi", (int)meta->abi_version, "name",
-			      meta->name, "version", meta->version ? meta->version : "",
+	} else {
+		probe_options(h, opts, opt_err, sizeof(opt_err));
+		o = json_pack("{sb si ss ss ss sI ss}", "ok", 1, "abi", (int)meta->abi_version,
+			      "name", meta->name, "version", meta->version ? meta->version : "",
 			      "description", meta->description ? meta->description : "",
-			      "flags", (json_int_t)plugin_flags(meta));
+			      "flags", (json_int_t)plugin_flags(meta), "options_error", opt_err);
+	}
 	s = o != NULL ? jsontext_dumps(o, JSON_COMPACT) : NULL;
 	if (s != NULL)
 		(void)ipc_write_all(fd, s, strlen(s));
@@ -178,6 +213,8 @@ probe_fill(struct plugin_info *info, const char *text)
 		snprintf(info->description, sizeof(info->description), "%s",
 			 json_string_value(json_object_get(o, "description")));
 		info->flags = (uint32_t)json_integer_value(json_object_get(o, "flags"));
+		e = json_string_value(json_object_get(o, "options_error"));
+		snprintf(info->options_error, sizeof(info->options_error), "%s", e ? e : "");
 	} else if ((e = json_string_value(json_object_get(o, "error"))) != NULL) {
 		snprintf(info->error, sizeof(info->error), "%s", e);
 	}
@@ -188,7 +225,7 @@ probe_fill(struct plugin_info *info, const char *text)
 static int
 probe_wait(pid_t pid, int fd, struct plugin_info *info)
 {
-	char buf[2048];
+	char buf[4096];	/* an answer: two messages of 512 bytes and the names */
 	size_t n = 0;
 	struct pollfd pfd = { .fd = fd, .events = POLLIN };
 	int status = 0, waited = 0;
@@ -224,6 +261,13 @@ probe_wait(pid_t pid, int fd, struct plugin_info *info)
 int
 plugin_probe(const char *path, struct plugin_info *info)
 {
+	return plugin_probe_options(path, NULL, info);
+}
+
+int
+plugin_probe_options(const char *path, const struct plugin_options *opts,
+		     struct plugin_info *info)
+{
 	int p[2];
 	pid_t pid;
 
@@ -241,7 +285,7 @@ plugin_probe(const char *path, struct plugin_info *info)
 	}
 	if (pid == 0) {
 		close(p[0]);
-		probe_child(path, p[1]);
+		probe_child(path, opts, p[1]);
 	}
 	close(p[1]);
 	probe_wait(pid, p[0], info);

@@ -23,6 +23,16 @@ struct plugin_info {
 	char description[160];
 	uint32_t flags;		/* T2I_PLUGIN_* bits, 0 for a plugin of ABI version 1 */
 	char error[512];	/* why it was refused, when !ok */
+	/* plugin_probe_options(): why t2i_check_options() refused the
+	 * options, "" when it accepted them or the plugin has no such check */
+	char options_error[512];
+};
+
+/* A provider's settings, for the plugin's t2i_check_options(). */
+struct plugin_options {
+	const char *api_url;
+	const char *model;
+	const char *options_json;
 };
 
 /* Refuses files or directories writable by group or others, or owned by
@@ -43,6 +53,12 @@ void *plugin_load(const char *path, const struct t2i_plugin **meta, t2i_generate
 
 /* Loads path in a child process (killed after a few seconds) and fills info. */
 int plugin_probe(const char *path, struct plugin_info *info);
+
+/* plugin_probe(), and in the same child, when the plugin exports
+ * t2i_check_options (see t2istage/plugin.h), asks it about opts: a refusal
+ * leaves info->ok true and fills info->options_error. */
+int plugin_probe_options(const char *path, const struct plugin_options *opts,
+			 struct plugin_info *info);
 
 /* Probes every *.so in dir, sorted by name.  Returns the count, or -1 with
  * err set when the directory itself is refused or unreadable. */

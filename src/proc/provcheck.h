@@ -20,14 +20,17 @@ typedef void provcheck_report_fn(void *arg, const char *message);
 void provcheck_to_stderr(void *arg, const char *message);
 
 /* What provider i lacks given its plugin's probe: "provider NAME: <why the
- * plugin was refused>", or "FILE:LINE: providers[i].api_key: missing (...)"
- * when the plugin needs a key the provider does not have.  0 when usable,
- * -1 with err filled otherwise. */
+ * plugin was refused>", "FILE:LINE: providers[i].api_key: missing (...)"
+ * when the plugin needs a key the provider does not have, or
+ * "FILE:LINE: providers[i].options: <the plugin's words>" when the plugin's
+ * t2i_check_options refused them.  0 when usable, -1 with err filled
+ * otherwise. */
 int provcheck_one(const struct config *cfg, size_t i, const struct plugin_info *info, char *err,
 		  size_t errlen);
 
-/* Probes the plugins (each file once) and reports every bad provider.
- * keys_only: only providers without an api key are probed, and a plugin
+/* Probes the plugins and reports every bad provider: each provider with its
+ * options (t2i_check_options), or with keys_only each plugin file once,
+ * only for the providers without an api key, and a plugin
  * that does not load is left to the workers, which fail its storyboards
  * with the loader's message.  Returns the number of bad providers, or -1
  * when memory ran out (reported too). */

@@ -86,12 +86,35 @@ test_flags_and_refusals(void **state)
 	assert_string_equal(err, "provide");
 }
 
+/* A refusal of t2i_check_options names the provider's group and the key;
+ * a missing key is reported first. */
+static void
+test_options_refused(void **state)
+{
+	struct plugin_info info = probe(true, 0);
+	char err[1024];
+
+	(void)state;
+	setup_providers();
+	strcpy(info.options_error, "comfyui: options.workflow: /w.json: not JSON");
+	assert_int_equal(provcheck_one(&cfg, 1, &info, err, sizeof(err)), -1);
+	assert_string_equal(err, "/etc/t2istage/t2istage.conf:42: providers[1].options: comfyui: "
+				 "options.workflow: /w.json: not JSON");
+	info.flags = T2I_PLUGIN_NEEDS_API_KEY;
+	assert_int_equal(provcheck_one(&cfg, 1, &info, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "providers[1].api_key: missing"));
+	info.flags = 0;
+	info.options_error[0] = '\0';
+	assert_int_equal(provcheck_one(&cfg, 1, &info, err, sizeof(err)), 0);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_needs_key),
 		cmocka_unit_test(test_flags_and_refusals),
+		cmocka_unit_test(test_options_refused),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

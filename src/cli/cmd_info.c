@@ -16,7 +16,7 @@ static struct store *
 open_ro(const struct config *cfg)
 {
 	char err[1024];
-	struct store *st = store_open(cfg->database, true, err, sizeof(err));
+	struct store *st = store_open_config(cfg, true, err, sizeof(err));
 
 	if (st == NULL)
 		fprintf(stderr, "t2istage: %s\n", err);
@@ -28,7 +28,7 @@ open_ro(const struct config *cfg)
 static bool
 db_missing(const struct config *cfg)
 {
-	return access(cfg->database, F_OK) < 0 && errno == ENOENT;
+	return !cfg->database_pg && access(cfg->database, F_OK) < 0 && errno == ENOENT;
 }
 
 static void

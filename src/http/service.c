@@ -15,6 +15,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "notify.h"
+#include "owner.h"
 #include "project.h"
 #include "provcheck.h"
 #include "resume.h"
@@ -574,13 +575,16 @@ service_open(struct service *sv, const struct http_routes *routes, char *err, si
 	    check_providers(sv->cfg, true, err, errlen) < 0)
 		return -1;
 	warm_providers(sv);
-	if ((sv->st = store_open(sv->cfg->database, false, err, errlen)) == NULL)
+	if ((sv->st = store_open_config(sv->cfg, false, err, errlen)) == NULL)
 		return -1;
 	if (store_begin(sv->st) < 0 || store_providers_sync(sv->st, sv->cfg) < 0 ||
 	    store_commit(sv->st) < 0) {
-		snprintf(err, errlen, "%s: %s", sv->cfg->database, store_errmsg(sv->st));
+		snprintf(err, errlen, "%s: %s", sv->cfg->database_display, store_errmsg(sv->st));
 		return -1;
 	}
+	/* On PostgreSQL the default URL key lives in the shared storage.dir. */
+	if (sv->cfg->database_pg && owner_mkdirs(sv->cfg->storage_dir, err, errlen) < 0)
+		return -1;
 	if (urlsig_configure(&sv->urlsig, sv->cfg, err, errlen) < 0)
 		return -1;
 	if ((sv->sup = sup_new(sv->cfg, sv->st, sv->sp, err, errlen)) == NULL ||

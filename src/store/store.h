@@ -1,7 +1,12 @@
-/* store: the SQLite database.  Only the supervisor (and the read-only CLI
- * commands) open it; workers never do.  Schema changes are migrations keyed
- * on PRAGMA user_version.  Writes happen inside store_begin()/store_commit(),
- * which issue BEGIN IMMEDIATE so that a writer never deadlocks on upgrade. */
+/* store: the database, SQLite (a file, the embedded default) or
+ * PostgreSQL (a postgresql:// URI, for several instances).  Only the
+ * supervisor (and the read-only CLI commands) open it; workers never do.
+ * Schema changes are migrations keyed on PRAGMA user_version (SQLite) or
+ * the schema_version table (PostgreSQL), the same numbers on both.  Writes
+ * happen inside store_begin()/store_commit(), which issue BEGIN IMMEDIATE
+ * on SQLite so that a writer never deadlocks on upgrade.  Every function
+ * here works on both engines (store_internal.h says how); the few that
+ * only several instances need say so. */
 #ifndef T2I_STORE_H
 #define T2I_STORE_H
 
@@ -22,6 +27,26 @@ struct config;
  * migrates.  readonly opens an existing database without writing. */
 struct store *store_open(const char *path, bool readonly, char *err, size_t errlen);
 void store_close(struct store *st);
+/* The database the configuration names: cfg->database, a path or a
+ * PostgreSQL URI (with cfg->database_password).  Errors name the key and
+ * the database (its URI without a password). */
+struct store *store_open_config(const struct config *cfg, bool readonly, char *err,
+				size_t errlen);
+
+/* PostgreSQL's: what the engine measured of its round trips. */
+struct store_stats {
+	uint64_t round_trips;	/* answers waited for */
+	double wait_total_s;	/* time spent waiting for them */
+	double wait_max_s;	/* the longest wait */
+	uint64_t reconnects;	/* connections made again after a loss */
+	unsigned epoch;		/* connections made: a change means one was lost */
+	bool connected;
+};
+void store_stats(const struct store *st, struct store_stats *out);
+bool store_is_pg(const struct store *st);
+/* True when the database can be used now; a lost PostgreSQL connection is
+ * tried again first (with backoff: at most one bounded attempt per call). */
+bool store_connected(struct store *st);
 
 int store_begin(struct store *st);
 int store_commit(struct store *st);
@@ -31,7 +56,7 @@ int store_savepoint(struct store *st);
 int store_savepoint_release(struct store *st);
 void store_savepoint_rollback(struct store *st);
 
-/* The last SQLite error, for messages. */
+/* The last database error, for messages. */
 const char *store_errmsg(struct store *st);
 
 /* "2026-11-29T03:54:51.123Z" */

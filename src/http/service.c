@@ -108,6 +108,17 @@ service_run_live(void *arg, const char *run_id)
 	json_t *row = store_query_run(sv->st, run_id);
 	bool live = false;
 
+	/* Several instances: any of them may be running it; the database
+	 * says, and its `done` is committed with its end. */
+	if (sv->cfg->database_pg) {
+		json_t *v = store_query_run_view(sv->st, run_id);
+
+		live = v != NULL && strcmp(json_string_value(json_object_get(v, "status")),
+					   "processing") == 0;
+		json_decref(v);
+		json_decref(row);
+		return live;
+	}
 	/* In memory means not finished; ask the supervisor by project. */
 	if (row != NULL) {
 		struct run *r = sup_project_run(
@@ -119,11 +130,48 @@ service_run_live(void *arg, const char *run_id)
 	return live;
 }
 
+/* Several instances: those alive, each by name. */
+static char *
+cluster_metrics(struct service *sv, char *text)
+{
+	json_t *alive = sup_instances(sv->sup), *in;
+	size_t i, len = text != NULL ? strlen(text) : 0, cap = len + 256;
+	char *out = text != NULL ? realloc(text, cap) : NULL;
+
+	if (alive == NULL || out == NULL) {
+		json_decref(alive);
+		return out != NULL ? out : text;
+	}
+	len += (size_t)snprintf(out + len, cap - len,
+				"# HELP t2istage_cluster_instances Instances alive on the database.\n"
+				"# TYPE t2istage_cluster_instances gauge\n"
+				"t2istage_cluster_instances %zu\n"
+				"# HELP t2istage_cluster_instance An instance alive, by name.\n"
+				"# TYPE t2istage_cluster_instance gauge\n", json_array_size(alive));
+	json_array_foreach(alive, i, in) {
+		const char *name = json_string_value(json_object_get(in, "name"));
+		const char *host = json_string_value(json_object_get(in, "host"));
+		size_t need = len + strlen(name) + strlen(host) + 64;
+		char *p = need > cap ? realloc(out, cap = need * 2) : out;
+
+		if (p == NULL)
+			break;
+		out = p;
+		len += (size_t)snprintf(out + len, cap - len,
+					"t2istage_cluster_instance{name=\"%s\",host=\"%s\"} 1\n",
+					name, host);
+	}
+	json_decref(alive);
+	return out;
+}
+
 char *
 service_metrics(struct service *sv)
 {
-	return metrics_render(&sv->metrics, sv->st, sup_busy_workers(sv->sup),
-			      sv->cfg->workers_max, sup_active_runs(sv->sup));
+	char *text = metrics_render(&sv->metrics, sv->st, sup_busy_workers(sv->sup),
+				    sv->cfg->workers_max, sup_active_runs(sv->sup));
+
+	return sv->cfg->database_pg ? cluster_metrics(sv, text) : text;
 }
 
 int
@@ -212,6 +260,30 @@ service_start(struct service *sv, const char *project_id, json_t *storyboard_ids
 	return 202;
 }
 
+/* Several instances: the run may be another's; every instance is told
+ * (cluster.h), this one at once. */
+static int
+cancel_shared(struct service *sv, const char *project_id, char run_id[37], char *err,
+	      size_t errlen)
+{
+	struct run *r = sup_project_run(sv->sup, project_id);
+	long pid;
+
+	if (store_run_active(sv->st, project_id, run_id, &pid) < 0 || run_id[0] == '\0') {
+		snprintf(err, errlen, "project %s has no run in progress", project_id);
+		return 409;
+	}
+	if (store_savepoint(sv->st) < 0 || store_run_cancel_request(sv->st, run_id) < 0 ||
+	    store_savepoint_release(sv->st) < 0 || store_commit(sv->st) < 0) {
+		snprintf(err, errlen, "database: %s", store_errmsg(sv->st));
+		store_rollback(sv->st);
+		return 500;
+	}
+	if (r != NULL && strcmp(r->id, run_id) == 0)
+		sup_cancel(sv->sup, r);
+	return 202;
+}
+
 int
 service_cancel(struct service *sv, const char *project_id, char run_id[37], char *err,
 	       size_t errlen)
@@ -222,6 +294,8 @@ service_cancel(struct service *sv, const char *project_id, char run_id[37], char
 		snprintf(err, errlen, "project %s not found", project_id);
 		return 404;
 	}
+	if (sv->cfg->database_pg)
+		return cancel_shared(sv, project_id, run_id, err, errlen);
 	if (r == NULL || r->finished) {
 		snprintf(err, errlen, "project %s has no run in progress", project_id);
 		return 409;
@@ -449,6 +523,14 @@ hook_run_ended(void *arg, struct run *r)
 }
 
 static void
+hook_note(void *arg, const char *run_id)
+{
+	struct service *sv = arg;
+
+	sse_wake(sv->sse, run_id);
+}
+
+static void
 hook_stopping(void *arg)
 {
 	struct service *sv = arg;
@@ -536,11 +618,16 @@ hook_reload(void *arg)
 	reload_done(sv, "ok", "");
 }
 
-/* Runs left 'processing' by the previous process go on. */
+/* Runs left 'processing' by the previous process go on.  (Several
+ * instances take part in every shared run instead: see cluster.h.) */
 static void
 recover(struct service *sv)
 {
-	json_t *runs = store_query_runs_processing(sv->st);
+	json_t *runs;
+
+	if (sv->cfg->database_pg)
+		return;
+	runs = store_query_runs_processing(sv->st);
 	size_t i;
 	json_t *row;
 	char err[512];
@@ -566,7 +653,7 @@ service_open(struct service *sv, const struct http_routes *routes, char *err, si
 	static const struct sup_hooks hooks_template = {
 		.poll_fds = hook_poll_fds, .poll_ready = hook_poll_ready,
 		.run_ended = hook_run_ended, .reload = hook_reload,
-		.stopping = hook_stopping, .serve = true,
+		.stopping = hook_stopping, .note = hook_note, .serve = true,
 	};
 	struct sup_hooks hooks = hooks_template;
 	struct http_opts ho;
@@ -591,6 +678,8 @@ service_open(struct service *sv, const struct http_routes *routes, char *err, si
 	    (sv->sse = sse_new(sv->st, &sv->urlsig, service_run_live, sv)) == NULL)
 		return -1;
 	sv->ev.st = sv->st;
+	if (sv->cfg->database_pg)
+		sse_set_poll(sv->sse, SSE_POLL_MS);
 	events_add_sink(&sv->ev, sse_sink, sv->sse);
 	sup_watch_events(sv->sup, &sv->ev);
 	ho = (struct http_opts){ .listen = sv->cfg->http_listen, .token = sv->cfg->http_token,

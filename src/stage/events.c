@@ -32,8 +32,24 @@ events_emit(struct run *r, const char *type, json_t *body)
 
 	/* type, seq, run_id, project_id first: readers of NDJSON see the
 	 * envelope before the payload. */
+	/* A shared run's seq is its counter row's, in the transaction that
+	 * stores the event: seqs become visible in commit order, whichever
+	 * instance emits them. */
+	if (r->shared && e->st != NULL) {
+		int64_t seq = store_event_next_seq(e->st, r->id);
+
+		if (seq < 0) {
+			log_errx("run %s: cannot number an event: %s", r->id, store_errmsg(e->st));
+			json_decref(body);
+			json_decref(ev);
+			return -1;
+		}
+		r->seq = seq;
+	} else {
+		r->seq++;
+	}
 	json_object_set_new(ev, "type", json_string(type));
-	json_object_set_new(ev, "seq", json_integer(++r->seq));
+	json_object_set_new(ev, "seq", json_integer(r->seq));
 	json_object_set_new(ev, "run_id", json_string(r->id));
 	json_object_set_new(ev, "project_id", json_string(r->project_id));
 	json_object_update(ev, body);
@@ -42,7 +58,8 @@ events_emit(struct run *r, const char *type, json_t *body)
 		json_decref(ev);
 		return -1;
 	}
-	if (e->st != NULL && store_event_append(e->st, r->id, r->seq, type, line) < 0) {
+	if (e->st != NULL && (r->shared ? store_event_insert(e->st, r->id, r->seq, type, line)
+				    : store_event_append(e->st, r->id, r->seq, type, line)) < 0) {
 		log_errx("run %s: cannot store event %lld", r->id, (long long)r->seq);
 		rc = -1;
 	}

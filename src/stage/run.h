@@ -49,6 +49,7 @@ struct run_item {
 	bool task_pending;	/* a provider task is recorded for it (store_task) */
 	bool progressed;	/* a plugin's progress was told ... */
 	int64_t progress_ms;	/* ... at this monotonic time */
+	char lease_token[37];	/* shared runs: the lease it is claimed under, "" none */
 };
 
 struct run {
@@ -78,6 +79,16 @@ struct run {
 	char status[16];	/* completed / partial / failed, once finished */
 	struct events *events;
 	json_t *plugin_warnings; /* the plugins' warnings told so far, as keys */
+	/* Several instances on PostgreSQL (sup/cluster.h): the run is shared.
+	 * Its generations are claimed from the database, not taken from the
+	 * queue (which stays empty: an item put back is the database's
+	 * again); its counts and seqs are the database's. */
+	bool shared;
+	bool stale;		/* a failed transaction made it untrue: dropped */
+	bool check_end;		/* look whether the run is over */
+	int64_t claim_after_ms;	/* monotonic: nothing to claim before this */
+	int pending_hint;	/* generations left, as last counted */
+	json_t *by_image;	/* image id -> item index, built on first use */
 };
 
 struct run *run_new(size_t nitems);
@@ -103,5 +114,8 @@ void run_group_duplicates(struct run *r);
 
 /* The items waiting on leader, detached; -1 ends the chain. */
 int run_take_followers(struct run *r, int leader);
+
+/* The item whose primary image row is image_id, or -1. */
+int run_item_of_image(struct run *r, const char *image_id);
 
 #endif

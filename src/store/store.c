@@ -184,6 +184,7 @@ store_commit(struct store *st)
 	if (!st->in_tx)
 		return 0;
 	if (store_exec(st, "COMMIT") < 0) {
+		st->failed_commits++;
 		store_rollback(st);
 		return -1;
 	}
@@ -382,4 +383,10 @@ store_stats(const struct store *st, struct store_stats *out)
 		pg_stats(st->pg, out);
 	else
 		out->connected = true;
+}
+
+uint64_t
+store_failed_commits(const struct store *st)
+{
+	return st->failed_commits;
 }

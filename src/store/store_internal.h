@@ -50,6 +50,7 @@ struct store {
 	struct stmt stmts[STORE_STMT_MAX];
 	int nstmts;
 	struct stmt *last;	/* the statement stepped last, for store_changes */
+	uint64_t failed_commits;
 	char errbuf[512];	/* the last PostgreSQL error, for store_errmsg */
 };
 
@@ -115,6 +116,8 @@ int64_t pg_changes(struct pg_stmt *ps);
  * again on its next use.  0 when connected. */
 int pg_reconnect(struct store *st);
 bool pg_lost(const struct pg *pg);
+int pg_socket(const struct pg *pg);
+int pg_notifies(struct store *st, void (*fn)(void *arg, const char *payload), void *arg);
 void pg_stats(const struct pg *pg, struct store_stats *out);
 
 /* The schema migrations of each engine (store_schema.c): migration N

@@ -661,3 +661,33 @@ pg_stats(const struct pg *pg, struct store_stats *out)
 	out->epoch = pg->epoch;
 	out->connected = pg->conn != NULL;
 }
+
+/* --- LISTEN (store_listen) --- */
+
+int
+pg_socket(const struct pg *pg)
+{
+	return pg->conn != NULL ? PQsocket(pg->conn) : -1;
+}
+
+/* Every notification received, as fn(channel payload); -1 when the
+ * connection was lost. */
+int
+pg_notifies(struct store *st, void (*fn)(void *arg, const char *payload), void *arg)
+{
+	PGnotify *n;
+	int count = 0;
+
+	if (st->pg->conn == NULL)
+		return -1;
+	if (!PQconsumeInput(st->pg->conn) || PQstatus(st->pg->conn) == CONNECTION_BAD) {
+		drop(st, PQerrorMessage(st->pg->conn));
+		return -1;
+	}
+	while ((n = PQnotifies(st->pg->conn)) != NULL) {
+		fn(arg, n->extra);
+		PQfreemem(n);
+		count++;
+	}
+	return count;
+}

@@ -155,11 +155,15 @@ store_image_insert(struct store *st, const char *image_id, const char *storyboar
 	return store_exec_stmt(st, s);
 }
 
-/* One statement for the simple status moves keeps them consistent. */
+/* One statement for the simple status moves keeps them consistent.  On
+ * PostgreSQL a row back to pending is unclaimed (its lease goes), and the
+ * attempts on its current provider are counted for whichever instance
+ * takes it next. */
 static int
-image_set(struct store *st, const char *sql, const char *image_id, const char *text)
+image_set(struct store *st, const char *sql, const char *pg_sql, const char *image_id,
+	  const char *text)
 {
-	struct stmt *s = store_stmt(st, sql);
+	struct stmt *s = store_stmt2(st, sql, pg_sql);
 	char now[32];
 
 	if (s == NULL)
@@ -177,7 +181,10 @@ store_image_processing(struct store *st, const char *image_id)
 	static const char sql[] =
 		"UPDATE generated_images SET status = 'processing', attempts = attempts + 1,"
 		" updated_at = ?2, error = ?3 WHERE id = ?1";
-	return image_set(st, sql, image_id, NULL);
+	static const char pg_sql[] =
+		"UPDATE generated_images SET status = 'processing', attempts = attempts + 1,"
+		" chain_attempts = chain_attempts + 1, updated_at = ?2, error = ?3 WHERE id = ?1";
+	return image_set(st, sql, pg_sql, image_id, NULL);
 }
 
 int
@@ -186,7 +193,7 @@ store_image_fail(struct store *st, const char *image_id, const char *error)
 	static const char sql[] =
 		"UPDATE generated_images SET status = 'failed', error = ?3, updated_at = ?2"
 		" WHERE id = ?1";
-	return image_set(st, sql, image_id, error);
+	return image_set(st, sql, NULL, image_id, error);
 }
 
 int
@@ -195,7 +202,11 @@ store_image_reset(struct store *st, const char *image_id)
 	static const char sql[] =
 		"UPDATE generated_images SET status = 'pending', updated_at = ?2, error = ?3"
 		" WHERE id = ?1 AND status <> 'completed'";
-	return image_set(st, sql, image_id, NULL);
+	static const char pg_sql[] =
+		"UPDATE generated_images SET status = 'pending', updated_at = ?2, error = ?3,"
+		" lease_owner = NULL, lease_token = NULL, lease_until = NULL"
+		" WHERE id = ?1 AND status <> 'completed'";
+	return image_set(st, sql, pg_sql, image_id, NULL);
 }
 
 int
@@ -205,7 +216,11 @@ store_image_rebind(struct store *st, const char *image_id, const char *provider_
 	static const char sql[] =
 		"UPDATE generated_images SET model_provider_id = ?2, generation_params = ?3,"
 		" cache_key = ?4, status = 'pending', updated_at = ?5 WHERE id = ?1";
-	struct stmt *s = store_stmt(st, sql);
+	static const char pg_sql[] =
+		"UPDATE generated_images SET model_provider_id = ?2, generation_params = ?3,"
+		" cache_key = ?4, status = 'pending', updated_at = ?5, chain_attempts = 0,"
+		" lease_owner = NULL, lease_token = NULL, lease_until = NULL WHERE id = ?1";
+	struct stmt *s = store_stmt2(st, sql, pg_sql);
 	char now[32];
 
 	if (s == NULL)

@@ -100,7 +100,8 @@ const char *const store_lite_migrations[] = {
 /* The same migrations for PostgreSQL, kept in step with SQLite's: version N
  * means the same tables on both.  PostgreSQL's first also has what only
  * several instances need (no PostgreSQL database predates it): the lease of
- * a generation (lease_owner, lease_token, lease_until, ready_at, begun),
+ * a generation (lease_owner, lease_token, lease_until, ready_at, begun, and
+ * chain_attempts: the attempts on its current provider),
  * the counters a run's events are numbered and counted from (runs.last_seq,
  * runs.started), a cancel any instance can ask for (runs.cancel_requested),
  * and the instances alive (cluster_instances).  Integers are BIGINT
@@ -157,7 +158,8 @@ const char *const store_pg_migrations[] = {
 	"  primary_id TEXT REFERENCES generated_images(id) ON DELETE CASCADE,"
 	"  created_at TEXT NOT NULL, updated_at TEXT NOT NULL,"
 	"  lease_owner TEXT, lease_token TEXT, lease_until BIGINT,"
-	"  ready_at BIGINT NOT NULL DEFAULT 0, begun BIGINT NOT NULL DEFAULT 0);"
+	"  ready_at BIGINT NOT NULL DEFAULT 0, begun BIGINT NOT NULL DEFAULT 0,"
+	"  chain_attempts BIGINT NOT NULL DEFAULT 0);"
 	"CREATE INDEX generated_images_storyboard ON generated_images (storyboard_id, status);"
 	"CREATE INDEX generated_images_run ON generated_images (run_id);"
 	"CREATE INDEX generated_images_cache ON generated_images (cache_key)"
@@ -165,6 +167,9 @@ const char *const store_pg_migrations[] = {
 	/* What a claim looks for, and only that: pending primaries by time. */
 	"CREATE INDEX generated_images_runnable ON generated_images"
 	"  (run_id, model_provider_id, ready_at, id) WHERE status = 'pending' AND is_primary = 1;"
+	/* Identical requests of a run, which a claim takes one at a time. */
+	"CREATE INDEX generated_images_run_key ON generated_images (run_id, cache_key)"
+	"  WHERE status IN ('pending', 'processing') AND is_primary = 1;"
 	/* What the rescue looks for: leases that may have expired. */
 	"CREATE INDEX generated_images_leased ON generated_images (lease_until)"
 	"  WHERE status = 'processing';"
@@ -172,6 +177,13 @@ const char *const store_pg_migrations[] = {
 	"  run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,"
 	"  seq BIGINT NOT NULL, type TEXT NOT NULL, body TEXT NOT NULL,"
 	"  PRIMARY KEY (run_id, seq));"
+	/* Every event is announced to the instances that LISTEN, with a tiny
+	 * payload (run:seq; NOTIFY holds at most 8000 bytes), at its commit. */
+	"CREATE FUNCTION t2i_notify_event() RETURNS trigger LANGUAGE plpgsql AS $$"
+	"  BEGIN PERFORM pg_notify('t2i_events', NEW.run_id || ':' || NEW.seq); RETURN NULL;"
+	"  END $$;"
+	"CREATE TRIGGER run_events_notify AFTER INSERT ON run_events"
+	"  FOR EACH ROW EXECUTE FUNCTION t2i_notify_event();"
 	"CREATE TABLE cluster_instances ("
 	"  name TEXT PRIMARY KEY, host TEXT NOT NULL, pid BIGINT NOT NULL,"
 	"  started_ms BIGINT NOT NULL, heartbeat_ms BIGINT NOT NULL,"

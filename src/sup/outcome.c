@@ -27,10 +27,17 @@ emit_progress_of(struct run *r, int i, const char *what, json_t *fraction)
 	char msg[300];
 	json_t *ev;
 
-	/* current counts storyboards, not attempts: it ends at total. */
+	/* current counts storyboards, not attempts: it ends at total.  A
+	 * shared run counts them in the database, for every instance. */
 	if (!it->begun) {
 		it->begun = true;
-		r->started++;
+		if (!r->shared)
+			r->started++;
+		else if (r->events->st != NULL) {
+			int n = store_run_begun(r->events->st, r->id, it->image_id);
+
+			r->started = n >= 0 ? n : r->started;
+		}
 	}
 	snprintf(msg, sizeof(msg), "storyboard %d (%d/%zu): %s", it->index, r->started,
 		 r->nitems, what);
@@ -73,6 +80,30 @@ meta_from_msg(struct store_image_meta *m, const struct msg_image *im)
 static void serve_followers(const struct outcome_ctx *c, struct run *r, int leader,
 			    const struct store_image_meta *m);
 
+/* A shared run (several instances): item i is still leased under its
+ * batch's token, and its row is locked for this transaction; otherwise
+ * the lease was lost (this instance froze or lost the database past its
+ * lease, and another took the storyboard over) and nothing about it is
+ * recorded here, nor told.  Always true for a run of this instance alone. */
+static bool
+held(const struct outcome_ctx *c, struct run *r, int i)
+{
+	struct run_item *it = &r->items[i];
+	int rc;
+
+	if (!r->shared)
+		return true;
+	if (it->lease_token[0] != '\0' &&
+	    (rc = store_lease_hold(c->st, it->image_id, it->lease_token)) != 0)
+		return rc > 0;
+	if (it->lease_token[0] != '\0')
+		log_warnx("run %s: storyboard %d: its lease was lost; another instance has it",
+			  r->id, it->index);
+	it->lease_token[0] = '\0';
+	it->state = ITEM_QUEUED;	/* the database's, not ours */
+	return false;
+}
+
 /* Records item i as completed with image m (and variants) and tells. */
 static void
 complete_item(const struct outcome_ctx *c, struct run *r, int i, const struct store_image_meta *m,
@@ -90,6 +121,7 @@ complete_item(const struct outcome_ctx *c, struct run *r, int i, const struct st
 	it->task_pending = false;
 	it->state = ITEM_DONE;
 	r->succeeded++;
+	r->check_end = true;
 	json_array_append_new(r->image_ids, json_string(it->image_id));
 	ev = json_pack("{ss si so}", "storyboard_id", it->storyboard_id, "storyboard_index",
 		       it->index, "image", image_object(it->image_id, m, cached));
@@ -128,6 +160,7 @@ fail_item(const struct outcome_ctx *c, struct run *r, int i, const char *cause)
 		log_errx("run %s: cannot record failure of %s", r->id, it->image_id);
 	it->state = ITEM_FAILED;
 	r->failed++;
+	r->check_end = true;
 	events_error(r, it->storyboard_id, "storyboard %d: %s", it->index, cause);
 	if (f < 0)
 		return;
@@ -270,6 +303,11 @@ attempt_failed(const struct outcome_ctx *c, struct run *r, int i, int error_clas
 		it->ready_ms = clock_now_ms() + d.delay_ms;
 		r->ndelayed++;
 		store_image_reset(c->st, it->image_id);
+		if (r->shared) {
+			/* Any instance may take the retry, when it is due. */
+			store_image_ready_at(c->st, it->image_id, clock_wall_ms() + d.delay_ms);
+			it->lease_token[0] = '\0';
+		}
 		events_info(r, "warning",
 			    "storyboard %d: attempt %d of %d on provider %s failed (%s); "
 			    "retrying in %.1f s", it->index, it->attempts, c->cfg->retry_attempts,
@@ -307,6 +345,12 @@ on_begin(const struct outcome_ctx *c, struct slot *s, const struct msg_worker *m
 	i = s->items[s->next];
 	if (strcmp(r->items[i].image_id, m->image_id) != 0)
 		return -1;
+	if (!held(c, r, i)) {
+		/* Another instance has it: this worker must not pay for it too. */
+		s->stopping = true;
+		slots_kill(s, "lease lost");
+		return 0;
+	}
 	s->current = s->next++;
 	r->items[i].state = ITEM_RUNNING;
 	r->items[i].begin_ms = clock_now_ms();
@@ -366,7 +410,9 @@ on_result(const struct outcome_ctx *c, struct slot *s, const struct msg_worker *
 		return -1;
 	metrics_latency(c->m, c->cfg->providers[s->provider].name,
 			(double)(clock_now_ms() - s->run->items[i].begin_ms) / 1000.0);
-	if (m->ok) {
+	if (!held(c, s->run, i)) {
+		;	/* the new owner records it */
+	} else if (m->ok) {
 		slots_provider_ok(c->w, s->provider);
 		complete_from_slot(c, s, i);
 	} else if (s->stopping && retry_transient(m->error_class)) {
@@ -431,8 +477,11 @@ on_checkpoint(const struct outcome_ctx *c, struct slot *s, const struct msg_work
 	k = (struct store_task_key){ it->storyboard_id, s->run->chain_db_id[it->chain_pos],
 				     it->cache_key };
 	forget = state_empty(m->state);
-	rc = forget ? store_task_clear(c->st, &k) : store_task_save(c->st, &k, it->image_id,
-								     m->state);
+	if (!held(c, s->run, i))
+		rc = -1;
+	else
+		rc = forget ? store_task_clear(c->st, &k)
+			    : store_task_save(c->st, &k, it->image_id, m->state);
 	if (rc < 0 || store_commit(c->st) < 0)
 		snprintf(why, sizeof(why), "cannot record it: %s", store_errmsg(c->st));
 	store_begin(c->st);
@@ -507,11 +556,12 @@ on_fatal(const struct outcome_ctx *c, struct slot *s, const char *message)
 {
 	log_errx("run %s: provider %s: plugin refused by worker %ld: %s", s->run->id,
 		 c->cfg->providers[s->provider].name, (long)s->pid, message);
-	if (s->current >= 0)
+	if (s->current >= 0 && held(c, s->run, s->items[s->current]))
 		attempt_failed(c, s->run, s->items[s->current], CLASS_UNUSABLE, 0, message);
 	s->current = -1;
-	while (s->next < s->nitems)
-		attempt_failed(c, s->run, s->items[s->next++], CLASS_UNUSABLE, 0, message);
+	for (; s->next < s->nitems; s->next++)
+		if (held(c, s->run, s->items[s->next]))
+			attempt_failed(c, s->run, s->items[s->next], CLASS_UNUSABLE, 0, message);
 	slots_slot_done(c->w, s);
 }
 
@@ -592,6 +642,8 @@ outcome_settle(const struct outcome_ctx *c, struct slot *s)
 	else if (!s->stopping) {
 		int i = s->current >= 0 ? s->items[s->current] : s->items[s->next++];
 
+		if (!held(c, r, i))
+			goto rest;
 		slots_describe_exit(s, cause, sizeof(cause));
 		/* Crashes and timeouts say something about a plugin or a
 		 * provider that the admin reads in the journal, not only in
@@ -601,8 +653,11 @@ outcome_settle(const struct outcome_ctx *c, struct slot *s)
 			  cause);
 		attempt_failed(c, r, i, T2I_ERR_TRANSIENT, 0, cause);
 	}
+rest:
 	s->current = -1;
 	for (int k = s->nitems - 1; k >= s->next; k--) {
+		if (!held(c, r, s->items[k]))
+			continue;
 		store_image_reset(c->st, r->items[s->items[k]].image_id);
 		run_queue_push_front(r, s->items[k]);
 	}

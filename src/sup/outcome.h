@@ -19,6 +19,8 @@ struct outcome_ctx {
 	const struct config *cfg;
 	struct slots *w;	/* for the providers' rate-limit state */
 	struct metrics *m;	/* NULL when nobody reads metrics */
+	const char *cluster_name; /* several instances: this one's name (lease owner) */
+	int64_t lease_ms;	/* and the lease of a claim */
 };
 
 /* Handles every complete line buffered for the slot, also those a worker

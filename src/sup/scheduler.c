@@ -5,9 +5,11 @@
 #include <string.h>
 
 #include "outcome.h"
+#include "clock.h"
 #include "config.h"
 #include "log.h"
 #include "msg.h"
+#include "project.h"
 #include "run.h"
 #include "slots.h"
 #include "spawnmsg.h"
@@ -25,7 +27,9 @@ batch_target(const struct outcome_ctx *c, const struct run *r, int p)
 	int limit = c->w->provider_limit[p] < c->w->max_busy ? c->w->provider_limit[p]
 							       : c->w->max_busy;
 	size_t lanes = (size_t)(limit > 0 ? limit : 1);
-	size_t share = (r->qlen + lanes - 1) / lanes;
+	/* A shared run's queue is the database: what was left when counted. */
+	size_t left = r->shared ? (size_t)(r->pending_hint > 0 ? r->pending_hint : 1) : r->qlen;
+	size_t share = (left + lanes - 1) / lanes;
 
 	if (share < 1)
 		share = 1;
@@ -134,27 +138,23 @@ put_back(struct run *r, const int *items, int n)
 		run_queue_push_front(r, items[k]);
 }
 
-/* One batch of run r for provider p into slot. */
+/* Forks a worker into slot for the n items of r on provider p (items is
+ * taken over on success, freed on failure, when the items are put back). */
 static int
-start_batch(const struct outcome_ctx *c, struct slots *w, int slot, struct run *r, int p)
+spawn_items(const struct outcome_ctx *c, struct slots *w, int slot, struct run *r, int p,
+	    int *items, int n)
 {
-	int *items = malloc((size_t)c->cfg->batch_size * sizeof(*items));
-	int n;
 	size_t len;
-	char *line;
+	char *line = encode_batch(c, r, p, items, n, &len);
 
-	if (items == NULL)
-		return -1;
-	if ((n = take_items(c, r, p, items)) == 0) {
-		free(items);
-		return 0;
-	}
-	line = encode_batch(c, r, p, items, n, &len);
 	if (line == NULL || slots_spawn(w, slot, &(struct spawn_batch){
 			.run = r, .provider = p, .plugin = c->cfg->providers[p].plugin_path,
 			.flags = spawnmsg_flags(c->cfg->thumbnails), .items = items,
 			.nitems = n, .line = line, .len = len,
 			.deadline_ms = slots_deadline(c->cfg->timeout) }) < 0) {
+		if (r->shared)	/* claimed: the database's again */
+			for (int k = 0; k < n; k++)
+				store_image_reset(c->st, r->items[items[k]].image_id);
 		put_back(r, items, n);
 		free(items);
 		free(line);
@@ -162,6 +162,95 @@ start_batch(const struct outcome_ctx *c, struct slots *w, int slot, struct run *
 	}
 	free(line);
 	return 1;
+}
+
+/* One batch of run r for provider p into slot. */
+static int
+start_batch(const struct outcome_ctx *c, struct slots *w, int slot, struct run *r, int p)
+{
+	int *items = malloc((size_t)c->cfg->batch_size * sizeof(*items));
+	int n;
+
+	if (items == NULL)
+		return -1;
+	if ((n = take_items(c, r, p, items)) == 0) {
+		free(items);
+		return 0;
+	}
+	return spawn_items(c, w, slot, r, p, items, n);
+}
+
+#define CLAIM_IDLE_MS 250	/* a shared run with nothing to claim is asked again after */
+
+/* Claimed item i of shared run r on chain position k, under token: what
+ * the database says of it, then the checks of take_items(). */
+static bool
+claimed_item(const struct outcome_ctx *c, struct run *r, int i, int k, const char *token,
+	     const struct store_claim *cl, int p)
+{
+	struct run_item *it = &r->items[i];
+
+	snprintf(it->lease_token, sizeof(it->lease_token), "%s", token);
+	it->attempts = cl->attempts;
+	it->state = ITEM_QUEUED;
+	if (it->chain_pos != k) {	/* another instance moved it on */
+		it->chain_pos = k;
+		stage_bind_provider(c->cfg, r, i);
+	}
+	if (!outcome_reroute(c, r, i) || run_provider(r, i) != p)
+		return false;	/* failed, or now on another provider */
+	if (r->use_cache && outcome_serve_cached(c, r, i))
+		return false;
+	it->state = ITEM_DISPATCHED;
+	return true;
+}
+
+/* Several instances: a batch of shared run r claimed from the database on
+ * the first provider of its chain that can take one (sup/cluster.h).
+ * Positions of providers this run found unusable are claimed too, so that
+ * their generations move on rather than wait for an instance that has
+ * not found out. */
+static int
+claim_batch(const struct outcome_ctx *c, struct slots *w, int slot, struct run *r)
+{
+	int64_t now = clock_now_ms();
+	struct store_claim *cl;
+	int *items, rc = 0;
+	bool any = false;
+
+	if (now < r->claim_after_ms || r->finished || r->cancelled)
+		return 0;
+	cl = calloc((size_t)c->cfg->batch_size, sizeof(*cl));
+	items = malloc((size_t)c->cfg->batch_size * sizeof(*items));
+	for (int k = 0; cl != NULL && items != NULL && k < r->nchain && rc == 0; k++) {
+		int p = r->chain[k], n, got = 0;
+		char token[37];
+		struct store_claim_req q = { r->id, r->chain_db_id[k], batch_target(c, r, p),
+					     c->w->provider_limit[p], c->cluster_name, token,
+					     clock_wall_ms(), c->lease_ms, r->use_cache };
+
+		if (!r->chain_dead[k] && !slots_provider_free(w, p))
+			continue;
+		project_uuid(token);
+		if ((n = store_claim(c->st, &q, cl)) < 0)
+			break;
+		any = any || n > 0;
+		for (int j = 0; j < n; j++) {
+			int i = run_item_of_image(r, cl[j].image_id);
+
+			if (i >= 0 && claimed_item(c, r, i, k, token, &cl[j], p))
+				items[got++] = i;
+		}
+		if (got > 0) {
+			rc = spawn_items(c, w, slot, r, p, items, got);
+			items = NULL;
+		}
+	}
+	if (rc == 0 && !any)
+		r->claim_after_ms = now + CLAIM_IDLE_MS;
+	free(items);
+	free(cl);
+	return rc;
 }
 
 /* The provider of the run's next item, when that provider may take one
@@ -193,10 +282,12 @@ scheduler_dispatch(struct scheduler *sch, const struct outcome_ctx *c, struct sl
 	 * no run could start anything. */
 	while (nruns > 0 && idle < nruns && (slot = slots_free_slot(w)) >= 0) {
 		struct run *r = runs[sch->cursor % nruns];
-		int rc = 0, p = next_provider(c, w, r);
+		int rc = 0, p = r->shared ? -1 : next_provider(c, w, r);
 
 		sch->cursor = (sch->cursor + 1) % nruns;
-		if (p >= 0)
+		if (r->shared)
+			rc = claim_batch(c, w, slot, r);
+		else if (p >= 0)
 			rc = start_batch(c, w, slot, r, p);
 		if (rc < 0)
 			return -1;

@@ -11,10 +11,12 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "cluster.h"
 #include "outcome.h"
 #include "config.h"
 #include "events.h"
 #include "log.h"
+#include "resume.h"
 #include "run.h"
 #include "scheduler.h"
 #include "stage.h"
@@ -25,8 +27,10 @@
 
 #define SUP_RUNS_MAX 64
 #define SUP_RESPAWN_DELAY_MS 200	/* after a failed fork */
-/* The signalfd, the spawner's exits and the webhook sender. */
-#define SUP_OWN_FDS 3
+/* The signalfd, the spawner's exits, the webhook sender and the cluster's
+ * listening connection. */
+#define SUP_OWN_FDS 4
+#define SUP_END_CHECK_MS 100	/* a shared run is looked at no more often */
 
 struct sup {
 	const struct config *cfg;
@@ -50,6 +54,15 @@ struct sup {
 	nfds_t extra_at;	/* where the hook's pollfds start */
 	int nextra;
 	struct webhooks *wh;
+	/* Several instances (cluster.h): NULL on SQLite. */
+	struct cluster *cl;
+	struct events *ev;	/* of the runs it takes up */
+	uint64_t failed_commits; /* seen so far */
+	bool discover;		/* look for shared runs it does not hold */
+	bool discovered;	/* it has looked once */
+	struct run *stale[SUP_RUNS_MAX]; /* dropped, freed once their workers are gone */
+	size_t nstale;
+	int64_t end_checked_ms;
 };
 
 struct sup *
@@ -74,6 +87,15 @@ sup_new(const struct config *cfg, struct store *st, struct spawner *sp, char *er
 		return NULL;
 	}
 	free(conc);
+	if (cfg->database_pg && (s->cl = cluster_new(cfg, st, err, errlen)) == NULL) {
+		sup_free(s);
+		return NULL;
+	}
+	if (s->cl != NULL) {
+		s->ctx.cluster_name = cluster_name(s->cl);
+		s->ctx.lease_ms = cluster_lease_ms(s->cl);
+		s->discover = true;
+	}
 	s->npfd = npfd;
 	/* Jitter for retry delays; not a secret. */
 	srand48((long)getpid() ^ (long)clock_now_ms());
@@ -105,6 +127,9 @@ sup_free(struct sup *s)
 		return;
 	webhooks_free(s->wh);
 	slots_free(&s->w);
+	cluster_free(s->cl);
+	for (size_t k = 0; k < s->nstale; k++)
+		run_free(s->stale[k]);
 	if (s->sigfd > 0) {
 		close(s->sigfd);
 		sigprocmask(SIG_SETMASK, &s->oldmask, NULL);
@@ -153,6 +178,7 @@ sup_set_hooks(struct sup *s, const struct sup_hooks *h)
 void
 sup_watch_events(struct sup *s, struct events *ev)
 {
+	s->ev = ev;
 	events_add_sink(ev, webhooks_sink, s->wh);
 }
 
@@ -175,6 +201,12 @@ size_t
 sup_active_runs(const struct sup *s)
 {
 	return s->nruns;
+}
+
+json_t *
+sup_instances(struct sup *s)
+{
+	return s->cl != NULL ? cluster_alive(s->cl) : NULL;
 }
 
 /* A worker whose storyboard has a provider task polls it through
@@ -279,6 +311,8 @@ sup_reconfigure(struct sup *s, const struct config *cfg, char *err, size_t errle
 	s->cfg = cfg;
 	s->ctx.cfg = cfg;
 	webhooks_reconfigure(s->wh, cfg);
+	if (s->cl != NULL)
+		cluster_reconfigure(s->cl, cfg);
 	/* Storyboards not yet given to a worker take the new providers'
 	 * options; those in workers finish as they were sent. */
 	for (size_t k = 0; k < s->nruns; k++) {
@@ -360,10 +394,27 @@ pump(struct sup *s, struct slot *sl)
 	if (sl->from_fd < 0)
 		return;
 	st = ipc_read(&sl->rd, sl->from_fd);
-	outcome_handle_lines(&s->ctx, sl);
+	if (!sl->run->stale)
+		outcome_handle_lines(&s->ctx, sl);
 	if (st == IPC_EOF || st == IPC_ERROR) {
 		close(sl->from_fd);
 		sl->from_fd = -1;
+	}
+}
+
+static bool run_has_workers(const struct sup *s, const struct run *r);
+
+/* Dropped runs go once no worker refers to them. */
+static void
+free_stale(struct sup *s)
+{
+	for (size_t k = 0; k < s->nstale;) {
+		if (run_has_workers(s, s->stale[k])) {
+			k++;
+			continue;
+		}
+		run_free(s->stale[k]);
+		s->stale[k] = s->stale[--s->nstale];
 	}
 }
 
@@ -376,9 +427,11 @@ reap(struct sup *s)
 		struct slot *sl = &s->w.slots[i];
 
 		pump(s, sl);	/* whatever it wrote before it died */
-		outcome_settle(&s->ctx, sl);
+		if (!sl->run->stale)
+			outcome_settle(&s->ctx, sl);
 		slots_release(&s->w, i);
 	}
+	free_stale(s);
 }
 
 static void
@@ -431,13 +484,56 @@ end_run(struct sup *s, size_t k)
 		s->hooks.run_ended(s->hooks.arg, r);
 }
 
+/* A shared run is over when the database says so: every instance's work
+ * counted.  It is ended once, by the first instance to see it (-1: not
+ * yet, 0: ended here, 1: ended elsewhere, drop it). */
+static int
+finish_shared(struct sup *s, struct run *r)
+{
+	struct store_tally t;
+	bool over;
+	int rc;
+
+	if (!r->check_end || store_run_tally(s->st, r->id, &t) < 0)
+		return -1;
+	r->check_end = false;
+	r->pending_hint = t.pending + t.processing;
+	if (t.cancel_requested && !r->cancelled)
+		sup_cancel(s, r);
+	over = r->cancelled ? t.processing == 0 && !run_has_workers(s, r)
+			    : t.pending + t.processing == 0;
+	if (!over)
+		return -1;
+	if ((rc = store_run_end_claim(s->st, r->id)) <= 0)
+		return rc < 0 ? -1 : 1;
+	rc = r->cancelled ? stage_cancelled(s->st, r) : stage_finish(s->st, r);
+	if (rc < 0)
+		log_errx("run %s: cannot record its outcome: %s", r->id, store_errmsg(s->st));
+	return 0;
+}
+
 static void
 finish_runs(struct sup *s)
 {
+	int64_t now = clock_now_ms();
+	bool check = now - s->end_checked_ms >= SUP_END_CHECK_MS;
+
+	if (check)
+		s->end_checked_ms = now;
 	for (size_t k = 0; k < s->nruns;) {
 		struct run *r = s->runs[k];
 		int rc;
 
+		if (r->shared) {
+			if (!check || (rc = finish_shared(s, r)) < 0) {
+				k++;
+				continue;
+			}
+			if (rc > 0)
+				r->finished = true;	/* another instance ended it */
+			end_run(s, k);
+			continue;
+		}
 		if (r->cancelled && !run_has_workers(s, r))
 			rc = stage_cancelled(s->st, r);
 		else if (!r->cancelled && run_complete(r))
@@ -463,6 +559,10 @@ build_pollfds(struct sup *s)
 	s->pfd_slot[n++] = -2;
 	if ((s->pfd[n].fd = webhooks_poll_fd(s->wh, &s->pfd[n].events)) >= 0)
 		s->pfd_slot[n++] = -4;
+	if (s->cl != NULL && (s->pfd[n].fd = cluster_poll_fd(s->cl)) >= 0) {
+		s->pfd[n].events = POLLIN;
+		s->pfd_slot[n++] = -5;
+	}
 	for (int i = 0; i < s->w.nslots; i++) {
 		struct slot *sl = &s->w.slots[i];
 
@@ -480,6 +580,26 @@ build_pollfds(struct sup *s)
 	s->extra_at = n;
 	s->nextra = 0;
 	return n;
+}
+
+/* Shared runs: the cluster's timers, the next claim while a slot is free,
+ * and the next look at a run that may be over. */
+static int64_t
+shared_wake_at(const struct sup *s, int64_t now, int64_t next)
+{
+	bool slot = !s->stopping && slots_free_slot(&s->w) >= 0;
+
+	if (cluster_wake_at(s->cl) < next)
+		next = cluster_wake_at(s->cl);
+	for (size_t k = 0; k < s->nruns; k++) {
+		const struct run *r = s->runs[k];
+
+		if (r->check_end && s->end_checked_ms + SUP_END_CHECK_MS < next)
+			next = s->end_checked_ms + SUP_END_CHECK_MS;
+		if (slot && !r->cancelled && r->claim_after_ms < next)
+			next = r->claim_after_ms > now ? r->claim_after_ms : now;
+	}
+	return next;
 }
 
 /* Milliseconds until the nearest deadline, or -1 for none. */
@@ -504,9 +624,40 @@ poll_timeout(const struct sup *s, int64_t now)
 		next = s->next_due_ms;
 	if (webhooks_wake_at(s->wh, now) < next)
 		next = webhooks_wake_at(s->wh, now);
+	if (s->cl != NULL)
+		next = shared_wake_at(s, now, next);
 	if (next == INT64_MAX)
 		return -1;
 	return next <= now ? 0 : (int)(next - now > 60000 ? 60000 : next - now);
+}
+
+static struct run *
+find_run(struct sup *s, const char *run_id)
+{
+	for (size_t k = 0; k < s->nruns; k++)
+		if (strcmp(s->runs[k]->id, run_id) == 0)
+			return s->runs[k];
+	return NULL;
+}
+
+/* A notification of another instance (or of ours): the run may have
+ * something to claim, may be over, may be cancelled; SSE clients follow. */
+static void
+on_note(void *arg, const char *run_id, enum cluster_note what)
+{
+	struct sup *s = arg;
+	struct run *r = find_run(s, run_id);
+
+	if (r != NULL) {
+		r->claim_after_ms = 0;
+		r->check_end = true;
+		if (what == CLUSTER_CANCEL)
+			sup_cancel(s, r);
+	} else if (what == CLUSTER_EVENT) {
+		s->discover = true;
+	}
+	if (s->hooks.note != NULL)
+		s->hooks.note(s->hooks.arg, run_id);
 }
 
 static void
@@ -529,6 +680,10 @@ handle_ready(struct sup *s, nfds_t n, bool *child)
 			continue;	/* the hook's: handled below */
 		if (s->pfd_slot[k] == -4) {
 			webhooks_ready(s->wh, s->pfd[k].revents, clock_now_ms());
+			continue;
+		}
+		if (s->pfd_slot[k] == -5) {
+			cluster_ready(s->cl, on_note, s);
 			continue;
 		}
 		sl = &s->w.slots[s->pfd_slot[k]];
@@ -596,6 +751,96 @@ add_hook_fds(struct sup *s, nfds_t n, int *timeout)
 	return n + (nfds_t)s->nextra;
 }
 
+/* Shared runs not held yet (`serve` only: `run` works on its own).  At
+ * start, with no other instance alive, they are this instance's to resume,
+ * and it says so as a lone instance does. */
+static void
+discover(struct sup *s)
+{
+	json_t *runs = store_query_runs_processing(s->st), *row, *alive = NULL;
+	bool resuming = !s->discovered && json_array_size(runs) > 0 &&
+			json_array_size(alive = cluster_alive(s->cl)) <= 1;
+	char err[512];
+	size_t i;
+
+	json_decref(alive);
+	s->discover = false;
+	s->discovered = true;
+	json_array_foreach(runs, i, row) {
+		const char *id = json_string_value(json_object_get(row, "id"));
+		struct run *r;
+
+		if (find_run(s, id) != NULL || s->nruns >= SUP_RUNS_MAX)
+			continue;
+		if ((r = resume_join(s->st, s->cfg, s->ev, id, err, sizeof(err))) == NULL) {
+			log_warnx("cluster: cannot take part in run %s: %s", id, err);
+			continue;
+		}
+		s->runs[s->nruns++] = r;
+		if (resuming) {
+			log_info("resumed run %s: %d storyboards to go", id, r->pending_hint);
+			events_info(r, "warning", "run resumed after a restart: %d of %zu storyboards"
+				    " to go", r->pending_hint, r->nitems);
+		} else {
+			log_debug("cluster: taking part in run %s", id);
+		}
+	}
+	json_decref(runs);
+}
+
+/* A transaction failed (see cluster.h): what this process believed of its
+ * runs and claims is no longer true.  Its workers are killed (what they
+ * hold was claimed in the database, or was in the lost transaction) and
+ * every run is dropped, to be taken up again from the database. */
+static void
+resync(struct sup *s)
+{
+	log_warnx("cluster: a database transaction failed: stopping this instance's %d workers"
+		  " and taking its %zu runs up again from the database", s->w.busy, s->nruns);
+	for (int i = 0; i < s->w.nslots; i++) {
+		struct slot *sl = &s->w.slots[i];
+
+		if (sl->pid > 0 && !sl->reaped) {
+			sl->stopping = true;
+			slots_kill(sl, "database transaction lost");
+		}
+	}
+	while (s->nruns > 0) {
+		struct run *r = s->runs[--s->nruns];
+
+		r->stale = true;
+		s->stale[s->nstale++] = r;
+	}
+	free_stale(s);
+	cluster_lost(s->cl);
+}
+
+/* In the first transaction, before dispatch. */
+static void
+shared_step(struct sup *s, int64_t now)
+{
+	int bits;
+
+	if (store_failed_commits(s->st) != s->failed_commits) {
+		s->failed_commits = store_failed_commits(s->st);
+		resync(s);
+	}
+	if (!store_connected(s->st))
+		return;
+	bits = cluster_tick(s->cl, now);
+	for (size_t k = 0; k < s->nruns; k++) {
+		if (bits & CLUSTER_RESCUED)
+			s->runs[k]->claim_after_ms = 0;
+		if (bits & CLUSTER_CHECK)
+			s->runs[k]->check_end = true;
+	}
+	if ((bits & CLUSTER_DISCOVER) || s->discover) {
+		if (s->hooks.serve)
+			discover(s);
+		s->discover = false;
+	}
+}
+
 int
 sup_loop(struct sup *s)
 {
@@ -606,6 +851,8 @@ sup_loop(struct sup *s)
 		bool child = false;
 
 		store_begin(s->st);
+		if (s->cl != NULL)
+			shared_step(s, now);
 		dispatch(s, now);
 		finish_runs(s);
 		webhooks_claim(s->wh, now);

@@ -307,8 +307,9 @@ struct store_claim {
  * fewer than q->batches_max batches with live leases.  Returns how many
  * (0 also when another instance holds the provider's lock), -1 on error. */
 int store_claim(struct store *st, const struct store_claim_req *q, struct store_claim *out);
-/* Extends every lease of owner: the rows renewed. */
-int store_lease_renew(struct store *st, const char *owner, int64_t now_ms, int64_t lease_ms);
+/* Extends the leases of the batches whose tokens are listed (an array
+ * literal, "{t1,t2}"): those whose workers are alive; the rows renewed. */
+int store_lease_renew(struct store *st, const char *tokens, int64_t now_ms, int64_t lease_ms);
 /* Locks the row for this transaction if it is still leased under token:
  * 1 held, 0 the lease is lost, -1 error.  Every write of a result first. */
 int store_lease_hold(struct store *st, const char *image_id, const char *token);

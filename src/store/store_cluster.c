@@ -179,16 +179,16 @@ store_claim(struct store *st, const struct store_claim_req *q, struct store_clai
 }
 
 int
-store_lease_renew(struct store *st, const char *owner, int64_t now_ms, int64_t lease_ms)
+store_lease_renew(struct store *st, const char *tokens, int64_t now_ms, int64_t lease_ms)
 {
 	static const char sql[] =
 		"UPDATE generated_images SET lease_until = CAST(?2 AS BIGINT) + ?3"
-		" WHERE lease_owner = ?1 AND status = 'processing'";
+		" WHERE lease_token = ANY (CAST(?1 AS TEXT[])) AND status = 'processing'";
 	struct stmt *s;
 
 	if (pg_only(st) < 0 || (s = store_stmt(st, sql)) == NULL)
 		return -1;
-	store_bind_text(s, 1, owner);
+	store_bind_text(s, 1, tokens);
 	stmt_bind_int64(s, 2, now_ms);
 	stmt_bind_int64(s, 3, lease_ms);
 	if (store_exec_stmt(st, s) < 0)

@@ -546,10 +546,16 @@ notice(void *arg, const char *message)
 	log_debug("postgresql: %s", message);
 }
 
-/* What every connection is told: the bounds, UTC, quiet notices. */
+/* What every connection is told: the bounds, UTC, quiet notices.  A
+ * healthy instance is never idle inside a transaction (its transactions
+ * never span a poll()), so a session that is has frozen (SIGSTOP, a
+ * debugger, swap): the server ends it after 40% of the timeout (1 s at
+ * least), before the others' lock waits (80%) give up on its row locks.
+ * The longest a loop then waits for a lock is that 40%. */
 static int
 configure(struct store *st)
 {
+	int t = st->pg->timeout_ms, idle = t * 2 / 5 > 1000 ? t * 2 / 5 : 1000;
 	char sql[256];
 
 	PQsetnonblocking(st->pg->conn, 1);
@@ -557,7 +563,7 @@ configure(struct store *st)
 	snprintf(sql, sizeof(sql),
 		 "SET statement_timeout = %d; SET idle_in_transaction_session_timeout = %d;"
 		 " SET lock_timeout = %d; SET TIME ZONE 'UTC'; SET client_min_messages = warning",
-		 st->pg->timeout_ms, st->pg->timeout_ms * 2, st->pg->timeout_ms);
+		 t, idle, t * 4 / 5 > idle ? t * 4 / 5 : idle + 500);
 	return simple(st, sql, NULL, 0);
 }
 

@@ -266,7 +266,7 @@ cluster_lost(struct cluster *cl)
 }
 
 int
-cluster_tick(struct cluster *cl, int64_t now)
+cluster_tick(struct cluster *cl, int64_t now, const char *tokens)
 {
 	int64_t wall = clock_wall_ms();
 	int out = 0, n;
@@ -282,7 +282,7 @@ cluster_tick(struct cluster *cl, int64_t now)
 	}
 	if (now >= cl->next_renew) {
 		cl->next_renew = now + cl->lease_ms / 3;
-		store_lease_renew(cl->st, cl->name, wall, cl->lease_ms);
+		store_lease_renew(cl->st, tokens, wall, cl->lease_ms);
 		if (store_instance_heartbeat(cl->st, cl->name, wall) == 0) {
 			/* Our row went (a restart of another instance of this
 			 * name's host took us for dead): back in. */

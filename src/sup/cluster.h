@@ -7,7 +7,7 @@
  * time, with one statement of the FOR UPDATE SKIP LOCKED kind
  * (store_claim), under a lease: lease_owner (this instance), lease_token
  * (the batch) and lease_until, which this instance renews every third of
- * cluster.lease.  Every write of a result first locks its row under that
+ * cluster.lease for the batches whose workers are alive.  Every write of a result first locks its row under that
  * token (store_lease_hold): a worker whose lease was lost records nothing.
  * Every cluster.rescue_interval each instance takes expired leases back to
  * pending (store_rescue), so that the claims of an instance that died or
@@ -73,10 +73,10 @@ int64_t cluster_lease_ms(const struct cluster *cl);
 #define CLUSTER_RESCUED 2	/* leases were taken over: claim again */
 #define CLUSTER_CHECK 4		/* look whether the runs it holds are over */
 
-/* In the loop's first transaction: heartbeat and lease renewal, rescue,
- * the listener's reconnection, and releasing the leases lost with a failed
- * transaction.  Returns CLUSTER_* bits. */
-int cluster_tick(struct cluster *cl, int64_t now);
+/* In the loop's first transaction: heartbeat and the renewal of the
+ * leases of the batches whose workers are alive (tokens: an array literal,
+ * "{t1,t2}"), rescue, the listener's reconnection.  Returns CLUSTER_* bits. */
+int cluster_tick(struct cluster *cl, int64_t now, const char *tokens);
 /* A transaction failed: every run is looked for again at the next tick. */
 void cluster_lost(struct cluster *cl);
 

@@ -151,7 +151,8 @@ spawn_items(const struct outcome_ctx *c, struct slots *w, int slot, struct run *
 			.run = r, .provider = p, .plugin = c->cfg->providers[p].plugin_path,
 			.flags = spawnmsg_flags(c->cfg->thumbnails), .items = items,
 			.nitems = n, .line = line, .len = len,
-			.deadline_ms = slots_deadline(c->cfg->timeout) }) < 0) {
+			.deadline_ms = slots_deadline(c->cfg->timeout),
+			.lease_token = r->shared ? r->items[items[0]].lease_token : NULL }) < 0) {
 		if (r->shared)	/* claimed: the database's again */
 			for (int k = 0; k < n; k++)
 				store_image_reset(c->st, r->items[items[k]].image_id);

@@ -815,10 +815,32 @@ resync(struct sup *s)
 	cluster_lost(s->cl);
 }
 
+/* The lease tokens of the batches whose workers are alive, as an array
+ * literal ("{t1,t2}"; malloc'd): the leases to renew. */
+static char *
+live_tokens(const struct sup *s)
+{
+	char *out = malloc(2 + (size_t)s->w.nslots * 38 + 1), *o = out;
+
+	if (out == NULL)
+		return NULL;
+	*o++ = '{';
+	for (int i = 0; i < s->w.nslots; i++) {
+		const struct slot *sl = &s->w.slots[i];
+
+		if (sl->pid <= 0 || sl->killed || sl->reaped || sl->lease_token[0] == '\0')
+			continue;
+		o += sprintf(o, "%s%s", o > out + 1 ? "," : "", sl->lease_token);
+	}
+	strcpy(o, "}");
+	return out;
+}
+
 /* In the first transaction, before dispatch. */
 static void
 shared_step(struct sup *s, int64_t now)
 {
+	char *tokens;
 	int bits;
 
 	if (store_failed_commits(s->st) != s->failed_commits) {
@@ -827,7 +849,10 @@ shared_step(struct sup *s, int64_t now)
 	}
 	if (!store_connected(s->st))
 		return;
-	bits = cluster_tick(s->cl, now);
+	if ((tokens = live_tokens(s)) == NULL)
+		return;
+	bits = cluster_tick(s->cl, now, tokens);
+	free(tokens);
 	for (size_t k = 0; k < s->nruns; k++) {
 		if (bits & CLUSTER_RESCUED)
 			s->runs[k]->claim_after_ms = 0;

@@ -56,8 +56,11 @@ class PgServer:
                         "--auth-host=scram-sha-256", "-E", "UTF8", "--no-instructions")
         os.unlink(pwfile)
         conf = {"listen_addresses": "''", "unix_socket_directories": f"'{self.dir}'",
-                # A test server: durability is not what is tested.
-                "fsync": "off", "synchronous_commit": "off", "full_page_writes": "off",
+                # A test server: the machine does not crash, the server does
+                # (restart() stops it as a crash would): WAL written to the OS
+                # survives that without fsync.  synchronous_commit stays on, or a
+                # crash would lose transactions already reported committed.
+                "fsync": "off", "full_page_writes": "off",
                 "max_connections": "200", "log_min_messages": "warning"}
         conf.update(settings or {})
         with open(os.path.join(self.data, "postgresql.auto.conf"), "a") as f:

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cluster.h"
 #include "cmd.h"
 #include "config.h"
 #include "jsontext.h"
@@ -86,6 +87,22 @@ print_project(json_t *p)
 	}
 }
 
+/* Several instances on PostgreSQL: which are alive. */
+static void
+print_instances(struct store *st, const struct config *cfg)
+{
+	json_t *alive = cluster_alive_in(st, cfg->cluster_lease), *in;
+	size_t i;
+
+	printf("instances alive: %zu\n", json_array_size(alive));
+	json_array_foreach(alive, i, in)
+		printf("  instance %s  host %s  pid %lld\n",
+		       json_string_value(json_object_get(in, "name")),
+		       json_string_value(json_object_get(in, "host")),
+		       (long long)json_integer_value(json_object_get(in, "pid")));
+	json_decref(alive);
+}
+
 int
 cmd_status(const struct cmd_opts *o)
 {
@@ -109,6 +126,8 @@ cmd_status(const struct cmd_opts *o)
 		rc = EXIT_REFUSED;
 		goto out;
 	}
+	if (!o->json && o->target == NULL && cfg->database_pg)
+		print_instances(st, cfg);
 	if (o->json)
 		print_json(v);
 	else if (json_is_array(v))

@@ -130,6 +130,36 @@ service_run_live(void *arg, const char *run_id)
 	return live;
 }
 
+/* PostgreSQL: what the engine measured of its round trips (store_pg.c):
+ * the longest wait is what the loop was held for at most. */
+static char *
+db_metrics(struct service *sv, char *text)
+{
+	struct store_stats s;
+	size_t len = strlen(text), cap = len + 1024;
+	char *out = realloc(text, cap);
+
+	if (out == NULL)
+		return text;
+	store_stats(sv->st, &s);
+	snprintf(out + len, cap - len,
+		 "# HELP t2istage_db_round_trips_total Answers of the database waited for.\n"
+		 "# TYPE t2istage_db_round_trips_total counter\n"
+		 "t2istage_db_round_trips_total %llu\n"
+		 "# HELP t2istage_db_wait_seconds_total Time the loop waited for them.\n"
+		 "# TYPE t2istage_db_wait_seconds_total counter\n"
+		 "t2istage_db_wait_seconds_total %.6f\n"
+		 "# HELP t2istage_db_wait_seconds_max The longest of those waits.\n"
+		 "# TYPE t2istage_db_wait_seconds_max gauge\n"
+		 "t2istage_db_wait_seconds_max %.6f\n"
+		 "# HELP t2istage_db_reconnects_total Connections made again after a loss.\n"
+		 "# TYPE t2istage_db_reconnects_total counter\n"
+		 "t2istage_db_reconnects_total %llu\n",
+		 (unsigned long long)s.round_trips, s.wait_total_s, s.wait_max_s,
+		 (unsigned long long)s.reconnects);
+	return out;
+}
+
 /* Several instances: those alive, each by name. */
 static char *
 cluster_metrics(struct service *sv, char *text)
@@ -162,7 +192,7 @@ cluster_metrics(struct service *sv, char *text)
 					name, host);
 	}
 	json_decref(alive);
-	return out;
+	return db_metrics(sv, out);
 }
 
 char *

@@ -50,6 +50,7 @@ struct run_item {
 	bool progressed;	/* a plugin's progress was told ... */
 	int64_t progress_ms;	/* ... at this monotonic time */
 	char lease_token[37];	/* shared runs: the lease it is claimed under, "" none */
+	uint64_t held_tx;	/* the transaction that holds its row locked, 0 none */
 };
 
 struct run {

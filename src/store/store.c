@@ -175,6 +175,7 @@ store_begin(struct store *st)
 	if (store_exec(st, st->backend == STORE_PG ? "BEGIN" : "BEGIN IMMEDIATE") < 0)
 		return -1;
 	st->in_tx = true;
+	st->tx_serial++;
 	return 0;
 }
 
@@ -389,4 +390,10 @@ uint64_t
 store_failed_commits(const struct store *st)
 {
 	return st->failed_commits;
+}
+
+uint64_t
+store_tx_serial(const struct store *st)
+{
+	return st->in_tx ? st->tx_serial : 0;
 }

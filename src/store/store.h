@@ -47,6 +47,8 @@ bool store_is_pg(const struct store *st);
 /* True when the database can be used now; a lost PostgreSQL connection is
  * tried again first (with backoff: at most one bounded attempt per call). */
 bool store_connected(struct store *st);
+/* The transaction in progress, a number no other has had; 0 outside one. */
+uint64_t store_tx_serial(const struct store *st);
 /* Commits that failed so far (their writes are lost). */
 uint64_t store_failed_commits(const struct store *st);
 
@@ -326,6 +328,10 @@ int store_image_ready_at(struct store *st, const char *image_id, int64_t ready_m
 int64_t store_event_next_seq(struct store *st, const char *run_id);
 int store_event_insert(struct store *st, const char *run_id, int64_t seq, const char *type,
 		       const char *body);
+/* Both in one round trip: body's envelope begins {"type":"TYPE","seq":0,
+ * and its 0 becomes the seq handed out, which is returned (-1 on error). */
+int64_t store_event_append_next(struct store *st, const char *run_id, const char *type,
+				const char *body);
 /* Counts the storyboard of image_id as begun (once): the run's storyboards
  * begun so far, -1 on error. */
 int store_run_begun(struct store *st, const char *run_id, const char *image_id);

@@ -292,6 +292,33 @@ store_event_next_seq(struct store *st, const char *run_id)
 	return seq;
 }
 
+int64_t
+store_event_append_next(struct store *st, const char *run_id, const char *type, const char *body)
+{
+	/* One round trip: the counter, and the event with its seq written
+	 * into the envelope's "seq":0 (the body starts {"type":"...","seq":0,
+	 * as events_emit makes it). */
+	static const char sql[] =
+		"WITH s AS (UPDATE runs SET last_seq = last_seq + 1 WHERE id = ?1"
+		"  RETURNING last_seq)"
+		" INSERT INTO run_events (run_id, seq, type, body)"
+		" SELECT ?1, s.last_seq, ?2,"
+		"  regexp_replace(?3, '^(\\{\"type\":\"[a-z_]+\",\"seq\":)0,',"
+		"  '\\1' || s.last_seq || ',') FROM s RETURNING seq";
+	struct stmt *s;
+	int64_t seq = -1;
+
+	if (pg_only(st) < 0 || (s = store_stmt(st, sql)) == NULL)
+		return -1;
+	store_bind_text(s, 1, run_id);
+	store_bind_text(s, 2, type);
+	store_bind_text(s, 3, body);
+	if (stmt_step(s) == STMT_ROW)
+		seq = stmt_column_int64(s, 0);
+	stmt_reset(s);
+	return seq;
+}
+
 int
 store_event_insert(struct store *st, const char *run_id, int64_t seq, const char *type,
 		   const char *body)

@@ -51,6 +51,7 @@ struct store {
 	int nstmts;
 	struct stmt *last;	/* the statement stepped last, for store_changes */
 	uint64_t failed_commits;
+	uint64_t tx_serial;	/* transactions begun */
 	char errbuf[512];	/* the last PostgreSQL error, for store_errmsg */
 };
 

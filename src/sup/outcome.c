@@ -93,9 +93,14 @@ held(const struct outcome_ctx *c, struct run *r, int i)
 
 	if (!r->shared)
 		return true;
+	/* Held already in this transaction: locked until it ends. */
+	if (it->lease_token[0] != '\0' && it->held_tx != 0 && it->held_tx == store_tx_serial(c->st))
+		return true;
 	if (it->lease_token[0] != '\0' &&
-	    (rc = store_lease_hold(c->st, it->image_id, it->lease_token)) != 0)
+	    (rc = store_lease_hold(c->st, it->image_id, it->lease_token)) != 0) {
+		it->held_tx = rc > 0 ? store_tx_serial(c->st) : 0;
 		return rc > 0;
+	}
 	if (it->lease_token[0] != '\0')
 		log_warnx("run %s: storyboard %d: its lease was lost; another instance has it",
 			  r->id, it->index);
@@ -114,8 +119,10 @@ complete_item(const struct outcome_ctx *c, struct run *r, int i, const struct st
 
 	if (store_image_complete(c->st, it->image_id, m, cached) < 0)
 		log_errx("run %s: cannot record image %s", r->id, it->image_id);
-	/* The storyboard has its image: no attempt is to poll a task again. */
-	if (store_task_clear_storyboard(c->st, it->storyboard_id) < 0)
+	/* The storyboard has its image: no attempt is to poll a task again.
+	 * (A shared run's attempt was handed whatever task there was.) */
+	if ((!r->shared || it->task_pending || cached) &&
+	    store_task_clear_storyboard(c->st, it->storyboard_id) < 0)
 		log_errx("run %s: cannot clear the provider tasks of storyboard %d", r->id,
 			 it->index);
 	it->task_pending = false;

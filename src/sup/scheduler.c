@@ -281,7 +281,8 @@ scheduler_dispatch(struct scheduler *sch, const struct outcome_ctx *c, struct sl
 
 	/* Each pass gives one run one batch; stop after a full round in which
 	 * no run could start anything. */
-	while (nruns > 0 && idle < nruns && (slot = slots_free_slot(w)) >= 0) {
+	while (nruns > 0 && idle < nruns && clock_now_ms() <= sch->until_ms &&
+	       (slot = slots_free_slot(w)) >= 0) {
 		struct run *r = runs[sch->cursor % nruns];
 		int rc = 0, p = r->shared ? -1 : next_provider(c, w, r);
 

@@ -1,8 +1,8 @@
 /*
  * ark: Volcengine Ark Seedream, the official and paid form of the model
  * family behind Jimeng (POST {base}/api/v3/images/generations, OpenAI-
- * shaped, synchronous).  Wire facts are in doc/ark-dashscope-comfyui.md; what shapes this
- * file:
+ * shaped, synchronous).  Wire facts are in doc/providers.md; what shapes
+ * this file:
  *   - the host's width x height goes in `size` as "WxH", within what each
  *     model takes: Seedream 4.5 and 5.0 need at least 2560x1440 pixels in
  *     all (a 1k request becomes the 2K size of its ratio), 4.0 at least
@@ -41,7 +41,7 @@ static const struct {
 	{"9:16", 1440, 2560}, {"3:2", 2496, 1664}, {"2:3", 1664, 2496}, {"21:9", 3024, 1296},
 };
 
-/* Ark error codes and what they mean for us (doc/ark-dashscope-comfyui.md). */
+/* Ark error codes and what they mean for us (doc/providers.md). */
 static const struct phttp_code codes[] = {
 	{"*SensitiveContentDetected", T2I_ERR_REJECTED},
 	{"SensitiveContentDetected*", T2I_ERR_REJECTED},

@@ -1,7 +1,7 @@
 /*
  * comfyui: a self-hosted ComfyUI server running a workflow the provider's
  * options name, exported in ComfyUI's API format.  Wire facts are in
- * doc/ark-dashscope-comfyui.md; what shapes this file:
+ * doc/providers.md; what shapes this file:
  *   - the prompt, negative prompt, width, height and seed go where the
  *     options say, by node-input paths ("6.inputs.text") or by placeholders
  *     (%prompt%, %negative_prompt%, %width%, %height%, %seed%) anywhere in

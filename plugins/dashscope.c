@@ -1,8 +1,8 @@
 /*
  * dashscope: Alibaba DashScope (Model Studio) text-to-image, Wan and
  * Qwen-Image, which is asynchronous: a task is submitted, which is what is
- * billed, then polled, which is free.  Wire facts are in doc/ark-dashscope-comfyui.md; what
- * shapes this file:
+ * billed, then polled, which is free.  Wire facts are in doc/providers.md;
+ * what shapes this file:
  *   - the task id is checkpointed (host->checkpoint) before the first poll,
  *     and an attempt given one (req->resume_json) polls that task first:
  *     it submits again only when DashScope says the task is gone (UNKNOWN)

@@ -323,6 +323,26 @@ def run_pty(env, *args, timeout=RUN_TIMEOUT):
     return rc, out.decode(errors="replace"), err
 
 
+def interrupt_run(env, target, ready, what):
+    """`run TARGET --json`, stopped with SIGTERM (as Ctrl-C stops it) once
+    ready() is true; returns (exit status, stdout, stderr)."""
+    import signal
+
+    e = dict(os.environ)
+    e.pop("T2ISTAGE_CONF", None)
+    proc = subprocess.Popen([BIN, "-c", env.conf, "run", target, "--json"], env=e, cwd=env.path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(ready, what=what)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=RUN_TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc.returncode, out, err
+
+
 # ---- helpers for the refusal, bad-input, config and CLI tests ----
 
 def assert_refused(cp, *needles, status=2):

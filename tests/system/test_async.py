@@ -12,9 +12,8 @@ import json
 import os
 import re
 import signal
-import subprocess
 
-from conftest import (BIN, RUN_TIMEOUT, events_of, http_provider, png_size, provider_conf,
+from conftest import (events_of, http_provider, interrupt_run, png_size, provider_conf,
                       retry_conf, retry_warnings, service_pids, wait_for, wait_run_done,
                       warnings_of)
 import pytest
@@ -286,19 +285,9 @@ def test_retry_run_resumes_the_task_of_an_interrupted_run(env):
     interrupted run paid for, under its own idempotency key."""
     env.write_config(providers=[async_provider(env, gate=gate(env))], workers_max=2)
     pid = env.t2i("import", env.project(["one", "two"]), check=0).stdout.strip()
-    e = dict(os.environ)
-    e.pop("T2ISTAGE_CONF", None)
-    proc = subprocess.Popen([BIN, "-c", env.conf, "run", pid, "--json"], env=e, cwd=env.path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        wait_for(lambda: len(pending_tasks(env)) == 2, what="two tasks recorded")
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=RUN_TIMEOUT)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode != 0
+    rc, out, err = interrupt_run(env, pid, lambda: len(pending_tasks(env)) == 2,
+                                 "two tasks recorded")
+    assert rc != 0
     first = first_tasks(env)
     first_keys = {x["sb"]: x["key"] for x in lines(task_log(env), "submit")}
     mark = len(task_log(env))

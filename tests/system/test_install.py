@@ -20,7 +20,8 @@ PREFIX = "/opt/t2istage-test"
 SYSCONFDIR = "/etc/opt/t2istage-test"
 PLUGINDIR = f"{PREFIX}/lib/t2istage/plugins"
 PKGCONFIGDIR = f"{PREFIX}/lib/pkgconfig"
-MANUALS = ("man8/t2istage.8", "man5/t2istage.conf.5", "man7/t2istage-plugin.7")
+MANUALS = ("man8/t2istage.8", "man5/t2istage.conf.5", "man7/t2istage-plugin.7",
+           "man7/t2istage-providers.7")
 EXAMPLE = os.path.join(ROOT, "examples", "plugin-hello")
 STRICT = "-O2 -g -Wall -Wextra -Werror"
 

@@ -503,7 +503,7 @@ redact_uri(const char *uri)
 {
 	const char *auth = strstr(uri, "://") + 3, *end = auth + strcspn(auth, "/?"), *at = NULL;
 	const char *colon, *q;
-	size_t n = strlen(uri) + 16;
+	size_t n = 2 * strlen(uri) + 32;	/* each [redacted] grows by 10 at most */
 	char *out = malloc(n), *o;
 
 	if (out == NULL)

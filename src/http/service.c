@@ -546,6 +546,12 @@ hook_run_ended(void *arg, struct run *r)
 {
 	struct service *sv = arg;
 
+	if (r->status[0] == '\0') {
+		/* Several instances: another one saw it end, and counts it. */
+		log_debug("run %s of project %s ended by another instance", r->id, r->project_id);
+		run_free(r);
+		return;
+	}
 	metrics_run_ended(&sv->metrics, r->status);
 	log_info("run %s of project %s ended %s: %d completed, %d failed", r->id, r->project_id,
 		 r->status, r->succeeded, r->failed);

@@ -85,7 +85,6 @@ struct run {
 	 * queue (which stays empty: an item put back is the database's
 	 * again); its counts and seqs are the database's. */
 	bool shared;
-	bool stale;		/* a failed transaction made it untrue: dropped */
 	bool check_end;		/* look whether the run is over */
 	int64_t claim_after_ms;	/* monotonic: nothing to claim before this */
 	int pending_hint;	/* generations left, as last counted */

@@ -42,6 +42,7 @@ struct slot {
 	struct msg_image images[SLOT_IMAGES_MAX];
 	int nimages;
 	char lease_token[37];	/* a shared run's batch: the lease it holds, "" none */
+	bool stale;		/* its run was dropped (sup.c resync): what it says is ignored */
 };
 
 struct slots {

@@ -66,8 +66,6 @@ struct sup {
 	uint64_t failed_commits; /* seen so far */
 	bool discover;		/* look for shared runs it does not hold */
 	bool discovered;	/* it has looked once */
-	struct run *stale[SUP_RUNS_MAX]; /* dropped, freed once their workers are gone */
-	size_t nstale;
 	int64_t end_checked_ms;
 };
 
@@ -134,8 +132,6 @@ sup_free(struct sup *s)
 	webhooks_free(s->wh);
 	slots_free(&s->w);
 	cluster_free(s->cl);
-	for (size_t k = 0; k < s->nstale; k++)
-		run_free(s->stale[k]);
 	if (s->sigfd > 0) {
 		close(s->sigfd);
 		sigprocmask(SIG_SETMASK, &s->oldmask, NULL);
@@ -400,27 +396,13 @@ pump(struct sup *s, struct slot *sl)
 	if (sl->from_fd < 0)
 		return;
 	st = ipc_read(&sl->rd, sl->from_fd);
-	if (!sl->run->stale)
+	/* (Never sl->run: a run can end, and be freed, before its last
+	 * worker is reaped.) */
+	if (!sl->stale)
 		outcome_handle_lines(&s->ctx, sl);
 	if (st == IPC_EOF || st == IPC_ERROR) {
 		close(sl->from_fd);
 		sl->from_fd = -1;
-	}
-}
-
-static bool run_has_workers(const struct sup *s, const struct run *r);
-
-/* Dropped runs go once no worker refers to them. */
-static void
-free_stale(struct sup *s)
-{
-	for (size_t k = 0; k < s->nstale;) {
-		if (run_has_workers(s, s->stale[k])) {
-			k++;
-			continue;
-		}
-		run_free(s->stale[k]);
-		s->stale[k] = s->stale[--s->nstale];
 	}
 }
 
@@ -433,11 +415,10 @@ reap(struct sup *s)
 		struct slot *sl = &s->w.slots[i];
 
 		pump(s, sl);	/* whatever it wrote before it died */
-		if (!sl->run->stale)
+		if (!sl->stale)
 			outcome_settle(&s->ctx, sl);
 		slots_release(&s->w, i);
 	}
-	free_stale(s);
 }
 
 static void
@@ -804,7 +785,10 @@ discover(struct sup *s)
 /* A transaction failed (see cluster.h): what this process believed of its
  * runs and claims is no longer true.  Its workers are killed (what they
  * hold was claimed in the database, or was in the lost transaction) and
- * every run is dropped, to be taken up again from the database. */
+ * every run is dropped, to be taken up again from the database.  A
+ * killed worker's slot is stale until it is reaped: nothing it says is
+ * heard, and with no item current nothing reaches for its run, freed
+ * here. */
 static void
 resync(struct sup *s)
 {
@@ -813,18 +797,15 @@ resync(struct sup *s)
 	for (int i = 0; i < s->w.nslots; i++) {
 		struct slot *sl = &s->w.slots[i];
 
-		if (sl->pid > 0 && !sl->reaped) {
+		if (sl->pid > 0) {
+			sl->stale = true;
 			sl->stopping = true;
+			sl->current = -1;
 			slots_kill(sl, "database transaction lost");
 		}
 	}
-	while (s->nruns > 0) {
-		struct run *r = s->runs[--s->nruns];
-
-		r->stale = true;
-		s->stale[s->nstale++] = r;
-	}
-	free_stale(s);
+	while (s->nruns > 0)
+		run_free(s->runs[--s->nruns]);
 	cluster_lost(s->cl);
 }
 

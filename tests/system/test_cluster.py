@@ -15,6 +15,7 @@ import datetime
 import http.client
 import json
 import os
+import re
 import signal
 import threading
 import time
@@ -70,6 +71,8 @@ def instances(env, n):
 
 
 def stop_all(services):
+    """Stops every instance; under `make asan` a sanitizer's report in any
+    of their logs fails the test."""
     for svc in services:
         if svc.proc is not None and svc.proc.poll() is None:
             try:
@@ -77,6 +80,11 @@ def stop_all(services):
                 svc.stop(timeout=60)
             except (AssertionError, ProcessLookupError):
                 svc.kill9()
+    for svc in services:
+        for i in range(len(svc.logs)):
+            text = svc.log(i)
+            m = re.search(r"ERROR: (Address|Leak|Undefined)Sanitizer|runtime error:", text)
+            assert m is None, text[max(0, m.start() - 200):m.start() + 4000]
 
 
 class ClusterFollower(threading.Thread):

@@ -132,19 +132,17 @@ store_claim(struct store *st, const struct store_claim_req *q, struct store_clai
 	static const char sql[] =
 		"WITH busy AS (SELECT count(DISTINCT lease_token) AS n FROM generated_images"
 		"  WHERE model_provider_id = ?2 AND status = 'processing' AND lease_until >= ?4),"
-		" c AS (SELECT g.id FROM generated_images g, busy, runs r, storyboards s"
+		" c AS (SELECT g.id FROM generated_images g, busy, runs r"
 		"  WHERE g.run_id = ?1 AND g.model_provider_id = ?2 AND g.status = 'pending'"
 		"  AND g.is_primary = 1 AND g.ready_at <= ?4 AND busy.n < ?6"
 		"  AND r.id = g.run_id AND r.status = 'processing' AND r.cancel_requested = 0"
-		"  AND s.id = g.storyboard_id"
 		/* Identical requests in one run: only the first not yet done
 		 * goes to a provider; the others are claimed once it is, and
 		 * served from it (the cache). */
 		"  AND (?10 = 0 OR NOT EXISTS (SELECT 1 FROM generated_images d"
-		"   JOIN storyboards ds ON ds.id = d.storyboard_id WHERE d.run_id = g.run_id"
-		"   AND d.cache_key = g.cache_key AND d.is_primary = 1"
-		"   AND d.status IN ('pending', 'processing') AND ds.position < s.position))"
-		"  ORDER BY g.ready_at, s.position LIMIT ?3 FOR UPDATE OF g SKIP LOCKED)"
+		"   WHERE d.run_id = g.run_id AND d.cache_key = g.cache_key AND d.is_primary = 1"
+		"   AND d.status IN ('pending', 'processing') AND d.position < g.position))"
+		"  ORDER BY g.ready_at, g.position LIMIT ?3 FOR UPDATE OF g SKIP LOCKED)"
 		" UPDATE generated_images g SET status = 'processing', lease_owner = ?5,"
 		"  lease_token = ?7, lease_until = CAST(?4 AS BIGINT) + ?8, updated_at = ?9"
 		" FROM c WHERE g.id = c.id RETURNING g.id, g.chain_attempts";

@@ -139,7 +139,12 @@ store_image_insert(struct store *st, const char *image_id, const char *storyboar
 		"INSERT INTO generated_images (id, storyboard_id, run_id, generation_params,"
 		"  model_provider_id, status, cache_key, created_at, updated_at)"
 		" VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7, ?7)";
-	struct stmt *s = store_stmt(st, sql);
+	static const char pg_sql[] =
+		"INSERT INTO generated_images (id, storyboard_id, run_id, generation_params,"
+		"  model_provider_id, status, cache_key, created_at, updated_at, position)"
+		" VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7, ?7,"
+		"  (SELECT position FROM storyboards WHERE id = ?2))";
+	struct stmt *s = store_stmt2(st, sql, pg_sql);
 	char now[32];
 
 	if (s == NULL)

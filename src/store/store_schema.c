@@ -101,7 +101,8 @@ const char *const store_lite_migrations[] = {
  * means the same tables on both.  PostgreSQL's first also has what only
  * several instances need (no PostgreSQL database predates it): the lease of
  * a generation (lease_owner, lease_token, lease_until, ready_at, begun, and
- * chain_attempts: the attempts on its current provider),
+ * chain_attempts: the attempts on its current provider; position: its
+ * storyboard's, so that claims come in order from the index, unsorted),
  * the counters a run's events are numbered and counted from (runs.last_seq,
  * runs.started), a cancel any instance can ask for (runs.cancel_requested),
  * and the instances alive (cluster_instances).  Integers are BIGINT
@@ -159,14 +160,15 @@ const char *const store_pg_migrations[] = {
 	"  created_at TEXT NOT NULL, updated_at TEXT NOT NULL,"
 	"  lease_owner TEXT, lease_token TEXT, lease_until BIGINT,"
 	"  ready_at BIGINT NOT NULL DEFAULT 0, begun BIGINT NOT NULL DEFAULT 0,"
-	"  chain_attempts BIGINT NOT NULL DEFAULT 0);"
+	"  chain_attempts BIGINT NOT NULL DEFAULT 0, position BIGINT NOT NULL DEFAULT 0);"
 	"CREATE INDEX generated_images_storyboard ON generated_images (storyboard_id, status);"
 	"CREATE INDEX generated_images_run ON generated_images (run_id);"
 	"CREATE INDEX generated_images_cache ON generated_images (cache_key)"
 	"  WHERE status = 'completed' AND is_primary = 1;"
 	/* What a claim looks for, and only that: pending primaries by time. */
 	"CREATE INDEX generated_images_runnable ON generated_images"
-	"  (run_id, model_provider_id, ready_at, id) WHERE status = 'pending' AND is_primary = 1;"
+	"  (run_id, model_provider_id, ready_at, position)"
+	"  WHERE status = 'pending' AND is_primary = 1;"
 	/* Identical requests of a run, which a claim takes one at a time. */
 	"CREATE INDEX generated_images_run_key ON generated_images (run_id, cache_key)"
 	"  WHERE status IN ('pending', 'processing') AND is_primary = 1;"

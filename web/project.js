@@ -8,7 +8,12 @@ import { Follower, RunPanel, historyTable } from './run.js';
 import { Tile } from './tile.js';
 
 const IDLE_POLL_MS = 10000;	// runs started elsewhere (a pipeline, the CLI)
-const LIVE_REFRESH_MS = 5000;	// attempts and provider tasks during a run
+// During a run the events draw the tiles; the project is read again for
+// what no event carries (attempts after a retry, provider tasks): soon
+// after a warning, else now and then.  Reading a project of 1,000
+// storyboards costs the service tens of milliseconds of its one loop.
+const WARNED_REFRESH_MS = 5000;
+const LIVE_REFRESH_MS = 30000;
 
 const FILTERS = [
 	['all', 'All'], ['failed', 'Failed'], ['missing', 'Without image'], ['completed', 'Completed'],
@@ -31,6 +36,7 @@ class ProjectPage {
 		this.panel = new RunPanel();
 		this.gone = false;
 		this.dirty = false;	// events came since the last refresh
+		this.warned = false;	// a warning (a retry, a failover) among them
 		this.lastRefresh = 0;
 		this.latestRun = null;
 		this.timers = [];
@@ -183,6 +189,7 @@ class ProjectPage {
 
 	async refresh() {
 		this.dirty = false;
+		this.warned = false;
 		this.lastRefresh = Date.now();
 		try {
 			const p = await api('GET', `/v1/projects/${this.id}`);
@@ -234,7 +241,8 @@ class ProjectPage {
 		if (this.panel.live)
 			this.panel.draw();	// the run's duration goes on
 		const since = Date.now() - this.lastRefresh;
-		if (this.panel.live && this.dirty && since >= LIVE_REFRESH_MS)
+		if (this.panel.live && this.dirty &&
+		    since >= (this.warned ? WARNED_REFRESH_MS : LIVE_REFRESH_MS))
 			this.refresh();
 		else if (!this.panel.live && this.dirty && since >= 1000)
 			this.refresh();
@@ -282,6 +290,8 @@ class ProjectPage {
 			return;
 		}
 		this.dirty = true;
+		if (ev.type === 'warning')
+			this.warned = true;
 		this.scheduleChips();
 	}
 
@@ -299,7 +309,9 @@ class ProjectPage {
 	// After `done`: the stream is closed (Follower), the tiles and the run
 	// are read again as stored.
 	async finish() {
-		const id = this.follower.runId;
+		const id = this.follower.runId, pn = this.panel;
+		toast(`Run ${shortId(id)} ${pn.status}: ${pn.ok} of ${pn.total} images` +
+			(pn.bad ? `, ${pn.bad} failed` : ''), pn.bad ? 'error' : 'ok');
 		this.setLive(false);
 		this.renderButtons();
 		await this.refresh();

@@ -88,7 +88,9 @@ export class RunPanel {
 		this.bar = h('div', { class: 'progress', role: 'progressbar', 'aria-valuemin': '0',
 			'aria-valuemax': '100', 'aria-valuenow': '0', 'aria-label': 'Run progress',
 			id: 'run-progress' }, this.okFill, this.badFill);
-		this.message = h('p', { class: 'run-message muted', 'aria-live': 'polite' });
+		// Not a live region: it changes with every storyboard.  The end of a
+		// run is announced by a message (project.js).
+		this.message = h('p', { class: 'run-message muted' });
 		this.logList = h('ol', { class: 'activity-list' });
 		this.logSummary = h('summary', { text: 'Activity' });
 		this.log = h('details', { class: 'activity', hidden: true }, this.logSummary, this.logList);

@@ -97,7 +97,10 @@ export class Tile {
 
 	generated(image) {
 		const old = this.sb.image || {};
-		this.sb.image = { ...old, ...image, status: 'completed', error: null };
+		// What the event does not say (attempts, provider) is read with the
+		// project at the end of the run.
+		this.sb.image = { ...old, ...image, status: 'completed', error: null,
+			attempts: undefined, provider: image.provider || old.provider };
 		this.live = 'completed';
 		this.lastError = null;
 		this.render();

@@ -8,10 +8,17 @@ import { join } from 'node:path';
 // an init script (Playwright's, not the page's): the page's own CSP does
 // not apply to it.
 export function watch(page) {
-	const seen = { console: [], pageerrors: [], failed: [], requests: [] };
+	const seen = { console: [], pageerrors: [], failed: [], requests: [], closedStreams: 0 };
 	page.on('console', (m) => seen.console.push({ type: m.type(), text: m.text() }));
 	page.on('pageerror', (e) => seen.pageerrors.push(e.message));
-	page.on('requestfailed', (r) => seen.failed.push(`${r.url()} ${r.failure()?.errorText}`));
+	page.on('requestfailed', (r) => {
+		// The page closes its EventSource on `done`, which may be before
+		// the stream's last bytes: the browser calls that aborted.
+		if (r.resourceType() === 'eventsource' && r.failure()?.errorText === 'net::ERR_ABORTED')
+			seen.closedStreams++;
+		else
+			seen.failed.push(`${r.url()} ${r.failure()?.errorText}`);
+	});
 	page.on('request', (r) => seen.requests.push({
 		url: r.url(), method: r.method(), type: r.resourceType(),
 		authorization: r.headers().authorization || null,

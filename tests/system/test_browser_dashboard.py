@@ -243,6 +243,31 @@ def test_dashboard_imports_a_project_file(service):
     assert got["csp"] == []
 
 
+def test_dashboard_shows_a_pending_provider_task(service):
+    env = service.env
+    tasks = os.path.join(env.path, "tasks")
+    os.makedirs(tasks)
+    service.configure(workers_max=2, batch_size=1, providers=[
+        provider_conf("async", tasks=tasks, poll_ms=30, gate=gate_path(env))])
+    service.start()
+    pid = service.import_project(["a paid shot", "another paid shot"])
+    service.start_run(pid)
+    try:
+        wait_for(lambda: env.sql("SELECT count(*) FROM provider_tasks")[0][0] == 2,
+                 what="both provider tasks to be checkpointed")
+        got = run_browser("dashboard_task.mjs", api=api_of(service), project=pid,
+                          gate=gate_path(env))
+    finally:
+        open_gate(env)
+    assert got["panel"]["state"] == "running"
+    for t in got["during"]:
+        assert t["task"] and t["task"].startswith("Waiting on async's task · 1 checkpoint"), t
+        assert t["status"] in ("generating", "queued"), t
+    assert [(t["status"], t["task"]) for t in got["after"]] == [("completed", None)] * 2
+    assert env.sql("SELECT count(*) FROM provider_tasks") == [(0,)]
+    assert_clean(got["problems"], got["csp"])
+
+
 def test_dashboard_files_as_served(service):
     """The page and its files: public (no token), compiled in (the bytes of
     web/), their types, the policy, and ETag revalidation."""

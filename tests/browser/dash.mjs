@@ -133,3 +133,22 @@ export function problems(page) {
 		failed: s.failed.slice(),
 	};
 }
+
+// Shown controls without an accessible name (a label, text, aria-label or
+// title), and images without an alt attribute: what a screen reader
+// would read as "button" or a file name.
+export async function unnamed(page) {
+	return page.evaluate(() => {
+		const shown = (el) => el.getClientRects().length > 0 &&
+			getComputedStyle(el).visibility !== 'hidden';
+		const name = (el) => (el.getAttribute('aria-label') || '').trim() ||
+			(el.labels && [...el.labels].map((l) => l.textContent).join('').trim()) ||
+			el.textContent.trim() || (el.title || '').trim() ||
+			[...el.querySelectorAll('img')].map((i) => i.alt).join('').trim();
+		const bad = [...document.querySelectorAll('button, a[href], input, textarea, select')]
+			.filter((el) => shown(el) && !name(el)).map((el) => el.outerHTML.slice(0, 120));
+		const imgs = [...document.querySelectorAll('img')].filter((i) => !i.hasAttribute('alt'))
+			.map((i) => i.outerHTML.slice(0, 120));
+		return bad.concat(imgs);
+	});
+}

@@ -2,7 +2,7 @@
 // regenerate"), another regenerated as it is, and an empty prompt refused
 // in the form; against a service without a token (nothing asks for one).
 import {
-	csp, openDashboard, panel, problems, tiles, waitImages, waitState,
+	csp, openDashboard, panel, problems, tiles, unnamed, waitImages, waitState,
 } from './dash.mjs';
 
 async function runs(page) {
@@ -46,6 +46,7 @@ export default async function (context, a) {
 	const tile3 = page.locator(`.tile[data-id="${a.keep}"]`);
 	await tile3.getByLabel('Prompt', { exact: true }).fill('   ');
 	await tile3.getByRole('button', { name: 'Save', exact: true }).click();
+	out.unnamedEditor = await unnamed(page);
 	out.emptyError = await tile3.locator('.form-error').textContent();
 	await tile3.getByRole('button', { name: 'Cancel' }).click();
 	out.kept = await tile3.locator('.prompt').textContent();

@@ -4,7 +4,7 @@
 // storyboard alone.  Screenshots of the page mid-run at 1280 and 390 px.
 import { writeFileSync } from 'node:fs';
 import {
-	csp, openDashboard, openProject, panel, problems, shot, tiles, waitState,
+	csp, openDashboard, openProject, panel, problems, shot, tiles, unnamed, waitState,
 } from './dash.mjs';
 
 export default async function (context, a) {
@@ -26,6 +26,7 @@ export default async function (context, a) {
 		okColour: await page.$eval('.tile[data-status="completed"]',
 			(e) => getComputedStyle(e).borderTopColor),
 	};
+	out.unnamed = await unnamed(page);
 	out.shots = [await shot(page, a.artifacts, 'dashboard-1280.png', 1280),
 		await shot(page, a.artifacts, 'dashboard-390.png', 390)];
 	await page.setViewportSize({ width: 1280, height: 900 });
@@ -49,6 +50,7 @@ export default async function (context, a) {
 	await page.click('a.brand');
 	await page.waitForSelector('table.projects tbody tr');
 	out.listShot = await shot(page, a.artifacts, 'dashboard-list-1280.png');
+	out.unnamedList = await unnamed(page);
 	out.listFailedMarked = await page.$eval('table.projects tbody tr',
 		(r) => r.classList.contains('has-failed'));
 	out.problems = problems(page);

@@ -1,7 +1,7 @@
 // A project file imported through the form (chosen as a file), then shown;
 // JSON that does not parse, and a project the service refuses, are
 // reported in the form and import nothing.
-import { csp, openDashboard, problems, tiles } from './dash.mjs';
+import { csp, openDashboard, problems, tiles, unnamed } from './dash.mjs';
 
 async function openForm(page) {
 	await page.getByRole('button', { name: 'Import project' }).click();
@@ -14,6 +14,7 @@ export default async function (context, a) {
 	await page.waitForSelector('.empty:not([hidden])');
 	out.emptyShown = true;
 	await openForm(page);
+	out.unnamedForm = await unnamed(page);
 	await page.setInputFiles('#import-file', a.file);
 	await page.waitForFunction(() => document.getElementById('import-text').value.length > 0);
 	await page.getByRole('button', { name: 'Import', exact: true }).click();

@@ -131,6 +131,7 @@ def test_dashboard_shows_a_failure_while_the_run_goes_on(service):
     assert during["cancelEnabled"] and during["failedChip"] == "1"
     assert during["failedColour"] != during["okColour"]
     assert got["filtered"] == [failing]
+    assert got["unnamed"] == [] and got["unnamedList"] == []
     for path in got["shots"] + [got["listShot"]]:
         assert path.startswith(ARTIFACTS + os.sep) and os.path.getsize(path) > 0
     # At done: full bar, partial, the failure still shown, the rest done.
@@ -190,6 +191,7 @@ def test_dashboard_edits_a_prompt_and_regenerates_one_tile(service):
     assert len(rows0) == 2 and f"/v1/images/{rows0[1][0]}/" in regen[sids[0]]["src"]
     assert all(t["complete"] and t["naturalWidth"] > 0 for t in got["regenerated"])
     # An empty prompt never left the page.
+    assert got["unnamedEditor"] == []
     assert got["emptyError"] == "The prompt cannot be empty."
     assert got["kept"] == "third shot"
     assert env.sql("SELECT image_prompt FROM storyboards WHERE id = ?", sids[2]) == \
@@ -233,6 +235,7 @@ def test_dashboard_imports_a_project_file(service):
     assert got["hash"] == f"#/projects/{row[0]}" and got["title"] == row[1]
     assert [t["prompt"] for t in got["tiles"]] == ["a harbour at dawn", "a boat at sea", "gulls"]
     assert got["clean"] == {"console_errors": [], "pageerrors": [], "failed": []}
+    assert got["unnamedForm"] == []
     assert got["notJson"].startswith("This is not JSON")
     # The service's own message, naming the storyboard and the field.
     assert "storyboard 2: image_prompt" in got["refused"], got["refused"]

@@ -365,6 +365,9 @@ class ProjectPage {
 		} catch (x) {
 			toast(x.status === 422 ? `Nothing to run: ${x.message}` : `Run: ${x.message}`,
 				x.status === 422 ? 'info' : 'error');
+			// Someone else's run may be the one processing: follow it.
+			if (x.status === 409)
+				this.loadRuns(false);
 		}
 	}
 

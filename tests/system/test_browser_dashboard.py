@@ -1,10 +1,10 @@
 """The built-in dashboard at `GET /`, in headless Chromium against the real
 service: a project run end to end with the token entered in the page, a
 failed storyboard shown while the run goes on, a prompt edited and one tile
-regenerated, a cancel, an import through the form, no reconnect after
-`done`, no console error and no CSP violation; and the page's files as
-served (types, policy, cache validators).  Screenshots go to
-BUILD/artifacts/."""
+regenerated, a cancel, a pending provider task, a run started elsewhere, an
+import through the form, no reconnect after `done`, no console error, no
+CSP violation, no unnamed control; and the page's files as served (types,
+policy, cache validators).  Screenshots go to BUILD/artifacts/."""
 
 import json
 import os
@@ -218,6 +218,24 @@ def test_dashboard_cancels_a_run(service):
     buttons = {b["id"]: b for b in got["buttons"]}
     assert not buttons["run-all"]["disabled"] and buttons["cancel-run"]["hidden"]
     assert stream_lines(service, run_id) == [(run_id, "?access_token=[redacted]", "200")]
+    assert_clean(got["problems"], got["csp"])
+
+
+def test_dashboard_follows_a_run_started_elsewhere(service):
+    env = service.env
+    service.configure(token=TOKEN, providers=[provider_conf("slow", delay_ms=0,
+                                                            gate=gate_path(env))])
+    service.start()
+    pid = service.import_project(["GATE one", "GATE two"])
+    try:
+        got = run_browser("dashboard_elsewhere.mjs", api=api_of(service), token=TOKEN,
+                          project=pid, gate=gate_path(env))
+    finally:
+        open_gate(env)
+    assert got["before"]["state"] == "none" and got["started"] == 202
+    assert got["during"]["state"] == "running"
+    assert got["after"]["state"] == "completed" and got["after"]["value"] == 100
+    assert stream_lines(service, got["run"]) == [(got["run"], "?access_token=[redacted]", "200")]
     assert_clean(got["problems"], got["csp"])
 
 

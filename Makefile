@@ -63,8 +63,12 @@ LIBS     := $(call pkg,--libs $(filter-out libmicrohttpd,$(PKGS))) -ldl -lm
 
 # ---- what is built ----
 SRCS     := $(foreach l,$(LAYERS),$(wildcard src/$(l)/*.c))
+# The dashboard's files, compiled in (src/http/webasset.h): sorted, so that
+# the generated table is the same for the same tree.
+WEB      := $(sort $(wildcard web/*.html web/*.css web/*.js web/*.svg))
+WEB_OBJ  := $(BUILD)/obj/gen/webasset_data.o
 OBJS     := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(SRCS))
-LIBOBJS  := $(filter-out $(BUILD)/obj/cli/main.o,$(OBJS))
+LIBOBJS  := $(filter-out $(BUILD)/obj/cli/main.o,$(OBJS)) $(WEB_OBJ)
 
 MODULES  := $(BUILD)/lib/t2istage/thumb_vips.so $(BUILD)/lib/t2istage/fetch_curl.so \
             $(BUILD)/lib/t2istage/post_curl.so
@@ -128,6 +132,25 @@ $(BUILD)/obj/modules/thumb_vips.o: modules/thumb_vips.c | pkgcheck
 
 $(BUILD)/obj/modules/fetch_curl.o: modules/fetch_curl.c | pkgcheck
 	$(call compile,$(CPPFLAGS_ALL) -fPIC $(call pkg,--cflags libcurl))
+
+# tools/webembed writes web/* into a C table.  web.list names the files, and
+# changes only when the set of files does, so that removing one rebuilds the
+# table too.
+$(BUILD)/tools/webembed: tools/webembed.c | pkgcheck
+	@mkdir -p $(@D) && echo "  CCLD    $@"
+	@$(CC) $(CSTD) $(WARN) $(CFLAGS) $(LDFLAGS) -o $@ $< $(call pkg,--cflags --libs nettle)
+
+$(BUILD)/gen/web.list: FORCE
+	@mkdir -p $(@D)
+	@echo '$(WEB)' >$@.tmp
+	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv -f $@.tmp $@; fi
+
+$(BUILD)/gen/webasset_data.c: $(BUILD)/tools/webembed $(WEB) $(BUILD)/gen/web.list
+	@echo "  GEN     $@"
+	@$(BUILD)/tools/webembed -o $@ $(WEB)
+
+$(WEB_OBJ): $(BUILD)/gen/webasset_data.c | pkgcheck
+	$(call compile,$(CPPFLAGS_ALL))
 
 $(BUILD)/libt2i.a: $(LIBOBJS)
 	$(AR) rcs $@ $^
@@ -221,7 +244,7 @@ $(BUILD)/dist/t2istage-plugin.pc: include/t2istage-plugin.pc.in $(BUILD)/gen/ins
 $(BUILD)/dist/man/%: man/% $(BUILD)/gen/install.vars
 	$(subst)
 
--include $(OBJS:.o=.d) $(SO_OBJS:.o=.d) $(UNITS:=.d)
+-include $(OBJS:.o=.d) $(WEB_OBJ:.o=.d) $(SO_OBJS:.o=.d) $(UNITS:=.d)
 
 # ---- tests ----
 unit: $(UNITS)

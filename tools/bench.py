@@ -20,6 +20,8 @@ import tempfile
 import time
 import urllib.request
 
+import bench_http
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 
 
@@ -176,6 +178,7 @@ def main():
               f"supervisor peak RSS {r['supervisor_peak_rss_mib']:.1f} MiB  "
               f"({r['completed']}/{r['storyboards']} in {r['seconds']} s)")
         print("  " + json.dumps(r))
+    bench_http.run(args.build, args)    # the HTTP side: SSE fan-out, the project view
     if args.skip_makespan:
         return
     print("makespan: 200 storyboards, fake Jimeng with 50-150 ms latency, concurrency 8;"

@@ -75,6 +75,12 @@ warm_providers(struct service *sv)
 	}
 }
 
+bool
+service_token_required(struct service *sv)
+{
+	return sv->cfg->http_token != NULL;
+}
+
 struct store *
 service_store(struct service *sv)
 {

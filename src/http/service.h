@@ -35,6 +35,8 @@ void service_free(struct service *sv);
 struct store *service_store(struct service *sv);
 struct sse *service_sse(struct service *sv);
 const struct urlsig *service_urlsig(struct service *sv);
+/* A token is configured: /v1 needs it (the dashboard asks for it). */
+bool service_token_required(struct service *sv);
 /* The run is in memory and has not sent `done` yet (an sse_live_fn). */
 bool service_run_live(void *sv, const char *run_id);
 

@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, make_env, run_make
+from conftest import BUILD, ROOT, make_env, run_make
 
 # Left out of the copy: build products and the checkout's own state.
 SKIP_TOP = {".git", "var"}
@@ -199,3 +199,31 @@ def test_sysconfdir_rebuilds_what_uses_it(fresh):
         assert compiled(fresh.make("all", f"SYSCONFDIR={sysconfdir}")) == []
         help_text = subprocess.run([binary, "--help"], capture_output=True, text=True).stdout
         assert f"{sysconfdir}/t2istage/t2istage.conf" in help_text
+
+
+def test_web_files_are_compiled_in_and_tracked(fresh):
+    """The dashboard's files (web/) become a C table at build time: a
+    changed file rebuilds that table alone, a new or removed file changes
+    it too, and the table is the same bytes wherever the tree is."""
+    if not os.path.exists(fresh.installed):
+        open(fresh.installed, "w").close()
+    fresh.make("all")
+    table = os.path.join(fresh.src, "build", "gen", "webasset_data.c")
+    first = open(table, "rb").read()
+    # The build the tests run with made the same table in another directory.
+    assert first == open(os.path.join(BUILD, "gen", "webasset_data.c"), "rb").read()
+    touch_later(os.path.join(fresh.src, "web", "dashboard.css"), built(fresh))
+    cp = fresh.make("all")
+    assert compiled(cp) == ["build/gen/webasset_data.c"], cp.stdout
+    assert open(table, "rb").read() == first    # same bytes in, same table out
+    assert compiled(fresh.make("all")) == []
+    extra = os.path.join(fresh.src, "web", "extra.js")
+    with open(extra, "w") as f:
+        f.write("export const x = 1;\n")
+    try:
+        fresh.make("all")
+        assert b'"extra.js", "text/javascript; charset=utf-8"' in open(table, "rb").read()
+    finally:
+        os.unlink(extra)
+    fresh.make("all")
+    assert open(table, "rb").read() == first

@@ -30,7 +30,7 @@ PAGES = {"t2istage.8": "T2ISTAGE", "t2istage.conf.5": "T2ISTAGE.CONF",
          "t2istage-plugin.7": "T2ISTAGE-PLUGIN", "t2istage-providers.7": "T2ISTAGE-PROVIDERS"}
 # Files that other programs or people read: each may only point inside the tree.
 SCANNED = ["README.md", "Makefile", "doc", "etc", "examples", "include", "man", "modules",
-           "plugins", "src", "tests", "tools"]
+           "plugins", "src", "tests", "tools", "web"]
 DOCUMENTS = ("README.md", "doc/", "etc/", "man/")
 
 
@@ -584,7 +584,7 @@ def test_every_named_document_is_in_the_tree():
     """A name ending in .md and a manual t2istage*(N), in any file, and a
     path under one of the tree's top directories, in a document, must exist
     in the tree (code and tests build paths of their own)."""
-    tops = "src|tests|tools|etc|plugins|doc|man|include|examples|modules"
+    tops = "src|tests|tools|etc|plugins|doc|man|include|examples|modules|web"
     bad = []
     for rel in tree_files():
         try:

@@ -40,7 +40,7 @@ static int
 scientific(const char *e, char *out, size_t outlen)
 {
 	const char *x = strchr(e, 'e');
-	int exp = atoi(x + 1);
+	int exp = (int)strtol(x + 1, NULL, 10);
 
 	return snprintf(out, outlen, "%.*se%d", (int)(x - e), e, exp);
 }
@@ -49,7 +49,7 @@ int
 jsontext_real(double d, char *out, size_t outlen)
 {
 	char e[40];
-	int p = shortest_digits(d, e, sizeof(e)), exp = atoi(strchr(e, 'e') + 1), n;
+	int p = shortest_digits(d, e, sizeof(e)), exp = (int)strtol(strchr(e, 'e') + 1, NULL, 10), n;
 
 	if (exp >= -4 && exp < 16) {
 		/* p significant digits, the last one at 10^(exp - p + 1). */

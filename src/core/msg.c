@@ -33,9 +33,9 @@ value_of(const char *const *names, int lo, int hi, const char *name)
 }
 
 const char *
-msg_class_name(int c)
+msg_class_name(int error_class)
 {
-	return name_of(class_names, T2I_ERR_TRANSIENT, T2I_ERR_QUOTA, c);
+	return name_of(class_names, T2I_ERR_TRANSIENT, T2I_ERR_QUOTA, error_class);
 }
 
 int

@@ -266,8 +266,10 @@ lint:
 	    CCDB_OUT=build-lint/compile_commands.json compile_commands.json
 	@$(PYTHON) tools/lint/run build-lint $(LINT_JOBS)
 
+include tests/fuzz/fuzz.mk
+
 # Every test, on a machine that has the packages.
-test: layers all test-plugins unit system
+test: layers all test-plugins unit fuzz-replay system
 
 # lint runs here too (about 50 s on two cores): a lint that is not run
 # at every change stops being clean.

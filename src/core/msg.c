@@ -340,10 +340,11 @@ static json_t *
 parse_object(const char *line, size_t len, char *err, size_t errlen)
 {
 	json_error_t je;
-	json_t *o = json_loadb(line, len, JSON_REJECT_DUPLICATES, &je);
+	bool oom;
+	json_t *o = jsontext_load(line, len, JSON_REJECT_DUPLICATES, &je, &oom);
 
 	if (o == NULL) {
-		snprintf(err, errlen, "not JSON: %s", je.text);
+		snprintf(err, errlen, "not JSON: %s", oom ? "out of memory" : je.text);
 		return NULL;
 	}
 	if (!json_is_object(o)) {

@@ -94,7 +94,7 @@ all: $(BUILD)/t2istage $(MODULES) plugins $(DIST)
 
 plugins: $(PLUGINS)
 
-test-plugins: $(TPLUGINS) $(BUILD)/tests/helpers/seccomp-exec
+test-plugins: $(TPLUGINS) $(BUILD)/tests/helpers/seccomp-exec $(BUILD)/tests/helpers/failinject.so
 
 deps:
 	@$(INSTALL_DEPS)
@@ -179,6 +179,12 @@ $(BUILD)/tests/unit/%: tests/unit/%.c $(BUILD)/libt2i.a | $(BUILD)/gen/paths.h
 	@mkdir -p $(@D) && echo "  CCLD    $@"
 	@$(CC) $(CPPFLAGS_ALL) $(WARN) $(CFLAGS) $(DEPFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libt2i.a \
 	    $(call pkg,--cflags --libs cmocka) $(LIBS)
+
+# The LD_PRELOAD library of the failure-injection tests
+# (tests/helpers/failinject.c).
+$(BUILD)/tests/helpers/failinject.so: tests/helpers/failinject.c
+	@mkdir -p $(@D) && echo "  CCLD    $@"
+	@$(CC) $(CSTD) $(WARN) $(CFLAGS) $(LDFLAGS) -fPIC -shared -o $@ $< -ldl
 
 # The install paths compiled into the binary (the default configuration
 # file).  Rewritten only when a value changed, so that changing SYSCONFDIR

@@ -273,8 +273,10 @@ lint:
 	@$(PYTHON) tools/lint/run build-lint $(LINT_JOBS)
 
 include tests/fuzz/fuzz.mk
+include tests/coverage/coverage.mk
 
-# Every test, on a machine that has the packages.
+# Every test, on a machine that has the packages.  make coverage runs it
+# on an instrumented build (tests/coverage/coverage.mk).
 test: layers all test-plugins unit fuzz-replay system
 
 # lint runs here too (about 50 s on two cores): a lint that is not run

@@ -3,8 +3,7 @@ preloaded: every allocation of the project file's reading and parsing fails
 once in turn, and fsync() fails while an image is stored.  Each ends in a
 clear error and leaves nothing half-written: no project half-imported, no
 image row without its file, no file without its row, and PRAGMA
-integrity_check ok.  (A full disk and errors of SQLite are tested in
-test_store_faults.py.)"""
+integrity_check ok."""
 
 import json
 import os

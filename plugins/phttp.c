@@ -219,7 +219,8 @@ void phttp_scrub(struct t2i_error *err, const char *secret)
 
 void phttp_excerpt(const char *s, size_t len, char *out, size_t outlen)
 {
-	const unsigned char *p = (const unsigned char *)s, *end = p + (s != NULL ? len : 0);
+	/* An empty answer has no body at all: NULL + 0 is undefined too. */
+	const unsigned char *p = (const unsigned char *)s, *end = s != NULL ? p + len : p;
 	size_t o = 0, room = outlen > 4 ? outlen - 4 : 0;
 	int space = 1;	/* drops leading white space and collapses runs */
 

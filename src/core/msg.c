@@ -33,9 +33,9 @@ value_of(const char *const *names, int lo, int hi, const char *name)
 }
 
 const char *
-msg_class_name(int c)
+msg_class_name(int error_class)
 {
-	return name_of(class_names, T2I_ERR_TRANSIENT, T2I_ERR_QUOTA, c);
+	return name_of(class_names, T2I_ERR_TRANSIENT, T2I_ERR_QUOTA, error_class);
 }
 
 int
@@ -340,10 +340,11 @@ static json_t *
 parse_object(const char *line, size_t len, char *err, size_t errlen)
 {
 	json_error_t je;
-	json_t *o = json_loadb(line, len, JSON_REJECT_DUPLICATES, &je);
+	bool oom;
+	json_t *o = jsontext_load(line, len, JSON_REJECT_DUPLICATES, &je, &oom);
 
 	if (o == NULL) {
-		snprintf(err, errlen, "not JSON: %s", je.text);
+		snprintf(err, errlen, "not JSON: %s", oom ? "out of memory" : je.text);
 		return NULL;
 	}
 	if (!json_is_object(o)) {

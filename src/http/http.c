@@ -131,7 +131,7 @@ copy_path(char *dst, const char *url)
 	size_t i;
 
 	/* MHD has unescaped the path: a %0A must not split the log line. */
-	for (i = 0; url[i] != '\0' && i < HTTP_PATH_LOG; i++)
+	for (i = 0; i < HTTP_PATH_LOG && url[i] != '\0'; i++)
 		dst[i] = (unsigned char)url[i] < 0x20 || url[i] == 0x7f ? '?' : url[i];
 	dst[i] = '\0';
 	if (url[i] != '\0' && i >= 3)

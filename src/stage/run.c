@@ -109,7 +109,7 @@ run_release_due(struct run *r, int64_t now_ms)
 bool
 run_complete(const struct run *r)
 {
-	return (size_t)(r->succeeded + r->failed) == r->nitems;
+	return (size_t)r->succeeded + (size_t)r->failed == r->nitems;
 }
 
 static int

@@ -177,7 +177,7 @@ store_prepare_file(const char *path, char *err, size_t errlen)
 	int fd, rc = -1;
 
 	if (copy == NULL) {
-		snprintf(err, errlen, "out of memory");
+		snprintf(err, errlen, "%s: out of memory", path);
 		return -1;
 	}
 	if (owner_mkdirs(dirname(copy), err, errlen) == 0) {
@@ -197,7 +197,7 @@ store_open(const char *path, bool readonly, char *err, size_t errlen)
 	int flags = readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
 
 	if (st == NULL) {
-		snprintf(err, errlen, "out of memory");
+		snprintf(err, errlen, "%s: out of memory", path);
 		return NULL;
 	}
 	st->readonly = readonly;

@@ -447,7 +447,8 @@ cursor_decode(const char *cursor, char ts[CURSOR_TS + 1], int64_t *rowid)
 		return false;
 	errno = 0;
 	*rowid = strtoll(raw + CURSOR_TS, &end, 10);
-	return *end == '\0' && errno == 0;
+	/* end at the last byte: a %00 inside is no cursor of ours. */
+	return end == raw + n && errno == 0;
 }
 
 /* One row more than the page: whether another page follows. */

@@ -35,9 +35,9 @@ struct metrics {
 	unsigned long long webhook_gave_up;
 };
 
-void metrics_latency(struct metrics *m, const char *provider, double seconds);
-void metrics_retry(struct metrics *m, const char *provider);
-void metrics_failover(struct metrics *m, const char *provider);
+void metrics_latency(struct metrics *m, const char *name, double seconds);
+void metrics_retry(struct metrics *m, const char *name);
+void metrics_failover(struct metrics *m, const char *name);
 void metrics_run_ended(struct metrics *m, const char *status);
 void metrics_http(struct metrics *m, int status);
 void metrics_webhook_delivered(struct metrics *m);

@@ -135,8 +135,6 @@ void slots_release(struct slots *w, int i);
 /* "worker crashed: signal 11" / "worker exited with status 3". */
 void slots_describe_exit(const struct slot *s, char *out, size_t outlen);
 
-int64_t clock_now_ms(void);
-
 /* When a worker given timeout_s per image is killed: a little later than
  * the budget, so that a plugin that enforces it itself (with a clearer
  * message, like curl's "timed out") is heard first. */

@@ -109,13 +109,17 @@ def test_demo_on_a_fresh_machine(fresh):
 
 def test_check_on_a_fresh_machine(fresh):
     """`make check` after the demo, with the packages gone again: the test
-    plugins, the unit tests (cmocka) and the clang build still link.  The
-    system tests are only collected here: this very file is one of them."""
+    plugins, the unit tests (cmocka), the fuzz harnesses and the clang build
+    still link.  The system tests are only collected here: this very file
+    is one of them; and the lint, which reads the tree the outer check
+    lints, is left out."""
     fresh.uninstall_packages()
-    cp = fresh.make("check", "PYTEST_ARGS=--collect-only -q")
+    cp = fresh.make("check", "PYTEST_ARGS=--collect-only -q", "LINT=no")
     assert_installed_before_use(fresh)
     assert re.search(r"^\[  PASSED  \] \d+ test", cp.stdout + cp.stderr, re.M), cp.stderr[-3000:]
     assert re.search(r"^tests/system/test_build.py: \d+$", cp.stdout, re.M), cp.stdout[-3000:]
+    assert re.search(r"^build/fuzz/plugin_comfyui: [1-9]\d* inputs replayed$", cp.stdout, re.M), \
+        cp.stdout[-3000:]
     clang = os.path.join(fresh.src, "build-clang", "t2istage")
     assert os.access(clang, os.X_OK)
     assert "clang" in subprocess.run(["readelf", "-p", ".comment", clang], capture_output=True,

@@ -176,6 +176,7 @@ def main():
               f"supervisor peak RSS {r['supervisor_peak_rss_mib']:.1f} MiB  "
               f"({r['completed']}/{r['storyboards']} in {r['seconds']} s)")
         print("  " + json.dumps(r))
+    __import__("bench_hostile").run(args.build, args)   # the HTTP side under load
     if args.skip_makespan:
         return
     print("makespan: 200 storyboards, fake Jimeng with 50-150 ms latency, concurrency 8;"

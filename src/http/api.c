@@ -51,7 +51,7 @@ get_metrics(struct http_req *rq)
 /* Cancel and DELETE take no arguments, but read their body to check it is
  * empty or {}. */
 static const struct api_route routes[] = {
-	{ "GET", "/healthz", get_healthz, PUBLIC },
+	{ "GET", "/healthz", get_healthz, PUBLIC | HTTP_ROUTE_ANY_HOST },
 	{ "GET", "/metrics", get_metrics, PUBLIC },
 	{ "GET", "/v1/projects", api_project_list, 0 },
 	{ "POST", "/v1/projects", api_project_post, BODY },

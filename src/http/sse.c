@@ -17,6 +17,7 @@
 #include "clock.h"
 #include "log.h"
 #include "run.h"
+#include "sse_feed.h"
 #include "store.h"
 #include "urlsig.h"
 
@@ -24,6 +25,7 @@ struct sse_client {
 	struct sse_client *prev, *next;
 	struct sse *s;			/* NULL once sse_free detached it */
 	struct sse_client **link;	/* the request's pointer to us, or NULL */
+	struct sse_feed *feed;		/* its run's latest events, or NULL */
 	struct MHD_Connection *conn;
 	char run_id[37];
 	char project_id[37];
@@ -60,6 +62,7 @@ struct sse {
 	sse_live_fn *live;
 	void *live_arg;
 	struct sse_client *head;
+	struct sse_feeds feeds;		/* the latest events of the runs followed */
 	unsigned nclients;
 	int64_t next_keepalive;
 	uint64_t resumes;
@@ -90,8 +93,10 @@ sse_free(struct sse *s)
 	for (struct sse_client *c = s->head, *next; c != NULL; c = next) {
 		next = c->next;
 		c->s = NULL;
+		c->feed = NULL;
 		c->prev = c->next = NULL;
 	}
+	sse_feed_free_all(&s->feeds);
 	for (int i = 0; i < SSE_SIGNED_SLOTS; i++)
 		free(s->signed_events[i].text);
 	free(s);
@@ -191,13 +196,52 @@ signed_body(struct sse *s, const char *run_id, int64_t seq, const char *type,
 	return text;
 }
 
+static unsigned
+key_gen(const struct sse *s)
+{
+	return s->urlsig != NULL ? s->urlsig->gen : 0;
+}
+
+/* An event read from the database, for this client and, through the feed,
+ * for the others of its run. */
 static int
 add_event(struct sse_client *c, int64_t seq, const char *type, const char *body)
 {
+	size_t start = c->len;
+
 	body = signed_body(c->s, c->run_id, seq, type, body);
 	/* The body is compact JSON: its newlines are escaped, so it is one
 	 * data: line. */
-	return strchr(body, '\n') != NULL ? -1 : buf_event(c, seq, body);
+	if (strchr(body, '\n') != NULL || buf_event(c, seq, body) < 0)
+		return -1;
+	/* Out of memory there costs the others a read of their own. */
+	sse_feed_put(c->feed, seq, key_gen(c->s), c->buf + start, c->len - start,
+		     type != NULL && strcmp(type, "done") == 0);
+	return 0;
+}
+
+/* The events after the cursor that another client of the run has read
+ * already.  Returns how many were added, -1 on error. */
+static int
+fill_from_feed(struct sse_client *c)
+{
+	const char *text;
+	size_t len;
+	bool done;
+	int added = 0;
+
+	while (c->len < SSE_BUF_SOFT &&
+	       (text = sse_feed_get(c->feed, c->next_seq, key_gen(c->s), &len, &done)) != NULL) {
+		if (buf_append(c, text, len) < 0)
+			return -1;
+		c->next_seq++;
+		added++;
+		if (done) {
+			c->done_sent = true;
+			break;
+		}
+	}
+	return added;
 }
 
 /* Appends the rows after the cursor, up to about SSE_BUF_SOFT bytes.
@@ -245,7 +289,9 @@ refill(struct sse_client *c)
 	buf_reset(c);
 	if (c->done_sent || c->closing)
 		return REFILL_END;
-	if ((n = fill_events(c, s->st)) < 0) {
+	if ((n = fill_from_feed(c)) == 0)
+		n = fill_events(c, s->st);
+	if (n < 0) {
 		log_warnx("sse: run %s: cannot read events after %" PRId64, c->run_id,
 			  c->next_seq - 1);
 		return REFILL_ERROR;
@@ -301,6 +347,7 @@ client_free(void *cls)
 	if (c->link != NULL)
 		*c->link = NULL;
 	if (s != NULL) {
+		sse_feed_leave(&s->feeds, c->feed);
 		if (c->prev != NULL)
 			c->prev->next = c->next;
 		else
@@ -396,6 +443,7 @@ sse_response(struct sse *s, struct MHD_Connection *conn, const char *run_id,
 		s->head->prev = c;
 	s->head = c;
 	s->nclients++;
+	c->feed = sse_feed_follow(&s->feeds, run_id);
 	c->link = link;
 	*link = c;
 	/* X-Accel-Buffering: a proxy such as nginx would otherwise hold the

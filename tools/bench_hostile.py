@@ -256,18 +256,24 @@ def streams(build, d, n_clients, seconds):
         mem1, rss1, ss1 = tcp_mem_kib(), svc.rss_mib(), socket_mem_kib(svc.port)
         time.sleep(STALL_S + 2)
         mem2, rss2, ss2 = tcp_mem_kib(), svc.rss_mib(), socket_mem_kib(svc.port)
+        for s in socks:
+            s.close()
+        socks = []
+        time.sleep(1)
+        mem3 = tcp_mem_kib()
         with open(svc.log) as f:
             dropped = f.read().count("stream stalled")
         print(f"streams: {n_clients} SSE clients that never read follow a run of 400"
               " storyboards (slow plugin, 200 ms each, 4 workers)")
         print(f"  /healthz during the run: {summary(during)}")
-        print(f"  kernel TCP memory: {mem0} KiB before, {mem1} KiB with the clients"
-              f" ({(mem1 - mem0) / n_clients:.0f} KiB each, both ends), {mem2} KiB once"
-              f" dropped ({dropped} streams dropped after http.sse_stall_timeout"
-              f" = {STALL_S} s)")
-        print(f"  of which the service's send queues {ss1[0]} KiB"
+        print(f"  kernel TCP memory (/proc/net/sockstat, the whole machine): {mem0} KiB"
+              f" before, {mem1} KiB with the clients ({(mem1 - mem0) / n_clients:.0f} KiB"
+              f" each, both ends); of which the service's send queues {ss1[0]} KiB"
               f" ({ss1[0] / n_clients:.0f} KiB each) and the clients' receive queues"
-              f" {ss1[1]} KiB; once dropped {ss2[0]} KiB and {ss2[1]} KiB (ss -tm)")
+              f" {ss1[1]} KiB (ss -tm)")
+        print(f"  {dropped} streams dropped after http.sse_stall_timeout = {STALL_S} s:"
+              f" the service's send queues {ss2[0]} KiB; {mem2} KiB left in all, the"
+              f" clients' unread bytes, {mem3} KiB once the clients close")
         print(f"  service RSS: {rss0:.1f} MiB before, {rss1:.1f} MiB with the clients,"
               f" {rss2:.1f} MiB after")
     finally:

@@ -26,6 +26,8 @@ struct sse_client {
 	struct sse *s;			/* NULL once sse_free detached it */
 	struct sse_client **link;	/* the request's pointer to us, or NULL */
 	struct sse_feed *feed;		/* its run's latest events, or NULL */
+	struct sse_client *wake_prev, *wake_next; /* queued to be resumed */
+	bool wake_pending;
 	struct MHD_Connection *conn;
 	char run_id[37];
 	char project_id[37];
@@ -63,6 +65,7 @@ struct sse {
 	void *live_arg;
 	struct sse_client *head;
 	struct sse_feeds feeds;		/* the latest events of the runs followed */
+	struct sse_client *wake_head, *wake_tail; /* suspended, to be resumed */
 	unsigned nclients;
 	int64_t next_keepalive;
 	uint64_t resumes;
@@ -95,6 +98,7 @@ sse_free(struct sse *s)
 		c->s = NULL;
 		c->feed = NULL;
 		c->prev = c->next = NULL;
+		c->wake_pending = false;
 	}
 	sse_feed_free_all(&s->feeds);
 	for (int i = 0; i < SSE_SIGNED_SLOTS; i++)
@@ -119,6 +123,42 @@ client_resume(struct sse_client *c)
 	if (c->s != NULL)
 		c->s->resumes++;
 	MHD_resume_connection(c->conn);
+}
+
+/* --- waking suspended clients, a batch per loop iteration --- */
+
+/* Queued to be resumed: a resumed client costs MHD a read and a write, and
+ * 500 of them at once held the loop for 10 ms and more per event. */
+static void
+wake_later(struct sse *s, struct sse_client *c)
+{
+	if (!c->suspended || c->wake_pending)
+		return;
+	c->wake_pending = true;
+	c->wake_next = NULL;
+	c->wake_prev = s->wake_tail;
+	if (s->wake_tail != NULL)
+		s->wake_tail->wake_next = c;
+	else
+		s->wake_head = c;
+	s->wake_tail = c;
+}
+
+static void
+wake_cancel(struct sse *s, struct sse_client *c)
+{
+	if (!c->wake_pending)
+		return;
+	if (c->wake_prev != NULL)
+		c->wake_prev->wake_next = c->wake_next;
+	else
+		s->wake_head = c->wake_next;
+	if (c->wake_next != NULL)
+		c->wake_next->wake_prev = c->wake_prev;
+	else
+		s->wake_tail = c->wake_prev;
+	c->wake_pending = false;
+	c->wake_prev = c->wake_next = NULL;
 }
 
 /* --- the pending text --- */
@@ -347,6 +387,7 @@ client_free(void *cls)
 	if (c->link != NULL)
 		*c->link = NULL;
 	if (s != NULL) {
+		wake_cancel(s, c);
 		sse_feed_leave(&s->feeds, c->feed);
 		if (c->prev != NULL)
 			c->prev->next = c->next;
@@ -506,20 +547,26 @@ sse_sink(void *arg, const struct run *r, json_t *ev, const char *line)
 		if (strcmp(c->run_id, r->id) != 0)
 			continue;
 		check_lag(c, r->seq);
-		client_resume(c);
+		wake_later(s, c);
 	}
 }
 
 void
 sse_tick(struct sse *s, int64_t now)
 {
-	if (s->head == NULL || now < s->next_keepalive)
-		return;
-	s->next_keepalive = now + SSE_KEEPALIVE_MS;
-	/* A client busy writing sends its comment when its text runs out;
-	 * any event it sends first does as well. */
-	for (struct sse_client *c = s->head; c != NULL; c = c->next) {
-		c->keepalive = true;
+	if (s->head != NULL && now >= s->next_keepalive) {
+		s->next_keepalive = now + SSE_KEEPALIVE_MS;
+		/* A client busy writing sends its comment when its text runs
+		 * out; any event it sends first does as well. */
+		for (struct sse_client *c = s->head; c != NULL; c = c->next) {
+			c->keepalive = true;
+			wake_later(s, c);
+		}
+	}
+	for (int i = 0; i < SSE_WAKE_BATCH && s->wake_head != NULL; i++) {
+		struct sse_client *c = s->wake_head;
+
+		wake_cancel(s, c);
 		client_resume(c);
 	}
 }
@@ -531,6 +578,8 @@ sse_timeout_ms(struct sse *s, int64_t now)
 
 	if (s->head == NULL)
 		return -1;
+	if (s->wake_head != NULL)
+		return 0;	/* the next batch */
 	t = s->next_keepalive - now;
 	return t <= 0 ? 0 : t > INT32_MAX ? INT32_MAX : (int)t;
 }
@@ -540,6 +589,7 @@ sse_shutdown(struct sse *s)
 {
 	for (struct sse_client *c = s->head; c != NULL; c = c->next) {
 		c->closing = true;
+		wake_cancel(s, c);
 		client_resume(c);
 	}
 }

@@ -179,6 +179,7 @@ def main():
               f"({r['completed']}/{r['storyboards']} in {r['seconds']} s)")
         print("  " + json.dumps(r))
     bench_http.run(args.build, args)    # the HTTP side: SSE fan-out, the project view
+    __import__("bench_hostile").run(args.build, args)   # the HTTP side under load
     if args.skip_makespan:
         return
     print("makespan: 200 storyboards, fake Jimeng with 50-150 ms latency, concurrency 8;"

@@ -11,12 +11,14 @@
 #include "imgsize.h"
 #include "jsontext.h"
 #include "paths.h"
+#include "project.h"
 #include "urlkey.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <jansson.h>
 #include <libconfig.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -432,19 +434,23 @@ origin_check(struct loader *ld, const config_setting_t *s, char *o)
 	return true;
 }
 
+/* A list of strings, each checked (and changed in place) by check, with
+ * no two alike: the CORS origins, the server names. */
 static void
-get_cors(struct loader *ld, const config_setting_t *g, struct config *cfg)
+get_string_list(struct loader *ld, const config_setting_t *g, const char *name, size_t max,
+		const char *want, bool (*check)(struct loader *, const config_setting_t *, char *),
+		char ***out, size_t *nout)
 {
-	const config_setting_t *l = member(ld, g, "cors_origins",
-					   T(CONFIG_TYPE_ARRAY) | T(CONFIG_TYPE_LIST),
-					   "a list of origins [\"https://ui.example\", ...]");
+	const config_setting_t *l = member(ld, g, name, T(CONFIG_TYPE_ARRAY) | T(CONFIG_TYPE_LIST),
+					   want);
 	size_t n = l != NULL ? (size_t)config_setting_length(l) : 0;
+	char **v;
 
-	if (n > CONFIG_CORS_MAX) {
-		fail(ld, l, NULL, "at most %d origins", CONFIG_CORS_MAX);
+	if (n > max) {
+		fail(ld, l, NULL, "at most %zu entries", max);
 		return;
 	}
-	if (n > 0 && (cfg->http_cors_origins = oom(ld, calloc(n, sizeof(char *)))) == NULL)
+	if (n == 0 || (v = *out = oom(ld, calloc(n, sizeof(char *)))) == NULL)
 		return;
 	for (size_t i = 0; i < n && !ld->failed; i++) {
 		const config_setting_t *e = config_setting_get_elem(l, (unsigned)i);
@@ -453,16 +459,77 @@ get_cors(struct loader *ld, const config_setting_t *g, struct config *cfg)
 			fail(ld, e, NULL, "expected a string");
 			break;
 		}
-		if ((cfg->http_cors_origins[i] = oom(ld, strdup(config_setting_get_string(e)))) ==
-		    NULL)
+		if ((v[i] = oom(ld, strdup(config_setting_get_string(e)))) == NULL)
 			break;
-		cfg->http_ncors = i + 1;
-		if (origin_check(ld, e, cfg->http_cors_origins[i]))
+		*nout = i + 1;
+		if (check(ld, e, v[i]))
 			for (size_t k = 0; k < i; k++)
-				if (strcmp(cfg->http_cors_origins[k], cfg->http_cors_origins[i]) == 0)
-					fail(ld, e, NULL, "\"%s\" is listed twice",
-					     cfg->http_cors_origins[i]);
+				if (strcmp(v[k], v[i]) == 0)
+					fail(ld, e, NULL, "\"%s\" is listed twice", v[i]);
 	}
+}
+
+/* A server name as Host carries it: "name", "name:port", "[v6]" or
+ * "[v6]:port", lowered in place; or "*", any. */
+static bool
+server_name_check(struct loader *ld, const config_setting_t *s, char *name)
+{
+	const char *port;
+	char *end;
+	long n;
+
+	for (char *c = name; *c != '\0'; c++)
+		*c = (char)tolower((unsigned char)*c);
+	if (strcmp(name, "*") == 0)
+		return true;
+	if (strstr(name, "://") != NULL)
+		return fail(ld, s, NULL, "\"%s\": expected a host name, not a URL", name);
+	if ((port = origin_host_end(name)) == NULL)
+		return fail(ld, s, NULL, "\"%s\": expected a host name or address, with an"
+			    " optional :port (\"*\" for any)", name);
+	if (*port == '\0')
+		return true;
+	errno = 0;
+	n = *port == ':' && isdigit((unsigned char)port[1]) ? strtol(port + 1, &end, 10) : -1;
+	if (n < 1 || n > 65535 || *end != '\0' || errno != 0)
+		return fail(ld, s, NULL, "\"%s\": expected host[:port] with a port of 1 to 65535",
+			    name);
+	return true;
+}
+
+static void
+get_cors(struct loader *ld, const config_setting_t *g, struct config *cfg)
+{
+	get_string_list(ld, g, "cors_origins", CONFIG_CORS_MAX,
+			"a list of origins [\"https://ui.example\", ...]", origin_check,
+			&cfg->http_cors_origins, &cfg->http_ncors);
+}
+
+/* Limits on what clients may hold: connections, time, memory. */
+static void
+get_http_limits(struct loader *ld, const config_setting_t *g, struct config *cfg)
+{
+	const config_setting_t *s;
+
+	get_int(ld, g, "max_connections", &cfg->http_max_connections, 1, CONFIG_CONNECTIONS_MAX);
+	s = member(ld, g, "max_connections_per_ip", T_INT, "an integer");
+	get_int(ld, g, "max_connections_per_ip", &cfg->http_max_connections_per_ip, 1,
+		CONFIG_CONNECTIONS_MAX);
+	if (s != NULL && !ld->failed &&
+	    cfg->http_max_connections_per_ip > cfg->http_max_connections)
+		fail(ld, s, NULL, "must not exceed http.max_connections (%d)",
+		     cfg->http_max_connections);
+	else if (s == NULL && cfg->http_max_connections_per_ip > cfg->http_max_connections)
+		cfg->http_max_connections_per_ip = cfg->http_max_connections;
+	get_int(ld, g, "request_timeout", &cfg->http_request_timeout, 1, CONFIG_HTTP_TIMEOUT_MAX);
+	get_int(ld, g, "sse_stall_timeout", &cfg->http_sse_stall_timeout, 1,
+		CONFIG_HTTP_TIMEOUT_MAX);
+	/* Never below the largest body, which could then never be taken. */
+	get_int(ld, g, "max_body_memory", &cfg->http_max_body_memory, (int)PROJECT_FILE_MAX,
+		INT_MAX);
+	get_string_list(ld, g, "server_names", CONFIG_SERVER_NAMES_MAX,
+			"a list of host names [\"images.example\", \"images.example:8080\", ...]",
+			server_name_check, &cfg->http_server_names, &cfg->http_nserver_names);
 }
 
 /* url_key_file is read now when given; otherwise serve makes the default
@@ -512,11 +579,15 @@ load_service(struct loader *ld, const config_setting_t *root, struct config *cfg
 	g = get_group(ld, root, "cache", KEYS("enabled"));
 	get_bool(ld, g, "enabled", &cfg->cache_enabled);
 	g = get_group(ld, root, "http", KEYS("listen", "token", "token_file", "cors_origins",
-					     "url_key_file", "url_ttl"));
+					     "url_key_file", "url_ttl", "server_names",
+					     "max_connections", "max_connections_per_ip",
+					     "request_timeout", "sse_stall_timeout",
+					     "max_body_memory"));
 	get_string(ld, g, "listen", &cfg->http_listen, false);
 	get_secret(ld, g, "token", "token_file", &cfg->http_token);
 	get_cors(ld, g, cfg);
 	get_url_key(ld, g, cfg);
+	get_http_limits(ld, g, cfg);
 }
 
 static void
@@ -842,7 +913,10 @@ set_defaults(struct loader *ld, struct config *cfg, const char *cwd)
 	*cfg = (struct config){ .thumbnails = true, .workers_max = 8, .batch_size = 3,
 		.timeout = 900.0, .connect_timeout = 10.0, .retry_attempts = 3, .retry_backoff = 1.0,
 		.retry_backoff_max = 60.0, .cache_enabled = true, .webhook_retry_for = 86400.0,
-		.http_url_ttl = 86400 };
+		.http_url_ttl = 86400, .http_max_connections = CONFIG_CONNECTIONS_DEFAULT,
+		.http_max_connections_per_ip = CONFIG_CONNECTIONS_PER_IP_DEFAULT,
+		.http_request_timeout = 30, .http_sse_stall_timeout = 30,
+		.http_max_body_memory = 64 * 1024 * 1024 };
 	cfg->database = oom(ld, path_resolve(cwd, "var/t2istage.db"));
 	cfg->storage_dir = oom(ld, path_resolve(cwd, "var/images"));
 	cfg->plugins_dir = oom(ld, path_resolve(cwd, "build/plugins"));
@@ -967,6 +1041,9 @@ config_free(struct config *cfg)
 	for (size_t i = 0; i < cfg->http_ncors; i++)
 		free(cfg->http_cors_origins[i]);
 	free(cfg->http_cors_origins);
+	for (size_t i = 0; i < cfg->http_nserver_names; i++)
+		free(cfg->http_server_names[i]);
+	free(cfg->http_server_names);
 	free(cfg->http_url_key_file);
 	urlkey_free(cfg->http_url_key, cfg->http_url_key_len);
 	free(cfg);

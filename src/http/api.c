@@ -57,7 +57,7 @@ static const struct api_route routes[] = {
 	{ "GET", "/", api_web_index, PUBLIC },
 	{ "GET", "/ui/service.json", api_web_service, PUBLIC },
 	{ "GET", "/ui/*", api_web_file, PUBLIC },
-	{ "GET", "/healthz", get_healthz, PUBLIC },
+	{ "GET", "/healthz", get_healthz, PUBLIC | HTTP_ROUTE_ANY_HOST },
 	{ "GET", "/metrics", get_metrics, PUBLIC },
 	{ "GET", "/v1/projects", api_project_list, 0 },
 	{ "POST", "/v1/projects", api_project_post, BODY },

@@ -127,8 +127,15 @@ service_run_live(void *arg, const char *run_id)
 char *
 service_metrics(struct service *sv)
 {
-	return metrics_render(&sv->metrics, sv->st, sup_busy_workers(sv->sup),
-			      sv->cfg->workers_max, sup_active_runs(sv->sup));
+	char *text = metrics_render(&sv->metrics, sv->st, sup_busy_workers(sv->sup),
+				    sv->cfg->workers_max, sup_active_runs(sv->sup));
+	char *more = sv->http != NULL ? http_metrics(sv->http) : NULL, *all = NULL;
+
+	if (text != NULL && more != NULL && asprintf(&all, "%s%s", text, more) < 0)
+		all = NULL;
+	free(text);
+	free(more);
+	return all;
 }
 
 int
@@ -402,12 +409,13 @@ hook_poll_fds(void *arg, struct pollfd *pfd, int max, int *timeout_ms)
 {
 	struct service *sv = arg;
 	int64_t now = clock_now_ms();
-	int t;
+	int t, n;
 
-	if (max < 1 || sv->http == NULL)
+	if (sv->http == NULL)
 		return 0;
-	pfd[0] = (struct pollfd){ .fd = http_poll_fd(sv->http), .events = POLLIN };
-	/* The nearest of: MHD's own timers, the SSE keepalive, the watchdog. */
+	n = http_poll_fds(sv->http, pfd, max);
+	/* The nearest of: MHD's own timers and the connections' deadlines,
+	 * the SSE keepalive, the watchdog. */
 	t = http_timeout_ms(sv->http);
 	if (t >= 0 && (*timeout_ms < 0 || t < *timeout_ms))
 		*timeout_ms = t;
@@ -417,7 +425,7 @@ hook_poll_fds(void *arg, struct pollfd *pfd, int max, int *timeout_ms)
 	t = notify_watchdog(now);
 	if (t >= 0 && (*timeout_ms < 0 || t < *timeout_ms))
 		*timeout_ms = t;
-	return 1;
+	return n;
 }
 
 static void
@@ -425,8 +433,6 @@ hook_poll_ready(void *arg, struct pollfd *pfd, int n)
 {
 	struct service *sv = arg;
 
-	(void)pfd;
-	(void)n;
 	sse_tick(sv->sse, clock_now_ms());
 	if (sv->http != NULL) {
 		/* Nothing is told to a client before it is on disk: MHD sends
@@ -437,7 +443,7 @@ hook_poll_ready(void *arg, struct pollfd *pfd, int n)
 		 * the loop's commit would take back an event a client already
 		 * has, and the resumed run would reuse its seq. */
 		store_commit(sv->st);
-		http_run(sv->http);
+		http_run(sv->http, pfd, n);
 		store_begin(sv->st);
 	}
 }
@@ -531,11 +537,18 @@ hook_reload(void *arg)
 		log_warnx("http.listen changed: takes effect at the next start");
 	if (strcmp(cfg->database, sv->cfg->database) != 0)
 		log_warnx("database changed: takes effect at the next start");
+	if (cfg->http_max_connections != sv->cfg->http_max_connections ||
+	    cfg->http_request_timeout != sv->cfg->http_request_timeout)
+		log_warnx("http.max_connections or http.request_timeout changed: takes effect at"
+			  " the next start");
 	config_free(sv->cfg);
 	sv->cfg = cfg;
 	urlsig_replace(&sv->urlsig, &fresh);
 	http_set_token(sv->http, cfg->http_token);
 	http_set_cors(sv->http, cfg->http_cors_origins, cfg->http_ncors);
+	http_set_server_names(sv->http, cfg->http_server_names, cfg->http_nserver_names);
+	http_set_limits(sv->http, (unsigned)cfg->http_max_connections_per_ip,
+			cfg->http_sse_stall_timeout, (size_t)cfg->http_max_body_memory);
 	warm_providers(sv);
 	log_info("reloaded: %zu providers, %d workers", cfg->nproviders, cfg->workers_max);
 	reload_done(sv, "ok", "");
@@ -595,9 +608,18 @@ service_open(struct service *sv, const struct http_routes *routes, char *err, si
 	sv->ev.st = sv->st;
 	events_add_sink(&sv->ev, sse_sink, sv->sse);
 	sup_watch_events(sv->sup, &sv->ev);
-	ho = (struct http_opts){ .listen = sv->cfg->http_listen, .token = sv->cfg->http_token,
-				 .body_max = PROJECT_FILE_MAX, .cors_origins = sv->cfg->http_cors_origins,
-				 .ncors = sv->cfg->http_ncors, .urlsig = &sv->urlsig };
+	ho = (struct http_opts){
+		.listen = sv->cfg->http_listen, .token = sv->cfg->http_token,
+		.body_max = PROJECT_FILE_MAX, .cors_origins = sv->cfg->http_cors_origins,
+		.ncors = sv->cfg->http_ncors, .urlsig = &sv->urlsig,
+		.server_names = sv->cfg->http_server_names,
+		.nserver_names = sv->cfg->http_nserver_names,
+		.max_connections = (unsigned)sv->cfg->http_max_connections,
+		.max_connections_per_ip = (unsigned)sv->cfg->http_max_connections_per_ip,
+		.request_timeout_s = sv->cfg->http_request_timeout,
+		.stall_s = sv->cfg->http_sse_stall_timeout,
+		.bodies_max = (size_t)sv->cfg->http_max_body_memory,
+	};
 	if ((sv->http = http_start(routes, sv, &ho, err, errlen)) == NULL)
 		return -1;
 	hooks.arg = sv;

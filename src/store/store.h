@@ -16,7 +16,7 @@ struct project;
 struct project_params;
 struct config;
 
-#define STORE_SCHEMA_VERSION 5
+#define STORE_SCHEMA_VERSION 6
 
 /* Opens (creating the file and its directory when create is set) and
  * migrates.  readonly opens an existing database without writing. */
@@ -158,9 +158,6 @@ json_t *store_query_project_row(struct store *st, const char *project_id);
 
 /* One generated image with its storyboard's project_id; NULL when missing. */
 json_t *store_query_image(struct store *st, const char *image_id);
-/* Each storyboard's current primary image, in storyboard order: its latest
- * completed one, else its latest of any status (the rule of the counts). */
-json_t *store_query_current_images(struct store *st, const char *project_id);
 /* The project's latest run id into out: 1 found, 0 none, -1 error. */
 int store_run_latest(struct store *st, const char *project_id, char out[37]);
 /* The seq of the run's `done` event, 0 when it has none, -1 on error. */
@@ -223,8 +220,28 @@ json_t *store_query_project_page(struct store *st, const char *after, int limit,
  * no_cache, total, success_count, failed_count, last_seq, started_at,
  * finished_at}; NULL when missing. */
 json_t *store_query_run_view(struct store *st, const char *run_id);
-/* The project's runs so, newest first. */
-json_t *store_query_project_runs(struct store *st, const char *project_id);
+/* --- pages of the long lists (store_page.c, store_query.c) ---
+ *
+ * Each gives at most limit (>= 1) items after the cursor after (NULL: from
+ * the first), and next gets the cursor of the page's last item when more
+ * follow, else "".  NULL on error, with *bad_cursor set when after is no
+ * cursor of that list (one of another list included). */
+
+/* A project's storyboards in order, each {id, index, image_prompt,
+ * negative_prompt, params, image}: image is its current image (its latest
+ * completed primary one, else its latest primary one) or null. */
+json_t *store_page_storyboards(struct store *st, const char *project_id, const char *after,
+			       int limit, char next[STORE_CURSOR_MAX], bool *bad_cursor);
+/* Every image row of a project, by storyboard, each as store_query_images. */
+json_t *store_page_images(struct store *st, const char *project_id, const char *after,
+			  int limit, char next[STORE_CURSOR_MAX], bool *bad_cursor);
+/* A project's runs, newest first, each as store_query_run_view. */
+json_t *store_page_runs(struct store *st, const char *project_id, const char *after, int limit,
+			char next[STORE_CURSOR_MAX], bool *bad_cursor);
+/* A run's events in seq order: [{seq, type, body}], body the event's JSON
+ * text. */
+json_t *store_page_events(struct store *st, const char *run_id, const char *after, int limit,
+			  char next[STORE_CURSOR_MAX], bool *bad_cursor);
 /* A storyboard of the project {id, index, image_prompt, negative_prompt,
  * params}, or NULL. */
 json_t *store_query_storyboard(struct store *st, const char *project_id,

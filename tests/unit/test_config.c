@@ -716,6 +716,73 @@ test_http_browser_keys_refused(void **state)
 		"expected an integer");
 }
 
+/* The limits on what HTTP clients may hold, and the names Host may carry. */
+static void
+test_http_limit_keys(void **state)
+{
+	struct fixture *fx = *state;
+	struct config *cfg = load(fx, PLUGINS "database = \"db/t.db\";\n");
+
+	assert_non_null(cfg);
+	assert_int_equal(cfg->http_max_connections, 1024);
+	assert_int_equal(cfg->http_max_connections_per_ip, 64);
+	assert_int_equal(cfg->http_request_timeout, 30);
+	assert_int_equal(cfg->http_sse_stall_timeout, 30);
+	assert_int_equal(cfg->http_max_body_memory, 64 * 1024 * 1024);
+	assert_int_equal(cfg->http_nserver_names, 0);	/* the defaults, made by serve */
+	config_free(cfg);
+	cfg = load(fx, PLUGINS "http = { max_connections = 10; request_timeout = 5;\n"
+		   " sse_stall_timeout = 2; max_body_memory = 40000000;\n"
+		   " server_names = [\"Images.Example\", \"images.example:8443\", \"[::1]:9\","
+		   " \"*\"]; };\n");
+	if (cfg == NULL)
+		print_error("%s\n", fx->err);
+	assert_non_null(cfg);
+	assert_int_equal(cfg->http_max_connections, 10);
+	/* The default per address cannot exceed the total. */
+	assert_int_equal(cfg->http_max_connections_per_ip, 10);
+	assert_int_equal(cfg->http_request_timeout, 5);
+	assert_int_equal(cfg->http_sse_stall_timeout, 2);
+	assert_int_equal(cfg->http_max_body_memory, 40000000);
+	assert_int_equal(cfg->http_nserver_names, 4);
+	assert_string_equal(cfg->http_server_names[0], "images.example");
+	assert_string_equal(cfg->http_server_names[1], "images.example:8443");
+	assert_string_equal(cfg->http_server_names[2], "[::1]:9");
+	assert_string_equal(cfg->http_server_names[3], "*");
+	config_free(cfg);
+}
+
+static void
+test_http_limit_keys_refused(void **state)
+{
+	struct fixture *fx = *state;
+
+	refused(fx, PLUGINS "http = { max_connections = 0; };", 2, "http.max_connections",
+		"between 1 and 65536");
+	refused(fx, PLUGINS "http = { max_connections = 10;\n max_connections_per_ip = 11; };", 3,
+		"http.max_connections_per_ip", "must not exceed http.max_connections (10)");
+	refused(fx, PLUGINS "http = { max_connections_per_ip = 0; };", 2,
+		"http.max_connections_per_ip", "between 1 and");
+	refused(fx, PLUGINS "http = { request_timeout = 0; };", 2, "http.request_timeout",
+		"between 1 and 3600");
+	refused(fx, PLUGINS "http = { request_timeout = 1.5; };", 2, "http.request_timeout",
+		"expected an integer");
+	refused(fx, PLUGINS "http = { sse_stall_timeout = 3601; };", 2, "http.sse_stall_timeout",
+		"between 1 and 3600");
+	refused(fx, PLUGINS "http = { max_body_memory = 1000; };", 2, "http.max_body_memory",
+		"between 33554432 and");
+	refused(fx, PLUGINS "http = { server_names = \"a.example\"; };", 2, "http.server_names",
+		"expected a list");
+	refused(fx, PLUGINS "http = { server_names = [\"https://a.example\"]; };", 2,
+		"http.server_names[0]", "expected a host name");
+	refused(fx, PLUGINS "http = { server_names = [\"a.example:0\"]; };", 2,
+		"http.server_names[0]", "port of 1 to 65535");
+	refused(fx, PLUGINS "http = { server_names = [\"a.example/x\"]; };", 2,
+		"http.server_names[0]", "host[:port]");
+	refused(fx, PLUGINS "http = { server_names = [\"a.example\", \"A.EXAMPLE\"]; };", 2,
+		"http.server_names[1]", "listed twice");
+}
+
 static void
 test_choose_path(void **state)
 {
@@ -754,6 +821,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_file_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_http_browser_keys, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_http_browser_keys_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_http_limit_keys, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_http_limit_keys_refused, setup, teardown),
 		cmocka_unit_test(test_choose_path),
 	};
 

@@ -176,6 +176,8 @@ def main():
               f"supervisor peak RSS {r['supervisor_peak_rss_mib']:.1f} MiB  "
               f"({r['completed']}/{r['storyboards']} in {r['seconds']} s)")
         print("  " + json.dumps(r))
+    __import__("bench_rate").run(args.build, args)
+    __import__("bench_queue").run(args.build, args)
     if args.skip_makespan:
         return
     print("makespan: 200 storyboards, fake Jimeng with 50-150 ms latency, concurrency 8;"

@@ -83,6 +83,7 @@ struct run {
 	bool finished;
 	bool cancelled;		/* asked to stop: ends once its workers are gone */
 	bool queued;		/* accepted, waiting for the service to have room */
+	bool unrecorded;	/* writes of the run were lost (the database failed) */
 	bool halted;		/* dispatches nothing more (a local failure) ... */
 	char *halt_why;		/* ... because of this (malloc'd, NULL out of memory) */
 	char status[16];	/* completed / partial / failed, once finished */

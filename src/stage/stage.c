@@ -468,8 +468,12 @@ stage_halted(struct store *st, struct run *r, const char *why)
 	}
 	snprintf(msg, sizeof(msg), "run stopped: %s; %d storyboards left pending for "
 		 "`t2istage retry`", why, left);
+	/* A run some of whose writes were lost is not on record as it went:
+	 * failed, whatever it made. */
+	if (r->unrecorded)
+		snprintf(r->status, sizeof(r->status), "failed");
 	rc = conclude(st, r, stage_outcome(completed, total), msg, false);
 	if (rc < 0)
-		snprintf(r->status, sizeof(r->status), "failed");	/* not on record */
+		snprintf(r->status, sizeof(r->status), "failed");
 	return rc;
 }

@@ -611,6 +611,9 @@ poll_timeout(const struct sup *s, int64_t now)
 		next = s->next_due_ms;
 	if (webhooks_wake_at(s->wh, now) < next)
 		next = webhooks_wake_at(s->wh, now);
+	/* A run ended with others queued: the next starts at once. */
+	if (!s->stopping && s->nqueue > 0 && s->nruns < (size_t)s->cfg->workers_max)
+		next = now;
 	if (next == INT64_MAX)
 		return -1;
 	return next <= now ? 0 : (int)(next - now > 60000 ? 60000 : next - now);
@@ -675,17 +678,20 @@ check_store(struct sup *s)
 {
 	const char *lost = store_lost(s->st);
 	char why[600];
+	int told = 0;
 
 	if (lost == NULL)
 		return;
 	snprintf(why, sizeof(why), "cannot record the run in the database %s: %s",
 		 s->cfg->database, lost);
-	log_errx("%s; the runs in progress stop", why);
 	for (size_t k = 0; k < s->nruns; k++) {
 		struct run *r = s->runs[k];
 
-		if (r->halted || r->finished)
+		if (r->finished || r->unrecorded)
 			continue;
+		if (!told++)
+			log_errx("%s; the runs in progress stop", why);
+		r->unrecorded = true;
 		events_error(r, NULL, "%s", why);
 		outcome_halt(&s->ctx, r, why);
 	}

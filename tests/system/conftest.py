@@ -392,8 +392,9 @@ API_KEY = "sk-test-KEY-123"
 
 
 def http_provider(name, plugin, api_url, api_key=API_KEY, model=None, default=True,
-                  concurrency=None, **options):
-    """One providers entry for an HTTP plugin; keyword arguments become its options."""
+                  concurrency=None, keys="", **options):
+    """One providers entry for an HTTP plugin; keyword arguments become its options, keys
+    is more of the entry's own settings ("rate = 60; cost = 1;")."""
     text = f'{{ name = "{name}"; plugin = "{plugin}"; api_url = {json.dumps(api_url)};'
     if api_key is not None:
         text += f" api_key = {json.dumps(api_key)};"
@@ -403,6 +404,8 @@ def http_provider(name, plugin, api_url, api_key=API_KEY, model=None, default=Tr
         text += " default = true;"
     if concurrency is not None:
         text += f" concurrency = {int(concurrency)};"
+    if keys:
+        text += f" {keys}"
     if options:
         text += f" options = {libconfig_value(options)};"
     return text + " }"

@@ -5,7 +5,9 @@ and `retry` sends them once the budget allows; the ledger keeps every request, a
 kill -9; `status` and /metrics show it."""
 
 import json
+import os
 import re
+import signal
 
 from conftest import (events_of, generation_requests, http_provider, project_id_of, wait_for,
                       warnings_of)
@@ -115,3 +117,55 @@ def test_kill9_loses_no_spend_record(env, service, fake):
     assert metric(text, "t2istage_spend_total", "p") == 4.0
     assert metric(text, "t2istage_requests_total", "p") == 4.0
     assert metric(text, "t2istage_requests_per_image", "p") == 2.0
+
+
+def async_log(tasks):
+    path = os.path.join(tasks, "log")
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [line.split() for line in f]
+
+
+def test_a_budget_lowered_under_a_polling_plugin_stops_it(env, service):
+    """A polling plugin's task is paid for (its checkpoint); a reload lowers the day's
+    budget below what is spent: the worker is told T2I_STOP_BUDGET, leaves the task (no
+    cancel), the storyboard fails with "budget reached", and a later run the budget allows
+    polls the same task instead of paying again."""
+    tasks = os.path.join(env.path, "tasks")
+    os.makedirs(tasks)
+    gate = os.path.join(env.path, "gate")
+
+    def configure(per_day):
+        service.configure(providers=[http_provider(
+            "a", "async", "", api_key="sk-async-KEY-1", keys=f"cost = 1; budget = {{ per_day"
+            f" = {per_day}; }};", tasks=tasks, poll_ms=30, gate=gate)], workers_max=1)
+
+    configure(10)
+    service.start()
+    pid = service.import_project(["a paid task"])
+    service.start_run(pid)
+    wait_for(lambda: [x for x in async_log(tasks) if x[0] == "poll"], what="the plugin polling")
+    configure(0.5)
+    service.kill(signal.SIGHUP)
+    service.wait_log("reloaded:")
+    msgs = service.events(pid)
+    (err,) = [m["data"] for m in msgs if m["data"]["type"] == "error"]
+    assert "budget reached: provider a: its per_day budget of 0.5" in err["error"], err
+    log = async_log(tasks)
+    assert ["budget"] == [x[5] for x in log if x[0] == "stop"], log
+    assert [x for x in log if x[0] == "left"] and not [x for x in log if x[0] == "cancel"]
+    assert env.sql("SELECT outcome, cost FROM spend_ledger") == [("failed", 1.0)]
+    # The budget raised, the task is polled, not paid again.
+    configure(10)
+    service.kill(signal.SIGHUP)
+    service.wait_log("reloaded:", 2)
+    with open(gate, "w"):
+        pass
+    r = service.post(f"/v1/projects/{pid}/image-generation", {"only_missing": True})
+    assert r.status == 202, r
+    done = service.events(pid)[-1]["data"]
+    assert done["type"] == "done" and done["data"]["success_count"] == 1, done
+    assert len([x for x in async_log(tasks) if x[0] == "submit"]) == 1
+    assert env.sql("SELECT outcome, cost FROM spend_ledger ORDER BY id") == [
+        ("failed", 1.0), ("completed", 0.0)]

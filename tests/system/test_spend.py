@@ -117,6 +117,16 @@ def test_kill9_loses_no_spend_record(env, service, fake):
     assert metric(text, "t2istage_spend_total", "p") == 4.0
     assert metric(text, "t2istage_requests_total", "p") == 4.0
     assert metric(text, "t2istage_requests_per_image", "p") == 2.0
+    # The budget raised, a run of the missing ones completes them: 6 more requests.
+    service.configure(providers=[openai(fake, "cost = 1; budget = { per_day = 100; };")],
+                      workers_max=2, batch_size=1)
+    service.kill(signal.SIGHUP)
+    service.wait_log("reloaded:")
+    r = service.post(f"/v1/projects/{pid}/image-generation", {"only_missing": True})
+    assert r.status == 202, r
+    done = service.events(pid)[-1]["data"]
+    assert done["type"] == "done" and done["data"]["success_count"] == 6, done
+    assert len(generation_requests(fake)) == len(ledger(env)) == 10
 
 
 def async_log(tasks):

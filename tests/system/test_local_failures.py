@@ -121,3 +121,18 @@ def test_a_full_database_keeps_its_cause_and_ends_the_run(env, tmpfs):
     os.remove(os.path.join(d, "filler"))
     assert integrity(env.db) == [("ok",)]
     shutil.rmtree(os.path.join(env.path, "var"), ignore_errors=True)
+
+
+def test_read_only_storage_is_local_too(env, fake, tmpfs):
+    images = tmpfs("1m")
+    cp = subprocess.run(["mount", "-o", "remount,ro", images], capture_output=True, text=True)
+    if cp.returncode != 0:
+        pytest.skip(f"cannot remount the tmpfs read-only: {cp.stderr.strip()}")
+    env.images = images
+    env.write_config(providers=[http_provider("a", "openai", fake.openai_url,
+                                              model="gpt-image-1")], workers_max=1, batch_size=3)
+    rc, events, _ = env.run_json(env.project(sbs(3)), expect=1)
+    assert len(generation_requests(fake)) == 1
+    (err,) = events_of(events, "error")
+    assert images in err["error"] and "(EROFS)" in err["error"], err
+    assert events[-1]["type"] == "done"

@@ -180,6 +180,8 @@ def main():
         print("  " + json.dumps(r))
     bench_http.run(args.build, args)    # the HTTP side: SSE fan-out, the project view
     __import__("bench_hostile").run(args.build, args)   # the HTTP side under load
+    __import__("bench_rate").run(args.build, args)
+    __import__("bench_queue").run(args.build, args)
     if args.skip_makespan:
         return
     print("makespan: 200 storyboards, fake Jimeng with 50-150 ms latency, concurrency 8;"

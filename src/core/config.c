@@ -286,6 +286,17 @@ get_double(struct loader *ld, const config_setting_t *g, const char *name, doubl
 	return ld->failed ? NULL : s;
 }
 
+/* A number from 0 to max: a rate, a price, a budget, a wait. */
+static void
+get_amount(struct loader *ld, const config_setting_t *g, const char *name, double *dst,
+	   double max)
+{
+	const config_setting_t *s = get_double(ld, g, name, dst);
+
+	if (s != NULL && !(*dst >= 0 && *dst <= max))
+		fail(ld, s, NULL, "must be a number from 0 to %g (got %g)", max, *dst);
+}
+
 static const config_setting_t *
 get_string(struct loader *ld, const config_setting_t *g, const char *name, char **dst,
 	   bool allow_empty)
@@ -617,8 +628,10 @@ load_retry(struct loader *ld, const config_setting_t *root, struct config *cfg)
 {
 	const config_setting_t *g, *b, *bmax;
 
-	g = get_group(ld, root, "retry", KEYS("attempts", "backoff", "backoff_max"));
+	g = get_group(ld, root, "retry",
+		      KEYS("attempts", "backoff", "backoff_max", "rate_limit_wait"));
 	get_int(ld, g, "attempts", &cfg->retry_attempts, 1, 100);
+	get_amount(ld, g, "rate_limit_wait", &cfg->retry_rate_limit_wait, TIMEOUT_MAX);
 	b = get_double(ld, g, "backoff", &cfg->retry_backoff);
 	if (b != NULL && cfg->retry_backoff < 0)
 		fail(ld, b, NULL, "must not be negative");
@@ -672,6 +685,27 @@ provider_init(struct loader *ld, struct config_provider *p, const char *name, co
 	p->model = oom(ld, strdup(model));
 	p->options_json = oom(ld, strdup("{}"));
 	p->concurrency = 4;
+	p->budget_run = p->budget_day = -1;
+}
+
+#define RATE_MAX 1e6		/* requests a minute */
+#define AMOUNT_MAX 1e15		/* a price or a budget, in any unit */
+
+/* rate, cost and budget = { per_run; per_day; }: what a provider may be
+ * asked, and spent on. */
+static void
+load_spend(struct loader *ld, struct config_provider *p, const config_setting_t *g)
+{
+	const config_setting_t *b = get_group(ld, g, "budget", KEYS("per_run", "per_day"));
+	const config_setting_t *r = get_double(ld, g, "rate", &p->rate);
+
+	/* 0 would mean "never send": leaving the provider out says that. */
+	if (r != NULL && !(p->rate > 0 && p->rate <= RATE_MAX))
+		fail(ld, r, NULL, "must be a number more than 0 and at most %g requests a minute "
+		     "(got %g)", RATE_MAX, p->rate);
+	get_amount(ld, g, "cost", &p->cost, AMOUNT_MAX);
+	get_amount(ld, b, "per_run", &p->budget_run, AMOUNT_MAX);
+	get_amount(ld, b, "per_day", &p->budget_day, AMOUNT_MAX);
 }
 
 /* Provider i against those before it: unique names, a single default. */
@@ -703,7 +737,7 @@ load_provider(struct loader *ld, struct config *cfg, size_t i, const config_sett
 					       ? config_setting_source_file(g) : ld->file));
 	p->source_line = (unsigned)config_setting_source_line(g);
 	check_keys(ld, g, KEYS("name", "plugin", "default", "api_url", "api_key", "api_key_file",
-			       "model", "concurrency", "options"));
+			       "model", "concurrency", "options", "rate", "cost", "budget"));
 	snprintf(key, sizeof(key), "providers[%zu].name", i);
 	if ((name = get_string(ld, g, "name", &p->name, false)) == NULL && !ld->failed)
 		fail(ld, g, key, "missing (every provider needs a name)");
@@ -719,6 +753,7 @@ load_provider(struct loader *ld, struct config *cfg, size_t i, const config_sett
 	get_string(ld, g, "model", &p->model, true);
 	get_int(ld, g, "concurrency", &p->concurrency, 1, 64);
 	get_options(ld, g, &p->options_json);
+	load_spend(ld, p, g);
 	if (!ld->failed)
 		check_unique(ld, cfg, i, g);
 	snprintf(key, sizeof(key), "providers[%zu].plugin", i);
@@ -912,7 +947,8 @@ set_defaults(struct loader *ld, struct config *cfg, const char *cwd)
 {
 	*cfg = (struct config){ .thumbnails = true, .workers_max = 8, .batch_size = 3,
 		.timeout = 900.0, .connect_timeout = 10.0, .retry_attempts = 3, .retry_backoff = 1.0,
-		.retry_backoff_max = 60.0, .cache_enabled = true, .webhook_retry_for = 86400.0,
+		.retry_backoff_max = 60.0, .retry_rate_limit_wait = 600.0, .cache_enabled = true,
+		.webhook_retry_for = 86400.0,
 		.http_url_ttl = 86400, .http_max_connections = CONFIG_CONNECTIONS_DEFAULT,
 		.http_max_connections_per_ip = CONFIG_CONNECTIONS_PER_IP_DEFAULT,
 		.http_request_timeout = 30, .http_sse_stall_timeout = 30,

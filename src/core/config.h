@@ -31,6 +31,10 @@ struct config_provider {
 	char *model;		/* "" when absent */
 	char *options_json;	/* compact JSON object text, "{}" when absent */
 	int concurrency;	/* >= 1, default 4 */
+	double rate;		/* requests a minute, 0: no limit */
+	double cost;		/* price of one request in the provider's unit, default 0 */
+	double budget_run;	/* most a run may spend on it, < 0: no budget */
+	double budget_day;	/* most a day may spend on it, < 0: no budget */
 	bool is_default;
 	char *source_file;	/* where the provider's group is, for messages; */
 	unsigned source_line;	/* NULL and 0 for the built-in provider */
@@ -64,6 +68,7 @@ struct config {
 	int retry_attempts;	/* 1..100, default 3 */
 	double retry_backoff;	/* seconds, default 1 */
 	double retry_backoff_max; /* seconds, default 60 */
+	double retry_rate_limit_wait; /* seconds a storyboard waits out rate limits, default 600 */
 	char *http_listen;	/* default "127.0.0.1:8080" */
 	char *http_token;	/* secret; NULL when none */
 	char **http_cors_origins; /* "scheme://host[:port]", lower case */

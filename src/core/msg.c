@@ -13,7 +13,7 @@
 static const char *const class_names[] = {
 	[T2I_ERR_TRANSIENT] = "transient", [T2I_ERR_RATE_LIMITED] = "rate_limited",
 	[T2I_ERR_REJECTED] = "rejected",   [T2I_ERR_AUTH] = "auth",
-	[T2I_ERR_QUOTA] = "quota",
+	[T2I_ERR_QUOTA] = "quota",	   [MSG_ERR_LOCAL] = "local",
 };
 
 /* Names of enum values lo..hi in a table indexed by value. */
@@ -35,13 +35,13 @@ value_of(const char *const *names, int lo, int hi, const char *name)
 const char *
 msg_class_name(int error_class)
 {
-	return name_of(class_names, T2I_ERR_TRANSIENT, T2I_ERR_QUOTA, error_class);
+	return name_of(class_names, T2I_ERR_TRANSIENT, MSG_ERR_LOCAL, error_class);
 }
 
 int
 msg_class_parse(const char *name)
 {
-	return value_of(class_names, T2I_ERR_TRANSIENT, T2I_ERR_QUOTA, name);
+	return value_of(class_names, T2I_ERR_TRANSIENT, MSG_ERR_LOCAL, name);
 }
 
 static const char *const stop_names[] = {

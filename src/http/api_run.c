@@ -187,12 +187,13 @@ api_run_start(struct http_req *rq)
 {
 	char run_id[37], err[512];
 	struct run_body b;
+	bool queued = false;
 	int status;
 
 	if (parse_run_body(rq, &b, err, sizeof(err)) < 0)
 		return http_reply_error(rq, MHD_HTTP_BAD_REQUEST, "%s", err);
 	status = service_start(api_req_service(rq), rq->id, b.ids, b.no_cache, b.only_missing,
-			       run_id, err, sizeof(err));
+			       run_id, &queued, err, sizeof(err));
 	json_decref(b.ids);
 	if (status != MHD_HTTP_ACCEPTED)
 		return http_reply_error(rq, (unsigned)status, "%s", err);
@@ -201,7 +202,7 @@ api_run_start(struct http_req *rq)
 		return reply_stream(rq, run_id, rq->id, 0);
 	return http_reply_json(rq, MHD_HTTP_ACCEPTED,
 			       json_pack("{ss ss ss}", "run_id", run_id, "project_id", rq->id,
-					 "status", "processing"));
+					 "status", queued ? "queued" : "processing"));
 }
 
 /* Last-Event-ID: the seq of the last event the client has; -1 when bad. */

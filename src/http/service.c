@@ -127,8 +127,9 @@ service_run_live(void *arg, const char *run_id)
 char *
 service_metrics(struct service *sv)
 {
+	struct metrics_runs runs = { sup_active_runs(sv->sup), sup_queued_runs(sv->sup) };
 	char *text = metrics_render(&sv->metrics, sv->st, sup_busy_workers(sv->sup),
-				    sv->cfg->workers_max, sup_active_runs(sv->sup));
+				    sv->cfg->workers_max, &runs);
 	char *more = sv->http != NULL ? http_metrics(sv->http) : NULL, *all = NULL;
 
 	if (text != NULL && more != NULL && asprintf(&all, "%s%s", text, more) < 0)
@@ -187,10 +188,14 @@ refusal_status(enum stage_refusal why)
 
 int
 service_start(struct service *sv, const char *project_id, json_t *storyboard_ids, bool no_cache,
-	      bool only_missing, char run_id[37], char *err, size_t errlen)
+	      bool only_missing, char run_id[37], bool *queued, char *err, size_t errlen)
 {
+	/* Beyond what the service processes at once a run waits its turn:
+	 * accepted all the same, never refused for want of room. */
 	struct stage_request req = { .project_id = project_id, .storyboard_ids = storyboard_ids,
-				     .no_cache = no_cache, .missing_only = only_missing };
+				     .no_cache = no_cache, .missing_only = only_missing,
+				     .queued = !sup_has_room(sv->sup),
+				     .ahead = sup_queued_runs(sv->sup) };
 	enum stage_refusal why;
 	struct run *r;
 
@@ -205,8 +210,8 @@ service_start(struct service *sv, const char *project_id, json_t *storyboard_ids
 	if (sup_add_run(sv->sup, r) < 0) {
 		store_savepoint_rollback(sv->st);
 		run_free(r);
-		snprintf(err, errlen, "too many runs in progress");
-		return 409;
+		snprintf(err, errlen, "out of memory: no room for another run");
+		return 503;
 	}
 	/* Committed before the 202 (or the stream) goes out, see
 	 * hook_poll_ready: requests run outside the loop's transaction, so
@@ -221,6 +226,7 @@ service_start(struct service *sv, const char *project_id, json_t *storyboard_ids
 	}
 	sv->metrics.runs_started++;
 	memcpy(run_id, r->id, 37);
+	*queued = r->queued;
 	return 202;
 }
 
@@ -573,7 +579,8 @@ recover(struct service *sv)
 			run_free(r);
 			continue;
 		}
-		log_info("resumed run %s: %zu storyboards to go", id, r->qlen);
+		log_info("resumed run %s%s: %zu storyboards to go", id,
+			 r->queued ? " (queued)" : "", r->qlen);
 	}
 	json_decref(runs);
 }

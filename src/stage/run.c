@@ -40,6 +40,9 @@ run_free(struct run *r)
 		free(r->items[i].options_json);
 		free(r->items[i].user_options_json);
 	}
+	for (int k = 0; k < RUN_CHAIN_MAX; k++)
+		free(r->chain_why[k]);
+	free(r->halt_why);
 	free(r->items);
 	free(r->queue);
 	json_decref(r->image_ids);
@@ -159,4 +162,36 @@ run_take_followers(struct run *r, int leader)
 
 	r->items[leader].next_follower = -1;
 	return first;
+}
+
+bool
+run_kill_provider(struct run *r, int pos, const char *why)
+{
+	if (r->chain_dead[pos])
+		return false;
+	r->chain_dead[pos] = true;
+	free(r->chain_why[pos]);
+	r->chain_why[pos] = strdup(why);
+	return true;
+}
+
+const char *
+run_dead_why(const struct run *r, int pos)
+{
+	return r->chain_why[pos] != NULL ? r->chain_why[pos] : "provider unusable";
+}
+
+void
+run_halt(struct run *r, const char *why)
+{
+	if (r->halted)
+		return;
+	r->halted = true;
+	r->halt_why = strdup(why);
+}
+
+const char *
+run_halt_why(const struct run *r)
+{
+	return r->halt_why != NULL ? r->halt_why : "stopped";
 }

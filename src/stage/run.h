@@ -47,6 +47,12 @@ struct run_item {
 	int leader;		/* ITEM_WAITING: the item whose image it reuses */
 	int next_follower;	/* chain of items waiting on this one, -1 at the end */
 	bool task_pending;	/* a provider task is recorded for it (store_task) */
+	bool resumed;		/* this attempt was handed a task to poll */
+	bool checkpointed;	/* this attempt checkpointed a task: it submitted (paid) */
+	int limited;		/* rate-limited answers on this provider */
+	int64_t limited_since_ms; /* monotonic: the first of them, 0 none */
+	uint64_t epoch;		/* the provider's pace epoch when the attempt began */
+	int64_t ledger_id;	/* its request's spend row, 0 none (store_spend) */
 	bool progressed;	/* a plugin's progress was told ... */
 	int64_t progress_ms;	/* ... at this monotonic time */
 };
@@ -61,7 +67,8 @@ struct run {
 	int chain[RUN_CHAIN_MAX];	/* indices into config providers */
 	char chain_db_id[RUN_CHAIN_MAX][37];
 	bool chain_dead[RUN_CHAIN_MAX];	/* failed with auth: not asked again */
-	char chain_why[RUN_CHAIN_MAX][300]; /* why it is dead, for the errors */
+	char *chain_why[RUN_CHAIN_MAX];	/* why it is dead, for the errors (malloc'd) */
+	bool budget_told[RUN_CHAIN_MAX]; /* the warning that its budget is reached went */
 	int nchain;
 	bool no_cache;
 	bool use_cache;		/* cache enabled and not no_cache */
@@ -75,6 +82,10 @@ struct run {
 	json_t *image_ids;	/* generated_image_ids of done.data */
 	bool finished;
 	bool cancelled;		/* asked to stop: ends once its workers are gone */
+	bool queued;		/* accepted, waiting for the service to have room */
+	bool unrecorded;	/* writes of the run were lost (the database failed) */
+	bool halted;		/* dispatches nothing more (a local failure) ... */
+	char *halt_why;		/* ... because of this (malloc'd, NULL out of memory) */
 	char status[16];	/* completed / partial / failed, once finished */
 	struct events *events;
 	json_t *plugin_warnings; /* the plugins' warnings told so far, as keys */
@@ -82,6 +93,16 @@ struct run {
 
 struct run *run_new(size_t nitems);
 void run_free(struct run *r);
+
+/* Provider chain position pos is not asked again in this run, because of
+ * why (copied).  False when it already was. */
+bool run_kill_provider(struct run *r, int pos, const char *why);
+/* Why chain position pos is dead, for the errors. */
+const char *run_dead_why(const struct run *r, int pos);
+/* The run dispatches nothing more, because of why (copied); the first
+ * cause stays. */
+void run_halt(struct run *r, const char *why);
+const char *run_halt_why(const struct run *r);
 
 void run_queue_push_back(struct run *r, int item);
 void run_queue_push_front(struct run *r, int item);

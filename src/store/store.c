@@ -164,19 +164,75 @@ static const char *const migrations[] = {
 	"  WHERE g.storyboard_id = OLD.storyboard_id AND g.is_primary = 1"
 	"  ORDER BY (g.status = 'completed') DESC, g.created_at DESC, g.id DESC LIMIT 1)"
 	"  WHERE storyboard_id = OLD.storyboard_id; END;",
+	/* 6 -> 7: the spend ledger, one row per request handed to a provider,
+	 * reserved before it is sent and settled on the answer
+	 * (store_spend.c), and the runs queued until the service has room
+	 * for them (status 'queued'), taken oldest first.  A project's
+	 * deletion keeps its spend: a day's budget counts it. */
+	"CREATE TABLE spend_ledger ("
+	"  id INTEGER PRIMARY KEY, provider TEXT NOT NULL,"
+	"  run_id TEXT REFERENCES runs(id) ON DELETE SET NULL, image_id TEXT,"
+	"  day TEXT NOT NULL, cost REAL NOT NULL CHECK (cost >= 0),"
+	"  outcome TEXT NOT NULL DEFAULT 'reserved' CHECK (outcome IN"
+	"    ('reserved', 'completed', 'failed', 'refused', 'local', 'unknown')),"
+	"  error_class TEXT, created_at TEXT NOT NULL, settled_at TEXT);"
+	"CREATE INDEX spend_ledger_day ON spend_ledger (day, provider);"
+	"CREATE INDEX spend_ledger_run ON spend_ledger (run_id, provider);"
+	"CREATE INDEX runs_queued ON runs (started_at) WHERE status = 'queued';",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 _Static_assert(NMIGRATIONS == STORE_SCHEMA_VERSION, "one migration per schema version");
 
+/* The names of SQLite's primary result codes that an admin meets: the
+ * message alone ("database or disk is full") does not say which it was. */
+static const char *
+code_name(int rc)
+{
+	static const struct {
+		int rc;
+		const char *name;
+	} names[] = {
+		{ SQLITE_ERROR, "SQLITE_ERROR" },	{ SQLITE_PERM, "SQLITE_PERM" },
+		{ SQLITE_BUSY, "SQLITE_BUSY" },		{ SQLITE_LOCKED, "SQLITE_LOCKED" },
+		{ SQLITE_NOMEM, "SQLITE_NOMEM" },	{ SQLITE_READONLY, "SQLITE_READONLY" },
+		{ SQLITE_IOERR, "SQLITE_IOERR" },	{ SQLITE_CORRUPT, "SQLITE_CORRUPT" },
+		{ SQLITE_FULL, "SQLITE_FULL" },		{ SQLITE_CANTOPEN, "SQLITE_CANTOPEN" },
+		{ SQLITE_PROTOCOL, "SQLITE_PROTOCOL" }, { SQLITE_CONSTRAINT, "SQLITE_CONSTRAINT" },
+		{ SQLITE_NOTADB, "SQLITE_NOTADB" },
+	};
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (names[i].rc == (rc & 0xff))
+			return names[i].name;
+	return "SQLITE_?";
+}
+
+void
+store_failed(struct store *st, int rc)
+{
+	const char *msg = sqlite3_errmsg(st->db);
+
+	/* The first cause of a transaction's failure is kept: what follows
+	 * (a ROLLBACK with no transaction left) says nothing about it. */
+	if (st->err[0] == '\0' || (st->in_tx && !st->lost))
+		snprintf(st->err, sizeof(st->err), "%s (%s)", msg, code_name(rc));
+	if (st->in_tx && sqlite3_get_autocommit(st->db)) {
+		st->in_tx = false;
+		st->lost = true;
+	}
+}
+
 static int
 store_exec(struct store *st, const char *sql)
 {
 	char *msg = NULL;
+	int rc = sqlite3_exec(st->db, sql, NULL, NULL, &msg);
 
-	if (sqlite3_exec(st->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+	if (rc != SQLITE_OK) {
 		log_errx("sqlite: %s", msg != NULL ? msg : sqlite3_errmsg(st->db));
 		sqlite3_free(msg);
+		store_failed(st, sqlite3_extended_errcode(st->db));
 		return -1;
 	}
 	return 0;
@@ -324,6 +380,8 @@ store_begin(struct store *st)
 	if (store_exec(st, "BEGIN IMMEDIATE") < 0)
 		return -1;
 	st->in_tx = true;
+	if (!st->lost)
+		st->err[0] = '\0';	/* the cause of lost writes waits for store_lost() */
 	return 0;
 }
 
@@ -333,6 +391,10 @@ store_commit(struct store *st)
 	if (!st->in_tx)
 		return 0;
 	if (store_exec(st, "COMMIT") < 0) {
+		/* A failed COMMIT may leave the transaction open (SQLITE_BUSY)
+		 * or rolled back already (SQLITE_FULL, SQLITE_IOERR): only the
+		 * first is ours to roll back. */
+		st->lost = true;
 		store_rollback(st);
 		return -1;
 	}
@@ -345,8 +407,18 @@ store_rollback(struct store *st)
 {
 	if (!st->in_tx)
 		return;
-	(void)store_exec(st, "ROLLBACK");
+	if (!sqlite3_get_autocommit(st->db))
+		(void)store_exec(st, "ROLLBACK");
 	st->in_tx = false;
+}
+
+const char *
+store_lost(struct store *st)
+{
+	if (!st->lost)
+		return NULL;
+	st->lost = false;
+	return store_errmsg(st);
 }
 
 /* Savepoints nest inside the loop's transaction: an HTTP request that is
@@ -381,7 +453,7 @@ store_in_tx(const struct store *st)
 const char *
 store_errmsg(struct store *st)
 {
-	return sqlite3_errmsg(st->db);
+	return st->err[0] != '\0' ? st->err : sqlite3_errmsg(st->db);
 }
 
 void
@@ -412,6 +484,7 @@ store_stmt(struct store *st, const char *sql)
 	}
 	if (sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, NULL) != SQLITE_OK) {
 		log_errx("sqlite prepare: %s", sqlite3_errmsg(st->db));
+		store_failed(st, sqlite3_extended_errcode(st->db));
 		return NULL;
 	}
 	if (st->nstmts < STORE_STMT_MAX) {
@@ -437,11 +510,18 @@ store_exec_stmt(struct store *st, sqlite3_stmt *s)
 {
 	int rc = sqlite3_step(s);
 
-	sqlite3_reset(s);
 	if (rc != SQLITE_DONE) {
 		log_errx("sqlite: %s", sqlite3_errmsg(st->db));
+		store_failed(st, rc);
+		sqlite3_reset(s);
+		/* Writes after an automatic rollback would each commit on their
+		 * own; a new transaction keeps them together (and lost with it
+		 * if the disk is still full). */
+		if (!st->in_tx && st->lost)
+			(void)store_begin(st);
 		return -1;
 	}
+	sqlite3_reset(s);
 	return 0;
 }
 

@@ -16,7 +16,7 @@ struct project;
 struct project_params;
 struct config;
 
-#define STORE_SCHEMA_VERSION 6
+#define STORE_SCHEMA_VERSION 7
 
 /* Opens (creating the file and its directory when create is set) and
  * migrates.  readonly opens an existing database without writing. */
@@ -31,8 +31,13 @@ int store_savepoint(struct store *st);
 int store_savepoint_release(struct store *st);
 void store_savepoint_rollback(struct store *st);
 
-/* The last SQLite error, for messages. */
+/* The last SQLite error, for messages: the first cause of a transaction's
+ * failure with its code, "database or disk is full (SQLITE_FULL)". */
 const char *store_errmsg(struct store *st);
+/* When writes were lost since the last call (a failed COMMIT, or SQLite
+ * rolling back by itself after SQLITE_FULL or SQLITE_IOERR): their cause;
+ * else NULL. */
+const char *store_lost(struct store *st);
 
 /* "2026-11-29T03:54:51.123Z" */
 void store_now(char out[32]);
@@ -46,7 +51,8 @@ int store_project_import(struct store *st, const struct project *p);
 /* Stage status ("completed", ...) into out, or "" when the stage has no row. */
 int store_stage_status(struct store *st, const char *project_id, const char *stage_type,
 		       char *out, size_t outlen);
-/* Sets a stage's status; started_at is set when status is "processing". */
+/* Sets a stage's status; started_at is set when status is "processing" or
+ * "queued" (a run waiting for the service to have room). */
 int store_stage_set(struct store *st, const char *project_id, const char *stage_type,
 		    const char *status, char stage_id_out[37], char started_at_out[32]);
 /* Number of storyboards, and of those with a completed primary image. */
@@ -73,7 +79,8 @@ int store_run_create(struct store *st, const char *run_id, const char *project_i
 		     json_t *storyboard_ids, bool no_cache, int total);
 int store_run_finish(struct store *st, const char *run_id, const char *status,
 		     int success, int failed);
-/* A project's run in status 'processing' into out (""), with its pid. */
+/* A project's run in status 'processing' or 'queued' into out (""), with
+ * its pid. */
 int store_run_active(struct store *st, const char *project_id, char out[37], long *pid);
 int store_run_set_status(struct store *st, const char *run_id, const char *status);
 /* The process now supervising the run (after a restart). */
@@ -143,7 +150,8 @@ json_t *store_query_images(struct store *st, const char *project_id);
  * those without a completed primary image when missing_only. */
 json_t *store_query_storyboards(struct store *st, const char *project_id,
 				json_t *want_ids, bool missing_only);
-/* Runs left 'processing': [{id, project_id}] oldest first. */
+/* Runs left 'processing', oldest first, then those 'queued' in their
+ * order: [{id, project_id, status}]. */
 json_t *store_query_runs_processing(struct store *st);
 /* A run with its last event seq and its project's image_generation stage. */
 json_t *store_query_run(struct store *st, const char *run_id);
@@ -166,6 +174,49 @@ int64_t store_run_done_seq(struct store *st, const char *run_id);
  * [{seq, type, body}] with body the event's JSON text; NULL on error. */
 json_t *store_events_after(struct store *st, const char *run_id, int64_t after_seq,
 			   int limit);
+
+/* --- the spend ledger (store_spend.c) --- */
+
+#define STORE_DAY_MAX 16	/* "2026-11-29", NUL included */
+
+/* Today in the service's time zone: TZ when set, else UTC. */
+void store_spend_today(char out[STORE_DAY_MAX]);
+
+struct store_spend_req {
+	const char *provider;	/* its name */
+	const char *run_id;
+	const char *image_id;
+	const char *day;	/* store_spend_today() at the reservation */
+	double cost;		/* reserved until the answer settles it */
+};
+
+/* A request about to be handed out: its row id, or -1. */
+int64_t store_spend_reserve(struct store *st, const struct store_spend_req *q);
+/* The answer: outcome completed, failed, refused or local; charged keeps
+ * the cost reserved, else the request cost nothing.  error_class may be
+ * NULL. */
+int store_spend_settle(struct store *st, int64_t id, const char *outcome,
+		       const char *error_class, bool charged);
+/* The request was never sent: its row goes. */
+int store_spend_release(struct store *st, int64_t id);
+/* A run resumed after a crash: its requests still reserved may have been
+ * sent; they stay counted, as 'unknown'. */
+int store_spend_lost(struct store *st, const char *run_id);
+
+struct store_spend_sums {
+	double total;		/* spent and reserved */
+	double reserved;	/* of which not yet answered */
+};
+
+/* A provider's spend in a run (run_id given) or on a day. */
+int store_spend_sum(struct store *st, const char *provider, const char *run_id,
+		    const char *day, struct store_spend_sums *out);
+/* {"run_id", "run": {provider: {requests, spent}}, "day", "today": {...}}
+ * (run_id may be NULL: "run" is then empty). */
+json_t *store_query_spend(struct store *st, const char *run_id, const char *day);
+/* [{provider, requests, spent, images}] over the whole ledger, images
+ * counting the requests that delivered one. */
+json_t *store_spend_totals(struct store *st);
 
 /* --- the webhook outbox (store_webhook.c) --- */
 

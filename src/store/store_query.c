@@ -229,7 +229,8 @@ json_t *
 store_query_runs_processing(struct store *st)
 {
 	static const char sql[] =
-		"SELECT id, project_id FROM runs WHERE status = 'processing' ORDER BY started_at";
+		"SELECT id, project_id, status FROM runs WHERE status IN ('processing', 'queued')"
+		" ORDER BY status = 'queued', started_at, rowid";
 	sqlite3_stmt *s = store_stmt(st, sql);
 
 	return s != NULL ? rows_array(st, s, NULL) : NULL;

@@ -5,12 +5,15 @@
 #include <string.h>
 
 #include "outcome.h"
+#include "clock.h"
 #include "config.h"
 #include "log.h"
 #include "msg.h"
+#include "pace.h"
 #include "run.h"
 #include "slots.h"
 #include "spawnmsg.h"
+#include "spend.h"
 #include "stage.h"
 #include "store.h"
 
@@ -22,22 +25,42 @@
 static int
 batch_target(const struct outcome_ctx *c, const struct run *r, int p)
 {
-	int limit = c->w->provider_limit[p] < c->w->max_busy ? c->w->provider_limit[p]
-							       : c->w->max_busy;
+	int limit = c->pace->prov[p].limit < c->w->max_busy ? c->pace->prov[p].limit
+							    : c->w->max_busy;
 	size_t lanes = (size_t)(limit > 0 ? limit : 1);
 	size_t share = (r->qlen + lanes - 1) / lanes;
 
+	/* A provider that rate limits, or has a rate, is paced request by
+	 * request: a batch would send its next ones whatever the pace says. */
+	if (pace_single(c->pace, p))
+		return 1;
 	if (share < 1)
 		share = 1;
 	return share < (size_t)c->cfg->batch_size ? (int)share : c->cfg->batch_size;
 }
 
-/* Pops up to batch_target() items of r for provider p, serving cache hits
- * at once.  Items on another provider (after a failover) keep their place. */
+/* How many items of r the next batch for p takes: batch_target(), within
+ * what the provider's pace and the budgets allow now.  0 when none may go;
+ * a budget reached fails the run's storyboards waiting for p. */
 static int
-take_items(const struct outcome_ctx *c, struct run *r, int p, int *items)
+batch_allowed(const struct outcome_ctx *c, struct run *r, int p)
 {
-	int n = 0, nheld = 0, i, want = batch_target(c, r, p);
+	int want = pace_allow(c->pace, p, batch_target(c, r, p), clock_now_ms());
+	struct spend_check chk;
+
+	if (want == 0 || spend_check(c->st, c->cfg, r, p, want, &chk) < 0)
+		return 0;
+	if (chk.reached)
+		outcome_budget_reached(c, r, p, chk.why);
+	return chk.allow;
+}
+
+/* Pops up to want items of r for provider p, serving cache hits at once.
+ * Items on another provider (after a failover) keep their place. */
+static int
+take_items(const struct outcome_ctx *c, struct run *r, int p, int want, int *items)
+{
+	int n = 0, nheld = 0, i;
 	int *held = malloc((r->qlen + 1) * sizeof(*held));
 
 	if (held == NULL)
@@ -78,7 +101,7 @@ fill_resume(const struct outcome_ctx *c, struct run *r, int i, struct msg_item *
 			 it->index, store_errmsg(c->st));
 		return -1;
 	}
-	it->task_pending = state != NULL;
+	it->task_pending = it->resumed = state != NULL;
 	mi->resume_json = state != NULL ? state : strdup("");
 	stage_idempotency_key(c->cfg, r, i, mi->idempotency_key);
 	mi->last_attempt = it->attempts + 1 >= c->cfg->retry_attempts;
@@ -128,10 +151,32 @@ out:
 }
 
 static void
-put_back(struct run *r, const int *items, int n)
+put_back(const struct outcome_ctx *c, struct run *r, const int *items, int n)
 {
-	for (int k = n - 1; k >= 0; k--)
+	for (int k = n - 1; k >= 0; k--) {
+		spend_release(c->st, r, items[k]);
 		run_queue_push_front(r, items[k]);
+	}
+}
+
+/* Every request of the batch in the spend ledger before the worker can
+ * send one.  When it may cost something the rows are committed now: a
+ * kill -9 right after the fork must not lose the record of a request the
+ * provider bills (the loop's commit would come too late). */
+static int
+reserve_batch(const struct outcome_ctx *c, struct run *r, int p, const int *items, int n)
+{
+	for (int k = 0; k < n; k++)
+		if (spend_reserve(c->st, c->cfg, r, items[k]) < 0)
+			return -1;
+	if (c->cfg->providers[p].cost > 0 && (store_commit(c->st) < 0 || store_begin(c->st) < 0)) {
+		log_errx("run %s: cannot record its requests to provider %s: %s", r->id,
+			 c->cfg->providers[p].name, store_errmsg(c->st));
+		for (int k = 0; k < n; k++)
+			r->items[items[k]].ledger_id = 0;	/* rolled back with them */
+		return -1;
+	}
+	return 0;
 }
 
 /* One batch of run r for provider p into slot. */
@@ -139,27 +184,29 @@ static int
 start_batch(const struct outcome_ctx *c, struct slots *w, int slot, struct run *r, int p)
 {
 	int *items = malloc((size_t)c->cfg->batch_size * sizeof(*items));
-	int n;
+	int n, want;
 	size_t len;
-	char *line;
+	char *line = NULL;
 
 	if (items == NULL)
 		return -1;
-	if ((n = take_items(c, r, p, items)) == 0) {
+	if ((want = batch_allowed(c, r, p)) == 0 || (n = take_items(c, r, p, want, items)) == 0) {
 		free(items);
 		return 0;
 	}
-	line = encode_batch(c, r, p, items, n, &len);
-	if (line == NULL || slots_spawn(w, slot, &(struct spawn_batch){
+	if (reserve_batch(c, r, p, items, n) < 0 ||
+	    (line = encode_batch(c, r, p, items, n, &len)) == NULL ||
+	    slots_spawn(w, slot, &(struct spawn_batch){
 			.run = r, .provider = p, .plugin = c->cfg->providers[p].plugin_path,
 			.flags = spawnmsg_flags(c->cfg->thumbnails), .items = items,
 			.nitems = n, .line = line, .len = len,
 			.deadline_ms = slots_deadline(c->cfg->timeout) }) < 0) {
-		put_back(r, items, n);
+		put_back(c, r, items, n);
 		free(items);
 		free(line);
 		return -1;
 	}
+	pace_take(c->pace, p, n, clock_now_ms());
 	free(line);
 	return 1;
 }
@@ -176,10 +223,13 @@ next_provider(const struct outcome_ctx *c, const struct slots *w, struct run *r)
 	while (r->qlen > 0 && (r->items[r->queue[r->qhead]].state != ITEM_QUEUED ||
 			       !outcome_reroute(c, r, r->queue[r->qhead])))
 		run_queue_pop(r);
-	if (r->qlen == 0 || r->finished || r->cancelled)
+	if (r->qlen == 0 || r->finished || r->cancelled || r->halted)
 		return -1;
 	p = run_provider(r, r->queue[r->qhead]);
-	return slots_provider_free(w, p) ? p : -1;
+	if (!pace_has_room(c->pace, p, w->provider_busy[p]) ||
+	    pace_allow(c->pace, p, 1, clock_now_ms()) == 0)
+		return -1;
+	return p;
 }
 
 int

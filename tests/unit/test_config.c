@@ -191,14 +191,15 @@ static const char full_conf[] =
 	"plugins = { dir = \"./plugins/\"; };\n"
 	"workers = { max = 16; batch_size = 5; };\n"
 	"generation = { ratio = \"9:16\"; resolution = \"4k\"; timeout = 1200.5; };\n"
-	"retry = { attempts = 5; backoff = 2; backoff_max = 30.0; };\n"
+	"retry = { attempts = 5; backoff = 2; backoff_max = 30.0; rate_limit_wait = 90; };\n"
 	"cache = { enabled = false; };\n"
 	"http = { listen = \"0.0.0.0:9000\"; token = \"tok-INLINE\"; };\n"
 	"providers = (\n"
 	"  { name = \"jimeng\"; plugin = \"jimeng\"; default = true;\n"
 	"    api_url = \"http://localhost:5100/v1/images/generations\";\n"
 	"    api_key_file = \"keys/jimeng.key\";\n"
-	"    model = \"jimeng-4.0\"; concurrency = 2; options = { sample_strength = 0.5; }; },\n"
+	"    model = \"jimeng-4.0\"; concurrency = 2; options = { sample_strength = 0.5; };\n"
+	"    rate = 20.5; cost = 0.04; budget = { per_run = 10; per_day = 200.0; }; },\n"
 	"  { name = \"preview\"; plugin = \"placeholder\"; model = \"placeholder-1\"; }\n"
 	");\n";
 
@@ -243,9 +244,14 @@ test_full_file(void **state)
 	/* Where each group opens, for errors found after loading (provcheck). */
 	assert_string_equal(p->source_file, fx->conf);
 	assert_int_equal(p->source_line, 10);
+	assert_true(p->rate == 20.5 && p->cost == 0.04);
+	assert_true(p->budget_run == 10.0 && p->budget_day == 200.0);
+	assert_true(cfg->retry_rate_limit_wait == 90.0);
 	p = config_provider(cfg, "preview");
 	assert_ptr_equal(p, &cfg->providers[1]);
-	assert_int_equal(p->source_line, 14);
+	assert_int_equal(p->source_line, 15);
+	/* No rate, no price, no budget unless given. */
+	assert_true(p->rate == 0 && p->cost == 0 && p->budget_run < 0 && p->budget_day < 0);
 	assert_string_equal(p->plugin, "placeholder");
 	assert_path(p->plugin_path, fx->dir, "plugins/placeholder.so");
 	assert_string_equal(p->api_key, "");
@@ -409,6 +415,24 @@ test_out_of_range(void **state)
 		"more than retry.backoff_max (60)");
 	refused(fx, PLUGINS "providers = ( { name = \"a\"; plugin = \"jimeng\"; concurrency = 0; } );",
 		2, "providers[0].concurrency", "between 1 and 64");
+	refused(fx, PLUGINS "providers = ( { name = \"a\"; plugin = \"jimeng\"; rate = -1; } );",
+		2, "providers[0].rate", "more than 0");
+	refused(fx, PLUGINS "providers = ( { name = \"a\"; plugin = \"jimeng\"; rate = 0; } );",
+		2, "providers[0].rate", "more than 0");
+	refused(fx, PLUGINS "providers = ( { name = \"a\"; plugin = \"jimeng\";\n rate = \"20\"; } );",
+		3, "providers[0].rate", "expected a number");
+	refused(fx, PLUGINS "providers = ( { name = \"a\"; plugin = \"jimeng\"; cost = -0.5; } );",
+		2, "providers[0].cost", "from 0");
+	refused(fx, PLUGINS "providers = ( { name = \"a\"; plugin = \"jimeng\"; cost = \"cheap\"; } );",
+		2, "providers[0].cost", "expected a number");
+	refused(fx, PLUGINS "providers = ( { name = \"a\"; plugin = \"jimeng\";\n"
+		"budget = { per_day = -3; }; } );", 3, "providers[0].budget.per_day", "from 0");
+	refused(fx, PLUGINS "providers = ( { name = \"a\"; plugin = \"jimeng\";\n"
+		"budget = { per_week = 3; }; } );", 3, "providers[0].budget.per_week", "unknown key");
+	refused(fx, PLUGINS "providers = ( { name = \"a\"; plugin = \"jimeng\"; budget = 5; } );",
+		2, "providers[0].budget", "expected a group");
+	refused(fx, PLUGINS "retry = { rate_limit_wait = -1; };", 2, "retry.rate_limit_wait",
+		"from 0");
 	refused(fx, PLUGINS "providers = ( { name = \"a\"; plugin = \"jimeng\"; concurrency = 65; } );",
 		2, "providers[0].concurrency", "between 1 and 64");
 }

@@ -63,8 +63,12 @@ LIBS     := $(call pkg,--libs $(filter-out libmicrohttpd,$(PKGS))) -ldl -lm
 
 # ---- what is built ----
 SRCS     := $(foreach l,$(LAYERS),$(wildcard src/$(l)/*.c))
+# The dashboard's files, compiled in (src/http/webasset.h): sorted, so that
+# the generated table is the same for the same tree.
+WEB      := $(sort $(wildcard web/*.html web/*.css web/*.js web/*.svg))
+WEB_OBJ  := $(BUILD)/obj/gen/webasset_data.o
 OBJS     := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(SRCS))
-LIBOBJS  := $(filter-out $(BUILD)/obj/cli/main.o,$(OBJS))
+LIBOBJS  := $(filter-out $(BUILD)/obj/cli/main.o,$(OBJS)) $(WEB_OBJ)
 
 MODULES  := $(BUILD)/lib/t2istage/thumb_vips.so $(BUILD)/lib/t2istage/fetch_curl.so \
             $(BUILD)/lib/t2istage/post_curl.so
@@ -88,13 +92,13 @@ DIST     := $(addprefix $(BUILD)/dist/,t2istage.service t2istage.conf.example t2
             $(MANPAGES:man/%=$(BUILD)/dist/man/%)
 
 .PHONY: all plugins test-plugins deps test check check-clang layers unit system torture asan demo \
-        bench install uninstall clean pkgcheck FORCE
+        bench install uninstall clean pkgcheck lint FORCE
 
 all: $(BUILD)/t2istage $(MODULES) plugins $(DIST)
 
 plugins: $(PLUGINS)
 
-test-plugins: $(TPLUGINS) $(BUILD)/tests/helpers/seccomp-exec
+test-plugins: $(TPLUGINS) $(BUILD)/tests/helpers/seccomp-exec $(BUILD)/tests/helpers/failinject.so
 
 deps:
 	@$(INSTALL_DEPS)
@@ -107,8 +111,13 @@ pkgcheck:
 
 # ---- compiling ----
 # $(call compile,EXTRA FLAGS): one object, with its header dependencies.
-compile = @mkdir -p $(@D) && echo "  CC      $<" && \
+# With CCDB=FILE (make compile_commands.json) nothing is compiled: each
+# object's command is written to FILE instead, so that the database holds
+# exactly the flags these rules use.
+compile = $(if $(CCDB),$(call ccdb_line,$(1)),$(call compile_real,$(1)))
+compile_real = @mkdir -p $(@D) && echo "  CC      $<" && \
           $(CC) $(1) $(WARN) $(CFLAGS) $(DEPFLAGS) -c -o $@ $<
+ccdb_line = @$(file >>$(CCDB),$(CURDIR)|$<|$(CC) $(1) $(WARN) $(CFLAGS) -c -o $@ $<)true
 link_so = @mkdir -p $(@D) && echo "  LD      $@" && \
           $(CC) $(CFLAGS) $(LDFLAGS) -shared -o $@ $^ $(1) && chmod 755 $@
 
@@ -128,6 +137,25 @@ $(BUILD)/obj/modules/thumb_vips.o: modules/thumb_vips.c | pkgcheck
 
 $(BUILD)/obj/modules/fetch_curl.o: modules/fetch_curl.c | pkgcheck
 	$(call compile,$(CPPFLAGS_ALL) -fPIC $(call pkg,--cflags libcurl))
+
+# tools/webembed writes web/* into a C table.  web.list names the files, and
+# changes only when the set of files does, so that removing one rebuilds the
+# table too.
+$(BUILD)/tools/webembed: tools/webembed.c | pkgcheck
+	@mkdir -p $(@D) && echo "  CCLD    $@"
+	@$(CC) $(CSTD) $(WARN) $(CFLAGS) $(LDFLAGS) -o $@ $< $(call pkg,--cflags --libs nettle)
+
+$(BUILD)/gen/web.list: FORCE
+	@mkdir -p $(@D)
+	@echo '$(WEB)' >$@.tmp
+	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv -f $@.tmp $@; fi
+
+$(BUILD)/gen/webasset_data.c: $(BUILD)/tools/webembed $(WEB) $(BUILD)/gen/web.list
+	@echo "  GEN     $@"
+	@$(BUILD)/tools/webembed -o $@ $(WEB)
+
+$(WEB_OBJ): $(BUILD)/gen/webasset_data.c | pkgcheck
+	$(call compile,$(CPPFLAGS_ALL))
 
 $(BUILD)/libt2i.a: $(LIBOBJS)
 	$(AR) rcs $@ $^
@@ -175,6 +203,12 @@ $(BUILD)/tests/unit/%: tests/unit/%.c $(BUILD)/libt2i.a | $(BUILD)/gen/paths.h
 	@$(CC) $(CPPFLAGS_ALL) $(WARN) $(CFLAGS) $(DEPFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libt2i.a \
 	    $(call pkg,--cflags --libs cmocka) $(LIBS)
 
+# The LD_PRELOAD library of the failure-injection tests
+# (tests/helpers/failinject.c).
+$(BUILD)/tests/helpers/failinject.so: tests/helpers/failinject.c
+	@mkdir -p $(@D) && echo "  CCLD    $@"
+	@$(CC) $(CSTD) $(WARN) $(CFLAGS) $(LDFLAGS) -fPIC -shared -o $@ $< -ldl
+
 # The install paths compiled into the binary (the default configuration
 # file).  Rewritten only when a value changed, so that changing SYSCONFDIR
 # rebuilds what uses it and an unchanged one rebuilds nothing.
@@ -221,7 +255,7 @@ $(BUILD)/dist/t2istage-plugin.pc: include/t2istage-plugin.pc.in $(BUILD)/gen/ins
 $(BUILD)/dist/man/%: man/% $(BUILD)/gen/install.vars
 	$(subst)
 
--include $(OBJS:.o=.d) $(SO_OBJS:.o=.d) $(UNITS:=.d)
+-include $(OBJS:.o=.d) $(WEB_OBJ:.o=.d) $(SO_OBJS:.o=.d) $(UNITS:=.d)
 
 # ---- tests ----
 unit: $(UNITS)
@@ -241,13 +275,42 @@ torture: all test-plugins
 layers:
 	@$(PYTHON) tools/check-layers .
 
-# Every test, on a machine that has the packages.
-test: layers all test-plugins unit system
+# ---- lint ----
+# The compile database of every object of src/, plugins/, modules/ and the
+# test plugins, with the flags the rules above use (see `compile`), written
+# to CCDB_OUT.  Always made anew: it takes a fraction of a second.
+CCDB_OUT ?= compile_commands.json
+compile_commands.json: FORCE
+	@mkdir -p $(BUILD) && rm -f $(BUILD)/ccdb.lines
+	@$(MAKE) -B -s --no-print-directory CCDB=$(CURDIR)/$(BUILD)/ccdb.lines $(OBJS) $(SO_OBJS)
+	@$(PYTHON) tools/ccdb $(BUILD)/ccdb.lines >$(CCDB_OUT).tmp && mv -f $(CCDB_OUT).tmp $(CCDB_OUT)
+	@echo "  GEN     $(CCDB_OUT)"
 
+# cppcheck and clang-tidy (.clang-tidy, tools/lint/) over src/, plugins/ and
+# modules/, with clang's flags: clang-tidy is clang, and refuses gcc's
+# warning options.  HACKING.md says why each check is on or off.
+LINT_JOBS ?= 2
+lint:
+	@$(MAKE) -s --no-print-directory BUILD=build-lint CC=clang \
+	    CCDB_OUT=build-lint/compile_commands.json compile_commands.json
+	@$(PYTHON) tools/lint/run build-lint $(LINT_JOBS)
+
+include tests/fuzz/fuzz.mk
+include tests/coverage/coverage.mk
+
+# Every test, on a machine that has the packages.  make coverage runs it
+# on an instrumented build (tests/coverage/coverage.mk).
+test: layers all test-plugins unit fuzz-replay system
+
+# lint runs here too (about 50 s on two cores): a lint that is not run
+# at every change stops being clean.  LINT=no leaves it out (the test that
+# runs make check in a fresh copy of the tree, where it would only repeat).
+LINT ?= yes
 check:
 	$(INSTALL_DEPS)
 	$(MAKE) test
 	$(MAKE) check-clang
+	$(if $(filter yes,$(LINT)),$(MAKE) lint)
 
 # The whole tree, the test plugins and the unit tests built and run with
 # clang, which warns about things gcc does not.
@@ -305,4 +368,4 @@ uninstall:
 	done
 
 clean:
-	rm -rf build build-asan build-clang
+	rm -rf build build-asan build-clang build-lint build-fuzz build-cov

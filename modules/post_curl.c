@@ -203,12 +203,13 @@ post_close(struct module_post *p)
 {
 	if (p == NULL)
 		return;
-	while (p->head != NULL) {
-		struct transfer *t = p->head;
-
-		transfer_unlink(p, t);
+	/* The whole list goes: no need to relink it one transfer at a time. */
+	for (struct transfer *t = p->head, *next; t != NULL; t = next) {
+		next = t->next;
+		curl_multi_remove_handle(p->multi, t->h);
 		transfer_free(t);
 	}
+	p->head = NULL;
 	curl_multi_cleanup(p->multi);
 	free(p);
 }

@@ -129,7 +129,7 @@ static int check_nodes(const json_t *g, const char *path, struct t2i_error *err)
 static int resolve(struct workflow *wf, enum slot s, const char *spec, struct t2i_error *err)
 {
 	char buf[256], *dot, *name;
-	json_t *obj = wf->graph, *node;
+	json_t *obj, *node;
 
 	if (strlen(spec) >= sizeof(buf) || (dot = strchr(spec, '.')) == NULL)
 		return opt_fail(err, TAG ": options.inputs.%s: \"%s\" is not a node input path "
@@ -152,7 +152,7 @@ static int resolve(struct workflow *wf, enum slot s, const char *spec, struct t2
 	if (v == NULL || json_is_object(v) || json_is_array(v))
 		return phttp_fail(err, T2I_ERR_REJECTED, 0, 0, TAG ": options.inputs.%s: \"%s\": "
 				 "node \"%.*s\" (%s) has no such input%s", slot_names[s], spec,
-				 (int)(dot - spec), spec, cls,
+				 (int)(dot - spec), spec, cls != NULL ? cls : "no class_type",
 				 json_is_array(v) ? " value (it is a link to another node)" : "");
 	wf->at[s] = obj;
 	wf->key[s] = spec + (name - buf);

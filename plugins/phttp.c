@@ -219,7 +219,8 @@ void phttp_scrub(struct t2i_error *err, const char *secret)
 
 void phttp_excerpt(const char *s, size_t len, char *out, size_t outlen)
 {
-	const unsigned char *p = (const unsigned char *)s, *end = p + (s != NULL ? len : 0);
+	/* An empty answer has no body at all: NULL + 0 is undefined too. */
+	const unsigned char *p = (const unsigned char *)s, *end = s != NULL ? p + len : p;
 	size_t o = 0, room = outlen > 4 ? outlen - 4 : 0;
 	int space = 1;	/* drops leading white space and collapses runs */
 
@@ -377,23 +378,27 @@ int phttp_header(const struct phttp_resp *rs, const char *name, char *out, size_
 	return -1;
 }
 
-/* Milliseconds from a Retry-After value: delay-seconds or an HTTP date. */
-static int64_t parse_retry_after(const char *v)
+/* Milliseconds from a Retry-After value: delay-seconds or an HTTP date.  A
+ * value that is neither, negative, or a date gone by is no delay (-1), with
+ * why in note, for the message: the supervisor then waits its own backoff. */
+static int64_t parse_retry_after(const char *v, char *note, size_t notelen)
 {
 	if (*v >= '0' && *v <= '9') {
 		double s = strtod(v, NULL);
 		return s * 1000 < (double)RETRY_AFTER_MAX_MS ? (int64_t)(s * 1000) : RETRY_AFTER_MAX_MS;
 	}
 	time_t t = curl_getdate(v, NULL), now = time(NULL);
-	if (t == (time_t)-1)
+	if (t == (time_t)-1 || t <= now) {
+		snprintf(note, notelen, "its Retry-After \"%.60s\" is %s: ignored", v,
+			 t != (time_t)-1 ? "a date in the past"
+			 : *v == '-' ? "negative" : "neither a delay nor a date");
 		return -1;
-	if (t <= now)
-		return 0;
+	}
 	return t - now < RETRY_AFTER_MAX_MS / 1000 ? (int64_t)(t - now) * 1000 : RETRY_AFTER_MAX_MS;
 }
 
 /* retry-after-ms (OpenAI's, more precise) before Retry-After; -1 if none. */
-static int64_t retry_after(const struct phttp_resp *rs)
+static int64_t retry_after(struct phttp_resp *rs)
 {
 	char v[HEADER_LINE_MAX];
 
@@ -402,7 +407,7 @@ static int64_t retry_after(const struct phttp_resp *rs)
 		return ms < (double)RETRY_AFTER_MAX_MS ? (int64_t)ms : RETRY_AFTER_MAX_MS;
 	}
 	if (phttp_header(rs, "retry-after", v, sizeof(v)) == 0)
-		return parse_retry_after(v);
+		return parse_retry_after(v, rs->retry_note, sizeof(rs->retry_note));
 	return -1;
 }
 
@@ -902,6 +907,13 @@ phttp_generate(const struct phttp_plugin *pl, const struct t2i_request *req,
 	rc = phttp_post_body(&rq, body, &rs, err);
 	if (rc == 0)
 		rc = pl->handle(req, host, &rs, err);
+	if (rc != 0 && rs.retry_note[0] != '\0' && err->retry_after_ms <= 0) {
+		size_t n = strlen(err->message);
+
+		/* Said with the failure, so that the warning of the wait says it. */
+		snprintf(err->message + n, sizeof(err->message) - n, "; %s", rs.retry_note);
+		utf8_clean(err->message);
+	}
 	phttp_resp_free(&rs);
 	free(url);
 	if (rc != 0)

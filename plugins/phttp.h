@@ -35,6 +35,7 @@ struct phttp_resp {
 	char *body;			/* NUL-terminated, len bytes before it */
 	size_t len;
 	int64_t retry_after_ms;		/* from retry-after-ms or Retry-After, -1 if absent */
+	char retry_note[160];		/* a Retry-After ignored, and why; "" when none */
 	char *headers;			/* the answer's header lines, see phttp_header() */
 	size_t hlen;
 };

@@ -99,7 +99,11 @@ int phttp_task_init(struct phttp_task *t, const char *tag, const struct t2i_requ
 	if (interval < 0 || max_wait < 0)
 		return phttp_fail(err, T2I_ERR_REJECTED, 0, 0, "%s: options.%s must be a number of "
 				 "seconds above 0", tag, interval < 0 ? "poll_interval" : "max_wait");
-	t->interval_ms = interval * 1000 < 1 ? 1 : (uint32_t)(interval * 1000);
+	/* Up to 1e7 s is taken, more than a uint32_t of milliseconds holds
+	 * (49 days): converting a double out of range is undefined. */
+	t->interval_ms = interval * 1000 < 1		 ? 1
+			 : interval * 1000 >= UINT32_MAX ? UINT32_MAX
+							 : (uint32_t)(interval * 1000);
 	t->max_wait_s = max_wait;
 	return 0;
 }

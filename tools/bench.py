@@ -20,6 +20,8 @@ import tempfile
 import time
 import urllib.request
 
+import bench_http
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 
 
@@ -176,6 +178,10 @@ def main():
               f"supervisor peak RSS {r['supervisor_peak_rss_mib']:.1f} MiB  "
               f"({r['completed']}/{r['storyboards']} in {r['seconds']} s)")
         print("  " + json.dumps(r))
+    bench_http.run(args.build, args)    # the HTTP side: SSE fan-out, the project view
+    __import__("bench_hostile").run(args.build, args)   # the HTTP side under load
+    __import__("bench_rate").run(args.build, args)
+    __import__("bench_queue").run(args.build, args)
     __import__("bench_cluster").run(args.build, args)    # tools/bench_cluster.py
     if args.skip_makespan:
         return

@@ -55,6 +55,33 @@ print_task(const char *lead, json_t *t)
 	free(state);
 }
 
+/* "  spend of its last run:  openai 5 requests, 5 spent", and for the day. */
+static void
+print_spend_of(const char *what, json_t *by_provider)
+{
+	const char *name;
+	json_t *v;
+
+	if (json_object_size(by_provider) == 0)
+		return;
+	printf("  spend %s:", what);
+	json_object_foreach(by_provider, name, v)
+		printf("  %s %lld requests, %g spent", name,
+		       (long long)json_integer_value(json_object_get(v, "requests")),
+		       json_real_value(json_object_get(v, "spent")));
+	printf("\n");
+}
+
+static void
+print_spend(json_t *sp)
+{
+	char what[64];
+
+	print_spend_of("of its last run", json_object_get(sp, "run"));
+	snprintf(what, sizeof(what), "today (%s)", json_string_value(json_object_get(sp, "day")));
+	print_spend_of(what, json_object_get(sp, "today"));
+}
+
 static void
 print_project(json_t *p)
 {
@@ -85,6 +112,23 @@ print_project(json_t *p)
 			 (long long)json_integer_value(json_object_get(s, "storyboard_index")));
 		print_task(lead, s);
 	}
+	if (json_object_get(p, "spend") != NULL)
+		print_spend(json_object_get(p, "spend"));
+}
+
+/* What the project's last run and today cost, per provider (store_spend.c),
+ * set on the project view as "spend". */
+static void
+add_spend(struct store *st, json_t *project)
+{
+	char run_id[37], day[STORE_DAY_MAX];
+	json_t *sp;
+
+	store_spend_today(day);
+	if (store_run_latest(st, json_string_value(json_object_get(project, "id")), run_id) != 1)
+		run_id[0] = '\0';
+	if ((sp = store_query_spend(st, run_id[0] != '\0' ? run_id : NULL, day)) != NULL)
+		json_object_set_new(project, "spend", sp);
 }
 
 /* Several instances on PostgreSQL: which are alive. */
@@ -128,6 +172,8 @@ cmd_status(const struct cmd_opts *o)
 	}
 	if (!o->json && o->target == NULL && cfg->database_pg)
 		print_instances(st, cfg);
+	if (st != NULL && json_is_object(v))
+		add_spend(st, v);
 	if (o->json)
 		print_json(v);
 	else if (json_is_array(v))

@@ -11,12 +11,14 @@
 #include "imgsize.h"
 #include "jsontext.h"
 #include "paths.h"
+#include "project.h"
 #include "urlkey.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <jansson.h>
 #include <libconfig.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -138,6 +140,8 @@ free_secret(char *s)
 static char *
 path_resolve(const char *base, const char *rel)
 {
+	/* fail() has set failed: the analyzer does not follow its variadic
+	 * body.  NOLINTNEXTLINE(clang-analyzer-core.NonNullParamChecker) */
 	size_t n = strlen(base) + strlen(rel) + 3, o = 0;
 	char *in = malloc(2 * n), *out, *save = NULL;
 
@@ -280,6 +284,17 @@ get_double(struct loader *ld, const config_setting_t *g, const char *name, doubl
 	if (s != NULL && !isfinite(*dst))
 		fail(ld, s, NULL, "must be a finite number");
 	return ld->failed ? NULL : s;
+}
+
+/* A number from 0 to max: a rate, a price, a budget, a wait. */
+static void
+get_amount(struct loader *ld, const config_setting_t *g, const char *name, double *dst,
+	   double max)
+{
+	const config_setting_t *s = get_double(ld, g, name, dst);
+
+	if (s != NULL && !(*dst >= 0 && *dst <= max))
+		fail(ld, s, NULL, "must be a number from 0 to %g (got %g)", max, *dst);
 }
 
 static const config_setting_t *
@@ -430,19 +445,23 @@ origin_check(struct loader *ld, const config_setting_t *s, char *o)
 	return true;
 }
 
+/* A list of strings, each checked (and changed in place) by check, with
+ * no two alike: the CORS origins, the server names. */
 static void
-get_cors(struct loader *ld, const config_setting_t *g, struct config *cfg)
+get_string_list(struct loader *ld, const config_setting_t *g, const char *name, size_t max,
+		const char *want, bool (*check)(struct loader *, const config_setting_t *, char *),
+		char ***out, size_t *nout)
 {
-	const config_setting_t *l = member(ld, g, "cors_origins",
-					   T(CONFIG_TYPE_ARRAY) | T(CONFIG_TYPE_LIST),
-					   "a list of origins [\"https://ui.example\", ...]");
+	const config_setting_t *l = member(ld, g, name, T(CONFIG_TYPE_ARRAY) | T(CONFIG_TYPE_LIST),
+					   want);
 	size_t n = l != NULL ? (size_t)config_setting_length(l) : 0;
+	char **v;
 
-	if (n > CONFIG_CORS_MAX) {
-		fail(ld, l, NULL, "at most %d origins", CONFIG_CORS_MAX);
+	if (n > max) {
+		fail(ld, l, NULL, "at most %zu entries", max);
 		return;
 	}
-	if (n > 0 && (cfg->http_cors_origins = oom(ld, calloc(n, sizeof(char *)))) == NULL)
+	if (n == 0 || (v = *out = oom(ld, calloc(n, sizeof(char *)))) == NULL)
 		return;
 	for (size_t i = 0; i < n && !ld->failed; i++) {
 		const config_setting_t *e = config_setting_get_elem(l, (unsigned)i);
@@ -451,16 +470,77 @@ get_cors(struct loader *ld, const config_setting_t *g, struct config *cfg)
 			fail(ld, e, NULL, "expected a string");
 			break;
 		}
-		if ((cfg->http_cors_origins[i] = oom(ld, strdup(config_setting_get_string(e)))) ==
-		    NULL)
+		if ((v[i] = oom(ld, strdup(config_setting_get_string(e)))) == NULL)
 			break;
-		cfg->http_ncors = i + 1;
-		if (origin_check(ld, e, cfg->http_cors_origins[i]))
+		*nout = i + 1;
+		if (check(ld, e, v[i]))
 			for (size_t k = 0; k < i; k++)
-				if (strcmp(cfg->http_cors_origins[k], cfg->http_cors_origins[i]) == 0)
-					fail(ld, e, NULL, "\"%s\" is listed twice",
-					     cfg->http_cors_origins[i]);
+				if (strcmp(v[k], v[i]) == 0)
+					fail(ld, e, NULL, "\"%s\" is listed twice", v[i]);
 	}
+}
+
+/* A server name as Host carries it: "name", "name:port", "[v6]" or
+ * "[v6]:port", lowered in place; or "*", any. */
+static bool
+server_name_check(struct loader *ld, const config_setting_t *s, char *name)
+{
+	const char *port;
+	char *end;
+	long n;
+
+	for (char *c = name; *c != '\0'; c++)
+		*c = (char)tolower((unsigned char)*c);
+	if (strcmp(name, "*") == 0)
+		return true;
+	if (strstr(name, "://") != NULL)
+		return fail(ld, s, NULL, "\"%s\": expected a host name, not a URL", name);
+	if ((port = origin_host_end(name)) == NULL)
+		return fail(ld, s, NULL, "\"%s\": expected a host name or address, with an"
+			    " optional :port (\"*\" for any)", name);
+	if (*port == '\0')
+		return true;
+	errno = 0;
+	n = *port == ':' && isdigit((unsigned char)port[1]) ? strtol(port + 1, &end, 10) : -1;
+	if (n < 1 || n > 65535 || *end != '\0' || errno != 0)
+		return fail(ld, s, NULL, "\"%s\": expected host[:port] with a port of 1 to 65535",
+			    name);
+	return true;
+}
+
+static void
+get_cors(struct loader *ld, const config_setting_t *g, struct config *cfg)
+{
+	get_string_list(ld, g, "cors_origins", CONFIG_CORS_MAX,
+			"a list of origins [\"https://ui.example\", ...]", origin_check,
+			&cfg->http_cors_origins, &cfg->http_ncors);
+}
+
+/* Limits on what clients may hold: connections, time, memory. */
+static void
+get_http_limits(struct loader *ld, const config_setting_t *g, struct config *cfg)
+{
+	const config_setting_t *s;
+
+	get_int(ld, g, "max_connections", &cfg->http_max_connections, 1, CONFIG_CONNECTIONS_MAX);
+	s = member(ld, g, "max_connections_per_ip", T_INT, "an integer");
+	get_int(ld, g, "max_connections_per_ip", &cfg->http_max_connections_per_ip, 1,
+		CONFIG_CONNECTIONS_MAX);
+	if (s != NULL && !ld->failed &&
+	    cfg->http_max_connections_per_ip > cfg->http_max_connections)
+		fail(ld, s, NULL, "must not exceed http.max_connections (%d)",
+		     cfg->http_max_connections);
+	else if (s == NULL && cfg->http_max_connections_per_ip > cfg->http_max_connections)
+		cfg->http_max_connections_per_ip = cfg->http_max_connections;
+	get_int(ld, g, "request_timeout", &cfg->http_request_timeout, 1, CONFIG_HTTP_TIMEOUT_MAX);
+	get_int(ld, g, "sse_stall_timeout", &cfg->http_sse_stall_timeout, 1,
+		CONFIG_HTTP_TIMEOUT_MAX);
+	/* Never below the largest body, which could then never be taken. */
+	get_int(ld, g, "max_body_memory", &cfg->http_max_body_memory, (int)PROJECT_FILE_MAX,
+		INT_MAX);
+	get_string_list(ld, g, "server_names", CONFIG_SERVER_NAMES_MAX,
+			"a list of host names [\"images.example\", \"images.example:8080\", ...]",
+			server_name_check, &cfg->http_server_names, &cfg->http_nserver_names);
 }
 
 /* url_key_file is read now when given; otherwise serve makes the default
@@ -566,12 +646,14 @@ load_database(struct loader *ld, const config_setting_t *root, struct config *cf
 	const config_setting_t *s = get_string(ld, root, "database", &v, false);
 	config_setting_t *pw = member(ld, root, "database_password_file", T_STR, "a string");
 
-	if (s != NULL && is_pg_uri(v)) {
+	if (s == NULL || v == NULL) {
+		;	/* the default, or an error already */
+	} else if (is_pg_uri(v)) {
 		cfg->database_pg = true;
 		replace(&cfg->database, v);
 		replace(&cfg->database_display, oom(ld, redact_uri(v)));
 		v = NULL;
-	} else if (s != NULL) {
+	} else {
 		replace(&cfg->database, oom(ld, path_resolve(ld->dir, v)));
 		replace(&cfg->database_display, oom(ld, strdup(cfg->database)));
 	}
@@ -605,11 +687,15 @@ load_service(struct loader *ld, const config_setting_t *root, struct config *cfg
 	g = get_group(ld, root, "cache", KEYS("enabled"));
 	get_bool(ld, g, "enabled", &cfg->cache_enabled);
 	g = get_group(ld, root, "http", KEYS("listen", "token", "token_file", "cors_origins",
-					     "url_key_file", "url_ttl"));
+					     "url_key_file", "url_ttl", "server_names",
+					     "max_connections", "max_connections_per_ip",
+					     "request_timeout", "sse_stall_timeout",
+					     "max_body_memory"));
 	get_string(ld, g, "listen", &cfg->http_listen, false);
 	get_secret(ld, g, "token", "token_file", &cfg->http_token);
 	get_cors(ld, g, cfg);
 	get_url_key(ld, g, cfg);
+	get_http_limits(ld, g, cfg);
 }
 
 static void
@@ -639,8 +725,10 @@ load_retry(struct loader *ld, const config_setting_t *root, struct config *cfg)
 {
 	const config_setting_t *g, *b, *bmax;
 
-	g = get_group(ld, root, "retry", KEYS("attempts", "backoff", "backoff_max"));
+	g = get_group(ld, root, "retry",
+		      KEYS("attempts", "backoff", "backoff_max", "rate_limit_wait"));
 	get_int(ld, g, "attempts", &cfg->retry_attempts, 1, 100);
+	get_amount(ld, g, "rate_limit_wait", &cfg->retry_rate_limit_wait, TIMEOUT_MAX);
 	b = get_double(ld, g, "backoff", &cfg->retry_backoff);
 	if (b != NULL && cfg->retry_backoff < 0)
 		fail(ld, b, NULL, "must not be negative");
@@ -694,6 +782,27 @@ provider_init(struct loader *ld, struct config_provider *p, const char *name, co
 	p->model = oom(ld, strdup(model));
 	p->options_json = oom(ld, strdup("{}"));
 	p->concurrency = 4;
+	p->budget_run = p->budget_day = -1;
+}
+
+#define RATE_MAX 1e6		/* requests a minute */
+#define AMOUNT_MAX 1e15		/* a price or a budget, in any unit */
+
+/* rate, cost and budget = { per_run; per_day; }: what a provider may be
+ * asked, and spent on. */
+static void
+load_spend(struct loader *ld, struct config_provider *p, const config_setting_t *g)
+{
+	const config_setting_t *b = get_group(ld, g, "budget", KEYS("per_run", "per_day"));
+	const config_setting_t *r = get_double(ld, g, "rate", &p->rate);
+
+	/* 0 would mean "never send": leaving the provider out says that. */
+	if (r != NULL && !(p->rate > 0 && p->rate <= RATE_MAX))
+		fail(ld, r, NULL, "must be a number more than 0 and at most %g requests a minute "
+		     "(got %g)", RATE_MAX, p->rate);
+	get_amount(ld, g, "cost", &p->cost, AMOUNT_MAX);
+	get_amount(ld, b, "per_run", &p->budget_run, AMOUNT_MAX);
+	get_amount(ld, b, "per_day", &p->budget_day, AMOUNT_MAX);
 }
 
 /* Provider i against those before it: unique names, a single default. */
@@ -725,7 +834,7 @@ load_provider(struct loader *ld, struct config *cfg, size_t i, const config_sett
 					       ? config_setting_source_file(g) : ld->file));
 	p->source_line = (unsigned)config_setting_source_line(g);
 	check_keys(ld, g, KEYS("name", "plugin", "default", "api_url", "api_key", "api_key_file",
-			       "model", "concurrency", "options"));
+			       "model", "concurrency", "options", "rate", "cost", "budget"));
 	snprintf(key, sizeof(key), "providers[%zu].name", i);
 	if ((name = get_string(ld, g, "name", &p->name, false)) == NULL && !ld->failed)
 		fail(ld, g, key, "missing (every provider needs a name)");
@@ -741,6 +850,7 @@ load_provider(struct loader *ld, struct config *cfg, size_t i, const config_sett
 	get_string(ld, g, "model", &p->model, true);
 	get_int(ld, g, "concurrency", &p->concurrency, 1, 64);
 	get_options(ld, g, &p->options_json);
+	load_spend(ld, p, g);
 	if (!ld->failed)
 		check_unique(ld, cfg, i, g);
 	snprintf(key, sizeof(key), "providers[%zu].plugin", i);
@@ -814,6 +924,8 @@ url_valid(const char *u)
 {
 	size_t skip = 0;
 
+	/* fail() has set failed: the analyzer does not follow its variadic
+	 * body.  NOLINTNEXTLINE(clang-analyzer-core.NonNullParamChecker) */
 	if (strncasecmp(u, "http://", 7) == 0)
 		skip = 7;
 	else if (strncasecmp(u, "https://", 8) == 0)
@@ -860,7 +972,7 @@ webhook_events(struct loader *ld, const config_setting_t *g, struct config_webho
 		const char *name = config_setting_get_string(e);
 		int t = 0;
 
-		while (name != NULL && t < CONFIG_EVENT_TYPES && strcmp(name, config_event_types[t]))
+		while (name != NULL && t < CONFIG_EVENT_TYPES && strcmp(name, config_event_types[t]) != 0)
 			t++;
 		if (name == NULL)
 			fail(ld, e, NULL, "expected a string");
@@ -887,6 +999,8 @@ load_webhook(struct loader *ld, struct config *cfg, size_t i, const config_setti
 	else if (url != NULL && !url_valid(w->url))
 		fail(ld, url, NULL, "must be an http:// or https:// URL with a host");
 	for (size_t k = 0; k < i && !ld->failed; k++)
+		/* fail() has set failed: the analyzer does not follow its variadic
+		 * body.  NOLINTNEXTLINE(clang-analyzer-core.NonNullParamChecker) */
 		if (strcmp(cfg->webhooks[k].url, w->url) == 0)
 			fail(ld, url, NULL, "duplicate url (also webhooks[%zu])", k);
 	get_secret(ld, g, "secret", "secret_file", &secret);
@@ -930,9 +1044,13 @@ set_defaults(struct loader *ld, struct config *cfg, const char *cwd)
 {
 	*cfg = (struct config){ .thumbnails = true, .workers_max = 8, .batch_size = 3,
 		.timeout = 900.0, .connect_timeout = 10.0, .retry_attempts = 3, .retry_backoff = 1.0,
-		.retry_backoff_max = 60.0, .cache_enabled = true, .webhook_retry_for = 86400.0,
-		.http_url_ttl = 86400, .database_timeout = 5.0, .cluster_lease = 30.0,
-		.cluster_rescue_interval = 10.0 };
+		.retry_backoff_max = 60.0, .retry_rate_limit_wait = 600.0, .cache_enabled = true,
+		.webhook_retry_for = 86400.0,
+		.http_url_ttl = 86400, .http_max_connections = CONFIG_CONNECTIONS_DEFAULT,
+		.http_max_connections_per_ip = CONFIG_CONNECTIONS_PER_IP_DEFAULT,
+		.http_request_timeout = 30, .http_sse_stall_timeout = 30,
+		.http_max_body_memory = 64 * 1024 * 1024, .database_timeout = 5.0,
+		.cluster_lease = 30.0, .cluster_rescue_interval = 10.0 };
 	char host[256] = "host";
 
 	cfg->database = oom(ld, path_resolve(cwd, "var/t2istage.db"));
@@ -1069,6 +1187,9 @@ config_free(struct config *cfg)
 	for (size_t i = 0; i < cfg->http_ncors; i++)
 		free(cfg->http_cors_origins[i]);
 	free(cfg->http_cors_origins);
+	for (size_t i = 0; i < cfg->http_nserver_names; i++)
+		free(cfg->http_server_names[i]);
+	free(cfg->http_server_names);
 	free(cfg->http_url_key_file);
 	urlkey_free(cfg->http_url_key, cfg->http_url_key_len);
 	free(cfg);

@@ -10,6 +10,17 @@
 #define CONFIG_ENV "T2ISTAGE_CONF"
 #define CONFIG_CORS_MAX 64	/* origins in http.cors_origins */
 #define CONFIG_URL_TTL_MAX (366 * 86400)
+#define CONFIG_SERVER_NAMES_MAX 64	/* entries of http.server_names */
+/* http.max_connections: 500 event streams (a team's dashboards) and the
+ * requests beside them fit; each costs a file descriptor (two while it
+ * sends a file), a 32 KiB libmicrohttpd pool and its socket buffers. */
+#define CONFIG_CONNECTIONS_DEFAULT 1024
+/* http.max_connections_per_ip: a browser opens at most 6 connections to a
+ * host, a pipeline a few dozen; 16 addresses are needed to fill the
+ * service.  Behind a proxy every client has the proxy's address. */
+#define CONFIG_CONNECTIONS_PER_IP_DEFAULT 64
+#define CONFIG_CONNECTIONS_MAX 65536
+#define CONFIG_HTTP_TIMEOUT_MAX 3600	/* seconds: request_timeout, sse_stall_timeout */
 
 struct config_provider {
 	char *name;		/* unique, [A-Za-z0-9_.-]{1,64} */
@@ -20,6 +31,10 @@ struct config_provider {
 	char *model;		/* "" when absent */
 	char *options_json;	/* compact JSON object text, "{}" when absent */
 	int concurrency;	/* >= 1, default 4 */
+	double rate;		/* requests a minute, 0: no limit */
+	double cost;		/* price of one request in the provider's unit, default 0 */
+	double budget_run;	/* most a run may spend on it, < 0: no budget */
+	double budget_day;	/* most a day may spend on it, < 0: no budget */
 	bool is_default;
 	char *source_file;	/* where the provider's group is, for messages; */
 	unsigned source_line;	/* NULL and 0 for the built-in provider */
@@ -51,7 +66,6 @@ struct config {
 	double cluster_rescue_interval; /* seconds between looks for expired leases, default 10 */
 	char *cluster_name;	/* this instance's, default "<host name>-<pid>" */
 	char *storage_dir;	/* absolute */
-	bool thumbnails;
 	char *plugins_dir;	/* absolute */
 	int workers_max;	/* 1..256, default 8 */
 	int batch_size;		/* 1..1000, default 3 */
@@ -62,21 +76,33 @@ struct config {
 	int retry_attempts;	/* 1..100, default 3 */
 	double retry_backoff;	/* seconds, default 1 */
 	double retry_backoff_max; /* seconds, default 60 */
-	bool cache_enabled;	/* default true */
+	double retry_rate_limit_wait; /* seconds a storyboard waits out rate limits, default 600 */
 	char *http_listen;	/* default "127.0.0.1:8080" */
 	char *http_token;	/* secret; NULL when none */
 	char **http_cors_origins; /* "scheme://host[:port]", lower case */
 	size_t http_ncors;
 	char *http_url_key_file; /* absolute; default <database's directory>/url.key */
-	bool http_url_key_given; /* the file names it: read here, not made by serve */
 	unsigned char *http_url_key; /* secret: its bytes when given, else NULL */
 	size_t http_url_key_len;
 	int http_url_ttl;	/* seconds a signed image URL lives, default 86400 */
+	char **http_server_names; /* Host values taken, lower case; NULL: the defaults */
+	size_t http_nserver_names;
+	int http_max_connections;	/* open at once, default 1024 */
+	int http_max_connections_per_ip; /* from one address (an IPv6 /64), default 64 */
+	int http_request_timeout;	/* seconds from a request's first byte to its
+					 * last, default 30 */
+	int http_sse_stall_timeout;	/* seconds an event stream may make no
+					 * progress, default 30 */
+	int http_max_body_memory;	/* bytes of request bodies held at once,
+					 * default 64 MiB */
 	size_t nproviders;
 	struct config_provider *providers;
 	double webhook_retry_for; /* seconds an event is retried, default 86400 */
 	size_t nwebhooks;
 	struct config_webhook *webhooks;
+	bool thumbnails;
+	bool cache_enabled;	/* default true */
+	bool http_url_key_given; /* the file names it: read here, not made by serve */
 };
 
 /* Loads path (NULL: built-in defaults, relative paths against the current

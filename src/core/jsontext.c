@@ -40,7 +40,7 @@ static int
 scientific(const char *e, char *out, size_t outlen)
 {
 	const char *x = strchr(e, 'e');
-	int exp = atoi(x + 1);
+	int exp = (int)strtol(x + 1, NULL, 10);
 
 	return snprintf(out, outlen, "%.*se%d", (int)(x - e), e, exp);
 }
@@ -49,7 +49,7 @@ int
 jsontext_real(double d, char *out, size_t outlen)
 {
 	char e[40];
-	int p = shortest_digits(d, e, sizeof(e)), exp = atoi(strchr(e, 'e') + 1), n;
+	int p = shortest_digits(d, e, sizeof(e)), exp = (int)strtol(strchr(e, 'e') + 1, NULL, 10), n;
 
 	if (exp >= -4 && exp < 16) {
 		/* p significant digits, the last one at 10^(exp - p + 1). */
@@ -150,12 +150,72 @@ jsontext_shorten(char *text)
 	*w = '\0';
 }
 
+/* Set by watch_malloc while a call of jansson is watched (see
+ * jsontext_load).  The program uses jansson on one thread at a time, and
+ * the watch puts jansson's allocator back before it returns. */
+static bool watch_failed;
+
+static void *
+watch_malloc(size_t n)
+{
+	void *p = malloc(n);
+
+	if (p == NULL)
+		watch_failed = true;
+	return p;
+}
+
+struct watch {
+	json_malloc_t m;
+	json_free_t f;
+};
+
+static void
+watch_begin(struct watch *w)
+{
+	json_get_alloc_funcs(&w->m, &w->f);
+	/* watch_malloc's memory is malloc's: free() releases it later. */
+	json_set_alloc_funcs(watch_malloc, w->f);
+	watch_failed = false;
+}
+
+/* True when an allocation failed since watch_begin. */
+static bool
+watch_end(const struct watch *w)
+{
+	json_set_alloc_funcs(w->m, w->f);
+	return watch_failed;
+}
+
 char *
 jsontext_dumps(const json_t *v, size_t flags)
 {
-	char *text = json_dumps(v, flags & ~(size_t)JSON_REAL_PRECISION(0x1F));
+	struct watch w;
+	char *text;
 
+	watch_begin(&w);
+	text = json_dumps(v, flags & ~(size_t)JSON_REAL_PRECISION(0x1F));
+	if (watch_end(&w)) {
+		free(text);
+		return NULL;
+	}
 	if (text != NULL)
 		jsontext_shorten(text);
 	return text;
+}
+
+json_t *
+jsontext_load(const char *text, size_t len, size_t flags, json_error_t *je, bool *oom)
+{
+	struct watch w;
+	json_t *v;
+
+	watch_begin(&w);
+	v = json_loadb(text, len, flags, je);
+	*oom = watch_end(&w);
+	if (*oom) {
+		json_decref(v);
+		return NULL;
+	}
+	return v;
 }

@@ -15,13 +15,29 @@
 #define T2I_JSONTEXT_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #define JSONTEXT_HIDDEN __attribute__((visibility("hidden")))
 
 /* json_dumps(v, flags) with every real in its shortest form; a precision in
- * flags (JSON_REAL_PRECISION) is ignored.  malloc'ed text, or NULL. */
+ * flags (JSON_REAL_PRECISION) is ignored.  malloc'ed text, or NULL, also
+ * when any allocation failed on the way (see jsontext_load). */
 JSONTEXT_HIDDEN char *jsontext_dumps(const json_t *v, size_t flags);
+
+/* json_loadb(text, len, flags, je) that tells a fault of the text from a
+ * want of memory and never hands back a value damaged by one: NULL with
+ * *oom set when an allocation failed on the way, whatever jansson made of
+ * it.  Why: jansson 2.14 ignores some of its allocation failures.  Its
+ * lexer then drops a byte of a string (lex_save() ignores
+ * strbuffer_append_byte()'s error), so a parse that succeeds holds a
+ * string one character short; its dumper drops an object's key ('{"a":1,
+ * :"ink"}'); a later failure in the parser reads as a syntax error, and a
+ * failure of its first allocation leaves the error empty.  Found by
+ * failing each allocation of the project parser in turn
+ * (tests/system/test_failinject.py). */
+JSONTEXT_HIDDEN json_t *jsontext_load(const char *text, size_t len, size_t flags,
+				      json_error_t *je, bool *oom);
 
 /* Rewrites, in place, every real number of a JSON text written by jansson
  * to its shortest form; strings and integers are left alone, and a number

@@ -13,7 +13,7 @@
 static const char *const class_names[] = {
 	[T2I_ERR_TRANSIENT] = "transient", [T2I_ERR_RATE_LIMITED] = "rate_limited",
 	[T2I_ERR_REJECTED] = "rejected",   [T2I_ERR_AUTH] = "auth",
-	[T2I_ERR_QUOTA] = "quota",
+	[T2I_ERR_QUOTA] = "quota",	   [MSG_ERR_LOCAL] = "local",
 };
 
 /* Names of enum values lo..hi in a table indexed by value. */
@@ -33,15 +33,15 @@ value_of(const char *const *names, int lo, int hi, const char *name)
 }
 
 const char *
-msg_class_name(int c)
+msg_class_name(int error_class)
 {
-	return name_of(class_names, T2I_ERR_TRANSIENT, T2I_ERR_QUOTA, c);
+	return name_of(class_names, T2I_ERR_TRANSIENT, MSG_ERR_LOCAL, error_class);
 }
 
 int
 msg_class_parse(const char *name)
 {
-	return value_of(class_names, T2I_ERR_TRANSIENT, T2I_ERR_QUOTA, name);
+	return value_of(class_names, T2I_ERR_TRANSIENT, MSG_ERR_LOCAL, name);
 }
 
 static const char *const stop_names[] = {
@@ -340,10 +340,11 @@ static json_t *
 parse_object(const char *line, size_t len, char *err, size_t errlen)
 {
 	json_error_t je;
-	json_t *o = json_loadb(line, len, JSON_REJECT_DUPLICATES, &je);
+	bool oom;
+	json_t *o = jsontext_load(line, len, JSON_REJECT_DUPLICATES, &je, &oom);
 
 	if (o == NULL) {
-		snprintf(err, errlen, "not JSON: %s", je.text);
+		snprintf(err, errlen, "not JSON: %s", oom ? "out of memory" : je.text);
 		return NULL;
 	}
 	if (!json_is_object(o)) {

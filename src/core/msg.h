@@ -138,7 +138,14 @@ int msg_state_check(const char *state, char *err, size_t errlen);
  * plugin's text can always be sent as a JSON string. */
 void msg_text_clean(char *s);
 
-/* "transient", "rate_limited", ... for a class; NULL for an unknown one. */
+/* Not a plugin's error class but the worker's own: the provider answered
+ * with an image that could not be stored (a full disk, a read-only
+ * directory, an I/O error).  Paid for and lost here: never retried at the
+ * provider nor failed over. */
+#define MSG_ERR_LOCAL 6
+
+/* "transient", "rate_limited", ... "local" for a class; NULL for an
+ * unknown one. */
 const char *msg_class_name(int error_class);
 int msg_class_parse(const char *name);
 

@@ -42,9 +42,12 @@ owner_mkdir(const char *path, mode_t mode, char *err, size_t errlen)
 	int fd, rc;
 
 	if (mkdir(path, mode) < 0) {
-		if (errno == EEXIST)
+		int saved = errno;
+
+		if (saved == EEXIST)
 			return 0;
-		snprintf(err, errlen, "%s: mkdir: %s", path, strerror(errno));
+		snprintf(err, errlen, "%s: mkdir: %s", path, strerror(saved));
+		errno = saved;	/* the caller names it (storage.c) */
 		return -1;
 	}
 	if (geteuid() != 0)

@@ -63,9 +63,15 @@ statusfile_write(const struct statusfile *st, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: open: %s", tmp, strerror(errno));
 		return -1;
 	}
-	if (write(fd, text, (size_t)n) != n || close(fd) < 0) {
+	/* A failed close() has released fd all the same: it is not closed twice. */
+	if (write(fd, text, (size_t)n) != n) {
 		snprintf(err, errlen, "%s: write: %s", tmp, strerror(errno));
 		close(fd);
+		unlink(tmp);
+		return -1;
+	}
+	if (close(fd) < 0) {
+		snprintf(err, errlen, "%s: close: %s", tmp, strerror(errno));
 		unlink(tmp);
 		return -1;
 	}

@@ -12,13 +12,16 @@
 #include "api_project.h"
 #include "api_req.h"
 #include "api_run.h"
+#include "api_web.h"
 #include "project.h"
 #include "service.h"
 #include "sse.h"
 
 struct api_route {
 	const char *method;
-	const char *pattern;	/* "{}" is one path segment: a UUID; at most two */
+	const char *pattern;	/* "{}" is one path segment: a UUID; at most two.
+				 * "*" is one segment of any name (the handler
+				 * reads it from rq->path). */
 	api_fn *fn;
 	unsigned flags;		/* HTTP_ROUTE_* */
 };
@@ -51,7 +54,10 @@ get_metrics(struct http_req *rq)
 /* Cancel and DELETE take no arguments, but read their body to check it is
  * empty or {}. */
 static const struct api_route routes[] = {
-	{ "GET", "/healthz", get_healthz, PUBLIC },
+	{ "GET", "/", api_web_index, PUBLIC },
+	{ "GET", "/ui/service.json", api_web_service, PUBLIC },
+	{ "GET", "/ui/*", api_web_file, PUBLIC },
+	{ "GET", "/healthz", get_healthz, PUBLIC | HTTP_ROUTE_ANY_HOST },
 	{ "GET", "/metrics", get_metrics, PUBLIC },
 	{ "GET", "/v1/projects", api_project_list, 0 },
 	{ "POST", "/v1/projects", api_project_post, BODY },
@@ -80,6 +86,15 @@ pattern_match(const char *pat, const char *path, char segs[2][37], bool *segs_ok
 
 	*segs_ok = true;
 	while (*pat != '\0') {
+		if (pat[0] == '*') {
+			size_t len = strcspn(path, "/");
+
+			if (len == 0)
+				return -1;
+			path += len;
+			pat++;
+			continue;
+		}
 		if (pat[0] == '{' && pat[1] == '}') {
 			size_t len = strcspn(path, "/");
 

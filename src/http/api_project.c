@@ -6,11 +6,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "http_page.h"
 #include "service.h"
 #include "store.h"
 
-#define PAGE_DEFAULT 50
-#define PAGE_MAX 500
+/* Default page sizes: a screenful, and a few milliseconds of the loop. */
+#define PROJECTS_PAGE 50
+#define PROJECTS_PAGE_MAX 500
+#define STORYBOARDS_PAGE 100
+#define IMAGES_PAGE 100
 
 enum MHD_Result
 api_project_post(struct http_req *rq)
@@ -24,110 +28,75 @@ api_project_post(struct http_req *rq)
 	return http_reply_json(rq, MHD_HTTP_CREATED, store_query_project(api_req_store(rq), pid));
 }
 
-/* ?limit=N: 1 to PAGE_MAX; -1 when bad. */
-static int
-page_limit(struct http_req *rq)
+static json_t *
+fetch_projects(void *arg, const char *after, int limit, char next[HTTP_PAGE_CURSOR_MAX],
+	       bool *bad_cursor)
 {
-	const char *v = http_query(rq, "limit");
-	char *end;
-	long n;
+	struct api_list *l = arg;
 
-	if (v == NULL)
-		return PAGE_DEFAULT;
-	errno = 0;
-	n = strtol(v, &end, 10);
-	if (*v < '0' || *v > '9' || *end != '\0' || errno != 0 || n < 1 || n > PAGE_MAX)
-		return -1;
-	return (int)n;
+	return store_query_project_page(service_store(l->sv), after, limit, next, bad_cursor);
+}
+
+static json_t *
+fetch_storyboards(void *arg, const char *after, int limit, char next[HTTP_PAGE_CURSOR_MAX],
+		  bool *bad_cursor)
+{
+	struct api_list *l = arg;
+
+	return store_page_storyboards(service_store(l->sv), l->id, after, limit, next,
+				      bad_cursor);
+}
+
+static json_t *
+fetch_images(void *arg, const char *after, int limit, char next[HTTP_PAGE_CURSOR_MAX],
+	     bool *bad_cursor)
+{
+	struct api_list *l = arg;
+
+	return store_page_images(service_store(l->sv), l->id, after, limit, next, bad_cursor);
+}
+
+static void
+sign_storyboard(void *arg, json_t *sb)
+{
+	api_req_sign_listed(arg, json_object_get(sb, "image"));
 }
 
 enum MHD_Result
 api_project_list(struct http_req *rq)
 {
-	const char *after = http_query(rq, "after");
-	char next[STORE_CURSOR_MAX];
-	int limit = page_limit(rq);
-	bool bad_cursor;
-	json_t *page;
+	static const struct http_page how = { .fetch = fetch_projects };
 
-	if (limit < 0)
-		return http_reply_error(rq, MHD_HTTP_BAD_REQUEST, "limit: expected 1 to %d",
-					PAGE_MAX);
-	/* An empty after= is the first page, as no after at all. */
-	if (after != NULL && *after == '\0')
-		after = NULL;
-	page = store_query_project_page(api_req_store(rq), after, limit, next, &bad_cursor);
-	if (bad_cursor)
-		return http_reply_error(rq, MHD_HTTP_BAD_REQUEST,
-					"after: not a cursor of this service (pass the \"next\" of"
-					" the previous page)");
-	if (page == NULL)
-		return http_reply_json(rq, 500, NULL);
-	return http_reply_json(rq, MHD_HTTP_OK,
-			       json_pack("{so so}", "projects", page, "next",
-					 next[0] != '\0' ? json_string(next) : json_null()));
+	return api_req_page(rq, json_object(), "projects", PROJECTS_PAGE, PROJECTS_PAGE_MAX, &how);
 }
 
-/* Each storyboard gets its current image (store_query_current_images), or
- * null, as "image". */
-static void
-attach_images(json_t *sbs, json_t *images)
-{
-	json_t *by_sb = json_object(), *im, *sb;
-	size_t i;
-
-	json_array_foreach(images, i, im) {
-		const char *sid = json_string_value(json_object_get(im, "storyboard_id"));
-
-		if (sid != NULL)
-			json_object_set(by_sb, sid, im);
-	}
-	json_array_foreach(sbs, i, sb) {
-		const char *id = json_string_value(json_object_get(sb, "id"));
-		json_t *v = id != NULL ? json_object_get(by_sb, id) : NULL;
-
-		json_object_set(sb, "image", v != NULL ? v : json_null());
-	}
-	json_decref(by_sb);
-}
-
+/* The project with a page of its storyboards, each with its current
+ * image or null; the project's own members come first, as in version 1. */
 enum MHD_Result
 api_project_get(struct http_req *rq)
 {
+	static const struct http_page how = { .fetch = fetch_storyboards,
+					      .decorate = sign_storyboard };
 	struct store *st = api_req_store(rq);
-	json_t *p, *sbs, *images;
+	json_t *p;
 
 	if (!store_project_exists(st, rq->id))
 		return api_req_no_project(rq);
-	p = store_query_project(st, rq->id);
-	sbs = store_query_storyboards(st, rq->id, NULL, false);
-	images = store_query_current_images(st, rq->id);
-	if (p == NULL || sbs == NULL || images == NULL) {
-		json_decref(p);
-		json_decref(sbs);
-		json_decref(images);
+	if ((p = store_query_project(st, rq->id)) == NULL)
 		return http_reply_json(rq, 500, NULL);
-	}
-	api_req_sign_images(rq, images);
-	attach_images(sbs, images);
-	json_decref(images);
-	json_object_set_new(p, "storyboards", sbs);
-	return http_reply_json(rq, MHD_HTTP_OK, p);
+	return api_req_page(rq, p, "storyboards", STORYBOARDS_PAGE, API_PAGE_MAX, &how);
 }
 
 enum MHD_Result
 api_project_images(struct http_req *rq)
 {
-	struct store *st = api_req_store(rq);
-	json_t *images;
+	static const struct http_page how = { .fetch = fetch_images,
+					      .decorate = api_req_sign_listed };
 
-	if (!store_project_exists(st, rq->id))
+	if (!store_project_exists(api_req_store(rq), rq->id))
 		return api_req_no_project(rq);
-	if ((images = store_query_images(st, rq->id)) == NULL)
-		return http_reply_json(rq, 500, NULL);
-	api_req_sign_images(rq, images);
-	return http_reply_json(rq, MHD_HTTP_OK,
-			       json_pack("{ss so}", "project_id", rq->id, "images", images));
+	return api_req_page(rq, json_pack("{ss}", "project_id", rq->id), "images", IMAGES_PAGE,
+			  API_PAGE_MAX, &how);
 }
 
 enum MHD_Result

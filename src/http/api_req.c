@@ -2,7 +2,10 @@
 #include "api_req.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "service.h"
@@ -67,4 +70,76 @@ enum MHD_Result
 api_req_no_project(struct http_req *rq)
 {
 	return http_reply_error(rq, MHD_HTTP_NOT_FOUND, "project %s not found", rq->id);
+}
+
+bool
+api_req_limit(struct http_req *rq, int def, int max, int *limit)
+{
+	const char *v = http_query(rq, "limit");
+	char *end;
+	long n;
+
+	*limit = def;
+	if (v == NULL)
+		return true;
+	errno = 0;
+	n = strtol(v, &end, 10);
+	if (*v < '0' || *v > '9' || *end != '\0' || errno != 0 || n < 1 || n > max)
+		return false;
+	*limit = (int)n;
+	return true;
+}
+
+const char *
+api_req_after(struct http_req *rq)
+{
+	const char *after = http_query(rq, "after");
+
+	return after != NULL && *after != '\0' ? after : NULL;
+}
+
+enum MHD_Result
+api_req_bad_limit(struct http_req *rq, int max)
+{
+	return http_reply_error(rq, MHD_HTTP_BAD_REQUEST, "limit: expected 1 to %d", max);
+}
+
+struct api_list *
+api_req_list(struct http_req *rq)
+{
+	struct api_list *l = calloc(1, sizeof(*l));
+
+	if (l != NULL) {
+		l->sv = rq->arg;
+		memcpy(l->id, rq->id, sizeof(l->id));
+	}
+	return l;
+}
+
+void
+api_req_sign_listed(void *list, json_t *image)
+{
+	struct api_list *l = list;
+
+	if (json_is_object(image))
+		urlsig_image(service_urlsig(l->sv), image, (int64_t)time(NULL));
+}
+
+enum MHD_Result
+api_req_page(struct http_req *rq, json_t *head, const char *list, int def, int max,
+	     const struct http_page *how)
+{
+	struct http_page p = *how;
+	int limit;
+
+	if (!api_req_limit(rq, def, max, &limit)) {
+		json_decref(head);
+		return api_req_bad_limit(rq, max);
+	}
+	if ((p.arg = api_req_list(rq)) == NULL) {
+		json_decref(head);
+		return http_reply_json(rq, 500, NULL);
+	}
+	p.free = free;
+	return http_reply_page(rq, head, list, api_req_after(rq), limit, &p);
 }

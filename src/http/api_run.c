@@ -7,9 +7,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <time.h>
+
+#include "http_page.h"
 #include "service.h"
 #include "sse.h"
 #include "store.h"
+#include "urlsig.h"
+
+#define RUNS_PAGE 50
+#define EVENTS_PAGE 100
 
 struct run_body {
 	json_t *ids;		/* storyboard_ids, or NULL for all */
@@ -108,7 +115,7 @@ reply_stream(struct http_req *rq, const char *run_id, const char *project_id, in
 		sse_response(service_sse(api_req_service(rq)), rq->conn, run_id, project_id, after,
 			     (struct sse_client **)&rq->stream);
 
-	return http_reply(rq, MHD_HTTP_OK, resp, 0);
+	return http_reply_stream(rq, resp);
 }
 
 static bool
@@ -119,17 +126,74 @@ wants_stream(struct http_req *rq)
 	return accept != NULL && strcasestr(accept, "text/event-stream") != NULL;
 }
 
+/* Asks for JSON and not for a stream: the events route then answers a page
+ * of the stored events (EventSource, curl and fetch() send text/event-stream
+ * or * / *, and get the stream as before). */
+static bool
+wants_json(struct http_req *rq)
+{
+	const char *accept = http_header(rq, MHD_HTTP_HEADER_ACCEPT);
+
+	return accept != NULL && strcasestr(accept, "application/json") != NULL &&
+	       !wants_stream(rq);
+}
+
+/* A page of events: each the event as it was emitted, its image URLs
+ * signed now (as a stream's replay signs them). */
+static json_t *
+fetch_events(void *arg, const char *after, int limit, char next[HTTP_PAGE_CURSOR_MAX],
+	     bool *bad_cursor)
+{
+	struct api_list *l = arg;
+	json_t *rows = store_page_events(service_store(l->sv), l->id, after, limit, next,
+					 bad_cursor), *out, *row;
+	size_t i;
+
+	if (rows == NULL)
+		return NULL;
+	out = json_array();
+	json_array_foreach(rows, i, row) {
+		const char *type = json_string_value(json_object_get(row, "type"));
+		const char *body = json_string_value(json_object_get(row, "body"));
+		char *signed_body = body != NULL ? urlsig_event(service_urlsig(l->sv), type, body,
+								(int64_t)time(NULL)) : NULL;
+		json_t *ev = json_loads(signed_body != NULL ? signed_body : body != NULL ? body : "",
+					JSON_DECODE_ANY, NULL);
+
+		free(signed_body);
+		json_array_append_new(out, ev != NULL ? ev : json_null());
+	}
+	json_decref(rows);
+	return out;
+}
+
+static enum MHD_Result
+events_page(struct http_req *rq, const char *run_id)
+{
+	static const struct http_page how = { .fetch = fetch_events };
+
+	/* The token may ride in the URL for EventSource only. */
+	if (rq->query_token)
+		return http_reply_error(rq, MHD_HTTP_UNAUTHORIZED,
+					"token in the wrong place: ?access_token= is taken by the"
+					" event streams only; send Authorization: Bearer TOKEN");
+	memcpy(rq->id, run_id, sizeof(rq->id));
+	return api_req_page(rq, json_pack("{ss}", "run_id", run_id), "events", EVENTS_PAGE,
+			    API_PAGE_MAX, &how);
+}
+
 enum MHD_Result
 api_run_start(struct http_req *rq)
 {
 	char run_id[37], err[512];
 	struct run_body b;
+	bool queued = false;
 	int status;
 
 	if (parse_run_body(rq, &b, err, sizeof(err)) < 0)
 		return http_reply_error(rq, MHD_HTTP_BAD_REQUEST, "%s", err);
 	status = service_start(api_req_service(rq), rq->id, b.ids, b.no_cache, b.only_missing,
-			       run_id, err, sizeof(err));
+			       run_id, &queued, err, sizeof(err));
 	json_decref(b.ids);
 	if (status != MHD_HTTP_ACCEPTED)
 		return http_reply_error(rq, (unsigned)status, "%s", err);
@@ -138,7 +202,7 @@ api_run_start(struct http_req *rq)
 		return reply_stream(rq, run_id, rq->id, 0);
 	return http_reply_json(rq, MHD_HTTP_ACCEPTED,
 			       json_pack("{ss ss ss}", "run_id", run_id, "project_id", rq->id,
-					 "status", "processing"));
+					 "status", queued ? "queued" : "processing"));
 }
 
 /* Last-Event-ID: the seq of the last event the client has; -1 when bad. */
@@ -189,6 +253,13 @@ stream_run(struct http_req *rq, json_t *run)
 	int64_t after = last_event_id(rq), done_seq;
 	enum MHD_Result r;
 
+	if (wants_json(rq) && run_id != NULL) {
+		char id[37];
+
+		snprintf(id, sizeof(id), "%s", run_id);
+		json_decref(run);
+		return events_page(rq, id);
+	}
 	if (after < 0)
 		r = http_reply_error(rq, MHD_HTTP_BAD_REQUEST,
 				     "Last-Event-ID: expected the seq of an event");
@@ -246,18 +317,24 @@ api_run_cancel(struct http_req *rq)
 			       json_pack("{ss ss}", "run_id", run_id, "status", "cancelling"));
 }
 
+static json_t *
+fetch_runs(void *arg, const char *after, int limit, char next[HTTP_PAGE_CURSOR_MAX],
+	   bool *bad_cursor)
+{
+	struct api_list *l = arg;
+
+	return store_page_runs(service_store(l->sv), l->id, after, limit, next, bad_cursor);
+}
+
 enum MHD_Result
 api_run_list(struct http_req *rq)
 {
-	struct store *st = api_req_store(rq);
-	json_t *runs;
+	static const struct http_page how = { .fetch = fetch_runs };
 
-	if (!store_project_exists(st, rq->id))
+	if (!store_project_exists(api_req_store(rq), rq->id))
 		return api_req_no_project(rq);
-	if ((runs = store_query_project_runs(st, rq->id)) == NULL)
-		return http_reply_json(rq, 500, NULL);
-	return http_reply_json(rq, MHD_HTTP_OK,
-			       json_pack("{ss so}", "project_id", rq->id, "runs", runs));
+	return api_req_page(rq, json_pack("{ss}", "project_id", rq->id), "runs", RUNS_PAGE,
+			    API_PAGE_MAX, &how);
 }
 
 enum MHD_Result

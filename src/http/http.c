@@ -1,141 +1,86 @@
-/* http: libmicrohttpd in the supervisor's loop, request bodies, CORS
- * preflights and headers, the access log and the response helpers of the
- * routes; guard.c says who may make a request.
+/* http: libmicrohttpd in the supervisor's loop, and the life of a request:
+ * its head checked (http_frame.h), routed, guarded (guard.h), its body
+ * taken within the memory cap, answered (http_reply.c) and logged
+ * (http_log.h).  Connections are accepted, limited and given deadlines by
+ * http_conn.h.
  *
- * MHD calls the access handler at least twice per request: once when the
- * headers are in (we route, authenticate and check the declared size), once
- * per piece of the body, and once more when the request is complete (we
- * answer).  Who may make the request is guard.c's to say, from the headers.
- * An error found from the headers (401, 403, 404, 405, 413, 415) is answered
- * at the end too, the body read and dropped, because a response queued early
- * makes MHD close the connection while a client may still be sending: most
- * clients then fail with EPIPE before they read the answer.  Only a client
- * that waits for "100 Continue" (it sends nothing yet), or a body too large
- * to drop, is answered at once. */
+ * A request is made when MHD has its request line (the URI callback: the
+ * raw target, before MHD decodes it), then MHD calls the access handler at
+ * least twice: once when the headers are in (we route, authenticate and
+ * check the declared size), once per piece of the body, and once more when
+ * the request is complete (we answer).  An error found from the headers
+ * (401, 403, 404, 405, 413, 415, 421, 503) is answered at the end too, the
+ * body read and dropped, because a response queued early makes MHD close
+ * the connection while a client may still be sending: most clients then
+ * fail with EPIPE before they read the answer.  Only a client that waits
+ * for "100 Continue" (it sends nothing yet), a body too large to drop, or a
+ * head whose framing cannot be trusted (its body must not be read at all),
+ * is answered at once. */
 #include "http.h"
 
-#include <arpa/inet.h>
-#include <ctype.h>
-#include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <netdb.h>
-#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/resource.h>
-#include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "clock.h"
-#include "guard.h"
-#include "jsontext.h"
+#include "http_internal.h"
 #include "log.h"
 
-#define HTTP_TIMEOUT_S 120	/* idle connections; a stream that does not drain */
 /* The body of a request answered with an error is read and dropped, up to
  * twice the largest body taken; past it the connection is closed. */
 #define HTTP_DISCARD_MAX(h) (2 * (uint64_t)(h)->body_max)
+#define HTTP_LOG_ADDRESSES 1024	/* addresses whose 401s are summed up apart */
 
-struct http {
-	struct MHD_Daemon *d;
-	const struct http_routes *routes;
-	void *arg;
-	size_t body_max;
-	struct guard guard;	/* token, CORS origins, signed URLs */
-	int epoll_fd;
-	uint64_t resumes_seen;	/* routes->resumes() at the last http_run */
-	bool quiesced;
-	char last_error[256];	/* MHD's last message, for http_start's error */
-};
+static const char timeout_body[] =
+	"{\"error\":\"request timeout: the request was not complete within"
+	" http.request_timeout\"}\n";
 
-
-/* --- listen address --- */
-
-/* "HOST:PORT", "[V6]:PORT" or ":PORT" into ss; *dual when it is [::]. */
-static int
-parse_listen(const char *listen, struct sockaddr_storage *ss, bool *dual, char *err,
-	     size_t errlen)
-{
-	char host[256];
-	const char *colon = strrchr(listen, ':');
-	struct addrinfo hints = { .ai_flags = AI_PASSIVE, .ai_socktype = SOCK_STREAM }, *ai;
-	char *end = NULL;
-	long port = colon != NULL && isdigit((unsigned char)colon[1])
-			    ? strtol(colon + 1, &end, 10) : -1;
-	size_t hl;
-	int rc;
-
-	if (port < 0 || port > 65535 || *end != '\0') {
-		snprintf(err, errlen, "http.listen '%s': expected HOST:PORT", listen);
-		return -1;
-	}
-	hl = (size_t)(colon - listen);
-	if (hl >= 2 && listen[0] == '[' && listen[hl - 1] == ']') {
-		listen++;
-		hl -= 2;
-		hints.ai_family = AF_INET6;
-		hints.ai_flags |= AI_NUMERICHOST;
-	}
-	if (hl >= sizeof(host)) {
-		snprintf(err, errlen, "http.listen '%s': host too long", listen);
-		return -1;
-	}
-	memcpy(host, listen, hl);
-	host[hl] = '\0';
-	if (hl == 0)
-		snprintf(host, sizeof(host), "0.0.0.0");
-	if ((rc = getaddrinfo(host, NULL, &hints, &ai)) != 0) {
-		snprintf(err, errlen, "http.listen '%s': %s", host, gai_strerror(rc));
-		return -1;
-	}
-	memset(ss, 0, sizeof(*ss));
-	memcpy(ss, ai->ai_addr, ai->ai_addrlen);
-	freeaddrinfo(ai);
-	if (ss->ss_family == AF_INET6) {
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
-
-		s6->sin6_port = htons((uint16_t)port);
-		*dual = memcmp(&s6->sin6_addr, &in6addr_any, sizeof(in6addr_any)) == 0;
-	} else {
-		((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
-		*dual = false;
-	}
-	return 0;
-}
-
-/* Connections MHD may hold: what the fd limit leaves after the
- * supervisor's own (workers' pipes, the database, the log). */
-static unsigned
-connection_limit(void)
-{
-	struct rlimit rl;
-	rlim_t n = 1024;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
-		n = rl.rlim_cur;
-	n = n > 256 + 64 ? n - 256 : 64;
-	return n > 10000 ? 10000 : (unsigned)n;
-}
-
-/* --- the access log --- */
+/* --- requests: made, ended --- */
 
 static void
-copy_path(char *dst, const char *url)
+copy_path(struct http_req *rq, const char *path)
 {
-	size_t i;
+	size_t n = strnlen(path, HTTP_PATH_LOG);
 
-	/* MHD has unescaped the path: a %0A must not split the log line. */
-	for (i = 0; url[i] != '\0' && i < HTTP_PATH_LOG; i++)
-		dst[i] = (unsigned char)url[i] < 0x20 || url[i] == 0x7f ? '?' : url[i];
-	dst[i] = '\0';
-	if (url[i] != '\0' && i >= 3)
-		memcpy(dst + i - 3, "...", 3);
+	memcpy(rq->path, path, n);
+	rq->path[n] = '\0';
+	if (path[n] != '\0' && n >= 3)
+		memcpy(rq->path + n - 3, "...", 3);
+}
+
+static void
+req_free(struct http_req *rq)
+{
+	rq->server->bodies -= rq->reserved;
+	free(rq->body);
+	free(rq);
+}
+
+/* The access log line, and the request is gone. */
+static void
+req_end(struct http *h, struct http_req *rq, const char *note)
+{
+	struct http_logline ln;
+
+	h->routes->completed(rq);	/* it may set rq->bytes */
+	ln = (struct http_logline){
+		.method = rq->method, .path = rq->path, .pathlen = strlen(rq->path),
+		.query_token = rq->query_token, .status = rq->status, .bytes = rq->bytes,
+		.ms = clock_now_ms() - rq->start_ms,
+		.note = rq->timed_out ? " (request timeout)" : note,
+		.peer = rq->hc != NULL ? &rq->hc->peer : NULL,
+	};
+	http_log_access(&h->log, &ln, clock_now_ms());
+	if (rq->hc != NULL)
+		rq->hc->rq = NULL;
+	req_free(rq);
 }
 
 static const char *
@@ -156,201 +101,156 @@ termination_note(enum MHD_RequestTerminationCode toe)
 	}
 }
 
+/* An event stream MHD timed out made no progress for the stall timeout:
+ * its unsent bytes go with a reset, not after a FIN the client never
+ * reads (the kernel would keep them for minutes). */
+static const char *
+stream_stalled(struct http *h, struct http_req *rq)
+{
+	h->streams_stalled++;
+	if (rq->hc != NULL)
+		http_conn_reset(rq->hc->fd);
+	return " (stream stalled: dropped, see http.sse_stall_timeout)";
+}
+
 static void
 on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	     enum MHD_RequestTerminationCode toe)
 {
 	struct http *h = cls;
 	struct http_req *rq = *con_cls;
+	struct http_conn *hc;
+	const char *note;
 
 	(void)conn;
 	if (rq == NULL)
 		return;
 	*con_cls = NULL;
-	h->routes->completed(rq);
-	/* The path only: MHD keeps the query string apart, and headers
-	 * (Authorization) are never logged.  A token given in the query is
-	 * marked, never written. */
-	log_info("http: %s %s%s %u %" PRIu64 " %" PRId64 "ms%s", rq->method, rq->path,
-		 rq->query_token ? "?access_token=[redacted]" : "", rq->status, rq->bytes,
-		 clock_now_ms() - rq->start_ms, termination_note(toe));
-	free(rq->body);
-	free(rq);
+	hc = rq->hc;
+	note = toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED && rq->streaming
+		       ? stream_stalled(h, rq) : termination_note(toe);
+	req_end(h, rq, note);
+	if (hc != NULL)
+		http_conn_done(&h->conns, hc, clock_now_ms());
 }
 
-static void
-on_mhd_log(void *cls, const char *fmt, va_list ap)
+/* The request line is in: the raw target is read before MHD decodes it
+ * (%00 and %2F are gone by then), and the request's deadline runs. */
+static void *
+on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 {
 	struct http *h = cls;
-	size_t n;
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	struct http_req *rq = calloc(1, sizeof(*rq));
 
-	vsnprintf(h->last_error, sizeof(h->last_error), fmt, ap);
-	n = strlen(h->last_error);
-	while (n > 0 && (h->last_error[n - 1] == '\n' || h->last_error[n - 1] == '.'))
-		h->last_error[--n] = '\0';
-	/* Once started, MHD mostly reports clients (gone mid-stream, bad
-	 * requests): worth a line, not a warning. */
-	log_msg(h->d == NULL ? LOG_LVL_WARNING : LOG_LVL_INFO, "http: %s", h->last_error);
+	if (rq == NULL)
+		return NULL;
+	rq->arg = h->arg;
+	rq->server = h;
+	rq->conn = conn;
+	rq->start_ms = clock_now_ms();
+	http_frame_target(&rq->target, uri);
+	copy_path(rq, uri);
+	snprintf(rq->method, sizeof(rq->method), "-");
+	if (ci != NULL && (rq->hc = ci->socket_context) != NULL) {
+		rq->hc->rq = rq;
+		http_conn_request(&h->conns, rq->hc, rq->start_ms);
+	}
+	return rq;
 }
 
-/* --- responses --- */
+/* --- connections --- */
 
-/* Every answer to a listed origin says so, whatever the route (an error,
- * a file, a stream): without it the browser hides the answer, and an
- * EventSource takes a refused answer for a network error and reconnects. */
+/* A request MHD ended before its head was read: it refused it itself
+ * (a malformed line, a head too large), the client left, or the deadline
+ * passed. */
 static void
-cors_headers(struct http_req *rq, struct MHD_Response *resp)
+req_abandoned(struct http *h, struct http_req *rq)
 {
-	const struct guard *g = &rq->server->guard;
-	const char *origin;
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(rq->conn, MHD_CONNECTION_INFO_HTTP_STATUS);
 
-	if (g->norigins == 0)
+	if (!rq->timed_out)
+		rq->status = ci != NULL ? ci->http_status : 0;
+	req_end(h, rq, rq->status == 0 ? " (client gone)" : " (refused by libmicrohttpd)");
+}
+
+static void
+on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+	      enum MHD_ConnectionNotificationCode code)
+{
+	struct http *h = cls;
+	struct http_conn *hc = *socket_context;
+	const union MHD_ConnectionInfo *fd, *addr;
+
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		fd = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+		addr = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+		*socket_context = http_conn_started(
+			&h->conns, fd != NULL ? fd->connect_fd : -1,
+			addr != NULL ? addr->client_addr : NULL,
+			addr != NULL ? sizeof(struct sockaddr_storage) : 0, clock_now_ms());
 		return;
-	MHD_add_response_header(resp, "Vary", "Origin");
-	if ((origin = http_header(rq, "Origin")) != NULL && guard_origin_listed(g, origin))
-		MHD_add_response_header(resp, "Access-Control-Allow-Origin", origin);
-}
-
-enum MHD_Result
-http_reply(struct http_req *rq, unsigned status, struct MHD_Response *resp, uint64_t bytes)
-{
-	enum MHD_Result r;
-
-	rq->responded = true;
-	if (resp == NULL) {
-		log_errx("http: %s %s: cannot build the response", rq->method, rq->path);
-		rq->status = 500;
-		return MHD_NO;	/* MHD closes the connection */
 	}
-	cors_headers(rq, resp);
-	rq->status = status;
-	rq->bytes = bytes;
-	r = MHD_queue_response(rq->conn, status, resp);
-	MHD_destroy_response(resp);
-	return r;
+	if (hc == NULL)
+		return;
+	if (hc->rq != NULL)
+		req_abandoned(h, hc->rq);
+	http_conn_closed(&h->conns, hc);
+	*socket_context = NULL;
 }
 
-enum MHD_Result
-http_reply_text(struct http_req *rq, unsigned status, const char *ctype, char *text,
-		size_t len, bool must_free)
+static void
+add_connection(void *arg, int fd, const void *addr, size_t addrlen)
 {
-	struct MHD_Response *resp = MHD_create_response_from_buffer(
-		len, text, must_free ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+	struct http *h = arg;
 
-	if (resp == NULL) {
-		if (must_free)
-			free(text);
-	} else if (MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype) != MHD_YES) {
-		MHD_destroy_response(resp);
-		resp = NULL;
+	/* MHD closes fd when it cannot take it. */
+	if (MHD_add_connection(h->d, fd, addr, (socklen_t)addrlen) != MHD_YES)
+		log_warn("http: cannot take a connection (MHD_add_connection)");
+}
+
+/* The deadline passed: 408 unless an answer is on its way, and the end. */
+static void
+expire(struct http *h, struct http_conn *hc)
+{
+	struct http_req *rq = hc->rq;
+
+	h->refused[HTTP_REFUSED_TIMEOUT]++;
+	if (rq != NULL) {
+		rq->timed_out = true;
+		if (!hc->answered)
+			rq->status = MHD_HTTP_REQUEST_TIMEOUT;
 	}
-	return http_reply(rq, status, resp, len);
+	http_conn_end(hc, timeout_body);
 }
 
-/* Compact JSON and a newline (a terminal's prompt then starts its line). */
-static char *
-json_text(json_t *v, size_t *len)
-{
-	char *t = jsontext_dumps(v, JSON_COMPACT), *p;
+/* --- requests: the head --- */
 
-	json_decref(v);
-	if (t == NULL)
-		return NULL;
-	*len = strlen(t);
-	if ((p = realloc(t, *len + 2)) == NULL) {
-		free(t);
-		return NULL;
-	}
-	p[(*len)++] = '\n';
-	p[*len] = '\0';
-	return p;
-}
-
-enum MHD_Result
-http_reply_json(struct http_req *rq, unsigned status, json_t *v)
-{
-	struct MHD_Response *resp = NULL;
-	size_t len = 0;
-	char *text;
-
-	if (v == NULL)
-		return http_reply_error(rq, 500, "internal error: cannot read the database");
-	if ((text = json_text(v, &len)) != NULL &&
-	    (resp = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE)) == NULL)
-		free(text);
-	if (resp != NULL) {
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-		if (status == MHD_HTTP_UNAUTHORIZED)
-			MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
-		if (status == MHD_HTTP_METHOD_NOT_ALLOWED && rq->allow[0] != '\0')
-			MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, rq->allow);
-	}
-	return http_reply(rq, status, resp, len);
-}
-
-enum MHD_Result
-http_reply_error(struct http_req *rq, unsigned status, const char *fmt, ...)
-{
-	char msg[512];
-	va_list ap;
-	json_t *o;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	/* Truncation may have cut a UTF-8 sequence, which JSON refuses. */
-	if ((o = json_pack("{ss}", "error", msg)) == NULL) {
-		for (char *c = msg; *c != '\0'; c++)
-			if ((unsigned char)*c >= 0x80)
-				*c = '?';
-		o = json_pack("{ss}", "error", msg);
-	}
-	if (o == NULL)
-		return http_reply(rq, status, NULL, 0);
-	return http_reply_json(rq, status, o);
-}
-
-enum MHD_Result
-http_reply_empty(struct http_req *rq, unsigned status)
-{
-	return http_reply(rq, status,
-			  MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT), 0);
-}
-
-const char *
-http_header(struct http_req *rq, const char *name)
-{
-	return MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, name);
-}
-
-const char *
-http_query(struct http_req *rq, const char *name)
-{
-	return MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, name);
-}
-
-/* --- CORS preflights --- */
-
-/* The methods the path takes (the 405's Allow), the headers a page may
- * send (the token, a JSON body, an EventSource's resume point). */
 static enum MHD_Result
-reply_preflight(struct http_req *rq)
+frame_header(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size,
+	     const char *value, size_t value_size)
 {
-	struct MHD_Response *resp;
-
-	if (rq->allow[0] == '\0')
-		return http_reply_error(rq, MHD_HTTP_NOT_FOUND, "not found");
-	resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
-	if (resp != NULL) {
-		MHD_add_response_header(resp, "Access-Control-Allow-Methods", rq->allow);
-		MHD_add_response_header(resp, "Access-Control-Allow-Headers",
-					"Authorization, Content-Type, Last-Event-ID");
-		MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
-	}
-	return http_reply(rq, MHD_HTTP_NO_CONTENT, resp, 0);
+	(void)kind;
+	http_frame_header(cls, key, key_size, value != NULL ? value : "",
+			  value != NULL ? value_size : 0);
+	return MHD_YES;
 }
 
-/* --- requests --- */
+/* Why the head cannot be trusted, or NULL (see http_frame.h). */
+static const char *
+frame_check(struct http_req *rq, const char *method, const char *version)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(rq->conn, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+	struct http_frame f;
+
+	http_frame_init(&f);
+	MHD_get_connection_values_n(rq->conn, MHD_HEADER_KIND, frame_header, &f);
+	return http_frame_verdict(&f, &rq->target, method, version,
+				  ci != NULL ? ci->header_size : 0);
+}
 
 static void
 req_fail(struct http_req *rq, unsigned status, const char *msg)
@@ -375,30 +275,58 @@ answer_early(struct http_req *rq)
 
 /* Nothing more of the body is kept: it is dropped as it comes. */
 static void
+drop_body(struct http_req *rq, unsigned status, const char *msg)
+{
+	req_fail(rq, status, msg);
+	rq->server->bodies -= rq->reserved;
+	free(rq->body);
+	rq->body = NULL;
+	rq->len = rq->cap = rq->reserved = 0;
+}
+
+static void
 too_large(struct http_req *rq)
 {
 	char msg[96];
 
 	snprintf(msg, sizeof(msg), "request body too large (limit %zu bytes)",
 		 rq->server->body_max);
-	req_fail(rq, MHD_HTTP_CONTENT_TOO_LARGE, msg);
-	free(rq->body);
-	rq->body = NULL;
-	rq->len = rq->cap = 0;
+	drop_body(rq, MHD_HTTP_CONTENT_TOO_LARGE, msg);
+}
+
+/* n more bytes of bodies may be held: within http.max_body_memory. */
+static bool
+reserve(struct http_req *rq, size_t n)
+{
+	struct http *h = rq->server;
+
+	if (h->bodies + n > h->bodies_max) {
+		h->refused[HTTP_REFUSED_BODIES]++;
+		drop_body(rq, MHD_HTTP_SERVICE_UNAVAILABLE,
+			  "the service holds as many request bodies as it may"
+			  " (http.max_body_memory): retry later");
+		return false;
+	}
+	h->bodies += n;
+	rq->reserved += n;
+	return true;
 }
 
 /* What guard.c needs to know of the request. */
 static void
-guard_request(struct http *h, struct http_req *rq, const char *url, const char *method,
+guard_request(struct http *h, struct http_req *rq, const char *path, const char *method,
 	      struct guard_req *g)
 {
 	unsigned flags = rq->route != NULL ? h->routes->flags(rq->route) : 0;
 
 	*g = (struct guard_req){
-		.method = method, .path = url, .matched = rq->route != NULL,
+		.method = method, .path = path, .matched = rq->route != NULL,
 		.public = flags & HTTP_ROUTE_PUBLIC, .query_token = flags & HTTP_ROUTE_QUERY_TOKEN,
-		.signed_url = flags & HTTP_ROUTE_SIGNED,
-		.origin = http_header(rq, "Origin"), .host = http_header(rq, MHD_HTTP_HEADER_HOST),
+		.signed_url = flags & HTTP_ROUTE_SIGNED, .any_host = flags & HTTP_ROUTE_ANY_HOST,
+		.origin = http_header(rq, "Origin"),
+		/* RFC 9112 3.2.2: an absolute target's host, not Host. */
+		.host = rq->target.absolute ? rq->target.authority
+					    : http_header(rq, MHD_HTTP_HEADER_HOST),
 		.forwarded_host = http_header(rq, "X-Forwarded-Host"),
 		.authorization = http_header(rq, MHD_HTTP_HEADER_AUTHORIZATION),
 		.content_type = http_header(rq, MHD_HTTP_HEADER_CONTENT_TYPE),
@@ -409,22 +337,38 @@ guard_request(struct http *h, struct http_req *rq, const char *url, const char *
 	};
 }
 
-static enum MHD_Result
-req_begin(struct http *h, struct http_req *rq, const char *url, const char *method)
+/* The route: HEAD is every GET route's, and the 405's Allow says so. */
+static void
+route(struct http *h, struct http_req *rq, const char *path, const char *method,
+      unsigned *status)
+{
+	size_t n;
+
+	rq->head = strcmp(method, "HEAD") == 0;
+	rq->route = h->routes->match(rq->head ? "GET" : method, path, rq->id, rq->id2, status,
+				     rq->allow, sizeof(rq->allow));
+	n = strlen(rq->allow);
+	if (strstr(rq->allow, "GET") != NULL && strstr(rq->allow, "HEAD") == NULL)
+		snprintf(rq->allow + n, sizeof(rq->allow) - n, ", HEAD");
+}
+
+static void
+req_guard(struct http *h, struct http_req *rq, const char *path, const char *method)
 {
 	unsigned status = 0;
 	struct guard_req g;
 	char msg[sizeof(rq->err_msg)];
 
-	rq->route = h->routes->match(method, url, rq->id, rq->id2, &status, rq->allow,
-				     sizeof(rq->allow));
-	guard_request(h, rq, url, method, &g);
+	route(h, rq, path, method, &status);
+	guard_request(h, rq, path, method, &g);
 	rq->query_token = g.access_token != NULL;
 	switch (guard_check(&h->guard, &g, &status, msg, sizeof(msg))) {
 	case GUARD_PREFLIGHT:
 		rq->preflight = true;
 		break;
 	case GUARD_REFUSE:
+		if (status == MHD_HTTP_MISDIRECTED_REQUEST)
+			h->refused[HTTP_REFUSED_HOST]++;
 		req_fail(rq, status, msg);
 		break;
 	case GUARD_PASS:
@@ -433,35 +377,62 @@ req_begin(struct http *h, struct http_req *rq, const char *url, const char *meth
 						     ? "method not allowed" : "not found");
 		break;
 	}
+}
+
+static enum MHD_Result
+req_begin(struct http *h, struct http_req *rq, const char *url, const char *method,
+	  const char *version)
+{
+	const char *path = http_frame_path(&rq->target, url), *why;
+
+	rq->begun = true;
+	snprintf(rq->method, sizeof(rq->method), "%s", method);
+	copy_path(rq, path);
+	if ((why = frame_check(rq, method, version)) != NULL) {
+		h->refused[HTTP_REFUSED_FRAMING]++;
+		rq->close = true;
+		return http_reply_error(rq, MHD_HTTP_BAD_REQUEST, "bad request: %s", why);
+	}
+	req_guard(h, rq, path, method);
 	if (rq->err_status == 0 && !rq->preflight && (h->routes->flags(rq->route) & HTTP_ROUTE_BODY)) {
 		const char *cl = http_header(rq, MHD_HTTP_HEADER_CONTENT_LENGTH);
-
 		/* strtoull saturates at ULLONG_MAX, itself too large. */
-		if (cl != NULL && strtoull(cl, NULL, 10) > h->body_max)
+		unsigned long long n = cl != NULL ? strtoull(cl, NULL, 10) : 0;
+
+		if (n > h->body_max)
 			too_large(rq);
+		else if (n > 0)
+			reserve(rq, n);
 	}
 	if (rq->err_status != 0 && answer_early(rq))
 		return http_reply_error(rq, rq->err_status, "%s", rq->err_msg);
 	return MHD_YES;
 }
 
+/* --- requests: the body and the answer --- */
+
 static enum MHD_Result
 req_body(struct http_req *rq, const char *data, size_t n)
 {
+	struct http *h = rq->server;
+
 	rq->received += n;
-	if (rq->err_status != 0 || rq->preflight ||
-	    !(rq->server->routes->flags(rq->route) & HTTP_ROUTE_BODY))
-		return rq->received > HTTP_DISCARD_MAX(rq->server) ? MHD_NO : MHD_YES;
-	if (rq->len + n > rq->server->body_max) {
+	if (rq->err_status != 0 || rq->preflight || !(h->routes->flags(rq->route) & HTTP_ROUTE_BODY))
+		return rq->received > HTTP_DISCARD_MAX(h) ? MHD_NO : MHD_YES;
+	if (rq->len + n > h->body_max) {
 		too_large(rq);
 		return MHD_YES;
 	}
 	if (rq->len + n + 1 > rq->cap) {
-		size_t cap = rq->cap != 0 ? rq->cap : 4096;
+		/* A declared size is held whole at once; a chunked body grows. */
+		size_t cap = rq->reserved > rq->cap ? rq->reserved + 1
+			   : rq->cap != 0 ? rq->cap : 4096;
 		char *p;
 
 		while (cap < rq->len + n + 1)
 			cap *= 2;
+		if (cap > rq->reserved && !reserve(rq, cap - rq->reserved))
+			return MHD_YES;
 		if ((p = realloc(rq->body, cap)) == NULL)
 			return MHD_NO;
 		rq->body = p;
@@ -473,20 +444,22 @@ req_body(struct http_req *rq, const char *data, size_t n)
 	return MHD_YES;
 }
 
-static struct http_req *
-req_new(struct http *h, struct MHD_Connection *conn, const char *url, const char *method)
+static enum MHD_Result
+req_answer(struct http *h, struct http_req *rq)
 {
-	struct http_req *rq = calloc(1, sizeof(*rq));
+	enum MHD_Result r;
 
-	if (rq == NULL)
-		return NULL;
-	rq->arg = h->arg;
-	rq->server = h;
-	rq->conn = conn;
-	rq->start_ms = clock_now_ms();
-	snprintf(rq->method, sizeof(rq->method), "%s", method);
-	copy_path(rq->path, url);
-	return rq;
+	if (rq->err_status != 0)
+		return http_reply_error(rq, rq->err_status, "%s", rq->err_msg);
+	if (rq->preflight)
+		return http_reply_preflight(rq);
+	r = h->routes->handle(rq);
+	/* The handler is done with the body: a stream must not hold it. */
+	h->bodies -= rq->reserved;
+	rq->reserved = 0;
+	free(rq->body);
+	rq->body = NULL;
+	return r;
 }
 
 static enum MHD_Result
@@ -497,43 +470,55 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 	struct http_req *rq = *con_cls;
 	size_t n;
 
-	(void)version;
-	if (rq == NULL) {
-		if ((rq = req_new(h, conn, url, method)) == NULL)
-			return MHD_NO;
-		*con_cls = rq;
-		return req_begin(h, rq, url, method);
-	}
+	(void)conn;
+	if (rq == NULL)
+		return MHD_NO;	/* the URI callback ran out of memory */
+	if (!rq->begun)
+		return req_begin(h, rq, url, method, version);
 	if ((n = *upload_size) != 0) {
 		*upload_size = 0;
 		return req_body(rq, upload, n);
 	}
 	if (rq->responded)
 		return MHD_YES;
-	if (rq->err_status != 0)
-		return http_reply_error(rq, rq->err_status, "%s", rq->err_msg);
-	if (rq->preflight)
-		return reply_preflight(rq);
-	return h->routes->handle(rq);
+	return req_answer(h, rq);
 }
 
 /* --- the daemon --- */
 
-static struct MHD_Daemon *
-daemon_start(struct http *h, const struct sockaddr_storage *ss, bool dual)
+static void
+on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
-	unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+	struct http *h = cls;
+	char msg[512];
+	size_t n;
 
-	if (ss->ss_family == AF_INET6)
-		flags |= dual ? MHD_USE_DUAL_STACK : MHD_USE_IPv6;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	n = strlen(msg);
+	while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '.'))
+		msg[--n] = '\0';
+	/* MHD may quote what a client sent. */
+	http_log_escape(h->last_error, sizeof(h->last_error), msg, n, false);
+	/* Once started, MHD mostly reports clients (gone mid-stream, bad
+	 * requests): worth a line, not a warning. */
+	log_msg(h->d == NULL ? LOG_LVL_WARNING : LOG_LVL_INFO, "http: %s", h->last_error);
+}
+
+static struct MHD_Daemon *
+daemon_start(struct http *h)
+{
+	unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
+			 MHD_USE_NO_LISTEN_SOCKET;
+
 	return MHD_start_daemon(
 		flags, 0, NULL, NULL, on_request, h,
 		/* First, or MHD logs the options' errors on its own. */
 		MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
-		MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)ss,
-		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_TIMEOUT_S,
-		MHD_OPTION_CONNECTION_LIMIT, connection_limit(),
+		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_IDLE_S,
+		MHD_OPTION_CONNECTION_LIMIT, h->conns.max,
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+		MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
+		MHD_OPTION_URI_LOG_CALLBACK, on_uri, h,
 		/* SIGPIPE is ignored (below): MHD may use sendfile(). */
 		MHD_OPTION_SIGPIPE_HANDLED_BY_APP, (unsigned)1,
 		MHD_OPTION_END);
@@ -554,15 +539,64 @@ http_set_cors(struct http *h, char *const *origins, size_t n)
 		fatalx("out of memory");
 }
 
+void
+http_set_server_names(struct http *h, char *const *names, size_t n)
+{
+	if (h != NULL && guard_set_names(&h->guard, names, n, h->listen, h->port) < 0)
+		fatalx("out of memory");
+}
+
+void
+http_set_limits(struct http *h, unsigned per_ip, int stall_s, size_t bodies_max)
+{
+	if (h == NULL)
+		return;
+	h->conns.per_ip = per_ip < h->conns.max ? per_ip : h->conns.max;
+	h->stall_s = (unsigned)stall_s;
+	h->bodies_max = bodies_max;
+}
+
+static int
+http_setup(struct http *h, const struct http_opts *o, char *err, size_t errlen)
+{
+	const union MHD_DaemonInfo *info;
+
+	h->body_max = o->body_max;
+	h->bodies_max = o->bodies_max;
+	h->stall_s = (unsigned)o->stall_s;
+	h->guard.urlsig = o->urlsig;
+	if ((h->listen = strdup(o->listen)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	http_set_token(h, o->token);
+	http_set_cors(h, o->cors_origins, o->ncors);
+	if (http_log_init(&h->log, HTTP_LOG_ADDRESSES) < 0) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	if (http_conn_listen(&h->conns, o->listen, o->max_connections, o->max_connections_per_ip,
+			     o->request_timeout_s, &h->port, err, errlen) < 0 ||
+	    mhd_load(err, errlen) < 0)
+		return -1;
+	http_set_server_names(h, o->server_names, o->nserver_names);
+	/* A client gone mid-response must give EPIPE, not kill the service. */
+	signal(SIGPIPE, SIG_IGN);
+	if ((h->d = daemon_start(h)) == NULL ||
+	    (info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_EPOLL_FD)) == NULL) {
+		snprintf(err, errlen, "http.listen %s: %s", o->listen,
+			 h->last_error[0] != '\0' ? h->last_error : "cannot start the HTTP server");
+		return -1;
+	}
+	h->epoll_fd = info->epoll_fd;
+	return 0;
+}
+
 struct http *
 http_start(const struct http_routes *routes, void *arg, const struct http_opts *o, char *err,
 	   size_t errlen)
 {
-	const char *listen = o->listen;
 	struct http *h = calloc(1, sizeof(*h));
-	struct sockaddr_storage ss;
-	const union MHD_DaemonInfo *info;
-	bool dual;
 
 	if (h == NULL) {
 		snprintf(err, errlen, "out of memory");
@@ -570,93 +604,84 @@ http_start(const struct http_routes *routes, void *arg, const struct http_opts *
 	}
 	h->routes = routes;
 	h->arg = arg;
-	h->body_max = o->body_max;
-	h->guard.urlsig = o->urlsig;
-	http_set_token(h, o->token);
-	http_set_cors(h, o->cors_origins, o->ncors);
-	if (parse_listen(listen, &ss, &dual, err, errlen) < 0) {
+	h->conns.listen_fd = -1;
+	if (http_setup(h, o, err, errlen) < 0) {
 		http_free(h);
 		return NULL;
 	}
-	if (mhd_load(err, errlen) < 0) {
-		http_free(h);
-		return NULL;
-	}
-	/* A client gone mid-response must give EPIPE, not kill the service. */
-	signal(SIGPIPE, SIG_IGN);
-	if ((h->d = daemon_start(h, &ss, dual)) == NULL ||
-	    (info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_EPOLL_FD)) == NULL) {
-		snprintf(err, errlen, "http.listen %s: %s", listen,
-			 h->last_error[0] != '\0' ? h->last_error : "cannot start the HTTP server");
-		http_free(h);
-		return NULL;
-	}
-	h->epoll_fd = info->epoll_fd;
-	log_info("http: listening on %s (port %d)%s", listen, http_port(h),
+	log_info("http: listening on %s (port %d)%s", o->listen, h->port,
 		 h->guard.token != NULL ? ", bearer token required for /v1" : "");
 	return h;
 }
 
 int
-http_poll_fd(const struct http *h)
+http_poll_fds(const struct http *h, struct pollfd *pfd, int max)
 {
-	return h->epoll_fd;
+	int n = 0;
+
+	if (n < max)
+		pfd[n++] = (struct pollfd){ .fd = h->epoll_fd, .events = POLLIN };
+	if (n < max && h->conns.listen_fd >= 0)
+		pfd[n++] = (struct pollfd){ .fd = h->conns.listen_fd, .events = POLLIN };
+	return n;
 }
 
 int
 http_timeout_ms(struct http *h)
 {
 	MHD_UNSIGNED_LONG_LONG t;
+	int conn = http_conn_timeout_ms(&h->conns, clock_now_ms());
 
 	/* A connection resumed since MHD_run began is only processed by the
 	 * next MHD_run. */
 	if (h->routes->resumes != NULL && h->routes->resumes(h->arg) != h->resumes_seen)
 		return 0;
 	if (MHD_get_timeout(h->d, &t) != MHD_YES)
-		return -1;
-	return t > INT_MAX ? INT_MAX : (int)t;
+		return conn;
+	if (t > INT_MAX)
+		t = INT_MAX;
+	return conn >= 0 && conn < (int)t ? conn : (int)t;
 }
 
 void
-http_run(struct http *h)
+http_run(struct http *h, const struct pollfd *pfd, int n)
 {
+	int64_t now = clock_now_ms();
+	struct http_conn *hc;
+
+	for (int i = 0; i < n; i++)
+		if (pfd[i].fd == h->conns.listen_fd && (pfd[i].revents & POLLIN))
+			http_conn_accept(&h->conns, now, add_connection, h);
+	while ((hc = http_conn_expired(&h->conns, now)) != NULL)
+		expire(h, hc);
 	/* Noted before MHD_run: resumes made by handlers inside it (a run
 	 * started with an SSE response emits events) need another pass. */
 	if (h->routes->resumes != NULL)
 		h->resumes_seen = h->routes->resumes(h->arg);
 	MHD_run(h->d);
+	http_log_tick(&h->log, now);
 }
 
 void
 http_quiesce(struct http *h)
 {
-	MHD_socket fd;
-
 	if (h == NULL || h->quiesced)
 		return;
 	h->quiesced = true;
-	/* The listening socket is ours to close once MHD lets go of it. */
-	if ((fd = MHD_quiesce_daemon(h->d)) != MHD_INVALID_SOCKET)
-		close(fd);
+	http_conn_quiesce(&h->conns);
 	log_info("http: no longer accepting connections (%u open)", http_connections(h));
 }
 
 int
 http_port(const struct http *h)
 {
-	const union MHD_DaemonInfo *info =
-		MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
-
-	return info != NULL ? info->port : -1;
+	return h->port;
 }
 
 unsigned
 http_connections(const struct http *h)
 {
-	const union MHD_DaemonInfo *info =
-		MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
-
-	return info != NULL ? info->num_connections : 0;
+	return h->conns.open;
 }
 
 void
@@ -671,6 +696,10 @@ http_free(struct http *h)
 			h->routes->shutdown(h->arg);
 		MHD_stop_daemon(h->d);
 	}
+	http_log_tick(&h->log, INT64_MAX);	/* what is held is said now */
+	http_conn_free(&h->conns);
+	http_log_free(&h->log);
 	guard_free(&h->guard);
+	free(h->listen);
 	free(h);
 }

@@ -25,6 +25,10 @@ struct mhd_api {
 	__typeof__(&MHD_get_timeout) get_timeout;
 	__typeof__(&MHD_get_daemon_info) get_daemon_info;
 	__typeof__(&MHD_lookup_connection_value) lookup_connection_value;
+	__typeof__(&MHD_get_connection_values_n) get_connection_values_n;
+	__typeof__(&MHD_get_connection_info) get_connection_info;
+	__typeof__(&MHD_set_connection_option) set_connection_option;
+	__typeof__(&MHD_add_connection) add_connection;
 	__typeof__(&MHD_suspend_connection) suspend_connection;
 	__typeof__(&MHD_resume_connection) resume_connection;
 	__typeof__(&MHD_create_response_from_buffer) create_response_from_buffer;
@@ -48,6 +52,10 @@ int mhd_load(char *err, size_t errlen);
 #define MHD_get_timeout mhd.get_timeout
 #define MHD_get_daemon_info mhd.get_daemon_info
 #define MHD_lookup_connection_value mhd.lookup_connection_value
+#define MHD_get_connection_values_n mhd.get_connection_values_n
+#define MHD_get_connection_info mhd.get_connection_info
+#define MHD_set_connection_option mhd.set_connection_option
+#define MHD_add_connection mhd.add_connection
 #define MHD_suspend_connection mhd.suspend_connection
 #define MHD_resume_connection mhd.resume_connection
 #define MHD_create_response_from_buffer mhd.create_response_from_buffer

@@ -76,6 +76,12 @@ warm_providers(struct service *sv)
 	}
 }
 
+bool
+service_token_required(struct service *sv)
+{
+	return sv->cfg->http_token != NULL;
+}
+
 struct store *
 service_store(struct service *sv)
 {
@@ -198,10 +204,18 @@ cluster_metrics(struct service *sv, char *text)
 char *
 service_metrics(struct service *sv)
 {
+	struct metrics_runs runs = { sup_active_runs(sv->sup), sup_queued_runs(sv->sup) };
 	char *text = metrics_render(&sv->metrics, sv->st, sup_busy_workers(sv->sup),
-				    sv->cfg->workers_max, sup_active_runs(sv->sup));
+				    sv->cfg->workers_max, &runs);
+	char *more = sv->http != NULL ? http_metrics(sv->http) : NULL, *all = NULL;
 
-	return sv->cfg->database_pg ? cluster_metrics(sv, text) : text;
+	if (text != NULL && sv->cfg->database_pg)
+		text = cluster_metrics(sv, text);
+	if (text != NULL && more != NULL && asprintf(&all, "%s%s", text, more) < 0)
+		all = NULL;
+	free(text);
+	free(more);
+	return all;
 }
 
 int
@@ -253,10 +267,14 @@ refusal_status(enum stage_refusal why)
 
 int
 service_start(struct service *sv, const char *project_id, json_t *storyboard_ids, bool no_cache,
-	      bool only_missing, char run_id[37], char *err, size_t errlen)
+	      bool only_missing, char run_id[37], bool *queued, char *err, size_t errlen)
 {
+	/* Beyond what the service processes at once a run waits its turn:
+	 * accepted all the same, never refused for want of room. */
 	struct stage_request req = { .project_id = project_id, .storyboard_ids = storyboard_ids,
-				     .no_cache = no_cache, .missing_only = only_missing };
+				     .no_cache = no_cache, .missing_only = only_missing,
+				     .queued = !sup_has_room(sv->sup),
+				     .ahead = sup_queued_runs(sv->sup) };
 	enum stage_refusal why;
 	struct run *r;
 
@@ -271,8 +289,8 @@ service_start(struct service *sv, const char *project_id, json_t *storyboard_ids
 	if (sup_add_run(sv->sup, r) < 0) {
 		store_savepoint_rollback(sv->st);
 		run_free(r);
-		snprintf(err, errlen, "too many runs in progress");
-		return 409;
+		snprintf(err, errlen, "out of memory: no room for another run");
+		return 503;
 	}
 	/* Committed before the 202 (or the stream) goes out, see
 	 * hook_poll_ready: requests run outside the loop's transaction, so
@@ -287,6 +305,7 @@ service_start(struct service *sv, const char *project_id, json_t *storyboard_ids
 	}
 	sv->metrics.runs_started++;
 	memcpy(run_id, r->id, 37);
+	*queued = r->queued;
 	return 202;
 }
 
@@ -501,12 +520,13 @@ hook_poll_fds(void *arg, struct pollfd *pfd, int max, int *timeout_ms)
 {
 	struct service *sv = arg;
 	int64_t now = clock_now_ms();
-	int t;
+	int t, n;
 
-	if (max < 1 || sv->http == NULL)
+	if (sv->http == NULL)
 		return 0;
-	pfd[0] = (struct pollfd){ .fd = http_poll_fd(sv->http), .events = POLLIN };
-	/* The nearest of: MHD's own timers, the SSE keepalive, the watchdog. */
+	n = http_poll_fds(sv->http, pfd, max);
+	/* The nearest of: MHD's own timers and the connections' deadlines,
+	 * the SSE keepalive, the watchdog. */
 	t = http_timeout_ms(sv->http);
 	if (t >= 0 && (*timeout_ms < 0 || t < *timeout_ms))
 		*timeout_ms = t;
@@ -516,7 +536,7 @@ hook_poll_fds(void *arg, struct pollfd *pfd, int max, int *timeout_ms)
 	t = notify_watchdog(now);
 	if (t >= 0 && (*timeout_ms < 0 || t < *timeout_ms))
 		*timeout_ms = t;
-	return 1;
+	return n;
 }
 
 static void
@@ -524,8 +544,6 @@ hook_poll_ready(void *arg, struct pollfd *pfd, int n)
 {
 	struct service *sv = arg;
 
-	(void)pfd;
-	(void)n;
 	sse_tick(sv->sse, clock_now_ms());
 	if (sv->http != NULL) {
 		/* Nothing is told to a client before it is on disk: MHD sends
@@ -536,7 +554,7 @@ hook_poll_ready(void *arg, struct pollfd *pfd, int n)
 		 * the loop's commit would take back an event a client already
 		 * has, and the resumed run would reuse its seq. */
 		store_commit(sv->st);
-		http_run(sv->http);
+		http_run(sv->http, pfd, n);
 		store_begin(sv->st);
 	}
 }
@@ -644,11 +662,18 @@ hook_reload(void *arg)
 		log_warnx("http.listen changed: takes effect at the next start");
 	if (strcmp(cfg->database, sv->cfg->database) != 0)
 		log_warnx("database changed: takes effect at the next start");
+	if (cfg->http_max_connections != sv->cfg->http_max_connections ||
+	    cfg->http_request_timeout != sv->cfg->http_request_timeout)
+		log_warnx("http.max_connections or http.request_timeout changed: takes effect at"
+			  " the next start");
 	config_free(sv->cfg);
 	sv->cfg = cfg;
 	urlsig_replace(&sv->urlsig, &fresh);
 	http_set_token(sv->http, cfg->http_token);
 	http_set_cors(sv->http, cfg->http_cors_origins, cfg->http_ncors);
+	http_set_server_names(sv->http, cfg->http_server_names, cfg->http_nserver_names);
+	http_set_limits(sv->http, (unsigned)cfg->http_max_connections_per_ip,
+			cfg->http_sse_stall_timeout, (size_t)cfg->http_max_body_memory);
 	warm_providers(sv);
 	log_info("reloaded: %zu providers, %d workers", cfg->nproviders, cfg->workers_max);
 	reload_done(sv, "ok", "");
@@ -678,7 +703,8 @@ recover(struct service *sv)
 			run_free(r);
 			continue;
 		}
-		log_info("resumed run %s: %zu storyboards to go", id, r->qlen);
+		log_info("resumed run %s%s: %zu storyboards to go", id,
+			 r->queued ? " (queued)" : "", r->qlen);
 	}
 	json_decref(runs);
 }
@@ -718,9 +744,18 @@ service_open(struct service *sv, const struct http_routes *routes, char *err, si
 		sse_set_poll(sv->sse, SSE_POLL_MS);
 	events_add_sink(&sv->ev, sse_sink, sv->sse);
 	sup_watch_events(sv->sup, &sv->ev);
-	ho = (struct http_opts){ .listen = sv->cfg->http_listen, .token = sv->cfg->http_token,
-				 .body_max = PROJECT_FILE_MAX, .cors_origins = sv->cfg->http_cors_origins,
-				 .ncors = sv->cfg->http_ncors, .urlsig = &sv->urlsig };
+	ho = (struct http_opts){
+		.listen = sv->cfg->http_listen, .token = sv->cfg->http_token,
+		.body_max = PROJECT_FILE_MAX, .cors_origins = sv->cfg->http_cors_origins,
+		.ncors = sv->cfg->http_ncors, .urlsig = &sv->urlsig,
+		.server_names = sv->cfg->http_server_names,
+		.nserver_names = sv->cfg->http_nserver_names,
+		.max_connections = (unsigned)sv->cfg->http_max_connections,
+		.max_connections_per_ip = (unsigned)sv->cfg->http_max_connections_per_ip,
+		.request_timeout_s = sv->cfg->http_request_timeout,
+		.stall_s = sv->cfg->http_sse_stall_timeout,
+		.bodies_max = (size_t)sv->cfg->http_max_body_memory,
+	};
 	if ((sv->http = http_start(routes, sv, &ho, err, errlen)) == NULL)
 		return -1;
 	hooks.arg = sv;

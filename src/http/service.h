@@ -35,15 +35,20 @@ void service_free(struct service *sv);
 struct store *service_store(struct service *sv);
 struct sse *service_sse(struct service *sv);
 const struct urlsig *service_urlsig(struct service *sv);
+/* A token is configured: /v1 needs it (the dashboard asks for it). */
+bool service_token_required(struct service *sv);
 /* The run is in memory and has not sent `done` yet (an sse_live_fn). */
 bool service_run_live(void *sv, const char *run_id);
 
 /* Each returns an HTTP status: 200/201/202 on success, else 400, 404, 409,
- * 413, 422 or 500 with one line in err.  Nothing changes on a refusal. */
+ * 413, 422, 500 or 503 (out of memory) with one line in err.  Nothing
+ * changes on a refusal. */
 int service_import(struct service *sv, const char *body, size_t len, char project_id[37],
 		   char *err, size_t errlen);
+/* *queued: the run waits for room (status 'queued') rather than starting. */
 int service_start(struct service *sv, const char *project_id, json_t *storyboard_ids,
-		  bool no_cache, bool only_missing, char run_id[37], char *err, size_t errlen);
+		  bool no_cache, bool only_missing, char run_id[37], bool *queued, char *err,
+		  size_t errlen);
 int service_cancel(struct service *sv, const char *project_id, char run_id[37], char *err,
 		   size_t errlen);
 

@@ -17,6 +17,7 @@
 #include "clock.h"
 #include "log.h"
 #include "run.h"
+#include "sse_feed.h"
 #include "store.h"
 #include "urlsig.h"
 
@@ -24,6 +25,9 @@ struct sse_client {
 	struct sse_client *prev, *next;
 	struct sse *s;			/* NULL once sse_free detached it */
 	struct sse_client **link;	/* the request's pointer to us, or NULL */
+	struct sse_feed *feed;		/* its run's latest events, or NULL */
+	struct sse_client *wake_prev, *wake_next; /* queued to be resumed */
+	bool wake_pending;
 	struct MHD_Connection *conn;
 	char run_id[37];
 	char project_id[37];
@@ -60,6 +64,8 @@ struct sse {
 	sse_live_fn *live;
 	void *live_arg;
 	struct sse_client *head;
+	struct sse_feeds feeds;		/* the latest events of the runs followed */
+	struct sse_client *wake_head, *wake_tail; /* suspended, to be resumed */
 	unsigned nclients;
 	int64_t next_keepalive;
 	uint64_t resumes;
@@ -92,8 +98,11 @@ sse_free(struct sse *s)
 	for (struct sse_client *c = s->head, *next; c != NULL; c = next) {
 		next = c->next;
 		c->s = NULL;
+		c->feed = NULL;
 		c->prev = c->next = NULL;
+		c->wake_pending = false;
 	}
+	sse_feed_free_all(&s->feeds);
 	for (int i = 0; i < SSE_SIGNED_SLOTS; i++)
 		free(s->signed_events[i].text);
 	free(s);
@@ -116,6 +125,42 @@ client_resume(struct sse_client *c)
 	if (c->s != NULL)
 		c->s->resumes++;
 	MHD_resume_connection(c->conn);
+}
+
+/* --- waking suspended clients, a batch per loop iteration --- */
+
+/* Queued to be resumed: a resumed client costs MHD a read and a write, and
+ * 500 of them at once held the loop for 10 ms and more per event. */
+static void
+wake_later(struct sse *s, struct sse_client *c)
+{
+	if (!c->suspended || c->wake_pending)
+		return;
+	c->wake_pending = true;
+	c->wake_next = NULL;
+	c->wake_prev = s->wake_tail;
+	if (s->wake_tail != NULL)
+		s->wake_tail->wake_next = c;
+	else
+		s->wake_head = c;
+	s->wake_tail = c;
+}
+
+static void
+wake_cancel(struct sse *s, struct sse_client *c)
+{
+	if (!c->wake_pending)
+		return;
+	if (c->wake_prev != NULL)
+		c->wake_prev->wake_next = c->wake_next;
+	else
+		s->wake_head = c->wake_next;
+	if (c->wake_next != NULL)
+		c->wake_next->wake_prev = c->wake_prev;
+	else
+		s->wake_tail = c->wake_prev;
+	c->wake_pending = false;
+	c->wake_prev = c->wake_next = NULL;
 }
 
 /* --- the pending text --- */
@@ -193,13 +238,52 @@ signed_body(struct sse *s, const char *run_id, int64_t seq, const char *type,
 	return text;
 }
 
+static unsigned
+key_gen(const struct sse *s)
+{
+	return s->urlsig != NULL ? s->urlsig->gen : 0;
+}
+
+/* An event read from the database, for this client and, through the feed,
+ * for the others of its run. */
 static int
 add_event(struct sse_client *c, int64_t seq, const char *type, const char *body)
 {
+	size_t start = c->len;
+
 	body = signed_body(c->s, c->run_id, seq, type, body);
 	/* The body is compact JSON: its newlines are escaped, so it is one
 	 * data: line. */
-	return strchr(body, '\n') != NULL ? -1 : buf_event(c, seq, body);
+	if (strchr(body, '\n') != NULL || buf_event(c, seq, body) < 0)
+		return -1;
+	/* Out of memory there costs the others a read of their own. */
+	sse_feed_put(c->feed, seq, key_gen(c->s), c->buf + start, c->len - start,
+		     type != NULL && strcmp(type, "done") == 0);
+	return 0;
+}
+
+/* The events after the cursor that another client of the run has read
+ * already.  Returns how many were added, -1 on error. */
+static int
+fill_from_feed(struct sse_client *c)
+{
+	const char *text;
+	size_t len;
+	bool done;
+	int added = 0;
+
+	while (c->len < SSE_BUF_SOFT &&
+	       (text = sse_feed_get(c->feed, c->next_seq, key_gen(c->s), &len, &done)) != NULL) {
+		if (buf_append(c, text, len) < 0)
+			return -1;
+		c->next_seq++;
+		added++;
+		if (done) {
+			c->done_sent = true;
+			break;
+		}
+	}
+	return added;
 }
 
 /* Appends the rows after the cursor, up to about SSE_BUF_SOFT bytes.
@@ -247,7 +331,9 @@ refill(struct sse_client *c)
 	buf_reset(c);
 	if (c->done_sent || c->closing)
 		return REFILL_END;
-	if ((n = fill_events(c, s->st)) < 0) {
+	if ((n = fill_from_feed(c)) == 0)
+		n = fill_events(c, s->st);
+	if (n < 0) {
 		log_warnx("sse: run %s: cannot read events after %" PRId64, c->run_id,
 			  c->next_seq - 1);
 		return REFILL_ERROR;
@@ -303,6 +389,8 @@ client_free(void *cls)
 	if (c->link != NULL)
 		*c->link = NULL;
 	if (s != NULL) {
+		wake_cancel(s, c);
+		sse_feed_leave(&s->feeds, c->feed);
 		if (c->prev != NULL)
 			c->prev->next = c->next;
 		else
@@ -398,6 +486,7 @@ sse_response(struct sse *s, struct MHD_Connection *conn, const char *run_id,
 		s->head->prev = c;
 	s->head = c;
 	s->nclients++;
+	c->feed = sse_feed_follow(&s->feeds, run_id);
 	c->link = link;
 	*link = c;
 	/* X-Accel-Buffering: a proxy such as nginx would otherwise hold the
@@ -460,7 +549,7 @@ sse_sink(void *arg, const struct run *r, json_t *ev, const char *line)
 		if (strcmp(c->run_id, r->id) != 0)
 			continue;
 		check_lag(c, r->seq);
-		client_resume(c);
+		wake_later(s, c);
 	}
 }
 
@@ -473,7 +562,7 @@ poll_clients(struct sse *s, int64_t now)
 		return;
 	s->next_poll = now + s->poll_ms;
 	for (struct sse_client *c = s->head; c != NULL; c = c->next)
-		client_resume(c);
+		wake_later(s, c);
 }
 
 void
@@ -481,13 +570,19 @@ sse_tick(struct sse *s, int64_t now)
 {
 	if (s->head != NULL)
 		poll_clients(s, now);
-	if (s->head == NULL || now < s->next_keepalive)
-		return;
-	s->next_keepalive = now + SSE_KEEPALIVE_MS;
-	/* A client busy writing sends its comment when its text runs out;
-	 * any event it sends first does as well. */
-	for (struct sse_client *c = s->head; c != NULL; c = c->next) {
-		c->keepalive = true;
+	if (s->head != NULL && now >= s->next_keepalive) {
+		s->next_keepalive = now + SSE_KEEPALIVE_MS;
+		/* A client busy writing sends its comment when its text runs
+		 * out; any event it sends first does as well. */
+		for (struct sse_client *c = s->head; c != NULL; c = c->next) {
+			c->keepalive = true;
+			wake_later(s, c);
+		}
+	}
+	for (int i = 0; i < SSE_WAKE_BATCH && s->wake_head != NULL; i++) {
+		struct sse_client *c = s->wake_head;
+
+		wake_cancel(s, c);
 		client_resume(c);
 	}
 }
@@ -499,6 +594,8 @@ sse_timeout_ms(struct sse *s, int64_t now)
 
 	if (s->head == NULL)
 		return -1;
+	if (s->wake_head != NULL)
+		return 0;	/* the next batch */
 	t = s->next_keepalive - now;
 	if (s->poll_ms > 0 && s->next_poll - now < t)
 		t = s->next_poll - now;
@@ -510,6 +607,7 @@ sse_shutdown(struct sse *s)
 {
 	for (struct sse_client *c = s->head; c != NULL; c = c->next) {
 		c->closing = true;
+		wake_cancel(s, c);
 		client_resume(c);
 	}
 }
@@ -518,8 +616,8 @@ void
 sse_wake(struct sse *s, const char *run_id)
 {
 	for (struct sse_client *c = s->head; c != NULL; c = c->next)
-		if (strcmp(c->run_id, run_id) == 0)
-			client_resume(c);
+		if (run_id == NULL || strcmp(c->run_id, run_id) == 0)
+			wake_later(s, c);
 }
 
 void

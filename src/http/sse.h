@@ -27,6 +27,7 @@ struct sse_client;
 #define SSE_BACKLOG_GRACE_MS 30000 /* ...for this long before it is dropped */
 #define SSE_FETCH 64		/* rows per read of run_events */
 #define SSE_BUF_SOFT 16384	/* refill stops adding events past this */
+#define SSE_WAKE_BATCH 64	/* clients resumed per loop iteration at most */
 
 /* True while the run with this id may still get events. */
 typedef bool sse_live_fn(void *arg, const char *run_id);
@@ -37,7 +38,8 @@ struct sse *sse_new(struct store *st, const struct urlsig *urlsig, sse_live_fn *
 /* Detaches the clients still open (http_free ends them first). */
 void sse_free(struct sse *s);
 
-/* An events sink (events_add_sink): resumes the run's suspended clients. */
+/* An events sink (events_add_sink): the run's suspended clients are to be
+ * resumed. */
 void sse_sink(void *arg, const struct run *r, json_t *ev, const char *line);
 /* Several instances: another instance stored events of run_id (its
  * notification), or (NULL) look at every run. */
@@ -46,9 +48,12 @@ void sse_wake(struct sse *s, const char *run_id);
  * backstop for notifications lost while the listening connection was. */
 void sse_set_poll(struct sse *s, int poll_ms);
 #define SSE_POLL_MS 1000
-/* Keepalive comments every SSE_KEEPALIVE_MS; call each loop iteration. */
+/* Resumes up to SSE_WAKE_BATCH clients that have something to send, and
+ * sends keepalive comments every SSE_KEEPALIVE_MS; call each loop
+ * iteration, before the HTTP server runs. */
 void sse_tick(struct sse *s, int64_t now_ms);
-/* Milliseconds until the next keepalive, -1 without clients. */
+/* Milliseconds until sse_tick has something to do (0: clients wait to be
+ * resumed), -1 without clients. */
 int sse_timeout_ms(struct sse *s, int64_t now_ms);
 
 /* The response streaming run_id from the event after after_seq.  *link is

@@ -17,8 +17,6 @@
 
 #include "jsontext.h"
 
-extern char **environ;
-
 /* posix_spawn() of /proc/self/exe with the socket as stdin and stdout,
  * every signal unblocked and those the supervisor takes for itself back to
  * their defaults. */

@@ -40,8 +40,11 @@ host_store(struct host_call *c, const char *url, const void *bytes, size_t size)
 	struct msg_image im;
 	char thumb[4096];
 	size_t len;
+	int rc = storage_put(c->batch->storage_dir, bytes, size, &m, c->error, sizeof(c->error));
 
-	if (storage_put(c->batch->storage_dir, bytes, size, &m, c->error, sizeof(c->error)) < 0)
+	if (rc == STORAGE_LOCAL)
+		c->local = true;
+	if (rc < 0)
 		return -1;
 	memset(&im, 0, sizeof(im));
 	im.url = (char *)url;

@@ -35,6 +35,7 @@ struct host_call {
 	bool progressed;
 	int64_t progress_ms;		/* when the last progress went out */
 	char error[T2I_ERROR_MESSAGE_MAX]; /* why the last add_image failed */
+	bool local;			/* an image came but could not be stored (storage.h) */
 };
 
 /* Starts the call for item it of batch b: the call, the request and the

@@ -80,7 +80,7 @@ plugin_abi_check(const struct t2i_plugin *p, const char *path, char *err, size_t
 {
 	if (p->abi_version < ABI_OLDEST || p->abi_version > T2I_ABI_VERSION) {
 		snprintf(err, errlen, "%s: symbol %s: ABI version %u, this host speaks %u to %u",
-			 path, T2I_PLUGIN_SYMBOL, (unsigned)p->abi_version, ABI_OLDEST,
+			 path, T2I_PLUGIN_SYMBOL, (unsigned)p->abi_version, (unsigned)ABI_OLDEST,
 			 (unsigned)T2I_ABI_VERSION);
 		return -1;
 	}
@@ -319,7 +319,7 @@ plugin_scan(const char *dir, struct plugin_info **out, char *err, size_t errlen)
 		struct plugin_info *nl;
 		char path[4096];
 
-		if (len < 4 || len - 3 >= sizeof(list->name) || strcmp(de->d_name + len - 3, ".so"))
+		if (len < 4 || len - 3 >= sizeof(list->name) || strcmp(de->d_name + len - 3, ".so") != 0)
 			continue;
 		if ((nl = realloc(list, (size_t)(n + 1) * sizeof(*list))) == NULL)
 			break;
@@ -331,7 +331,8 @@ plugin_scan(const char *dir, struct plugin_info **out, char *err, size_t errlen)
 		n++;
 	}
 	closedir(d);
-	qsort(list, (size_t)n, sizeof(*list), info_cmp);
+	if (n > 0)	/* qsort's base must not be NULL, even for no element */
+		qsort(list, (size_t)n, sizeof(*list), info_cmp);
 	*out = list;
 	return n;
 }

@@ -235,8 +235,10 @@ storage_write_atomic(const char *path, const void *bytes, size_t size, char *err
 		goto fail;
 	}
 	if (rename(tmp, path) < 0) {
-		snprintf(err, errlen, "%s: rename: %s", path, strerror(errno));
+		saved = errno;
+		snprintf(err, errlen, "%s: rename: %s", path, strerror(saved));
 		unlink(tmp);
+		errno = saved;
 		return -1;
 	}
 	/* The rename itself must survive a power loss too. */
@@ -250,6 +252,18 @@ fail:
 	unlink(tmp);
 	errno = saved;
 	return -1;
+}
+
+/* A filesystem failure: the message gets the errno's name, which says more
+ * to an admin than its text alone ("ENOSPC", "EROFS", "EIO"). */
+static int
+local_failure(int e, char *err, size_t errlen)
+{
+	size_t n = strlen(err);
+	const char *name = strerrorname_np(e);
+
+	snprintf(err + n, errlen - n, " (%s)", name != NULL ? name : "unknown errno");
+	return STORAGE_LOCAL;
 }
 
 int
@@ -277,9 +291,11 @@ storage_put(const char *dir, const void *bytes, size_t size, struct storage_meta
 	/* A first level of 256 directories keeps each one small. */
 	snprintf(sub, sizeof(sub), "%s/%.2s", dir, m->sha256);
 	if (owner_mkdirs(sub, err, errlen) < 0)
-		return -1;
+		return local_failure(errno, err, errlen);
 	snprintf(m->path, sizeof(m->path), "%s/%s.%s", sub, m->sha256, m->ext);
 	if (stat(m->path, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size == (off_t)size)
 		return 0;
-	return storage_write_atomic(m->path, bytes, size, err, errlen);
+	if (storage_write_atomic(m->path, bytes, size, err, errlen) < 0)
+		return local_failure(errno, err, errlen);
+	return 0;
 }

@@ -26,8 +26,14 @@ const char *storage_sniff(const void *bytes, size_t size, const char **ext);
 int storage_dimensions(const void *bytes, size_t size, const char *mime, int *w, int *h,
 		       char *err, size_t errlen);
 
+/* storage_put's answer when the bytes are an image but the filesystem
+ * refused them (a full disk, a read-only directory, an I/O error): the
+ * fault is ours, not the provider's, and err names the path and errno. */
+#define STORAGE_LOCAL (-2)
+
 /* Sniffs, measures, hashes and stores bytes.  An existing file with the
- * same name already holds the same bytes and is kept. */
+ * same name already holds the same bytes and is kept.  Returns 0, -1 when
+ * the bytes are no image we keep, or STORAGE_LOCAL. */
 int storage_put(const char *dir, const void *bytes, size_t size, struct storage_meta *m,
 		char *err, size_t errlen);
 

@@ -54,16 +54,34 @@ run_item(struct wchan *ch, const struct msg_batch *b, const struct msg_item *it,
 
 		snprintf(err.message + n, sizeof(err.message) - n, ": %s", c.error);
 	}
-	if (msg_class_name(err.error_class) == NULL)
+	/* Only the plugin ABI's classes are a plugin's to give. */
+	if (err.error_class < T2I_ERR_TRANSIENT || err.error_class > T2I_ERR_QUOTA)
 		err.error_class = T2I_ERR_TRANSIENT;
 	if (err.message[0] == '\0')
 		snprintf(err.message, sizeof(err.message), "plugin %s failed without a message",
 			 plugin);
+	if (c.local && c.nimages == 0) {
+		/* The provider made the image (and was paid); our disk lost it.
+		 * Whatever the plugin made of the failed add_image, the fault
+		 * is ours: the supervisor neither retries nor fails over. */
+		err.error_class = MSG_ERR_LOCAL;
+		err.http_status = 0;
+		err.retry_after_ms = 0;
+		snprintf(err.message, sizeof(err.message),
+			 "the provider's image could not be stored: %s", c.error);
+	}
 	host_redact(err.message, b->api_key);
 	msg_text_clean(err.message);
 	wchan_send(ch, msg_encode_result(it->image_id, false, err.error_class, err.http_status,
 					 err.retry_after_ms, err.message, &len));
 	return err.error_class;
+}
+
+bool
+worker_ends_batch(int error_class)
+{
+	return error_class == T2I_ERR_AUTH || error_class == T2I_ERR_QUOTA ||
+	       error_class == T2I_ERR_RATE_LIMITED || error_class == MSG_ERR_LOCAL;
 }
 
 static _Noreturn void
@@ -88,14 +106,12 @@ worker_main(void)
 		wchan_send(&ch, msg_encode_fatal(err, &len));
 		_exit(WORKER_EXIT_FATAL);
 	}
-	/* A refused credential or exhausted credits make the provider unusable
-	 * for the run: the
-	 * supervisor stops this worker and requeues the rest of the batch
-	 * uncharged, but only after reading the result, by which time the
-	 * next item's request would already be on its way.  Stopping here
-	 * keeps the provider from being asked again.  So does a stop (cancel,
-	 * shutdown) that came while the last storyboard ran: the supervisor
-	 * puts back what is left. */
+	/* After some answers the rest of the batch is not to be sent (see
+	 * worker_ends_batch): the supervisor puts it back uncharged, but only
+	 * after reading the result, by which time the next item's request
+	 * would already be on its way.  Stopping here keeps it from being
+	 * sent.  So does a stop (cancel, shutdown, a paused provider) that
+	 * came while the last storyboard ran. */
 	for (size_t i = 0; i < b.nitems; i++) {
 		int cls;
 
@@ -103,7 +119,7 @@ worker_main(void)
 		if (ch.stop != T2I_STOP_NONE)
 			break;
 		cls = run_item(&ch, &b, &b.items[i], meta->name, gen);
-		if (cls == T2I_ERR_AUTH || cls == T2I_ERR_QUOTA)
+		if (worker_ends_batch(cls))
 			break;
 	}
 	msg_batch_free(&b);

@@ -6,6 +6,7 @@
 #ifndef T2I_WORKER_H
 #define T2I_WORKER_H
 
+#include <stdbool.h>
 #include <sys/types.h>
 
 /* The worker's message pipe.  A fixed, documented number: test plugins that
@@ -17,6 +18,12 @@ enum worker_exit {
 	WORKER_EXIT_INTERNAL = 1,	/* bad batch or control line, out of memory, pipe gone */
 	WORKER_EXIT_FATAL = 2		/* the plugin cannot run: do not retry the batch */
 };
+
+/* True for the error classes after which a worker begins no more items of
+ * its batch, and the supervisor puts them back: auth and quota (the
+ * provider is unusable), rate_limited (the provider wants fewer requests)
+ * and local (MSG_ERR_LOCAL: every image would be lost the same way). */
+bool worker_ends_batch(int error_class);
 
 /* fork(); in the child, resets what it inherited (signals, process group,
  * fds, environment), moves the pipes to 0 and WORKER_MSG_FD, runs the batch

@@ -27,7 +27,7 @@ int events_add_sink(struct events *e, events_sink_fn *fn, void *arg);
 
 /* Completes ev (type, then seq, run_id, project_id), stores and fans it out.
  * Takes the reference to ev. */
-int events_emit(struct run *r, const char *type, json_t *ev);
+int events_emit(struct run *r, const char *type, json_t *body);
 
 /* Helpers for the common shapes. */
 int events_info(struct run *r, const char *type, const char *fmt, ...)

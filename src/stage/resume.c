@@ -89,6 +89,7 @@ copy_header(struct run *r, json_t *row, const struct config *cfg)
 	r->seq = json_integer_value(json_object_get(row, "last_seq"));
 	r->no_cache = json_integer_value(json_object_get(row, "no_cache")) != 0;
 	r->use_cache = cfg->cache_enabled && !r->no_cache;
+	r->queued = strcmp(json_string_value(json_object_get(row, "status")), "queued") == 0;
 }
 
 static struct run *
@@ -122,13 +123,20 @@ load(struct store *st, const struct config *cfg, struct events *ev, const char *
 	}
 	r->events = ev;
 	if (shared) {
+		/* Its requests in flight may be another live instance's. */
 		r->check_end = true;
 		r->pending_hint = (int)r->nitems - r->succeeded - r->failed;
 		goto out;
 	}
 	store_run_set_pid(st, run_id, (long)getpid());
-	events_info(r, "warning", "run resumed after a restart: %zu of %zu storyboards to go",
-		    r->qlen, r->nitems);
+	/* Requests handed out before the crash may have been sent and paid:
+	 * they stay counted against the budgets. */
+	store_spend_lost(st, run_id);
+	if (r->queued)
+		events_info(r, "info", "still queued after a restart: it starts when there is room");
+	else
+		events_info(r, "warning", "run resumed after a restart: %zu of %zu storyboards to go",
+			    r->qlen, r->nitems);
 	goto out;
 fail:
 	run_free(r);

@@ -56,3 +56,23 @@ retry_decide(const struct config *cfg, const struct run *r, int i, int error_cla
 	d->next_pos = retry_next_provider(r, it->chain_pos);
 	d->action = d->next_pos >= 0 ? RETRY_FAILOVER : RETRY_FAIL;
 }
+
+void
+retry_rate_limited(const struct config *cfg, const struct run *r, int i, int64_t now,
+		   int64_t retry_after_ms, double u, struct retry_decision *d)
+{
+	const struct run_item *it = &r->items[i];
+	int64_t end = it->limited_since_ms + (int64_t)(cfg->retry_rate_limit_wait * 1000.0);
+
+	d->delay_ms = 0;
+	d->next_pos = -1;
+	if (now < end && !r->chain_dead[it->chain_pos]) {
+		d->action = RETRY_LATER;
+		d->delay_ms = retry_backoff_ms(cfg, it->limited, retry_after_ms, u);
+		if (now + d->delay_ms > end)
+			d->delay_ms = end - now;	/* one more try as the wait ends */
+		return;
+	}
+	d->next_pos = retry_next_provider(r, it->chain_pos);
+	d->action = d->next_pos >= 0 ? RETRY_FAILOVER : RETRY_FAIL;
+}

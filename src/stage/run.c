@@ -40,6 +40,9 @@ run_free(struct run *r)
 		free(r->items[i].options_json);
 		free(r->items[i].user_options_json);
 	}
+	for (int k = 0; k < RUN_CHAIN_MAX; k++)
+		free(r->chain_why[k]);
+	free(r->halt_why);
 	free(r->items);
 	free(r->queue);
 	json_decref(r->image_ids);
@@ -120,7 +123,7 @@ run_release_due(struct run *r, int64_t now_ms)
 bool
 run_complete(const struct run *r)
 {
-	return (size_t)(r->succeeded + r->failed) == r->nitems;
+	return (size_t)r->succeeded + (size_t)r->failed == r->nitems;
 }
 
 static int
@@ -185,4 +188,36 @@ run_item_of_image(struct run *r, const char *image_id)
 	}
 	v = json_object_get(r->by_image, image_id);
 	return v != NULL ? (int)json_integer_value(v) : -1;
+}
+
+bool
+run_kill_provider(struct run *r, int pos, const char *why)
+{
+	if (r->chain_dead[pos])
+		return false;
+	r->chain_dead[pos] = true;
+	free(r->chain_why[pos]);
+	r->chain_why[pos] = strdup(why);
+	return true;
+}
+
+const char *
+run_dead_why(const struct run *r, int pos)
+{
+	return r->chain_why[pos] != NULL ? r->chain_why[pos] : "provider unusable";
+}
+
+void
+run_halt(struct run *r, const char *why)
+{
+	if (r->halted)
+		return;
+	r->halted = true;
+	r->halt_why = strdup(why);
+}
+
+const char *
+run_halt_why(const struct run *r)
+{
+	return r->halt_why != NULL ? r->halt_why : "stopped";
 }

@@ -327,6 +327,38 @@ fail:
 	return NULL;
 }
 
+/* The first events of a run that starts. */
+static void
+announce(const struct config *cfg, struct run *r)
+{
+	events_emit(r, "stage_update", json_pack("{so}", "stage",
+						 events_stage_object(r, "processing")));
+	events_info(r, "info", "generating images for %zu storyboards with provider %s",
+		    r->nitems, cfg->providers[r->chain[0]].name);
+}
+
+static void
+announce_queued(struct run *r, size_t ahead)
+{
+	events_emit(r, "stage_update", json_pack("{so}", "stage",
+						 events_stage_object(r, "queued")));
+	events_info(r, "info", "queued: the service processes as many runs as it can at once; "
+		    "this one starts when there is room (%zu queued before it)", ahead);
+}
+
+int
+stage_activate(struct store *st, const struct config *cfg, struct run *r)
+{
+	int rc = 0;
+
+	if (store_run_set_status(st, r->id, "processing") < 0 ||
+	    store_stage_set(st, r->project_id, "image_generation", "processing", r->stage_id,
+			    r->stage_started_at) < 0)
+		rc = -1;
+	announce(cfg, r);
+	return rc;
+}
+
 struct run *
 stage_start(struct store *st, const struct config *cfg, struct events *ev,
 	    const struct stage_request *req, enum stage_refusal *why, char *err, size_t errlen)
@@ -335,6 +367,7 @@ stage_start(struct store *st, const struct config *cfg, struct events *ev,
 	struct run chain = { .nchain = 0 };
 	json_t *sbs = NULL;
 	struct run *r = NULL;
+	const char *status;
 
 	*why = validate(st, cfg, req, project, &chain, err, errlen);
 	if (*why != STAGE_OK)
@@ -346,8 +379,10 @@ stage_start(struct store *st, const struct config *cfg, struct events *ev,
 			 req->missing_only ? " without a completed image" : "");
 		goto out;
 	}
+	status = req->queued ? "queued" : "processing";
 	if ((r = plan(st, cfg, &chain, project, sbs, req)) == NULL ||
-	    store_stage_set(st, req->project_id, "image_generation", "processing", r->stage_id,
+	    (req->queued && store_run_set_status(st, r->id, status) < 0) ||
+	    store_stage_set(st, req->project_id, "image_generation", status, r->stage_id,
 			    r->stage_started_at) < 0) {
 		*why = STAGE_INTERNAL;
 		snprintf(err, errlen, "project %s: cannot plan the run: %s", req->project_id,
@@ -357,10 +392,11 @@ stage_start(struct store *st, const struct config *cfg, struct events *ev,
 		goto out;
 	}
 	r->events = ev;
-	events_emit(r, "stage_update", json_pack("{so}", "stage",
-						 events_stage_object(r, "processing")));
-	events_info(r, "info", "generating images for %zu storyboards with provider %s",
-		    r->nitems, cfg->providers[r->chain[0]].name);
+	r->queued = req->queued;
+	if (req->queued)
+		announce_queued(r, req->ahead);
+	else
+		announce(cfg, r);
 out:
 	json_decref(project);
 	json_decref(sbs);
@@ -376,21 +412,25 @@ result_data(const struct run *r)
 			 r->image_ids);
 }
 
-/* Records the stage and run statuses, then stage_update and done. */
+/* Records the stage and run statuses, then stage_update and done, which go
+ * to the sinks (the terminal, SSE) even when the database cannot take
+ * them: a run that cannot be recorded still ends, and says so. */
 static int
 conclude(struct store *st, struct run *r, const char *stage_status, const char *message,
 	 bool success)
 {
+	int rc = 0;
+
 	if (store_stage_set(st, r->project_id, "image_generation", stage_status, NULL, NULL) < 0 ||
 	    store_run_finish(st, r->id, r->status, r->succeeded, r->failed) < 0)
-		return -1;
+		rc = -1;
 	events_emit(r, "stage_update", json_pack("{so}", "stage",
 						 events_stage_object(r, stage_status)));
 	events_emit(r, "done", json_pack("{ss sb so so}", "message", message, "success", success,
 					 "data", result_data(r), "stage",
 					 events_stage_object(r, stage_status)));
 	r->finished = true;
-	return 0;
+	return rc;
 }
 
 /* A shared run's counts are the database's: every instance's work. */
@@ -420,8 +460,11 @@ stage_finish(struct store *st, struct run *r)
 		return -1;
 	snprintf(r->status, sizeof(r->status), "%s",
 		 stage_outcome(r->succeeded, r->succeeded + r->failed));
-	if (store_stage_counts(st, r->project_id, &total, &completed) < 0)
-		return -1;
+	if (store_stage_counts(st, r->project_id, &total, &completed) < 0) {
+		/* The database cannot say: the run's own counts, for the events. */
+		total = (int)r->nitems;
+		completed = r->succeeded;
+	}
 	return conclude(st, r, stage_outcome(completed, total),
 			r->failed == 0 ? "all images generated"
 			: r->succeeded == 0 ? "no image was generated"
@@ -440,4 +483,28 @@ stage_cancelled(struct store *st, struct run *r)
 	snprintf(msg, sizeof(msg), "run cancelled: %d storyboards left pending",
 		 (int)r->nitems - r->succeeded - r->failed);
 	return conclude(st, r, "cancelled", msg, false);
+}
+
+int
+stage_halted(struct store *st, struct run *r, const char *why)
+{
+	int total = 0, completed = 0, left = (int)r->nitems - r->succeeded - r->failed;
+	char msg[1200];
+	int rc;
+
+	snprintf(r->status, sizeof(r->status), "%s", r->succeeded > 0 ? "partial" : "failed");
+	if (store_stage_counts(st, r->project_id, &total, &completed) < 0) {
+		total = (int)r->nitems;
+		completed = r->succeeded;
+	}
+	snprintf(msg, sizeof(msg), "run stopped: %s; %d storyboards left pending for "
+		 "`t2istage retry`", why, left);
+	/* A run some of whose writes were lost is not on record as it went:
+	 * failed, whatever it made. */
+	if (r->unrecorded)
+		snprintf(r->status, sizeof(r->status), "failed");
+	rc = conclude(st, r, stage_outcome(completed, total), msg, false);
+	if (rc < 0)
+		snprintf(r->status, sizeof(r->status), "failed");
+	return rc;
 }

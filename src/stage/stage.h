@@ -30,19 +30,32 @@ struct stage_request {
 	json_t *storyboard_ids;	/* array of strings, or NULL for all */
 	bool missing_only;	/* retry: storyboards without a completed image */
 	bool no_cache;
+	bool queued;		/* the service has no room: the run waits, queued */
+	size_t ahead;		/* queued: runs queued before it */
 };
 
-/* Validates the request and plans the run: run row, stage 'processing', one
- * pending image per storyboard, and the first events.  Must be called inside
+/* Validates the request and plans the run: run row, stage 'processing' (or
+ * both 'queued' with r->queued set, for req->queued), one pending image per
+ * storyboard, and the first events.  Must be called inside
  * a transaction that the caller rolls back on refusal, so that a refusal
  * writes nothing.  On refusal returns NULL, sets *why and one line in err. */
 struct run *stage_start(struct store *st, const struct config *cfg, struct events *ev,
 			const struct stage_request *req, enum stage_refusal *why, char *err,
 			size_t errlen);
 
+/* A queued run starts: run and stage 'processing', stage_update and info. */
+int stage_activate(struct store *st, const struct config *cfg, struct run *r);
+
 /* Once every item is done or failed: run status over the run's items, stage
- * status over all the project's storyboards, then stage_update and done. */
+ * status over all the project's storyboards, then stage_update and done.
+ * The events go out even when the database cannot record them (-1): a run
+ * always ends with `done`. */
 int stage_finish(struct store *st, struct run *r);
+
+/* A run that stopped dispatching (why: a local failure, the database) and
+ * whose workers are gone: 'partial' or 'failed' over what it processed,
+ * its unfinished storyboards pending, then stage_update and done. */
+int stage_halted(struct store *st, struct run *r, const char *why);
 
 /* A cancelled run whose workers are gone: run and stage 'cancelled', its
  * unfinished storyboards pending, then stage_update and done. */

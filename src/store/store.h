@@ -21,7 +21,7 @@ struct project;
 struct project_params;
 struct config;
 
-#define STORE_SCHEMA_VERSION 5
+#define STORE_SCHEMA_VERSION 7
 
 /* Opens (creating the file and its directory when create is set) and
  * migrates.  readonly opens an existing database without writing. */
@@ -60,8 +60,14 @@ int store_savepoint(struct store *st);
 int store_savepoint_release(struct store *st);
 void store_savepoint_rollback(struct store *st);
 
-/* The last database error, for messages. */
+/* The last database error, for messages: on SQLite the first cause of a
+ * transaction's failure with its code, "database or disk is full
+ * (SQLITE_FULL)". */
 const char *store_errmsg(struct store *st);
+/* When writes were lost since the last call (a failed COMMIT, or SQLite
+ * rolling back by itself after SQLITE_FULL or SQLITE_IOERR): their cause;
+ * else NULL. */
+const char *store_lost(struct store *st);
 
 /* "2026-11-29T03:54:51.123Z" */
 void store_now(char out[32]);
@@ -75,7 +81,8 @@ int store_project_import(struct store *st, const struct project *p);
 /* Stage status ("completed", ...) into out, or "" when the stage has no row. */
 int store_stage_status(struct store *st, const char *project_id, const char *stage_type,
 		       char *out, size_t outlen);
-/* Sets a stage's status; started_at is set when status is "processing". */
+/* Sets a stage's status; started_at is set when status is "processing" or
+ * "queued" (a run waiting for the service to have room). */
 int store_stage_set(struct store *st, const char *project_id, const char *stage_type,
 		    const char *status, char stage_id_out[37], char started_at_out[32]);
 /* Number of storyboards, and of those with a completed primary image. */
@@ -102,7 +109,8 @@ int store_run_create(struct store *st, const char *run_id, const char *project_i
 		     json_t *storyboard_ids, bool no_cache, int total);
 int store_run_finish(struct store *st, const char *run_id, const char *status,
 		     int success, int failed);
-/* A project's run in status 'processing' into out (""), with its pid. */
+/* A project's run in status 'processing' or 'queued' into out (""), with
+ * its pid. */
 int store_run_active(struct store *st, const char *project_id, char out[37], long *pid);
 int store_run_set_status(struct store *st, const char *run_id, const char *status);
 /* The process now supervising the run (after a restart). */
@@ -172,7 +180,8 @@ json_t *store_query_images(struct store *st, const char *project_id);
  * those without a completed primary image when missing_only. */
 json_t *store_query_storyboards(struct store *st, const char *project_id,
 				json_t *want_ids, bool missing_only);
-/* Runs left 'processing': [{id, project_id}] oldest first. */
+/* Runs left 'processing', oldest first, then those 'queued' in their
+ * order: [{id, project_id, status}]. */
 json_t *store_query_runs_processing(struct store *st);
 /* A run with its last event seq and its project's image_generation stage. */
 json_t *store_query_run(struct store *st, const char *run_id);
@@ -187,9 +196,6 @@ json_t *store_query_project_row(struct store *st, const char *project_id);
 
 /* One generated image with its storyboard's project_id; NULL when missing. */
 json_t *store_query_image(struct store *st, const char *image_id);
-/* Each storyboard's current primary image, in storyboard order: its latest
- * completed one, else its latest of any status (the rule of the counts). */
-json_t *store_query_current_images(struct store *st, const char *project_id);
 /* The project's latest run id into out: 1 found, 0 none, -1 error. */
 int store_run_latest(struct store *st, const char *project_id, char out[37]);
 /* The seq of the run's `done` event, 0 when it has none, -1 on error. */
@@ -198,6 +204,49 @@ int64_t store_run_done_seq(struct store *st, const char *run_id);
  * [{seq, type, body}] with body the event's JSON text; NULL on error. */
 json_t *store_events_after(struct store *st, const char *run_id, int64_t after_seq,
 			   int limit);
+
+/* --- the spend ledger (store_spend.c) --- */
+
+#define STORE_DAY_MAX 16	/* "2026-11-29", NUL included */
+
+/* Today in the service's time zone: TZ when set, else UTC. */
+void store_spend_today(char out[STORE_DAY_MAX]);
+
+struct store_spend_req {
+	const char *provider;	/* its name */
+	const char *run_id;
+	const char *image_id;
+	const char *day;	/* store_spend_today() at the reservation */
+	double cost;		/* reserved until the answer settles it */
+};
+
+/* A request about to be handed out: its row id, or -1. */
+int64_t store_spend_reserve(struct store *st, const struct store_spend_req *q);
+/* The answer: outcome completed, failed, refused or local; charged keeps
+ * the cost reserved, else the request cost nothing.  error_class may be
+ * NULL. */
+int store_spend_settle(struct store *st, int64_t id, const char *outcome,
+		       const char *error_class, bool charged);
+/* The request was never sent: its row goes. */
+int store_spend_release(struct store *st, int64_t id);
+/* A run resumed after a crash: its requests still reserved may have been
+ * sent; they stay counted, as 'unknown'. */
+int store_spend_lost(struct store *st, const char *run_id);
+
+struct store_spend_sums {
+	double total;		/* spent and reserved */
+	double reserved;	/* of which not yet answered */
+};
+
+/* A provider's spend in a run (run_id given) or on a day. */
+int store_spend_sum(struct store *st, const char *provider, const char *run_id,
+		    const char *day, struct store_spend_sums *out);
+/* {"run_id", "run": {provider: {requests, spent}}, "day", "today": {...}}
+ * (run_id may be NULL: "run" is then empty). */
+json_t *store_query_spend(struct store *st, const char *run_id, const char *day);
+/* [{provider, requests, spent, images}] over the whole ledger, images
+ * counting the requests that delivered one. */
+json_t *store_spend_totals(struct store *st);
 
 /* --- the webhook outbox (store_webhook.c) --- */
 
@@ -252,8 +301,28 @@ json_t *store_query_project_page(struct store *st, const char *after, int limit,
  * no_cache, total, success_count, failed_count, last_seq, started_at,
  * finished_at}; NULL when missing. */
 json_t *store_query_run_view(struct store *st, const char *run_id);
-/* The project's runs so, newest first. */
-json_t *store_query_project_runs(struct store *st, const char *project_id);
+/* --- pages of the long lists (store_page.c, store_query.c) ---
+ *
+ * Each gives at most limit (>= 1) items after the cursor after (NULL: from
+ * the first), and next gets the cursor of the page's last item when more
+ * follow, else "".  NULL on error, with *bad_cursor set when after is no
+ * cursor of that list (one of another list included). */
+
+/* A project's storyboards in order, each {id, index, image_prompt,
+ * negative_prompt, params, image}: image is its current image (its latest
+ * completed primary one, else its latest primary one) or null. */
+json_t *store_page_storyboards(struct store *st, const char *project_id, const char *after,
+			       int limit, char next[STORE_CURSOR_MAX], bool *bad_cursor);
+/* Every image row of a project, by storyboard, each as store_query_images. */
+json_t *store_page_images(struct store *st, const char *project_id, const char *after,
+			  int limit, char next[STORE_CURSOR_MAX], bool *bad_cursor);
+/* A project's runs, newest first, each as store_query_run_view. */
+json_t *store_page_runs(struct store *st, const char *project_id, const char *after, int limit,
+			char next[STORE_CURSOR_MAX], bool *bad_cursor);
+/* A run's events in seq order: [{seq, type, body}], body the event's JSON
+ * text. */
+json_t *store_page_events(struct store *st, const char *run_id, const char *after, int limit,
+			  char next[STORE_CURSOR_MAX], bool *bad_cursor);
 /* A storyboard of the project {id, index, image_prompt, negative_prompt,
  * params}, or NULL. */
 json_t *store_query_storyboard(struct store *st, const char *project_id,
@@ -303,12 +372,24 @@ struct store_claim {
 	char image_id[37];
 	int attempts;			/* on its current provider so far */
 };
+/* Takes the provider's row lock for this transaction, without waiting: 1
+ * held, 0 another instance holds it (it is claiming; try again soon), -1
+ * error.  What limits the provider across instances is read and written
+ * under it: its batches with live leases (store_claim), its spend
+ * (store_spend_sum, store_spend_reserve) and its rate bucket. */
+int store_provider_lock(struct store *st, const char *provider_id);
 /* Claims up to q->max runnable generations of the run on the provider
  * (pending, primary, ready), oldest first, skipping rows another instance
- * holds, under the provider's row lock, and only while the provider has
- * fewer than q->batches_max batches with live leases.  Returns how many
- * (0 also when another instance holds the provider's lock), -1 on error. */
+ * holds, and only while the provider has fewer than q->batches_max
+ * batches with live leases; under the provider's lock (taken first).
+ * Returns how many, -1 on error. */
 int store_claim(struct store *st, const struct store_claim_req *q, struct store_claim *out);
+/* The provider's rate bucket (one token at most, per_ms tokens a
+ * millisecond of the wall clock) brought up to now_ms: its tokens. */
+int store_rate_refill(struct store *st, const char *provider_id, int64_t now_ms, double per_ms,
+		      double *tokens);
+/* n tokens of it taken, for the requests of a batch claimed. */
+int store_rate_take(struct store *st, const char *provider_id, int n);
 /* Extends the leases of the batches whose tokens are listed (an array
  * literal, "{t1,t2}"): those whose workers are alive; the rows renewed. */
 int store_lease_renew(struct store *st, const char *tokens, int64_t now_ms, int64_t lease_ms);
@@ -345,6 +426,9 @@ int store_run_tally(struct store *st, const char *run_id, struct store_tally *t)
 json_t *store_run_completed_ids(struct store *st, const char *run_id);
 /* 1 when this transaction is the one that ends the run, 0 another did. */
 int store_run_end_claim(struct store *st, const char *run_id);
+/* Several instances: the oldest queued run becomes processing, unless
+ * another instance is starting it: 1 with its id, 0 none, -1 error. */
+int store_run_activate_next(struct store *st, char id[37]);
 /* Asks every instance to cancel the run (NOTIFY run:cancel at commit). */
 int store_run_cancel_request(struct store *st, const char *run_id);
 

@@ -104,12 +104,11 @@ store_instances(struct store *st)
 	return a;
 }
 
-/* Takes the provider's row lock without waiting: 1 held, 0 another
- * instance holds it (it is claiming; try again soon), -1 error.  Counting
- * the provider's live batches is a statement of its own after it, so that
- * its snapshot sees every claim committed before the lock was ours. */
-static int
-provider_lock(struct store *st, const char *provider_id)
+/* Counting the provider's live batches, its spend and its bucket are
+ * statements of their own after the lock, so that their snapshots see
+ * every claim, reservation and token taken by whoever held it before. */
+int
+store_provider_lock(struct store *st, const char *provider_id)
 {
 	static const char sql[] =
 		"SELECT 1 FROM model_providers WHERE id = ? FOR UPDATE SKIP LOCKED";
@@ -148,13 +147,9 @@ store_claim(struct store *st, const struct store_claim_req *q, struct store_clai
 		" FROM c WHERE g.id = c.id RETURNING g.id, g.chain_attempts";
 	char now[32];
 	struct stmt *s;
-	int rc, n = 0;
+	int rc = STMT_DONE, n = 0;
 
-	if (pg_only(st) < 0)
-		return -1;
-	if ((rc = provider_lock(st, q->provider_id)) <= 0)
-		return rc;
-	if ((s = store_stmt(st, sql)) == NULL)
+	if (pg_only(st) < 0 || (s = store_stmt(st, sql)) == NULL)
 		return -1;
 	store_now(now);
 	store_bind_text(s, 1, q->run_id);
@@ -174,6 +169,45 @@ store_claim(struct store *st, const struct store_claim_req *q, struct store_clai
 	}
 	stmt_reset(s);
 	return rc == STMT_ERROR ? -1 : n;
+}
+
+int
+store_rate_refill(struct store *st, const char *provider_id, int64_t now_ms, double per_ms,
+		  double *tokens)
+{
+	/* A bucket of one token, as the lone instance's (sup/pace.c). */
+	static const char sql[] =
+		"UPDATE model_providers SET rate_tokens = least(1.0, rate_tokens"
+		"  + greatest(0, CAST(?2 AS BIGINT) - rate_filled_ms) * CAST(?3 AS DOUBLE PRECISION)),"
+		" rate_filled_ms = greatest(rate_filled_ms, CAST(?2 AS BIGINT))"
+		" WHERE id = ?1 RETURNING rate_tokens";
+	struct stmt *s;
+	int rc;
+
+	*tokens = 0;
+	if (pg_only(st) < 0 || (s = store_stmt(st, sql)) == NULL)
+		return -1;
+	store_bind_text(s, 1, provider_id);
+	stmt_bind_int64(s, 2, now_ms);
+	stmt_bind_double(s, 3, per_ms);
+	if ((rc = stmt_step(s)) == STMT_ROW)
+		*tokens = stmt_column_double(s, 0);
+	stmt_reset(s);
+	return rc == STMT_ROW ? 0 : -1;
+}
+
+int
+store_rate_take(struct store *st, const char *provider_id, int n)
+{
+	static const char sql[] =
+		"UPDATE model_providers SET rate_tokens = rate_tokens - ?2 WHERE id = ?1";
+	struct stmt *s;
+
+	if (pg_only(st) < 0 || (s = store_stmt(st, sql)) == NULL)
+		return -1;
+	store_bind_text(s, 1, provider_id);
+	stmt_bind_int(s, 2, n);
+	return store_exec_stmt(st, s);
 }
 
 int
@@ -414,7 +448,8 @@ store_run_end_claim(struct store *st, const char *run_id)
 {
 	/* The one instance that ends a run: whoever marks it first. */
 	static const char sql[] =
-		"UPDATE runs SET finished_at = ?2 WHERE id = ?1 AND status = 'processing'"
+		"UPDATE runs SET finished_at = ?2 WHERE id = ?1"
+		" AND status IN ('processing', 'queued')"
 		" AND finished_at IS NULL";
 	char now[32];
 	struct stmt *s;
@@ -430,10 +465,32 @@ store_run_end_claim(struct store *st, const char *run_id)
 }
 
 int
+store_run_activate_next(struct store *st, char id[37])
+{
+	/* Oldest first, as a lone instance takes them; one cancelled while
+	 * queued starts too, to end at once. */
+	static const char sql[] =
+		"UPDATE runs SET status = 'processing' WHERE id = ("
+		"  SELECT id FROM runs WHERE status = 'queued' ORDER BY started_at, id"
+		"  LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING id";
+	struct stmt *s;
+	int rc;
+
+	id[0] = '\0';
+	if (pg_only(st) < 0 || (s = store_stmt(st, sql)) == NULL)
+		return -1;
+	if ((rc = stmt_step(s)) == STMT_ROW)
+		snprintf(id, 37, "%s", store_column_text(s, 0));
+	stmt_reset(s);
+	return rc == STMT_ROW ? 1 : rc == STMT_DONE ? 0 : -1;
+}
+
+int
 store_run_cancel_request(struct store *st, const char *run_id)
 {
 	static const char sql[] =
-		"UPDATE runs SET cancel_requested = 1 WHERE id = ?1 AND status = 'processing'"
+		"UPDATE runs SET cancel_requested = 1 WHERE id = ?1"
+		" AND status IN ('processing', 'queued')"
 		" RETURNING pg_notify('t2i_events', ?1 || ':cancel')";
 	struct stmt *s;
 	int rc;

@@ -16,7 +16,7 @@
 
 #include "store.h"
 
-#define STORE_STMT_MAX 96
+#define STORE_STMT_MAX 128
 
 enum store_backend { STORE_SQLITE = 0, STORE_PG };
 
@@ -47,6 +47,8 @@ struct store {
 	struct pg *pg;		/* PostgreSQL */
 	bool readonly;
 	bool in_tx;
+	bool lost;		/* a transaction's writes were rolled back by a failure */
+	char err[320];		/* SQLite: the last failure's message and code, "" none */
 	struct stmt stmts[STORE_STMT_MAX];
 	int nstmts;
 	struct stmt *last;	/* the statement stepped last, for store_changes */
@@ -79,6 +81,16 @@ int stmt_column_int(struct stmt *s, int i);
 int64_t stmt_column_int64(struct stmt *s, int i);
 double stmt_column_double(struct stmt *s, int i);
 int stmt_column_bytes(struct stmt *s, int i);
+
+/* Records a failure of SQLite (what store_errmsg says from now on) and
+ * notices when SQLite rolled back the transaction by itself (SQLITE_FULL,
+ * SQLITE_IOERR, ...): the store is then outside one, and its writes so far
+ * are lost. */
+void store_failed(struct store *st, int rc);
+
+/* A step of s returned rc, an error: logs it, records it (store_failed),
+ * resets s, and opens a transaction again after SQLite rolled one back. */
+void store_step_failed(struct store *st, struct stmt *s, int rc);
 
 /* Steps a statement that returns no rows; 0 or -1 (logged). */
 int store_exec_stmt(struct store *st, struct stmt *s);
@@ -126,5 +138,49 @@ void pg_stats(const struct pg *pg, struct store_stats *out);
 extern const char *const store_lite_migrations[];
 extern const char *const store_pg_migrations[];
 extern const int store_nmigrations;
+
+/* Columns from to to (excluded) of a row as an object whose keys are the
+ * column names; JSON text columns named in json_cols are decoded. */
+json_t *store_row_object(struct stmt *s, int from, int to, const char *const *json_cols);
+
+/* An image row's pending provider task (store_task.c) as a JSON object, or
+ * null: what a plugin checkpointed and is polling.  g is generated_images.
+ * OBJ and STATE are the dialect's: SQLite's (TASK_LITE) or PostgreSQL's
+ * (TASK_PG). */
+#define PROVIDER_TASK_COLUMN(OBJ, STATE)                                                  \
+	" (SELECT " OBJ "('provider', coalesce(tp.name, ''), 'state', " STATE ","          \
+	"  'checkpoints', t.checkpoints, 'created_at', t.created_at,"                      \
+	"  'updated_at', t.updated_at) FROM provider_tasks t"                              \
+	"  LEFT JOIN model_providers tp ON tp.id = t.model_provider_id"                    \
+	"  WHERE t.image_id = g.id) AS provider_task"
+#define TASK_LITE PROVIDER_TASK_COLUMN("json_object", "json(t.state)")
+#define TASK_PG PROVIDER_TASK_COLUMN("json_build_object", "t.state::json")
+/* The columns of an image as every view shows it (g generated_images, s its
+ * storyboard, p its provider), and those of them that are JSON; TASK is
+ * TASK_LITE or TASK_PG. */
+#define STORE_IMAGE_COLS(TASK)                                                            \
+	"g.id, g.storyboard_id, s.position AS storyboard_index, g.run_id,"                 \
+	" g.status, g.is_primary, g.primary_id, g.image_url AS url, g.width, g.height,"     \
+	" g.file_path, g.file_size, g.thumbnail_path, g.sha256, g.mime, g.cached,"         \
+	" g.attempts, g.error, g.generation_params, p.name AS provider,"                   \
+	" g.created_at, g.updated_at," TASK
+extern const char *const store_image_json_cols[];
+
+/* n bytes of raw as lower-case hex into out (2n + 1 bytes), and back:
+ * false unless hex is lower-case hex of fewer than rawlen bytes, none NUL. */
+void store_hex_encode(const char *raw, size_t n, char *out);
+bool store_hex_decode(const char *hex, char *raw, size_t rawlen);
+/* Page cursors (store_page.c): out is the hex of "tag|a|b" ("" when it does
+ * not fit); read gives a and b back when cursor is one of tag's. */
+void store_cursor_make(char out[STORE_CURSOR_MAX], char tag, const char *a, const char *b);
+bool store_cursor_read(const char *cursor, char tag, char a[STORE_CURSOR_MAX],
+		       char b[STORE_CURSOR_MAX]);
+/* Digits only, into *v. */
+bool store_cursor_int(const char *text, int64_t *v);
+/* The first limit rows of s, which selects limit + 1, as objects made by
+ * item(); next gets key() of the last of them when a row more came, else
+ * "".  NULL on error. */
+json_t *store_page_rows(struct stmt *s, int limit, char next[STORE_CURSOR_MAX],
+			json_t *(*item)(struct stmt *s), void (*key)(struct stmt *s, char *next));
 
 #endif

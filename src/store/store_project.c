@@ -142,12 +142,12 @@ store_stage_set(struct store *st, const char *project_id, const char *stage_type
 	static const char sql[] =
 		"INSERT INTO project_stages (id, project_id, stage_type, status, started_at,"
 		"  completed_at, created_at, updated_at)"
-		" VALUES (?1, ?2, ?3, ?4, CASE WHEN ?4 = 'processing' THEN ?5 END,"
-		"  CASE WHEN ?4 <> 'processing' THEN ?5 END, ?5, ?5)"
+		" VALUES (?1, ?2, ?3, ?4, CASE WHEN ?4 IN ('processing', 'queued') THEN ?5 END,"
+		"  CASE WHEN ?4 NOT IN ('processing', 'queued') THEN ?5 END, ?5, ?5)"
 		" ON CONFLICT (project_id, stage_type) DO UPDATE SET status = ?4,"
-		"  started_at = CASE WHEN ?4 = 'processing' THEN ?5"
-		"  ELSE project_stages.started_at END,"
-		"  completed_at = CASE WHEN ?4 = 'processing' THEN NULL ELSE ?5 END,"
+		"  started_at = CASE WHEN ?4 IN ('processing', 'queued') THEN ?5"
+		"    ELSE project_stages.started_at END,"
+		"  completed_at = CASE WHEN ?4 IN ('processing', 'queued') THEN NULL ELSE ?5 END,"
 		"  updated_at = ?5"
 		" RETURNING id, coalesce(project_stages.started_at, '')";
 	struct stmt *s = store_stmt(st, sql);

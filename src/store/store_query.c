@@ -9,15 +9,12 @@
 
 #include "log.h"
 
-/* A row as an object whose keys are the column names; JSON text columns
- * named in json_cols are decoded. */
-static json_t *
-row_object(struct stmt *s, const char *const *json_cols)
+json_t *
+store_row_object(struct stmt *s, int from, int to, const char *const *json_cols)
 {
 	json_t *o = json_object();
-	int n = stmt_column_count(s);
 
-	for (int i = 0; i < n; i++) {
+	for (int i = from; i < to; i++) {
 		const char *name = stmt_column_name(s, i);
 		json_t *v = NULL;
 
@@ -29,6 +26,12 @@ row_object(struct stmt *s, const char *const *json_cols)
 		json_object_set_new(o, name, v);
 	}
 	return o;
+}
+
+static json_t *
+row_object(struct stmt *s, const char *const *json_cols)
+{
+	return store_row_object(s, 0, stmt_column_count(s), json_cols);
 }
 
 static json_t *
@@ -76,18 +79,7 @@ one_row(struct store *st, const char *sql, const char *k1, const char *k2,
 }
 
 static const char *const project_json_cols[] = { "image_providers", "params", NULL };
-
-/* An image row's pending provider task (store_task.c) as a JSON object, or
- * null: what a plugin checkpointed and is polling. */
-#define TASK_COLUMN(OBJ, STATE)                                                           \
-	" (SELECT " OBJ "('provider', coalesce(tp.name, ''), 'state', " STATE ","          \
-	"  'checkpoints', t.checkpoints, 'created_at', t.created_at,"                      \
-	"  'updated_at', t.updated_at) FROM provider_tasks t"                              \
-	"  LEFT JOIN model_providers tp ON tp.id = t.model_provider_id"                    \
-	"  WHERE t.image_id = g.id) AS provider_task"
-#define TASK_LITE TASK_COLUMN("json_object", "json(t.state)")
-#define TASK_PG TASK_COLUMN("json_build_object", "t.state::json")
-static const char *const image_json_cols[] = { "generation_params", "provider_task", NULL };
+const char *const store_image_json_cols[] = { "generation_params", "provider_task", NULL };
 
 json_t *
 store_query_project_row(struct store *st, const char *project_id)
@@ -112,21 +104,27 @@ project_stages(struct store *st, const char *project_id)
 	return rows_array(st, s, NULL);
 }
 
-/* Counts of storyboards by the state of their latest primary image. */
+/* Counts of storyboards by the state of their current image, kept by
+ * triggers in project_counts (see the migrations in store_schema.c). */
 static json_t *
 project_counts(struct store *st, const char *project_id)
 {
 	static const char sql[] =
-		"WITH latest AS (SELECT s.id,"
-		"  (SELECT g.status FROM generated_images g WHERE g.storyboard_id = s.id"
-		"   AND g.is_primary = 1 ORDER BY (g.status = 'completed') DESC, g.created_at DESC"
-		"   LIMIT 1) AS status FROM storyboards s WHERE s.project_id = ?)"
-		" SELECT count(*) AS storyboards,"
+		"SELECT coalesce(sum(n), 0) AS storyboards,"
+		"  coalesce(sum(n) FILTER (WHERE status = 'completed'), 0) AS completed,"
+		"  coalesce(sum(n) FILTER (WHERE status = 'failed'), 0) AS failed,"
+		"  coalesce(sum(n) FILTER (WHERE status IN ('pending', 'processing')), 0) AS pending,"
+		"  coalesce(sum(n) FILTER (WHERE status = 'not_started'), 0) AS not_started"
+		" FROM project_counts WHERE project_id = ?";
+	/* PostgreSQL's count storyboard_status (see its migration 5 -> 6). */
+	static const char pg_sql[] =
+		"SELECT count(*) AS storyboards,"
 		"  count(*) FILTER (WHERE status = 'completed') AS completed,"
 		"  count(*) FILTER (WHERE status = 'failed') AS failed,"
 		"  count(*) FILTER (WHERE status IN ('pending', 'processing')) AS pending,"
-		"  count(*) FILTER (WHERE status IS NULL) AS not_started FROM latest";
-	return one_row(st, sql, project_id, NULL, NULL);
+		"  count(*) FILTER (WHERE status IS NULL) AS not_started"
+		" FROM storyboard_status WHERE project_id = ?";
+	return one_row2(st, sql, pg_sql, project_id, NULL, NULL);
 }
 
 json_t *
@@ -168,11 +166,7 @@ json_t *
 store_query_images(struct store *st, const char *project_id)
 {
 #define IMAGES_SQL(TASK)                                                                   \
-	"SELECT g.id, g.storyboard_id, s.position AS storyboard_index, g.run_id,"          \
-	" g.status, g.is_primary, g.primary_id, g.image_url AS url, g.width, g.height,"    \
-	" g.file_path, g.file_size, g.thumbnail_path, g.sha256, g.mime, g.cached,"         \
-	" g.attempts, g.error, g.generation_params, p.name AS provider,"                    \
-	" g.created_at, g.updated_at," TASK                                                \
+	"SELECT " STORE_IMAGE_COLS(TASK)                                                   \
 	" FROM generated_images g JOIN storyboards s ON s.id = g.storyboard_id"            \
 	" LEFT JOIN model_providers p ON p.id = g.model_provider_id"                       \
 	" WHERE s.project_id = ? ORDER BY s.position, g.created_at, g.is_primary DESC"
@@ -182,7 +176,7 @@ store_query_images(struct store *st, const char *project_id)
 	if (s == NULL)
 		return NULL;
 	store_bind_text(s, 1, project_id);
-	return rows_array(st, s, image_json_cols);
+	return rows_array(st, s, store_image_json_cols);
 }
 
 static bool
@@ -252,9 +246,13 @@ store_query_image_counts(struct store *st)
 json_t *
 store_query_runs_processing(struct store *st)
 {
-	static const char sql[] =
-		"SELECT id, project_id FROM runs WHERE status = 'processing' ORDER BY started_at";
-	struct stmt *s = store_stmt(st, sql);
+	/* PostgreSQL's runs have no rowid: their ids (UUIDv7) are in the
+	 * order they were made. */
+#define RUNS_LEFT_SQL(TIE)                                                                  \
+	"SELECT id, project_id, status FROM runs WHERE status IN ('processing', 'queued')" \
+	" ORDER BY status = 'queued', started_at, " TIE
+	static const char sql[] = RUNS_LEFT_SQL("rowid"), pg_sql[] = RUNS_LEFT_SQL("id");
+	struct stmt *s = store_stmt2(st, sql, pg_sql);
 
 	return s != NULL ? rows_array(st, s, NULL) : NULL;
 }
@@ -321,35 +319,7 @@ store_query_image(struct store *st, const char *image_id)
 	" FROM generated_images g JOIN storyboards s ON s.id = g.storyboard_id"            \
 	" LEFT JOIN model_providers p ON p.id = g.model_provider_id WHERE g.id = ?"
 	static const char sql[] = IMAGE_SQL(TASK_LITE), pg_sql[] = IMAGE_SQL(TASK_PG);
-	return one_row2(st, sql, pg_sql, image_id, NULL, image_json_cols);
-}
-
-/* One indexed lookup per storyboard (generated_images_storyboard): building
- * JSON for every image of every run to keep one per storyboard cost ~0.5 s
- * per request on 3,000 storyboards after a few runs; a window function over
- * them all, twice this query's time. */
-json_t *
-store_query_current_images(struct store *st, const char *project_id)
-{
-#define CURRENT_SQL(TASK)                                                                  \
-	"SELECT g.id, g.storyboard_id, s.position AS storyboard_index, g.run_id,"          \
-	" g.status, g.is_primary, g.primary_id, g.image_url AS url, g.width, g.height,"    \
-	" g.file_path, g.file_size, g.thumbnail_path, g.sha256, g.mime, g.cached,"         \
-	" g.attempts, g.error, g.generation_params, p.name AS provider,"                    \
-	" g.created_at, g.updated_at," TASK                                                \
-	" FROM storyboards s JOIN generated_images g ON g.id = ("                          \
-	"  SELECT c.id FROM generated_images c WHERE c.storyboard_id = s.id"               \
-	"  AND c.is_primary = 1 ORDER BY (c.status = 'completed') DESC, c.created_at DESC," \
-	"  c.id DESC LIMIT 1)"                                                             \
-	" LEFT JOIN model_providers p ON p.id = g.model_provider_id"                       \
-	" WHERE s.project_id = ? ORDER BY s.position"
-	static const char sql[] = CURRENT_SQL(TASK_LITE), pg_sql[] = CURRENT_SQL(TASK_PG);
-	struct stmt *s = store_stmt2(st, sql, pg_sql);
-
-	if (s == NULL)
-		return NULL;
-	store_bind_text(s, 1, project_id);
-	return rows_array(st, s, image_json_cols);
+	return one_row2(st, sql, pg_sql, image_id, NULL, store_image_json_cols);
 }
 
 int
@@ -406,7 +376,6 @@ store_events_after(struct store *st, const char *run_id, int64_t after_seq, int 
 static void
 cursor_encode(const char *created_at, int64_t rowid, char out[STORE_CURSOR_MAX])
 {
-	static const char hex[] = "0123456789abcdef";
 	char raw[CURSOR_RAW_MAX + 1];
 	int n;
 
@@ -414,17 +383,7 @@ cursor_encode(const char *created_at, int64_t rowid, char out[STORE_CURSOR_MAX])
 	if (strlen(created_at) != CURSOR_TS)
 		return;
 	n = snprintf(raw, sizeof(raw), "%s%" PRId64, created_at, rowid);
-	for (int i = 0; i < n; i++) {
-		out[2 * i] = hex[(unsigned char)raw[i] >> 4];
-		out[2 * i + 1] = hex[raw[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
-
-static int
-hex_digit(char c)
-{
-	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+	store_hex_encode(raw, (size_t)n, out);
 }
 
 /* "YYYY-MM-DDTHH:MM:SS.mmmZ" */
@@ -443,24 +402,16 @@ static bool
 cursor_decode(const char *cursor, char ts[CURSOR_TS + 1], int64_t *rowid)
 {
 	char raw[CURSOR_RAW_MAX + 1], *end;
-	size_t n = strlen(cursor) / 2;
 
-	if (strlen(cursor) % 2 != 0 || n <= CURSOR_TS || n > CURSOR_RAW_MAX)
+	if (strlen(cursor) / 2 <= CURSOR_TS || !store_hex_decode(cursor, raw, sizeof(raw)))
 		return false;
-	for (size_t i = 0; i < n; i++) {
-		int hi = hex_digit(cursor[2 * i]), lo = hex_digit(cursor[2 * i + 1]);
-
-		if (hi < 0 || lo < 0)
-			return false;
-		raw[i] = (char)(hi << 4 | lo);
-	}
-	raw[n] = '\0';
 	memcpy(ts, raw, CURSOR_TS);
 	ts[CURSOR_TS] = '\0';
 	if (!timestamp_valid(ts) || raw[CURSOR_TS] < '0' || raw[CURSOR_TS] > '9')
 		return false;
 	errno = 0;
 	*rowid = strtoll(raw + CURSOR_TS, &end, 10);
+	/* store_hex_decode refuses a 00 byte: a %00 inside is no cursor of ours. */
 	return *end == '\0' && errno == 0;
 }
 
@@ -536,25 +487,43 @@ store_query_run_view(struct store *st, const char *run_id)
 	return run_view(one_row(st, sql, run_id, NULL, run_json_cols));
 }
 
-json_t *
-store_query_project_runs(struct store *st, const char *project_id)
+static json_t *
+run_item(struct stmt *s)
 {
-	/* Ids are UUIDv7: they break ties of started_at in time order. */
-	static const char sql[] =
-		"SELECT " RUN_VIEW_COLS " FROM runs r WHERE r.project_id = ?"
-		" ORDER BY r.started_at DESC, r.id DESC";
-	struct stmt *s = store_stmt(st, sql);
-	json_t *a;
-	size_t i;
-	json_t *v;
+	return run_view(store_row_object(s, 0, stmt_column_count(s), run_json_cols));
+}
 
-	if (s == NULL)
+static void
+run_key(struct stmt *s, char *next)
+{
+	/* started_at and id: columns 9 and 0 of RUN_VIEW_COLS. */
+	store_cursor_make(next, 'r', store_column_text(s, 9), store_column_text(s, 0));
+}
+
+/* Newest first; ids are UUIDv7, so they break ties of started_at in time
+ * order. */
+json_t *
+store_page_runs(struct store *st, const char *project_id, const char *after, int limit,
+		char next[STORE_CURSOR_MAX], bool *bad_cursor)
+{
+	static const char sql[] =
+		"SELECT " RUN_VIEW_COLS " FROM runs r WHERE r.project_id = ?1"
+		" AND (CAST(?2 AS TEXT) IS NULL OR r.started_at < ?2"
+		"  OR (r.started_at = ?2 AND r.id < ?3))"
+		" ORDER BY r.started_at DESC, r.id DESC LIMIT ?4";
+	char a[STORE_CURSOR_MAX], b[STORE_CURSOR_MAX];
+	struct stmt *s;
+
+	*bad_cursor = after != NULL && (!store_cursor_read(after, 'r', a, b) ||
+					strlen(a) != CURSOR_TS || !timestamp_valid(a) ||
+					strlen(b) != 36);
+	if (*bad_cursor || (s = store_stmt(st, sql)) == NULL)
 		return NULL;
 	store_bind_text(s, 1, project_id);
-	if ((a = rows_array(st, s, run_json_cols)) != NULL)
-		json_array_foreach(a, i, v)
-			run_view(v);
-	return a;
+	store_bind_text(s, 2, after != NULL ? a : NULL);
+	store_bind_text(s, 3, after != NULL ? b : NULL);
+	stmt_bind_int(s, 4, limit + 1);
+	return store_page_rows(s, limit, next, run_item, run_key);
 }
 
 int64_t

@@ -90,7 +90,7 @@ store_run_active(struct store *st, const char *project_id, char out[37], long *p
 {
 	static const char sql[] =
 		"SELECT id, coalesce(pid, 0) FROM runs WHERE project_id = ?"
-		" AND status = 'processing' ORDER BY started_at DESC LIMIT 1";
+		" AND status IN ('processing', 'queued') ORDER BY started_at DESC LIMIT 1";
 	struct stmt *s = store_stmt(st, sql);
 
 	out[0] = '\0';

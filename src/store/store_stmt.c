@@ -27,6 +27,7 @@ prepare(struct store *st, const char *key, const char *sql)
 	} else if (sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s->lite,
 				      NULL) != SQLITE_OK) {
 		log_errx("sqlite prepare: %s", sqlite3_errmsg(st->db));
+		store_failed(st, sqlite3_extended_errcode(st->db));
 		return NULL;
 	}
 	st->nstmts++;
@@ -178,17 +179,33 @@ stmt_column_bytes(struct stmt *s, int i)
 	return s->lite != NULL ? sqlite3_column_bytes(s->lite, i) : pg_column_bytes(s->pg, i);
 }
 
+void
+store_step_failed(struct store *st, struct stmt *s, int rc)
+{
+	if (st->backend == STORE_SQLITE) {
+		log_errx("sqlite: %s", sqlite3_errmsg(st->db));
+		store_failed(st, rc);
+	} else {
+		log_errx("postgresql: %s", store_errmsg(st));
+	}
+	stmt_reset(s);
+	/* Writes after SQLite's automatic rollback would each commit on their
+	 * own; a new transaction keeps them together (and lost with it if the
+	 * disk is still full). */
+	if (!st->in_tx && st->lost)
+		(void)store_begin(st);
+}
+
 int
 store_exec_stmt(struct store *st, struct stmt *s)
 {
 	int rc = stmt_step(s);
 
-	stmt_reset(s);
 	if (rc != STMT_DONE) {
-		log_errx("%s: %s", st->backend == STORE_PG ? "postgresql" : "sqlite",
-			 store_errmsg(st));
+		store_step_failed(st, s, rc);
 		return -1;
 	}
+	stmt_reset(s);
 	return 0;
 }
 

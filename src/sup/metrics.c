@@ -66,6 +66,15 @@ metrics_failover(struct metrics *m, const char *name)
 }
 
 void
+metrics_rate_limited(struct metrics *m, const char *name)
+{
+	struct metrics_provider *p = m != NULL ? provider(m, name) : NULL;
+
+	if (p != NULL)
+		p->rate_limited++;
+}
+
+void
 metrics_run_ended(struct metrics *m, const char *status)
 {
 	for (int i = 0; m != NULL && i < 4; i++)
@@ -167,6 +176,45 @@ render_providers(struct text *t, const struct metrics *m)
 	for (int i = 0; i < m->nprov; i++)
 		put(t, "t2istage_failovers_total{provider=\"%s\"} %llu\n", m->prov[i].name,
 		    m->prov[i].failovers);
+	put(t, "# HELP t2istage_rate_limited_total Rate-limited answers of the provider.\n"
+	       "# TYPE t2istage_rate_limited_total counter\n");
+	for (int i = 0; i < m->nprov; i++)
+		put(t, "t2istage_rate_limited_total{provider=\"%s\"} %llu\n", m->prov[i].name,
+		    m->prov[i].rate_limited);
+}
+
+/* From the spend ledger: what each provider was asked and paid, and how
+ * many requests an image took (retries, rate limits and failures count). */
+static void
+render_spend(struct text *t, struct store *st)
+{
+	json_t *totals = store_spend_totals(st), *p;
+	size_t i;
+
+	put(t, "# HELP t2istage_spend_total Spent at the provider, in its unit (cost per "
+	       "request).\n# TYPE t2istage_spend_total counter\n");
+	json_array_foreach(totals, i, p)
+		put(t, "t2istage_spend_total{provider=\"%s\"} %.6g\n",
+		    json_string_value(json_object_get(p, "provider")),
+		    json_real_value(json_object_get(p, "spent")));
+	put(t, "# HELP t2istage_requests_total Requests handed to the provider.\n"
+	       "# TYPE t2istage_requests_total counter\n");
+	json_array_foreach(totals, i, p)
+		put(t, "t2istage_requests_total{provider=\"%s\"} %lld\n",
+		    json_string_value(json_object_get(p, "provider")),
+		    (long long)json_integer_value(json_object_get(p, "requests")));
+	put(t, "# HELP t2istage_requests_per_image Requests per image the provider delivered.\n"
+	       "# TYPE t2istage_requests_per_image gauge\n");
+	json_array_foreach(totals, i, p) {
+		json_int_t images = json_integer_value(json_object_get(p, "images"));
+
+		if (images > 0)
+			put(t, "t2istage_requests_per_image{provider=\"%s\"} %.4g\n",
+			    json_string_value(json_object_get(p, "provider")),
+			    (double)json_integer_value(json_object_get(p, "requests")) /
+				    (double)images);
+	}
+	json_decref(totals);
 }
 
 static void
@@ -204,7 +252,7 @@ render_webhooks(struct text *t, const struct metrics *m, struct store *st)
 
 char *
 metrics_render(const struct metrics *m, struct store *st, int busy, int max_workers,
-	       size_t active_runs)
+	       const struct metrics_runs *runs)
 {
 	struct text t = { malloc(4096), 0, 4096 };
 
@@ -220,13 +268,16 @@ metrics_render(const struct metrics *m, struct store *st, int busy, int max_work
 		put(&t, "t2istage_runs_total{status=\"%s\"} %llu\n", run_status[i],
 		    m->runs_ended[i]);
 	put(&t, "# HELP t2istage_runs_active Runs in progress.\n# TYPE t2istage_runs_active gauge\n"
-		"t2istage_runs_active %zu\n", active_runs);
+		"t2istage_runs_active %zu\n", runs->active);
+	put(&t, "# HELP t2istage_runs_queued Runs accepted, waiting for room.\n"
+		"# TYPE t2istage_runs_queued gauge\nt2istage_runs_queued %zu\n", runs->queued);
 	put(&t, "# HELP t2istage_workers_busy Worker processes running.\n"
 		"# TYPE t2istage_workers_busy gauge\nt2istage_workers_busy %d\n"
 		"# HELP t2istage_workers_max Configured workers.max.\n"
 		"# TYPE t2istage_workers_max gauge\nt2istage_workers_max %d\n", busy, max_workers);
 	render_images(&t, st);
 	render_providers(&t, m);
+	render_spend(&t, st);
 	put(&t, "# HELP t2istage_http_requests_total HTTP requests by status class.\n"
 		"# TYPE t2istage_http_requests_total counter\n");
 	for (int c = 1; c <= 5; c++)

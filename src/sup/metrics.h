@@ -22,6 +22,7 @@ struct metrics_provider {
 	double sum;
 	unsigned long long retries;
 	unsigned long long failovers;
+	unsigned long long rate_limited;	/* rate-limited answers */
 };
 
 struct metrics {
@@ -35,17 +36,24 @@ struct metrics {
 	unsigned long long webhook_gave_up;
 };
 
-void metrics_latency(struct metrics *m, const char *provider, double seconds);
-void metrics_retry(struct metrics *m, const char *provider);
-void metrics_failover(struct metrics *m, const char *provider);
+void metrics_latency(struct metrics *m, const char *name, double seconds);
+void metrics_retry(struct metrics *m, const char *name);
+void metrics_failover(struct metrics *m, const char *name);
+void metrics_rate_limited(struct metrics *m, const char *name);
 void metrics_run_ended(struct metrics *m, const char *status);
 void metrics_http(struct metrics *m, int status);
 void metrics_webhook_delivered(struct metrics *m);
 void metrics_webhook_failed(struct metrics *m, const char *kind);
 void metrics_webhook_gave_up(struct metrics *m);
 
-/* The exposition text (malloc'd), with gauges read now. */
+struct metrics_runs {
+	size_t active;		/* processed */
+	size_t queued;		/* waiting for room */
+};
+
+/* The exposition text (malloc'd), with gauges read now; the spend and
+ * request counters come from the spend ledger, so they survive restarts. */
 char *metrics_render(const struct metrics *m, struct store *st, int busy_workers,
-		     int max_workers, size_t active_runs);
+		     int max_workers, const struct metrics_runs *runs);
 
 #endif

@@ -1,5 +1,6 @@
 /* outcome: applying worker messages and exits to runs. */
 #include "outcome.h"
+#include "outcome_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,13 +11,16 @@
 #include "events.h"
 #include "log.h"
 #include "metrics.h"
+#include "pace.h"
 #include "project.h"
 #include "retry.h"
+#include "spend.h"
 #include "stage.h"
 #include "run.h"
 #include "store.h"
 #include "t2istage/plugin.h"
 #include "slots.h"
+#include "worker.h"
 
 /* A progress event; fraction (a plugin's, from 0 to 1, -1 when it does not
  * know) is left out for the host's own steps, which carry none. */
@@ -156,9 +160,8 @@ serve_followers(const struct outcome_ctx *c, struct run *r, int leader,
 	}
 }
 
-/* Records item i as failed; a follower takes over as the leader. */
-static void
-fail_item(const struct outcome_ctx *c, struct run *r, int i, const char *cause)
+void
+outcome_fail_item(const struct outcome_ctx *c, struct run *r, int i, const char *cause)
 {
 	struct run_item *it = &r->items[i];
 	int f = run_take_followers(r, i);
@@ -245,8 +248,19 @@ move_off_dead(const struct outcome_ctx *c, struct run *r, int pos)
 		}
 		if (it->state == ITEM_DELAYED)
 			r->ndelayed--;
-		fail_item(c, r, (int)k, r->chain_why[pos]);
+		outcome_fail_item(c, r, (int)k, run_dead_why(r, pos));
 	}
+}
+
+void
+outcome_kill_provider(const struct outcome_ctx *c, struct run *r, int pos, const char *why,
+		      const char *told)
+{
+	if (!run_kill_provider(r, pos, why))
+		return;
+	events_info(r, "warning", "%s; not asked again in this run", told);
+	move_off_dead(c, r, pos);
+	stop_dead_workers(c, r, r->chain[pos]);
 }
 
 bool
@@ -254,18 +268,21 @@ outcome_reroute(const struct outcome_ctx *c, struct run *r, int i)
 {
 	int next;
 
+	outcome_check_rate_wait(c, r, r->items[i].chain_pos);
+	if (r->items[i].state == ITEM_FAILED)
+		return false;	/* given up with its provider just now */
 	if (!r->chain_dead[r->items[i].chain_pos])
 		return true;
 	if ((next = retry_next_provider(r, r->items[i].chain_pos)) >= 0) {
 		rebind(c, r, i, next);
 		return true;
 	}
-	fail_item(c, r, i, r->chain_why[r->items[i].chain_pos]);
+	outcome_fail_item(c, r, i, run_dead_why(r, r->items[i].chain_pos));
 	return false;
 }
 
-static void
-failover(const struct outcome_ctx *c, struct run *r, int i, int next, const char *why)
+void
+outcome_failover(const struct outcome_ctx *c, struct run *r, int i, int next, const char *why)
 {
 	const char *from = c->cfg->providers[run_provider(r, i)].name;
 
@@ -273,6 +290,22 @@ failover(const struct outcome_ctx *c, struct run *r, int i, int next, const char
 	events_info(r, "warning", "storyboard %d: provider %s failed (%s); moving to provider %s",
 		    r->items[i].index, from, why, c->cfg->providers[run_provider(r, i)].name);
 	run_queue_push_front(r, i);
+}
+
+void
+outcome_delay(const struct outcome_ctx *c, struct run *r, int i, int64_t delay_ms)
+{
+	struct run_item *it = &r->items[i];
+
+	it->state = ITEM_DELAYED;
+	it->ready_ms = clock_now_ms() + delay_ms;
+	r->ndelayed++;
+	store_image_reset(c->st, it->image_id);
+	if (r->shared) {
+		/* Any instance may take the retry, when it is due. */
+		store_image_ready_at(c->st, it->image_id, clock_wall_ms() + delay_ms);
+		it->lease_token[0] = '\0';
+	}
 }
 
 /* One attempt at item i failed: retry later, fail over, or fail. */
@@ -286,44 +319,29 @@ attempt_failed(const struct outcome_ctx *c, struct run *r, int i, int error_clas
 	char why[600];
 
 	it->attempts++;
-	if (error_class == T2I_ERR_RATE_LIMITED) {
-		int cap = slots_rate_limited(c->w, p);
-
-		if (cap > 0)
-			log_info("provider %s rate limited: at most %d workers until it recovers",
-				 c->cfg->providers[p].name, cap);
-	}
 	if (makes_unusable(error_class) && !r->chain_dead[it->chain_pos]) {
-		r->chain_dead[it->chain_pos] = true;
-		snprintf(r->chain_why[it->chain_pos], sizeof(r->chain_why[0]),
-			 "provider %s is unusable: %s", c->cfg->providers[p].name, cause);
-		events_info(r, "warning", "provider %s is unusable (%s); not asked again in this run",
-			    c->cfg->providers[p].name, cause);
-		move_off_dead(c, r, it->chain_pos);
-		stop_dead_workers(c, r, p);
+		char told[600];
+
+		snprintf(why, sizeof(why), "provider %s is unusable: %s", c->cfg->providers[p].name,
+			 cause);
+		snprintf(told, sizeof(told), "provider %s is unusable (%s)",
+			 c->cfg->providers[p].name, cause);
+		outcome_kill_provider(c, r, it->chain_pos, why, told);
 	}
 	retry_decide(c->cfg, r, i, error_class, retry_after_ms, drand48(), &d);
 	snprintf(why, sizeof(why), "%s: %s", class_word(error_class), cause);
 	if (d.action == RETRY_LATER) {
 		metrics_retry(c->m, c->cfg->providers[p].name);
-		it->state = ITEM_DELAYED;
-		it->ready_ms = clock_now_ms() + d.delay_ms;
-		r->ndelayed++;
-		store_image_reset(c->st, it->image_id);
-		if (r->shared) {
-			/* Any instance may take the retry, when it is due. */
-			store_image_ready_at(c->st, it->image_id, clock_wall_ms() + d.delay_ms);
-			it->lease_token[0] = '\0';
-		}
+		outcome_delay(c, r, i, d.delay_ms);
 		events_info(r, "warning",
 			    "storyboard %d: attempt %d of %d on provider %s failed (%s); "
 			    "retrying in %.1f s", it->index, it->attempts, c->cfg->retry_attempts,
 			    c->cfg->providers[p].name, why, (double)d.delay_ms / 1000.0);
 	} else if (d.action == RETRY_FAILOVER) {
 		metrics_failover(c->m, c->cfg->providers[p].name);
-		failover(c, r, i, d.next_pos, why);
+		outcome_failover(c, r, i, d.next_pos, why);
 	} else {
-		fail_item(c, r, i, cause);
+		outcome_fail_item(c, r, i, cause);
 	}
 }
 
@@ -361,6 +379,10 @@ on_begin(const struct outcome_ctx *c, struct slot *s, const struct msg_worker *m
 	s->current = s->next++;
 	r->items[i].state = ITEM_RUNNING;
 	r->items[i].begin_ms = clock_now_ms();
+	/* The request goes out now: its answer speaks of the provider's limit
+	 * as it is at this moment (pace.h). */
+	r->items[i].epoch = pace_epoch(c->pace, s->provider);
+	r->items[i].checkpointed = false;
 	s->deadline_ms = slots_deadline(c->cfg->timeout);
 	store_image_processing(c->st, r->items[i].image_id);
 	if (r->items[i].attempts == 0 && r->items[i].chain_pos == 0) {
@@ -405,30 +427,82 @@ complete_from_slot(const struct outcome_ctx *c, struct slot *s, int i)
 	json_decref(variants);
 }
 
+void
+outcome_unsent(const struct outcome_ctx *c, struct run *r, int i, int provider)
+{
+	spend_release(c->st, r, i);
+	pace_refund(c->pace, provider, 1);
+	if (!held(c, r, i))
+		return;
+	store_image_reset(c->st, r->items[i].image_id);
+	run_queue_push_front(r, i);
+}
+
+/* The worker ends its batch after this answer (worker_ends_batch): what it
+ * has not begun goes back, uncharged. */
+static void
+put_back_rest(const struct outcome_ctx *c, struct slot *s)
+{
+	for (int k = s->nitems - 1; k >= s->next; k--)
+		outcome_unsent(c, s->run, s->items[k], s->provider);
+	s->next = s->nitems;
+}
+
+/* What a failed answer means, by its class. */
+static void
+result_failed(const struct outcome_ctx *c, struct slot *s, int i, const struct msg_worker *m)
+{
+	struct run *r = s->run;
+
+	spend_settle(c->st, r, i, m->error_class);
+	if (m->error_class != T2I_ERR_RATE_LIMITED)
+		pace_answered(c->pace, s->provider);
+	if (m->error_class == T2I_ERR_RATE_LIMITED) {
+		outcome_rate_limited(c, s, i, m->retry_after_ms, m->message);
+	} else if (m->error_class == MSG_ERR_LOCAL) {
+		outcome_local_failure(c, s, i, m->message);
+	} else if (s->stopping && retry_transient(m->error_class)) {
+		/* Told to stop (cancel, shutdown): what it gave up is put back,
+		 * as if it had been killed, not charged. */
+		store_image_reset(c->st, r->items[i].image_id);
+		run_queue_push_front(r, i);
+	} else {
+		attempt_failed(c, r, i, m->error_class, m->retry_after_ms, m->message);
+	}
+	if (worker_ends_batch(m->error_class))
+		put_back_rest(c, s);
+}
+
 static int
 on_result(const struct outcome_ctx *c, struct slot *s, const struct msg_worker *m)
 {
-	int i;
+	struct run_item *it;
+	int i, grown;
 
 	if (s->current < 0)
 		return -1;
 	i = s->items[s->current];
-	if (strcmp(s->run->items[i].image_id, m->image_id) != 0 || (m->ok && s->nimages == 0))
+	it = &s->run->items[i];
+	if (strcmp(it->image_id, m->image_id) != 0 || (m->ok && s->nimages == 0))
 		return -1;
 	metrics_latency(c->m, c->cfg->providers[s->provider].name,
-			(double)(clock_now_ms() - s->run->items[i].begin_ms) / 1000.0);
+			(double)(clock_now_ms() - it->begin_ms) / 1000.0);
+	if (m->ok) {
+		/* Our request, answered: settled whoever now holds the lease. */
+		spend_settle(c->st, s->run, i, -1);
+		grown = pace_ok(c->pace, s->provider, it->epoch, clock_now_ms());
+		if (grown > 0)
+			log_debug("provider %s: at most %d workers now",
+				  c->cfg->providers[s->provider].name, grown);
+	}
 	if (!held(c, s->run, i)) {
-		;	/* the new owner records it */
+		if (!m->ok)
+			spend_settle(c->st, s->run, i, m->error_class);
+		/* the new owner records the storyboard */
 	} else if (m->ok) {
-		slots_provider_ok(c->w, s->provider);
 		complete_from_slot(c, s, i);
-	} else if (s->stopping && retry_transient(m->error_class)) {
-		/* Told to stop (cancel, shutdown): what it gave up is put back,
-		 * as if it had been killed, not charged. */
-		store_image_reset(c->st, s->run->items[i].image_id);
-		run_queue_push_front(s->run, i);
 	} else {
-		attempt_failed(c, s->run, i, m->error_class, m->retry_after_ms, m->message);
+		result_failed(c, s, i, m);
 	}
 	for (int k = 0; k < s->nimages; k++)
 		msg_image_free(&s->images[k]);
@@ -484,6 +558,9 @@ on_checkpoint(const struct outcome_ctx *c, struct slot *s, const struct msg_work
 	k = (struct store_task_key){ it->storyboard_id, s->run->chain_db_id[it->chain_pos],
 				     it->cache_key };
 	forget = state_empty(m->state);
+	/* A new task is a paid submission, whether or not it is recorded. */
+	if (!forget)
+		it->checkpointed = true;
 	if (!held(c, s->run, i))
 		rc = -1;
 	else
@@ -563,12 +640,22 @@ on_fatal(const struct outcome_ctx *c, struct slot *s, const char *message)
 {
 	log_errx("run %s: provider %s: plugin refused by worker %ld: %s", s->run->id,
 		 c->cfg->providers[s->provider].name, (long)s->pid, message);
-	if (s->current >= 0 && held(c, s->run, s->items[s->current]))
-		attempt_failed(c, s->run, s->items[s->current], CLASS_UNUSABLE, 0, message);
+	/* Nothing was sent: the plugin never ran. */
+	if (s->current >= 0) {
+		spend_release(c->st, s->run, s->items[s->current]);
+		if (held(c, s->run, s->items[s->current]))
+			attempt_failed(c, s->run, s->items[s->current], CLASS_UNUSABLE, 0,
+				       message);
+	}
 	s->current = -1;
-	for (; s->next < s->nitems; s->next++)
-		if (held(c, s->run, s->items[s->next]))
-			attempt_failed(c, s->run, s->items[s->next], CLASS_UNUSABLE, 0, message);
+	while (s->next < s->nitems) {
+		int i = s->items[s->next++];
+
+		spend_release(c->st, s->run, i);
+		pace_refund(c->pace, s->provider, 1);
+		if (held(c, s->run, i))
+			attempt_failed(c, s->run, i, CLASS_UNUSABLE, 0, message);
+	}
 	slots_slot_done(c->w, s);
 }
 
@@ -644,11 +731,29 @@ outcome_settle(const struct outcome_ctx *c, struct slot *s)
 	/* Charge the item in flight, or, when the worker died before beginning
 	 * one, the first it was given: each death then settles one item, so a
 	 * plugin that always crashes still lets the run end. */
-	if (s->stopping && s->current >= 0)
-		s->next = s->current;	/* a shutdown is nobody's fault: put it back */
-	else if (!s->stopping) {
+	if (s->stopping && s->current >= 0) {
+		/* A shutdown is nobody's fault: put it back (first in the queue,
+		 * after the rest).  Its request was sent, and may be paid for. */
+		int i = s->items[s->current];
+
+		spend_settle(c->st, r, i, T2I_ERR_TRANSIENT);
+		s->current = -1;
+		put_back_rest(c, s);
+		if (held(c, r, i)) {
+			store_image_reset(c->st, r->items[i].image_id);
+			run_queue_push_front(r, i);
+		}
+		return;
+	}
+	if (!s->stopping) {
 		int i = s->current >= 0 ? s->items[s->current] : s->items[s->next++];
 
+		if (s->current >= 0) {
+			spend_settle(c->st, r, i, T2I_ERR_TRANSIENT);
+		} else {
+			spend_release(c->st, r, i);
+			pace_refund(c->pace, s->provider, 1);
+		}
 		if (!held(c, r, i))
 			goto rest;
 		slots_describe_exit(s, cause, sizeof(cause));
@@ -662,11 +767,5 @@ outcome_settle(const struct outcome_ctx *c, struct slot *s)
 	}
 rest:
 	s->current = -1;
-	for (int k = s->nitems - 1; k >= s->next; k--) {
-		if (!held(c, r, s->items[k]))
-			continue;
-		store_image_reset(c->st, r->items[s->items[k]].image_id);
-		run_queue_push_front(r, s->items[k]);
-	}
-	s->next = s->nitems;
+	put_back_rest(c, s);
 }

@@ -14,10 +14,13 @@ struct run;
 struct slots;
 struct metrics;
 
+struct pace;
+
 struct outcome_ctx {
 	struct store *st;
 	const struct config *cfg;
-	struct slots *w;	/* for the providers' rate-limit state */
+	struct slots *w;	/* the workers, for what is in flight */
+	struct pace *pace;	/* the providers' limits, pauses and rates */
 	struct metrics *m;	/* NULL when nobody reads metrics */
 	const char *cluster_name; /* several instances: this one's name (lease owner) */
 	int64_t lease_ms;	/* and the lease of a claim */
@@ -40,7 +43,22 @@ void outcome_settle(const struct outcome_ctx *c, struct slot *s);
 int outcome_serve_cached(const struct outcome_ctx *c, struct run *r, int i);
 
 /* Before item i is dispatched: when its provider became unusable in this
- * run, moves it to the next one.  False when none is left (it failed). */
+ * run (or has answered only "rate limited" for retry.rate_limit_wait),
+ * moves it to the next one.  False when none is left (it failed). */
 bool outcome_reroute(const struct outcome_ctx *c, struct run *r, int i);
+
+/* A budget of provider p is reached for run r (why says which): its
+ * storyboards waiting for p fail with why, and one warning says so. */
+void outcome_budget_reached(const struct outcome_ctx *c, struct run *r, int p,
+			    const char *why);
+
+/* Run r dispatches nothing more (why: a local failure, the database): its
+ * workers finish the storyboard they are on and begin no other; what they
+ * leave stays pending.  The run ends once they are gone (stage_halted). */
+void outcome_halt(const struct outcome_ctx *c, struct run *r, const char *why);
+
+/* Item i, handed out but never sent (its worker did not begin it): back to
+ * the front of the queue, its request's reservation and token returned. */
+void outcome_unsent(const struct outcome_ctx *c, struct run *r, int i, int provider);
 
 #endif

@@ -9,10 +9,12 @@
 #include "config.h"
 #include "log.h"
 #include "msg.h"
+#include "pace.h"
 #include "project.h"
 #include "run.h"
 #include "slots.h"
 #include "spawnmsg.h"
+#include "spend.h"
 #include "stage.h"
 #include "store.h"
 
@@ -24,24 +26,44 @@
 static int
 batch_target(const struct outcome_ctx *c, const struct run *r, int p)
 {
-	int limit = c->w->provider_limit[p] < c->w->max_busy ? c->w->provider_limit[p]
-							       : c->w->max_busy;
+	int limit = c->pace->prov[p].limit < c->w->max_busy ? c->pace->prov[p].limit
+							    : c->w->max_busy;
 	size_t lanes = (size_t)(limit > 0 ? limit : 1);
 	/* A shared run's queue is the database: what was left when counted. */
 	size_t left = r->shared ? (size_t)(r->pending_hint > 0 ? r->pending_hint : 1) : r->qlen;
 	size_t share = (left + lanes - 1) / lanes;
 
+	/* A provider that rate limits, or has a rate, is paced request by
+	 * request: a batch would send its next ones whatever the pace says. */
+	if (pace_single(c->pace, p))
+		return 1;
 	if (share < 1)
 		share = 1;
 	return share < (size_t)c->cfg->batch_size ? (int)share : c->cfg->batch_size;
 }
 
-/* Pops up to batch_target() items of r for provider p, serving cache hits
- * at once.  Items on another provider (after a failover) keep their place. */
+/* How many items of r the next batch for p takes: batch_target(), within
+ * what the provider's pace and the budgets allow now.  0 when none may go;
+ * a budget reached fails the run's storyboards waiting for p. */
 static int
-take_items(const struct outcome_ctx *c, struct run *r, int p, int *items)
+batch_allowed(const struct outcome_ctx *c, struct run *r, int p)
 {
-	int n = 0, nheld = 0, i, want = batch_target(c, r, p);
+	int want = pace_allow(c->pace, p, batch_target(c, r, p), clock_now_ms());
+	struct spend_check chk;
+
+	if (want == 0 || spend_check(c->st, c->cfg, r, p, want, &chk) < 0)
+		return 0;
+	if (chk.reached)
+		outcome_budget_reached(c, r, p, chk.why);
+	return chk.allow;
+}
+
+/* Pops up to want items of r for provider p, serving cache hits at once.
+ * Items on another provider (after a failover) keep their place. */
+static int
+take_items(const struct outcome_ctx *c, struct run *r, int p, int want, int *items)
+{
+	int n = 0, nheld = 0, i;
 	int *held = malloc((r->qlen + 1) * sizeof(*held));
 
 	if (held == NULL)
@@ -82,7 +104,7 @@ fill_resume(const struct outcome_ctx *c, struct run *r, int i, struct msg_item *
 			 it->index, store_errmsg(c->st));
 		return -1;
 	}
-	it->task_pending = state != NULL;
+	it->task_pending = it->resumed = state != NULL;
 	mi->resume_json = state != NULL ? state : strdup("");
 	stage_idempotency_key(c->cfg, r, i, mi->idempotency_key);
 	mi->last_attempt = it->attempts + 1 >= c->cfg->retry_attempts;
@@ -132,35 +154,61 @@ out:
 }
 
 static void
-put_back(struct run *r, const int *items, int n)
+put_back(const struct outcome_ctx *c, struct run *r, const int *items, int n)
 {
-	for (int k = n - 1; k >= 0; k--)
+	for (int k = n - 1; k >= 0; k--) {
+		spend_release(c->st, r, items[k]);
+		if (r->shared)	/* claimed: the database's again */
+			store_image_reset(c->st, r->items[items[k]].image_id);
 		run_queue_push_front(r, items[k]);
+	}
 }
 
-/* Forks a worker into slot for the n items of r on provider p (items is
- * taken over on success, freed on failure, when the items are put back). */
+/* Every request of the batch in the spend ledger before the worker can
+ * send one.  When it may cost something the rows are committed now: a
+ * kill -9 right after the fork must not lose the record of a request the
+ * provider bills (the loop's commit would come too late). */
+static int
+reserve_batch(const struct outcome_ctx *c, struct run *r, int p, const int *items, int n)
+{
+	for (int k = 0; k < n; k++)
+		if (spend_reserve(c->st, c->cfg, r, items[k]) < 0)
+			return -1;
+	if (c->cfg->providers[p].cost > 0 && (store_commit(c->st) < 0 || store_begin(c->st) < 0)) {
+		log_errx("run %s: cannot record its requests to provider %s: %s", r->id,
+			 c->cfg->providers[p].name, store_errmsg(c->st));
+		for (int k = 0; k < n; k++)
+			r->items[items[k]].ledger_id = 0;	/* rolled back with them */
+		return -1;
+	}
+	return 0;
+}
+
+/* Forks a worker into slot for the n items of r on provider p, their
+ * requests reserved first (items is taken over on success, freed on
+ * failure, when the items are put back). */
 static int
 spawn_items(const struct outcome_ctx *c, struct slots *w, int slot, struct run *r, int p,
 	    int *items, int n)
 {
 	size_t len;
-	char *line = encode_batch(c, r, p, items, n, &len);
+	char *line = NULL;
 
-	if (line == NULL || slots_spawn(w, slot, &(struct spawn_batch){
+	if (reserve_batch(c, r, p, items, n) < 0 ||
+	    (line = encode_batch(c, r, p, items, n, &len)) == NULL ||
+	    slots_spawn(w, slot, &(struct spawn_batch){
 			.run = r, .provider = p, .plugin = c->cfg->providers[p].plugin_path,
 			.flags = spawnmsg_flags(c->cfg->thumbnails), .items = items,
 			.nitems = n, .line = line, .len = len,
 			.deadline_ms = slots_deadline(c->cfg->timeout),
 			.lease_token = r->shared ? r->items[items[0]].lease_token : NULL }) < 0) {
-		if (r->shared)	/* claimed: the database's again */
-			for (int k = 0; k < n; k++)
-				store_image_reset(c->st, r->items[items[k]].image_id);
-		put_back(r, items, n);
+		put_back(c, r, items, n);
 		free(items);
 		free(line);
 		return -1;
 	}
+	if (!r->shared)	/* a shared run took its tokens from the database's bucket */
+		pace_take(c->pace, p, n, clock_now_ms());
 	free(line);
 	return 1;
 }
@@ -170,17 +218,16 @@ static int
 start_batch(const struct outcome_ctx *c, struct slots *w, int slot, struct run *r, int p)
 {
 	int *items = malloc((size_t)c->cfg->batch_size * sizeof(*items));
-	int n;
+	int n, want;
 
 	if (items == NULL)
 		return -1;
-	if ((n = take_items(c, r, p, items)) == 0) {
+	if ((want = batch_allowed(c, r, p)) == 0 || (n = take_items(c, r, p, want, items)) == 0) {
 		free(items);
 		return 0;
 	}
 	return spawn_items(c, w, slot, r, p, items, n);
 }
-
 #define CLAIM_IDLE_MS 250	/* a shared run with nothing to claim is asked again after */
 
 /* Claimed item i of shared run r on chain position k, under token: what
@@ -206,51 +253,115 @@ claimed_item(const struct outcome_ctx *c, struct run *r, int i, int k, const cha
 	return true;
 }
 
+/* Under provider p's row lock (several instances): how many requests of
+ * shared run r may go to it now, chain position k.  The batch's share,
+ * within a pause the provider asked for, its rate bucket in the database
+ * (when it has a rate; *wait_ms: until the next token) and its budgets,
+ * whose spend every instance reserves under the same lock.  -1 when the
+ * database cannot say. */
+static int
+shared_allowed(const struct outcome_ctx *c, struct run *r, int k, int p, int64_t *wait_ms)
+{
+	double per_ms = pace_per_ms(c->pace, p), tokens;
+	int want = batch_target(c, r, p);
+	struct spend_check chk;
+
+	if (pace_paused(c->pace, p, clock_now_ms()))
+		return 0;
+	if (per_ms > 0) {
+		if (store_rate_refill(c->st, r->chain_db_id[k], clock_wall_ms(), per_ms,
+				      &tokens) < 0)
+			return -1;
+		if (tokens < 1.0) {
+			*wait_ms = (int64_t)((1.0 - tokens) / per_ms) + 1;
+			return 0;
+		}
+		want = want < (int)tokens ? want : (int)tokens;
+	}
+	if (spend_check(c->st, c->cfg, r, p, want, &chk) < 0)
+		return -1;
+	if (chk.reached) {
+		outcome_budget_reached(c, r, p, chk.why);
+		return 0;
+	}
+	return chk.allow;
+}
+
+/* Claims up to want generations of shared run r at chain position k and
+ * spawns their batch: 1 spawned, 0 none claimed (*any: some were, but
+ * none is to be sent), -1 error. */
+static int
+claim_at(const struct outcome_ctx *c, struct slots *w, int slot, struct run *r, int k,
+	 int want, bool *any)
+{
+	int p = r->chain[k], n, got = 0;
+	struct store_claim *cl = calloc((size_t)want, sizeof(*cl));
+	int *items = malloc((size_t)want * sizeof(*items));
+	char token[37];
+	struct store_claim_req q = { r->id, r->chain_db_id[k], want, c->pace->prov[p].limit,
+				     c->cluster_name, token, clock_wall_ms(), c->lease_ms,
+				     r->use_cache };
+
+	project_uuid(token);
+	if (cl == NULL || items == NULL || (n = store_claim(c->st, &q, cl)) < 0) {
+		free(cl);
+		free(items);
+		return -1;
+	}
+	*any = *any || n > 0;
+	for (int j = 0; j < n; j++) {
+		int i = run_item_of_image(r, cl[j].image_id);
+
+		if (i >= 0 && claimed_item(c, r, i, k, token, &cl[j], p))
+			items[got++] = i;
+	}
+	free(cl);
+	if (got > 0 && pace_per_ms(c->pace, p) > 0 &&
+	    store_rate_take(c->st, r->chain_db_id[k], got) < 0) {
+		put_back(c, r, items, got);
+		free(items);
+		return -1;
+	}
+	if (got == 0) {
+		free(items);
+		return 0;
+	}
+	return spawn_items(c, w, slot, r, p, items, got);
+}
+
 /* Several instances: a batch of shared run r claimed from the database on
- * the first provider of its chain that can take one (sup/cluster.h).
- * Positions of providers this run found unusable are claimed too, so that
- * their generations move on rather than wait for an instance that has
- * not found out. */
+ * the first provider of its chain that can take one (sup/cluster.h), with
+ * every limit of the provider checked under its row lock, which holds
+ * until the claim and its reservations are committed.  Positions of
+ * providers this run found unusable are claimed too, so that their
+ * generations move on rather than wait for an instance that has not found
+ * out. */
 static int
 claim_batch(const struct outcome_ctx *c, struct slots *w, int slot, struct run *r)
 {
-	int64_t now = clock_now_ms();
-	struct store_claim *cl;
-	int *items, rc = 0;
+	int64_t now = clock_now_ms(), wait_ms = CLAIM_IDLE_MS;
+	int rc = 0;
 	bool any = false;
 
-	if (now < r->claim_after_ms || r->finished || r->cancelled)
+	if (now < r->claim_after_ms || r->finished || r->cancelled || r->halted)
 		return 0;
-	cl = calloc((size_t)c->cfg->batch_size, sizeof(*cl));
-	items = malloc((size_t)c->cfg->batch_size * sizeof(*items));
-	for (int k = 0; cl != NULL && items != NULL && k < r->nchain && rc == 0; k++) {
-		int p = r->chain[k], n, got = 0;
-		char token[37];
-		struct store_claim_req q = { r->id, r->chain_db_id[k], batch_target(c, r, p),
-					     c->w->provider_limit[p], c->cluster_name, token,
-					     clock_wall_ms(), c->lease_ms, r->use_cache };
+	for (int k = 0; k < r->nchain && rc == 0; k++) {
+		int p = r->chain[k], want, locked;
 
-		if (!r->chain_dead[k] && !slots_provider_free(w, p))
+		if (!r->chain_dead[k] && !pace_has_room(c->pace, p, w->provider_busy[p]))
 			continue;
-		project_uuid(token);
-		if ((n = store_claim(c->st, &q, cl)) < 0)
-			break;
-		any = any || n > 0;
-		for (int j = 0; j < n; j++) {
-			int i = run_item_of_image(r, cl[j].image_id);
-
-			if (i >= 0 && claimed_item(c, r, i, k, token, &cl[j], p))
-				items[got++] = i;
-		}
-		if (got > 0) {
-			rc = spawn_items(c, w, slot, r, p, items, got);
-			items = NULL;
-		}
+		if ((locked = store_provider_lock(c->st, r->chain_db_id[k])) < 0)
+			return -1;
+		if (locked == 0)
+			continue;	/* another instance is claiming */
+		want = r->chain_dead[k] ? batch_target(c, r, p) : shared_allowed(c, r, k, p, &wait_ms);
+		if (want < 0)
+			return -1;
+		if (want > 0)
+			rc = claim_at(c, w, slot, r, k, want, &any);
 	}
 	if (rc == 0 && !any)
-		r->claim_after_ms = now + CLAIM_IDLE_MS;
-	free(items);
-	free(cl);
+		r->claim_after_ms = now + wait_ms;
 	return rc;
 }
 
@@ -266,10 +377,13 @@ next_provider(const struct outcome_ctx *c, const struct slots *w, struct run *r)
 	while (r->qlen > 0 && (r->items[r->queue[r->qhead]].state != ITEM_QUEUED ||
 			       !outcome_reroute(c, r, r->queue[r->qhead])))
 		run_queue_pop(r);
-	if (r->qlen == 0 || r->finished || r->cancelled)
+	if (r->qlen == 0 || r->finished || r->cancelled || r->halted)
 		return -1;
 	p = run_provider(r, r->queue[r->qhead]);
-	return slots_provider_free(w, p) ? p : -1;
+	if (!pace_has_room(c->pace, p, w->provider_busy[p]) ||
+	    pace_allow(c->pace, p, 1, clock_now_ms()) == 0)
+		return -1;
+	return p;
 }
 
 int

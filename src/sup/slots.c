@@ -32,8 +32,7 @@ slots_deadline(double timeout_s)
 }
 
 int
-slots_init(struct slots *w, struct spawner *sp, int max, int nproviders,
-	     const int *concurrency)
+slots_init(struct slots *w, struct spawner *sp, int max, int nproviders)
 {
 	size_t np = (size_t)(nproviders > 0 ? nproviders : 1);
 	int nslots = SLOTS_FOR(max);
@@ -41,15 +40,10 @@ slots_init(struct slots *w, struct spawner *sp, int max, int nproviders,
 	memset(w, 0, sizeof(*w));
 	w->slots = calloc((size_t)nslots, sizeof(*w->slots));
 	w->provider_busy = calloc(np, sizeof(int));
-	w->provider_limit = calloc(np, sizeof(int));
-	w->provider_max = calloc(np, sizeof(int));
-	if (w->slots == NULL || w->provider_busy == NULL || w->provider_limit == NULL ||
-	    w->provider_max == NULL) {
+	if (w->slots == NULL || w->provider_busy == NULL) {
 		slots_free(w);
 		return -1;
 	}
-	for (int p = 0; p < nproviders; p++)
-		w->provider_limit[p] = w->provider_max[p] = concurrency[p];
 	w->nslots = nslots;
 	w->max_busy = max;
 	w->nproviders = nproviders;
@@ -67,27 +61,21 @@ slots_free(struct slots *w)
 			slots_release(w, i);
 	free(w->slots);
 	free(w->provider_busy);
-	free(w->provider_limit);
-	free(w->provider_max);
 	memset(w, 0, sizeof(*w));
 }
 
 int
-slots_reconfigure(struct slots *w, int workers_max, const int *map, int nproviders,
-		    const int *concurrency)
+slots_reconfigure(struct slots *w, int workers_max, const int *map, int nproviders)
 {
 	size_t np = (size_t)(nproviders > 0 ? nproviders : 1);
 	int nslots = SLOTS_FOR(workers_max);
-	int *busy = calloc(np, sizeof(int)), *limit = calloc(np, sizeof(int));
-	int *max = calloc(np, sizeof(int));
+	int *busy = calloc(np, sizeof(int));
 	struct slot *slots = nslots > w->nslots ? calloc((size_t)nslots, sizeof(*slots)) : NULL;
 
-	if (busy == NULL || limit == NULL || max == NULL || (nslots > w->nslots && slots == NULL)) {
-		free(busy), free(limit), free(max), free(slots);
+	if (busy == NULL || (nslots > w->nslots && slots == NULL)) {
+		free(busy), free(slots);
 		return -1;
 	}
-	for (int p = 0; p < nproviders; p++)
-		limit[p] = max[p] = concurrency[p];
 	for (int i = 0; i < w->nslots; i++) {
 		struct slot *s = &w->slots[i];
 
@@ -104,35 +92,25 @@ slots_reconfigure(struct slots *w, int workers_max, const int *map, int nprovide
 		w->slots = slots;
 		w->nslots = nslots;
 	}
-	free(w->provider_busy), free(w->provider_limit), free(w->provider_max);
+	free(w->provider_busy);
 	w->provider_busy = busy;
-	w->provider_limit = limit;
-	w->provider_max = max;
 	w->nproviders = nproviders;
 	w->max_busy = workers_max;
 	return 0;
 }
 
-bool
-slots_provider_free(const struct slots *w, int p)
-{
-	return w->provider_busy[p] < w->provider_limit[p];
-}
-
 int
-slots_rate_limited(struct slots *w, int p)
+slots_in_flight(const struct slots *w, int p, const struct slot *except)
 {
-	int before = w->provider_limit[p];
+	int n = 0;
 
-	w->provider_limit[p] = before > 1 ? before / 2 : 1;
-	return w->provider_limit[p] != before ? w->provider_limit[p] : 0;
-}
+	for (int i = 0; i < w->nslots; i++) {
+		const struct slot *s = &w->slots[i];
 
-void
-slots_provider_ok(struct slots *w, int p)
-{
-	if (w->provider_limit[p] < w->provider_max[p])
-		w->provider_limit[p]++;
+		if (s != except && s->pid > 0 && !s->reaped && s->provider == p && s->current >= 0)
+			n++;
+	}
+	return n;
 }
 
 int

@@ -51,30 +51,22 @@ struct slots {
 	int nslots;
 	int max_busy;		/* workers.max; nslots never shrinks */
 	int busy;		/* workers with items left to report */
-	int *provider_busy;	/* workers per provider */
-	int *provider_limit;	/* current cap: concurrency, lowered while rate limited */
-	int *provider_max;	/* configured concurrency */
+	int *provider_busy;	/* workers per provider (their limits: pace.h) */
 	int nproviders;
 };
 
 /* Slots for max busy workers: each may leave one exiting behind it. */
 #define SLOTS_FOR(max) (2 * (max))
 
-int slots_init(struct slots *w, struct spawner *sp, int max, int nproviders,
-		 const int *concurrency);
+int slots_init(struct slots *w, struct spawner *sp, int max, int nproviders);
 
 /* A new configuration: slot provider indices go through map (old index to
- * new), the slot table grows for workers_max if needed (it never shrinks),
- * caps start afresh. */
-int slots_reconfigure(struct slots *w, int workers_max, const int *map, int nproviders,
-			const int *concurrency);
+ * new), the slot table grows for workers_max if needed (it never shrinks). */
+int slots_reconfigure(struct slots *w, int workers_max, const int *map, int nproviders);
 
-/* True when provider p may have one more worker. */
-bool slots_provider_free(const struct slots *w, int p);
-/* A 429 halves the provider's cap (at least 1); each success raises it by
- * one back towards its configured concurrency. */
-int slots_rate_limited(struct slots *w, int p);	/* the new cap, 0 if unchanged */
-void slots_provider_ok(struct slots *w, int p);
+/* Requests of provider p in flight (workers that began a storyboard and
+ * have not answered it), but for the one in slot except. */
+int slots_in_flight(const struct slots *w, int p, const struct slot *except);
 void slots_free(struct slots *w);
 
 /* A free slot index, or -1. */
@@ -137,8 +129,6 @@ void slots_release(struct slots *w, int i);
 
 /* "worker crashed: signal 11" / "worker exited with status 3". */
 void slots_describe_exit(const struct slot *s, char *out, size_t outlen);
-
-int64_t clock_now_ms(void);
 
 /* When a worker given timeout_s per image is killed: a little later than
  * the budget, so that a plugin that enforces it itself (with a clearer

@@ -13,6 +13,7 @@
 #include "clock.h"
 #include "cluster.h"
 #include "outcome.h"
+#include "pace.h"
 #include "config.h"
 #include "events.h"
 #include "log.h"
@@ -22,10 +23,10 @@
 #include "stage.h"
 #include "store.h"
 #include "slots.h"
+#include "spend.h"
 #include "webhooks.h"
 #include "t2istage/plugin.h"
 
-#define SUP_RUNS_MAX 64
 #define SUP_RESPAWN_DELAY_MS 200	/* after a failed fork */
 /* The signalfd, the spawner's exits, the webhook sender and the cluster's
  * listening connection. */
@@ -43,9 +44,16 @@ struct sup {
 	struct store *st;
 	struct outcome_ctx ctx;
 	struct slots w;
+	struct pace pace;
 	struct scheduler sch;
-	struct run *runs[SUP_RUNS_MAX];
-	size_t nruns;
+	/* Runs are limited by memory alone.  Those processed (dispatched to)
+	 * are at most workers.max: one more could not hold a worker anyway;
+	 * the others wait in arrival order, which is fair across projects, as
+	 * a project has one run at a time. */
+	struct run **runs;	/* processed */
+	size_t nruns, runs_cap;
+	struct run **queue;	/* waiting, oldest first */
+	size_t nqueue, queue_cap;
 	int sigfd;
 	sigset_t oldmask;
 	bool stopping;
@@ -66,6 +74,7 @@ struct sup {
 	uint64_t failed_commits; /* seen so far */
 	bool discover;		/* look for shared runs it does not hold */
 	bool discovered;	/* it has looked once */
+	bool check_queue;	/* look for a queued run to start */
 	int64_t end_checked_ms;
 };
 
@@ -74,23 +83,17 @@ sup_new(const struct config *cfg, struct store *st, struct spawner *sp, char *er
 	size_t errlen)
 {
 	struct sup *s = calloc(1, sizeof(*s));
-	int *conc = calloc(cfg->nproviders + 1, sizeof(int));
 	sigset_t mask;
 	size_t npfd = SUP_OWN_FDS + 2 * SLOTS_FOR(cfg->workers_max) + SUP_EXTRA_FDS;
 
-	for (size_t p = 0; conc != NULL && p < cfg->nproviders; p++)
-		conc[p] = cfg->providers[p].concurrency;
-	if (s == NULL || conc == NULL ||
-	    slots_init(&s->w, sp, cfg->workers_max, (int)cfg->nproviders, conc) < 0 ||
-	    (s->wh = webhooks_new(cfg, st)) == NULL ||
+	if (s == NULL || slots_init(&s->w, sp, cfg->workers_max, (int)cfg->nproviders) < 0 ||
+	    pace_init(&s->pace, cfg) < 0 || (s->wh = webhooks_new(cfg, st)) == NULL ||
 	    (s->pfd = calloc(npfd, sizeof(*s->pfd))) == NULL ||
 	    (s->pfd_slot = calloc(npfd, sizeof(int))) == NULL) {
 		snprintf(err, errlen, "out of memory");
-		free(conc);
 		sup_free(s);
 		return NULL;
 	}
-	free(conc);
 	if (cfg->database_pg && (s->cl = cluster_new(cfg, st, err, errlen)) == NULL) {
 		sup_free(s);
 		return NULL;
@@ -105,6 +108,7 @@ sup_new(const struct config *cfg, struct store *st, struct spawner *sp, char *er
 	srand48((long)getpid() ^ (long)clock_now_ms());
 	s->cfg = cfg;
 	s->ctx.w = &s->w;
+	s->ctx.pace = &s->pace;
 	s->st = st;
 	s->ctx.st = st;
 	s->ctx.cfg = cfg;
@@ -132,6 +136,9 @@ sup_free(struct sup *s)
 	webhooks_free(s->wh);
 	slots_free(&s->w);
 	cluster_free(s->cl);
+	pace_free(&s->pace);
+	free(s->runs);
+	free(s->queue);
 	if (s->sigfd > 0) {
 		close(s->sigfd);
 		sigprocmask(SIG_SETMASK, &s->oldmask, NULL);
@@ -141,32 +148,75 @@ sup_free(struct sup *s)
 	free(s);
 }
 
+/* Appends r to a growing list. */
+static int
+list_push(struct run ***list, size_t *n, size_t *cap, struct run *r)
+{
+	if (*n == *cap) {
+		size_t ncap = *cap > 0 ? 2 * *cap : 16;
+		struct run **nl = realloc(*list, ncap * sizeof(*nl));
+
+		if (nl == NULL)
+			return -1;
+		*list = nl;
+		*cap = ncap;
+	}
+	(*list)[(*n)++] = r;
+	return 0;
+}
+
+/* Takes r out of a list, keeping the order of the others. */
+static bool
+list_remove(struct run **list, size_t *n, struct run *r)
+{
+	for (size_t k = 0; k < *n; k++)
+		if (list[k] == r) {
+			memmove(list + k, list + k + 1, (*n - k - 1) * sizeof(*list));
+			(*n)--;
+			return true;
+		}
+	return false;
+}
+
 int
 sup_add_run(struct sup *s, struct run *r)
 {
-	if (s->nruns >= SUP_RUNS_MAX)
+	int rc = r->queued ? list_push(&s->queue, &s->nqueue, &s->queue_cap, r)
+			   : list_push(&s->runs, &s->nruns, &s->runs_cap, r);
+
+	if (rc < 0)
 		return -1;
-	s->runs[s->nruns++] = r;
 	/* The command line waits for its run's webhooks; `serve` sends all. */
 	if (!s->hooks.serve)
 		webhooks_only_run(s->wh, r->id);
 	return 0;
 }
 
+bool
+sup_has_room(const struct sup *s)
+{
+	return s->nqueue == 0 && s->nruns < (size_t)s->cfg->workers_max;
+}
+
+size_t
+sup_queued_runs(const struct sup *s)
+{
+	return s->nqueue;
+}
+
 struct run *
 sup_pop_run(struct sup *s)
 {
+	if (s->nqueue > 0)
+		return s->queue[--s->nqueue];
 	return s->nruns > 0 ? s->runs[--s->nruns] : NULL;
 }
 
 void
 sup_remove_run(struct sup *s, struct run *r)
 {
-	for (size_t k = 0; k < s->nruns; k++)
-		if (s->runs[k] == r) {
-			s->runs[k] = s->runs[--s->nruns];
-			return;
-		}
+	if (!list_remove(s->runs, &s->nruns, r))
+		list_remove(s->queue, &s->nqueue, r);
 }
 
 void
@@ -190,6 +240,9 @@ sup_project_run(struct sup *s, const char *project_id)
 	for (size_t k = 0; k < s->nruns; k++)
 		if (strcmp(s->runs[k]->project_id, project_id) == 0)
 			return s->runs[k];
+	for (size_t k = 0; k < s->nqueue; k++)
+		if (strcmp(s->queue[k]->project_id, project_id) == 0)
+			return s->queue[k];
 	return NULL;
 }
 
@@ -228,6 +281,14 @@ sup_cancel(struct sup *s, struct run *r)
 	if (r->cancelled)
 		return;
 	r->cancelled = true;
+	/* A queued run has no worker: it ends with the next round of
+	 * finished runs. */
+	if (r->queued && list_remove(s->queue, &s->nqueue, r)) {
+		if (list_push(&s->runs, &s->nruns, &s->runs_cap, r) < 0)
+			list_push(&s->queue, &s->nqueue, &s->queue_cap, r); /* fits: it was there */
+		else
+			r->queued = false;
+	}
 	for (int i = 0; i < s->w.nslots; i++) {
 		struct slot *sl = &s->w.slots[i];
 
@@ -271,54 +332,43 @@ provider_map(const struct config *old, const struct config *cfg)
 	return map;
 }
 
-/* A provider that a running batch or an active run still relies on must
- * survive the reload; otherwise the reload is refused whole. */
+static int
+list_in_use(const struct sup *s, struct run *const *list, size_t n, const int *map, char *err,
+	    size_t errlen)
+{
+	for (size_t k = 0; k < n; k++)
+		for (int c = 0; c < list[k]->nchain; c++)
+			if (map[list[k]->chain[c]] < 0) {
+				snprintf(err, errlen, "provider %s is in use by run %s",
+					 s->cfg->providers[list[k]->chain[c]].name, list[k]->id);
+				return -1;
+			}
+	return 0;
+}
+
+/* A provider that a running batch or a run (processed or queued) still
+ * relies on must survive the reload; otherwise the reload is refused
+ * whole. */
 static int
 check_in_use(const struct sup *s, const int *map, char *err, size_t errlen)
 {
 	for (int i = 0; i < s->w.nslots; i++)
-		if (s->w.slots[i].pid > 0 && map[s->w.slots[i].provider] < 0)
-			goto busy;
-	for (size_t k = 0; k < s->nruns; k++)
-		for (int c = 0; c < s->runs[k]->nchain; c++)
-			if (map[s->runs[k]->chain[c]] < 0) {
-				snprintf(err, errlen, "provider %s is in use by run %s",
-					 s->cfg->providers[s->runs[k]->chain[c]].name, s->runs[k]->id);
-				return -1;
-			}
-	return 0;
-busy:
-	snprintf(err, errlen, "a removed provider still has a worker running");
-	return -1;
+		if (s->w.slots[i].pid > 0 && map[s->w.slots[i].provider] < 0) {
+			snprintf(err, errlen, "a removed provider still has a worker running");
+			return -1;
+		}
+	if (list_in_use(s, s->runs, s->nruns, map, err, errlen) < 0)
+		return -1;
+	return list_in_use(s, s->queue, s->nqueue, map, err, errlen);
 }
 
-int
-sup_reconfigure(struct sup *s, const struct config *cfg, char *err, size_t errlen)
+/* Storyboards not yet given to a worker take the new providers' options;
+ * those in workers finish as they were sent. */
+static void
+remap_runs(const struct config *cfg, struct run *const *list, size_t n, const int *map)
 {
-	int *map = provider_map(s->cfg, cfg);
-	int *conc = calloc(cfg->nproviders + 1, sizeof(int));
-	int rc = -1;
-
-	if (map == NULL || conc == NULL || check_in_use(s, map, err, errlen) < 0)
-		goto out;
-	for (size_t p = 0; p < cfg->nproviders; p++)
-		conc[p] = cfg->providers[p].concurrency;
-	/* Room for the pollfds first: once the workers are remapped there is
-	 * no going back. */
-	if (grow_pollfds(s, SLOTS_FOR(cfg->workers_max)) < 0 ||
-	    slots_reconfigure(&s->w, cfg->workers_max, map, (int)cfg->nproviders, conc) < 0) {
-		snprintf(err, errlen, "out of memory");
-		goto out;
-	}
-	s->cfg = cfg;
-	s->ctx.cfg = cfg;
-	webhooks_reconfigure(s->wh, cfg);
-	if (s->cl != NULL)
-		cluster_reconfigure(s->cl, cfg);
-	/* Storyboards not yet given to a worker take the new providers'
-	 * options; those in workers finish as they were sent. */
-	for (size_t k = 0; k < s->nruns; k++) {
-		struct run *r = s->runs[k];
+	for (size_t k = 0; k < n; k++) {
+		struct run *r = list[k];
 
 		for (int c = 0; c < r->nchain; c++)
 			r->chain[c] = map[r->chain[c]];
@@ -326,10 +376,59 @@ sup_reconfigure(struct sup *s, const struct config *cfg, char *err, size_t errle
 			if (r->items[i].state == ITEM_QUEUED || r->items[i].state == ITEM_DELAYED)
 				stage_bind_provider(cfg, r, (int)i);
 	}
+}
+
+/* A budget the new configuration lowers below what is spent already: the
+ * provider's workers polling a task (paid for) are told T2I_STOP_BUDGET and
+ * leave it to a later attempt; the others finish the storyboard they are
+ * on.  Their storyboards then fail with "budget reached" at dispatch. */
+static void
+stop_over_budget(struct sup *s)
+{
+	for (int i = 0; i < s->w.nslots; i++) {
+		struct slot *sl = &s->w.slots[i];
+		struct spend_check chk;
+
+		if (sl->pid <= 0 || sl->reaped || sl->done || sl->run == NULL ||
+		    spend_check(s->st, s->cfg, sl->run, sl->provider, 1, &chk) < 0 || !chk.reached)
+			continue;
+		log_info("run %s: provider %s: %s; its workers stop", sl->run->id,
+			 s->cfg->providers[sl->provider].name, chk.why);
+		slots_stop(sl, T2I_STOP_BUDGET, stop_grace(sl, -1), "budget reached");
+	}
+}
+
+int
+sup_reconfigure(struct sup *s, const struct config *cfg, char *err, size_t errlen)
+{
+	int *map = provider_map(s->cfg, cfg);
+	struct pace pace = { 0 };
+	int rc = -1;
+
+	if (map == NULL || check_in_use(s, map, err, errlen) < 0)
+		goto out;
+	/* Room for the pollfds and the pace first: once the workers are
+	 * remapped there is no going back. */
+	if (grow_pollfds(s, SLOTS_FOR(cfg->workers_max)) < 0 ||
+	    pace_reconfigure(&s->pace, cfg, map, &pace) < 0 ||
+	    slots_reconfigure(&s->w, cfg->workers_max, map, (int)cfg->nproviders) < 0) {
+		pace_free(&pace);
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	pace_free(&s->pace);
+	s->pace = pace;
+	s->cfg = cfg;
+	s->ctx.cfg = cfg;
+	webhooks_reconfigure(s->wh, cfg);
+	if (s->cl != NULL)
+		cluster_reconfigure(s->cl, cfg);
+	remap_runs(cfg, s->runs, s->nruns, map);
+	remap_runs(cfg, s->queue, s->nqueue, map);
+	stop_over_budget(s);
 	rc = 0;
 out:
 	free(map);
-	free(conc);
 	return rc;
 }
 
@@ -467,6 +566,7 @@ end_run(struct sup *s, size_t k)
 	struct run *r = s->runs[k];
 
 	s->runs[k] = s->runs[--s->nruns];
+	s->check_queue = true;	/* room for a queued run (several instances) */
 	if (s->hooks.run_ended != NULL)
 		s->hooks.run_ended(s->hooks.arg, r);
 }
@@ -525,6 +625,8 @@ finish_runs(struct sup *s)
 			rc = stage_cancelled(s->st, r);
 		else if (!r->cancelled && run_complete(r))
 			rc = stage_finish(s->st, r);
+		else if (r->halted && !run_has_workers(s, r))
+			rc = stage_halted(s->st, r, run_halt_why(r));
 		else {
 			k++;
 			continue;
@@ -607,12 +709,23 @@ poll_timeout(const struct sup *s, int64_t now)
 		next = s->grace_end_ms;
 	if (s->retry_at_ms > 0 && s->retry_at_ms < next)
 		next = s->retry_at_ms;
+	if (!s->stopping && s->nruns > 0) {
+		int64_t t = pace_wake_at(&s->pace, now,
+					 (int64_t)(s->cfg->retry_rate_limit_wait * 1000.0));
+
+		if (t < next)
+			next = t;
+	}
 	if (!s->stopping && s->next_due_ms < next)
 		next = s->next_due_ms;
 	if (webhooks_wake_at(s->wh, now) < next)
 		next = webhooks_wake_at(s->wh, now);
 	if (s->cl != NULL)
 		next = shared_wake_at(s, now, next);
+	/* A run ended with others queued: the next starts at once. */
+	if (!s->stopping && (s->cl != NULL ? s->check_queue : s->nqueue > 0) &&
+	    s->nruns < (size_t)s->cfg->workers_max)
+		next = now;
 	if (next == INT64_MAX)
 		return -1;
 	return next <= now ? 0 : (int)(next - now > 60000 ? 60000 : next - now);
@@ -635,6 +748,7 @@ on_note(void *arg, const char *run_id, enum cluster_note what)
 	struct sup *s = arg;
 	struct run *r = find_run(s, run_id);
 
+	s->check_queue = true;
 	if (r != NULL) {
 		r->claim_after_ms = 0;
 		r->check_end = true;
@@ -689,6 +803,52 @@ handle_ready(struct sup *s, nfds_t n, bool *child)
 		s->hooks.poll_ready(s->hooks.arg, s->pfd + s->extra_at, s->nextra);
 }
 
+/* Queued runs start, oldest first, while fewer than workers.max are
+ * processed. */
+static void
+activate_runs(struct sup *s)
+{
+	while (s->nqueue > 0 && (s->nruns < (size_t)s->cfg->workers_max || s->queue[0]->cancelled)) {
+		struct run *r = s->queue[0];
+
+		if (list_push(&s->runs, &s->nruns, &s->runs_cap, r) < 0)
+			return;	/* out of memory: it waits for the next iteration */
+		list_remove(s->queue, &s->nqueue, r);
+		r->queued = false;
+		if (!r->cancelled && stage_activate(s->st, s->cfg, r) < 0)
+			log_errx("run %s: cannot record that it starts: %s", r->id,
+				 store_errmsg(s->st));
+	}
+}
+
+/* Writes were lost (a failed commit, SQLite's own rollback after
+ * SQLITE_FULL or SQLITE_IOERR): what the runs did since the last commit
+ * is not on record.  They stop dispatching, say why, and end once their
+ * workers are gone; the service itself goes on. */
+static void
+check_store(struct sup *s)
+{
+	const char *lost = store_lost(s->st);
+	char why[600];
+	int told = 0;
+
+	if (lost == NULL)
+		return;
+	snprintf(why, sizeof(why), "cannot record the run in the database %s: %s",
+		 s->cfg->database, lost);
+	for (size_t k = 0; k < s->nruns; k++) {
+		struct run *r = s->runs[k];
+
+		if (r->finished || r->unrecorded)
+			continue;
+		if (!told++)
+			log_errx("%s; the runs in progress stop", why);
+		r->unrecorded = true;
+		events_error(r, NULL, "%s", why);
+		outcome_halt(&s->ctx, r, why);
+	}
+}
+
 static void
 dispatch(struct sup *s, int64_t now)
 {
@@ -729,8 +889,8 @@ loop_done(struct sup *s)
 {
 	if (slots_alive(&s->w))
 		return false;
-	return s->stopping ||
-	       (s->nruns == 0 && !s->hooks.serve && webhooks_settled(s->wh, clock_now_ms()));
+	return s->stopping || (s->nruns == 0 && s->nqueue == 0 && !s->hooks.serve &&
+			       webhooks_settled(s->wh, clock_now_ms()));
 }
 
 /* The hook's fds go after the workers'; its timeout can shorten ours. */
@@ -743,6 +903,58 @@ add_hook_fds(struct sup *s, nfds_t n, int *timeout)
 	for (int k = 0; k < s->nextra; k++)
 		s->pfd_slot[n + (nfds_t)k] = -3;
 	return n + (nfds_t)s->nextra;
+}
+
+/* A run this instance queued (several instances) that another one
+ * started: processed here too from now on, as every instance's.  True
+ * when id is one of its queued runs. */
+static bool
+queued_here(struct sup *s, const char *id)
+{
+	for (size_t k = 0; k < s->nqueue; k++) {
+		struct run *r = s->queue[k];
+
+		if (strcmp(r->id, id) != 0)
+			continue;
+		if (list_push(&s->runs, &s->nruns, &s->runs_cap, r) == 0) {
+			list_remove(s->queue, &s->nqueue, r);
+			r->queued = false;
+			r->check_end = true;
+		}
+		return true;
+	}
+	return false;
+}
+
+/* Several instances: the oldest queued run of the database starts while
+ * this instance processes fewer than workers.max runs, whichever instance
+ * queued it (one that died included).  The start is a row update that
+ * another instance's skips (store_run_activate_next); every instance
+ * takes part in the run once it is processing (discover). */
+static void
+activate_shared(struct sup *s)
+{
+	char id[37], err[512];
+	struct run *r;
+
+	if (!s->check_queue || s->stopping)
+		return;
+	s->check_queue = false;
+	while (s->nruns < (size_t)s->cfg->workers_max &&
+	       store_run_activate_next(s->st, id) > 0) {
+		if (queued_here(s, id))
+			r = find_run(s, id);
+		else if ((r = resume_join(s->st, s->cfg, s->ev, id, err, sizeof(err))) == NULL ||
+			 list_push(&s->runs, &s->nruns, &s->runs_cap, r) < 0) {
+			log_warnx("cluster: cannot start queued run %s: %s", id,
+				  r == NULL ? err : "out of memory");
+			run_free(r);
+			continue;
+		}
+		if (r != NULL && stage_activate(s->st, s->cfg, r) < 0)
+			log_errx("run %s: cannot record that it starts: %s", id, store_errmsg(s->st));
+		log_debug("cluster: queued run %s starts here", id);
+	}
 }
 
 /* Shared runs not held yet (`serve` only: `run` works on its own).  At
@@ -764,13 +976,17 @@ discover(struct sup *s)
 		const char *id = json_string_value(json_object_get(row, "id"));
 		struct run *r;
 
-		if (find_run(s, id) != NULL || s->nruns >= SUP_RUNS_MAX)
+		if (strcmp(json_string_value(json_object_get(row, "status")), "processing") != 0 ||
+		    find_run(s, id) != NULL || queued_here(s, id))
 			continue;
 		if ((r = resume_join(s->st, s->cfg, s->ev, id, err, sizeof(err))) == NULL) {
 			log_warnx("cluster: cannot take part in run %s: %s", id, err);
 			continue;
 		}
-		s->runs[s->nruns++] = r;
+		if (list_push(&s->runs, &s->nruns, &s->runs_cap, r) < 0) {
+			run_free(r);
+			continue;
+		}
 		if (resuming) {
 			log_info("resumed run %s: %d storyboards to go", id, r->pending_hint);
 			events_info(r, "warning", "run resumed after a restart: %d of %zu storyboards"
@@ -806,6 +1022,9 @@ resync(struct sup *s)
 	}
 	while (s->nruns > 0)
 		run_free(s->runs[--s->nruns]);
+	while (s->nqueue > 0)	/* queued in the database, for any instance */
+		run_free(s->queue[--s->nqueue]);
+	s->check_queue = true;
 	cluster_lost(s->cl);
 }
 
@@ -853,6 +1072,8 @@ shared_step(struct sup *s, int64_t now)
 		if (bits & CLUSTER_CHECK)
 			s->runs[k]->check_end = true;
 	}
+	if (bits & CLUSTER_DISCOVER)
+		s->check_queue = true;
 	if ((bits & CLUSTER_DISCOVER) || s->discover) {
 		if (s->hooks.serve)
 			discover(s);
@@ -870,13 +1091,18 @@ sup_loop(struct sup *s)
 		bool child = false;
 
 		store_begin(s->st);
-		if (s->cl != NULL)
+		if (s->cl != NULL) {
 			shared_step(s, now);
+			activate_shared(s);
+		} else {
+			activate_runs(s);
+		}
 		dispatch(s, now);
 		finish_runs(s);
 		webhooks_claim(s->wh, now);
 		/* Claimed deliveries go out once what they carry is committed. */
 		webhooks_committed(s->wh, store_commit(s->st) == 0);
+		check_store(s);
 		if (loop_done(s))
 			break;
 		n = build_pollfds(s);
@@ -895,6 +1121,7 @@ sup_loop(struct sup *s)
 			reap(s);
 		check_deadlines(s, clock_now_ms());
 		store_commit(s->st);
+		check_store(s);
 	}
 	if (s->stopping && s->nruns > 0) {
 		/* The service leaves its runs 'processing': the next start

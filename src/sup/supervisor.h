@@ -1,15 +1,19 @@
 /* supervisor: the one poll() loop.  Signals arrive through a signalfd, worker
  * pipes and timers are ordinary events.  Each iteration acts in a fixed
  * order, in two transactions:
- *   1. dispatch (start batches on free slots), finished runs, webhook
- *      deliveries due (claimed); commit; the claimed deliveries are sent;
+ *   1. queued runs that now have room start, dispatch (start batches on
+ *      free slots; requests that may cost something are committed to the
+ *      spend ledger before their worker is forked), finished runs,
+ *      webhook deliveries due (claimed); commit; the claimed deliveries
+ *      are sent;
  *   2. poll();
  *   3. what is ready, in pollfd order: signals, the spawner's exit
  *      reports, the webhook sender's answers, worker output and batch
  *      writes, the hook's fds (HTTP); then reaping, worker deadlines and the
  *      grace period; commit.
  * (The service's hook commits early, before HTTP clients are answered, and
- * begins again.) */
+ * begins again.)  After each commit, writes that were lost (SQLITE_FULL,
+ * SQLITE_IOERR) stop the runs in progress with their cause. */
 #ifndef T2I_SUPERVISOR_H
 #define T2I_SUPERVISOR_H
 
@@ -65,7 +69,13 @@ struct sup *sup_new(const struct config *cfg, struct store *st, struct spawner *
 		    size_t errlen);
 void sup_free(struct sup *s);
 
+/* Adds a run: processed at once, or queued when r->queued (see
+ * sup_has_room).  -1 only when out of memory. */
 int sup_add_run(struct sup *s, struct run *r);
+/* A run added now would be processed at once: fewer than workers.max are,
+ * and none is queued. */
+bool sup_has_room(const struct sup *s);
+size_t sup_queued_runs(const struct sup *s);
 /* Takes back a run just added, before the loop has dispatched any of it. */
 void sup_remove_run(struct sup *s, struct run *r);
 void sup_set_hooks(struct sup *s, const struct sup_hooks *h);
@@ -76,12 +86,12 @@ void sup_watch_events(struct sup *s, struct events *ev);
 /* Takes the runs still in the table (after the loop), one at a time. */
 struct run *sup_pop_run(struct sup *s);
 
-/* The active run of a project, or NULL. */
+/* The run of a project in memory (processed or queued), or NULL. */
 struct run *sup_project_run(struct sup *s, const char *project_id);
 
-/* Cancels run r: its workers are stopped (told T2I_STOP_CANCELLED first),
- * its unfinished storyboards are left pending, the run and stage say
- * 'cancelled', and `done` is sent. */
+/* Cancels run r, queued or not: its workers are stopped (told
+ * T2I_STOP_CANCELLED first), its unfinished storyboards are left pending,
+ * the run and stage say 'cancelled', and `done` is sent. */
 void sup_cancel(struct sup *s, struct run *r);
 
 /* Counts for /metrics. */

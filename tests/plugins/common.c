@@ -263,3 +263,22 @@ _Noreturn void tp_hang(void)
 	for (;;)
 		pause();
 }
+
+void tp_sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, ms % 1000 * 1000000L};
+
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+void tp_gate(const struct t2i_request *req)
+{
+	char path[4096];
+
+	if (!tp_has(req, "GATE") ||
+	    tp_option_str(req->options_json, "gate", NULL, path, sizeof(path)) == NULL)
+		return;
+	for (int i = 0; i < 60000 && access(path, F_OK) != 0; i++)
+		tp_sleep_ms(10);
+}

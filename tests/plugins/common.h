@@ -56,6 +56,14 @@ int tp_end(const struct t2i_request *req, int rc);
 _Noreturn void tp_crash(void);
 _Noreturn void tp_hang(void);
 
+/* Sleeps ms milliseconds, the whole time even when signals interrupt. */
+void tp_sleep_ms(long ms);
+
+/* A prompt containing "GATE" waits until the file named by option "gate"
+ * exists (at most 10 minutes), so that a test can hold a storyboard for as
+ * long as it needs without guessing durations. */
+void tp_gate(const struct t2i_request *req);
+
 /* Whether the prompt contains the trigger word. */
 int tp_has(const struct t2i_request *req, const char *trigger);
 

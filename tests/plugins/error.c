@@ -5,7 +5,9 @@
  * Options: "class" (transient, rate_limited, rejected, auth, quota; default
  * rejected), "status" (HTTP status, default 400), "retry_after_ms", and
  * "echo": true to end the message with the options text the plugin was
- * given, as providers echo the parameters they refuse.
+ * given, as providers echo the parameters they refuse; "gate": a prompt
+ * with "GATE" waits for that file first (tp_gate), so that a test can hold
+ * the other storyboards of a run while it looks at a failed one.
  */
 #include <string.h>
 
@@ -53,6 +55,7 @@ int generate_image(const struct t2i_request *req, const struct t2i_host *host,
 	if (!tp_req_valid(req))
 		return tp_ok(req, host, err);	/* reports the bad struct */
 	tp_trace(req->options_json, "start", req);
+	tp_gate(req);
 	if (tp_has(req, "ERROR") || tp_option_num(req->options_json, "always", 0) != 0)
 		return tp_end(req, refuse(req, err));
 	return tp_end(req, tp_ok(req, host, err));

@@ -478,8 +478,9 @@ API_KEY = "sk-test-KEY-123"
 
 
 def http_provider(name, plugin, api_url, api_key=API_KEY, model=None, default=True,
-                  concurrency=None, **options):
-    """One providers entry for an HTTP plugin; keyword arguments become its options."""
+                  concurrency=None, keys="", **options):
+    """One providers entry for an HTTP plugin; keyword arguments become its options, keys
+    is more of the entry's own settings ("rate = 60; cost = 1;")."""
     text = f'{{ name = "{name}"; plugin = "{plugin}"; api_url = {json.dumps(api_url)};'
     if api_key is not None:
         text += f" api_key = {json.dumps(api_key)};"
@@ -489,15 +490,18 @@ def http_provider(name, plugin, api_url, api_key=API_KEY, model=None, default=Tr
         text += " default = true;"
     if concurrency is not None:
         text += f" concurrency = {int(concurrency)};"
+    if keys:
+        text += f" {keys}"
     if options:
         text += f" options = {libconfig_value(options)};"
     return text + " }"
 
 
-def retry_conf(attempts, backoff=0.05, backoff_max=0.2):
+def retry_conf(attempts, backoff=0.05, backoff_max=0.2, rate_limit_wait=None):
     """The retry group: small backoffs keep retrying tests fast."""
+    wait = "" if rate_limit_wait is None else f" rate_limit_wait = {rate_limit_wait};"
     return (f"retry = {{ attempts = {attempts}; backoff = {backoff};"
-            f" backoff_max = {backoff_max}; }};")
+            f" backoff_max = {backoff_max};{wait} }};")
 
 
 def image_info(path):
@@ -534,21 +538,36 @@ def image_info(path):
 
 
 RETRY_WARNING = re.compile(
-    r"^storyboard (\d+): attempt (\d+) of (\d+) on provider (\S+) failed "
-    r"\((\w+): (.*)\); retrying in (\d+(?:\.\d+)?) s$", re.S)
+    r"^storyboard (?P<index>\d+): attempt (?P<attempt>\d+) of (?P<of>\d+) on provider "
+    r"(?P<provider>\S+) failed \((?P<cls>\w+): (?P<cause>.*)\); retrying in "
+    r"(?P<delay_s>\d+(?:\.\d+)?) s$", re.S)
+RATE_WARNING = re.compile(
+    r"^storyboard (?P<index>\d+): rate limited by provider (?P<provider>\S+) "
+    r"\((?P<cause>.*)\); waiting (?P<delay_s>\d+(?:\.\d+)?) s, (?P<waited_s>\d+) s of "
+    r"retry\.rate_limit_wait \(\S+ s\) used$", re.S)
+NUMBERS = {"index": int, "attempt": int, "of": int, "delay_s": float, "waited_s": int}
+
+
+def parsed_warnings(events, pattern):
+    """The warnings of a run that match pattern, as dicts of its named groups."""
+    out = []
+    for e in events:
+        m = pattern.match(e.get("message", "")) if e["type"] == "warning" else None
+        if m:
+            out.append({k: NUMBERS.get(k, str)(v) for k, v in m.groupdict().items()})
+    return out
 
 
 def retry_warnings(events):
     """The retry warnings of a run, parsed: [{index, attempt, of, provider, cls, cause,
     delay_s}] in event order."""
-    out = []
-    for e in events:
-        m = RETRY_WARNING.match(e.get("message", "")) if e["type"] == "warning" else None
-        if m:
-            out.append({"index": int(m[1]), "attempt": int(m[2]), "of": int(m[3]),
-                        "provider": m[4], "cls": m[5], "cause": m[6],
-                        "delay_s": float(m[7])})
-    return out
+    return parsed_warnings(events, RETRY_WARNING)
+
+
+def rate_warnings(events):
+    """The warnings of rate-limited answers (which use up no attempt), parsed: [{index,
+    provider, cause, delay_s, waited_s}] in event order."""
+    return parsed_warnings(events, RATE_WARNING)
 
 
 def warnings_of(events):

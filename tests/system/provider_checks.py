@@ -4,7 +4,7 @@ a run saw, and that a secret reached no output, event or database byte."""
 import os
 import re
 
-from conftest import events_of, project_id_of, retry_warnings
+from conftest import events_of, project_id_of, rate_warnings, retry_warnings
 
 FAILOVER = re.compile(r"^storyboard \d+: provider (\S+) failed \((\w+): (.*)\); moving to "
                       r"provider \S+$", re.S)
@@ -13,8 +13,11 @@ FAILOVER = re.compile(r"^storyboard \d+: provider (\S+) failed \((\w+): (.*)\); 
 def seen_class(events):
     """(class, cause) of the first failure of the run's first provider: from a retry
     warning, a failover warning, or (rejected, not retried, not failed over) an error."""
-    for w in retry_warnings(events):
-        return w["cls"], w["cause"]
+    for e in events_of(events, "warning"):
+        for w in retry_warnings([e]):
+            return w["cls"], w["cause"]
+        for w in rate_warnings([e]):
+            return "rate_limited", w["cause"]
     for e in events_of(events, "warning"):
         m = FAILOVER.match(e["message"])
         if m:

@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, make_env, run_make
+from conftest import BUILD, ROOT, make_env, run_make
 
 # Left out of the copy: build products and the checkout's own state.
 SKIP_TOP = {".git", "var"}
@@ -109,13 +109,17 @@ def test_demo_on_a_fresh_machine(fresh):
 
 def test_check_on_a_fresh_machine(fresh):
     """`make check` after the demo, with the packages gone again: the test
-    plugins, the unit tests (cmocka) and the clang build still link.  The
-    system tests are only collected here: this very file is one of them."""
+    plugins, the unit tests (cmocka), the fuzz harnesses and the clang build
+    still link.  The system tests are only collected here: this very file
+    is one of them; and the lint, which reads the tree the outer check
+    lints, is left out."""
     fresh.uninstall_packages()
-    cp = fresh.make("check", "PYTEST_ARGS=--collect-only -q")
+    cp = fresh.make("check", "PYTEST_ARGS=--collect-only -q", "LINT=no")
     assert_installed_before_use(fresh)
     assert re.search(r"^\[  PASSED  \] \d+ test", cp.stdout + cp.stderr, re.M), cp.stderr[-3000:]
     assert re.search(r"^tests/system/test_build.py: \d+$", cp.stdout, re.M), cp.stdout[-3000:]
+    assert re.search(r"^build/fuzz/plugin_comfyui: [1-9]\d* inputs replayed$", cp.stdout, re.M), \
+        cp.stdout[-3000:]
     clang = os.path.join(fresh.src, "build-clang", "t2istage")
     assert os.access(clang, os.X_OK)
     assert "clang" in subprocess.run(["readelf", "-p", ".comment", clang], capture_output=True,
@@ -199,3 +203,31 @@ def test_sysconfdir_rebuilds_what_uses_it(fresh):
         assert compiled(fresh.make("all", f"SYSCONFDIR={sysconfdir}")) == []
         help_text = subprocess.run([binary, "--help"], capture_output=True, text=True).stdout
         assert f"{sysconfdir}/t2istage/t2istage.conf" in help_text
+
+
+def test_web_files_are_compiled_in_and_tracked(fresh):
+    """The dashboard's files (web/) become a C table at build time: a
+    changed file rebuilds that table alone, a new or removed file changes
+    it too, and the table is the same bytes wherever the tree is."""
+    if not os.path.exists(fresh.installed):
+        open(fresh.installed, "w").close()
+    fresh.make("all")
+    table = os.path.join(fresh.src, "build", "gen", "webasset_data.c")
+    first = open(table, "rb").read()
+    # The build the tests run with made the same table in another directory.
+    assert first == open(os.path.join(BUILD, "gen", "webasset_data.c"), "rb").read()
+    touch_later(os.path.join(fresh.src, "web", "dashboard.css"), built(fresh))
+    cp = fresh.make("all")
+    assert compiled(cp) == ["build/gen/webasset_data.c"], cp.stdout
+    assert open(table, "rb").read() == first    # same bytes in, same table out
+    assert compiled(fresh.make("all")) == []
+    extra = os.path.join(fresh.src, "web", "extra.js")
+    with open(extra, "w") as f:
+        f.write("export const x = 1;\n")
+    try:
+        fresh.make("all")
+        assert b'"extra.js", "text/javascript; charset=utf-8"' in open(table, "rb").read()
+    finally:
+        os.unlink(extra)
+    fresh.make("all")
+    assert open(table, "rb").read() == first

@@ -30,7 +30,7 @@ PAGES = {"t2istage.8": "T2ISTAGE", "t2istage.conf.5": "T2ISTAGE.CONF",
          "t2istage-plugin.7": "T2ISTAGE-PLUGIN", "t2istage-providers.7": "T2ISTAGE-PROVIDERS"}
 # Files that other programs or people read: each may only point inside the tree.
 SCANNED = ["README.md", "Makefile", "doc", "etc", "examples", "include", "man", "modules",
-           "plugins", "src", "tests", "tools"]
+           "plugins", "src", "tests", "tools", "web"]
 DOCUMENTS = ("README.md", "doc/", "etc/", "man/")
 
 
@@ -169,9 +169,11 @@ def config_keys():
     entries = re.findall(r"check_keys\(ld,\s*g,\s*KEYS\(([^)]*)\)\)", src)
     lists_of = {("providers" if '"plugin"' in body else "webhooks" if '"url"' in body
                  else None): body for body in entries}
+    # Groups inside a provider's entry (budget = { per_run; per_day; }).
+    inner = re.findall(r'get_group\(ld,\s*g,\s*"([a-z_]+)",\s*KEYS\(([^)]*)\)\)', src)
     assert len(root) == 1 and None not in lists_of and len(lists_of) == len(entries) and groups
     uses = len(re.findall(r"\bKEYS\(", src)) - 1   # the #define
-    assert uses == len(root) + len(groups) + len(entries), \
+    assert uses == len(root) + len(groups) + len(entries) + len(inner), \
         "src/core/config.c lists keys in a way this test does not read"
     keys = set(lists(root[0]))
     names = {name for name, _body in groups}
@@ -181,6 +183,9 @@ def config_keys():
         keys |= {f"{name}.{k}" for k in lists(body)}
     for name, body in lists_of.items():
         keys |= {f"{name}[N].{k}" for k in lists(body)}
+    for name, body in inner:
+        assert f"providers[N].{name}" in keys, name
+        keys |= {f"providers[N].{name}.{k}" for k in lists(body)}
     return names, keys
 
 
@@ -195,7 +200,7 @@ def test_config_manual_documents_every_key():
     assert not missing, f"t2istage.conf(5) has no entry for {missing}"
     # And documents no key that the loader does not accept.
     key_like = {e for e in documented
-                if re.fullmatch(r"[a-z_]+(?:\.[a-z_]+|\[N\]\.[a-z_]+)?", e)}
+                if re.fullmatch(r"[a-z_]+(?:\.[a-z_]+|\[N\]\.[a-z_]+(?:\.[a-z_]+)?)?", e)}
     assert key_like - keys == set(), key_like - keys
 
 
@@ -584,7 +589,7 @@ def test_every_named_document_is_in_the_tree():
     """A name ending in .md and a manual t2istage*(N), in any file, and a
     path under one of the tree's top directories, in a document, must exist
     in the tree (code and tests build paths of their own)."""
-    tops = "src|tests|tools|etc|plugins|doc|man|include|examples|modules"
+    tops = "src|tests|tools|etc|plugins|doc|man|include|examples|modules|web"
     bad = []
     for rel in tree_files():
         try:

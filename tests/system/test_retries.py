@@ -6,8 +6,8 @@ tools/fakeprovider, the concurrency cut after rate limiting."""
 import os
 
 from conftest import (FakeProvider, events_of, generation_requests, http_provider,
-                      project_id_of, provider_conf, read_trace, retry_conf, retry_warnings,
-                      stage_status, storyboard_rows, trace_starts, warnings_of)
+                      project_id_of, provider_conf, rate_warnings, read_trace, retry_conf,
+                      retry_warnings, stage_status, storyboard_rows, trace_starts, warnings_of)
 
 FAST = dict(backoff=0.01, backoff_max=0.02)
 
@@ -96,18 +96,28 @@ def test_backoff_grows_and_is_capped(env):
 
 
 def test_rate_limited_waits_the_retry_after(env):
+    """A provider that answers 429 for ever, with a Retry-After of 1.5 s: the wait is at
+    least that, no attempt is used up (retry.attempts is 1), and the storyboard fails once
+    retry.rate_limit_wait is over (after the second answer: the third try would come at
+    its end), with the cause named."""
     trace = os.path.join(env.path, "trace")
     env.write_config(providers=[provider_conf("p", "error", trace=trace, always=True,
                                               status=429, retry_after_ms=1500,
                                               **{"class": "rate_limited"})],
-                     extra=retry_conf(2, **FAST))
+                     extra=retry_conf(1, backoff=0.01, backoff_max=2.0, rate_limit_wait=2.5))
     rc, events, _ = env.run_json(env.project(["only"]), expect=1)
-    (w,) = retry_warnings(events)
-    assert w["cls"] == "rate_limited" and w["delay_s"] >= 1.5, w
+    waits = rate_warnings(events)
+    assert len(waits) == 2 and retry_warnings(events) == [], warnings_of(events)
+    assert waits[0]["delay_s"] >= 1.5 and waits[0]["provider"] == "p", waits
+    assert waits[0]["cause"] == "error plugin: refused prompt", waits
     starts = [ns for ev, _pid, _sb, ns in read_trace(trace) if ev == "start"]
     assert len(starts) == 2
     # A lower bound only: the second attempt cannot begin before the wait.
     assert starts[1] - starts[0] >= 1.5e9 * 0.9
+    (err,) = events_of(events, "error")
+    assert "retry.rate_limit_wait" in err["error"] and "2.5 s" in err["error"], err
+    assert "error plugin: refused prompt" in err["error"], err
+    assert events[-1]["type"] == "done" and events[-1]["data"]["failed_count"] == 1
 
 
 def test_crash_is_retried_then_reported(env):
@@ -213,7 +223,7 @@ def test_auth_on_the_last_provider_fails_the_rest_with_the_cause(env):
 def test_final_counts_of_a_mixed_run(env):
     trace = os.path.join(env.path, "trace")
     env.write_config(providers=[provider_conf("p", "error", trace=trace)],
-                     extra=retry_conf(3, **FAST))
+                     extra=retry_conf(3, rate_limit_wait=1.0, **FAST))
     sbs = ["one fine",
            {"image_prompt": "two ERROR", "params": {"options": {"class": "transient"}}},
            "three fine",
@@ -221,10 +231,14 @@ def test_final_counts_of_a_mixed_run(env):
            {"image_prompt": "five ERROR", "params": {"options": {"class": "rate_limited"}}}]
     rc, events, _ = env.run_json(env.project(sbs), expect=3)
     ids = ids_by_position(env, events)
-    assert starts_per_storyboard(trace) == {ids[1]: 1, ids[2]: 3, ids[3]: 1, ids[4]: 1,
-                                            ids[5]: 3}
+    starts = starts_per_storyboard(trace)
+    # The rate-limited one waits for retry.rate_limit_wait, asked as often as its
+    # backoff allows, without using up attempts.
+    assert starts.pop(ids[5]) >= 3
+    assert starts == {ids[1]: 1, ids[2]: 3, ids[3]: 1, ids[4]: 1}
     assert sorted((w["index"], w["cls"]) for w in retry_warnings(events)) == [
-        (2, "transient"), (2, "transient"), (5, "rate_limited"), (5, "rate_limited")]
+        (2, "transient"), (2, "transient")]
+    assert {w["index"] for w in rate_warnings(events)} == {5}
     gen = events_of(events, "image_generated")
     done = events[-1]
     assert done["data"] == {"total_storyboards": 5, "success_count": 2, "failed_count": 3,
@@ -233,16 +247,19 @@ def test_final_counts_of_a_mixed_run(env):
     assert env.sql("SELECT status, total, success_count, failed_count FROM runs") == [
         ("partial", 5, 2, 3)]
     assert stage_status(env, project_id_of(events)) == "partial"
-    assert sorted(env.sql("SELECT attempts, status FROM generated_images")) == [
-        (1, "completed"), (1, "completed"), (1, "failed"), (3, "failed"), (3, "failed")]
+    assert sorted(env.sql("SELECT attempts, status FROM generated_images WHERE"
+                          " storyboard_id <> ?", ids[5])) == [
+        (1, "completed"), (1, "completed"), (1, "failed"), (3, "failed")]
 
 
 def test_rate_limiting_cuts_concurrency(env, tmp_path_factory):
     """Four workers' requests all rate limited (the proxy's -2001 请求频率限制,
-    in an HTTP 200 as it sends every failure): the provider's worker limit
-    halves to 1, so the first request after them runs alone, and the next
-    one can only start once it has been answered.  The fake's fixed latency
-    delays every answer, and its clock records when requests arrive."""
+    in an HTTP 200 as it sends every failure): the first answer cuts the
+    provider's limit once, and the other three of that round trip hold it to
+    what each proves (the requests still in flight when it came: none at the
+    last), so the first request after them runs alone, and the next one can
+    only start once it has been answered.  The fake's fixed latency delays
+    every answer, and its clock records when requests arrive."""
     latency = 0.4
     fake = FakeProvider(tmp_path_factory.mktemp("fakeprovider"))
     try:
@@ -265,4 +282,4 @@ def test_rate_limiting_cuts_concurrency(env, tmp_path_factory):
     assert first_ok["time"] - max(r["time"] for r in reqs[:4]) >= latency * 0.9
     # ...and it ran alone: one worker until a success raises the limit.
     assert second_ok["time"] - first_ok["time"] >= latency * 0.9
-    assert len(retry_warnings(events)) == 4
+    assert len(rate_warnings(events)) == 4 and retry_warnings(events) == []

@@ -191,14 +191,15 @@ static const char full_conf[] =
 	"plugins = { dir = \"./plugins/\"; };\n"
 	"workers = { max = 16; batch_size = 5; };\n"
 	"generation = { ratio = \"9:16\"; resolution = \"4k\"; timeout = 1200.5; };\n"
-	"retry = { attempts = 5; backoff = 2; backoff_max = 30.0; };\n"
+	"retry = { attempts = 5; backoff = 2; backoff_max = 30.0; rate_limit_wait = 90; };\n"
 	"cache = { enabled = false; };\n"
 	"http = { listen = \"0.0.0.0:9000\"; token = \"tok-INLINE\"; };\n"
 	"providers = (\n"
 	"  { name = \"jimeng\"; plugin = \"jimeng\"; default = true;\n"
 	"    api_url = \"http://localhost:5100/v1/images/generations\";\n"
 	"    api_key_file = \"keys/jimeng.key\";\n"
-	"    model = \"jimeng-4.0\"; concurrency = 2; options = { sample_strength = 0.5; }; },\n"
+	"    model = \"jimeng-4.0\"; concurrency = 2; options = { sample_strength = 0.5; };\n"
+	"    rate = 20.5; cost = 0.04; budget = { per_run = 10; per_day = 200.0; }; },\n"
 	"  { name = \"preview\"; plugin = \"placeholder\"; model = \"placeholder-1\"; }\n"
 	");\n";
 
@@ -243,9 +244,14 @@ test_full_file(void **state)
 	/* Where each group opens, for errors found after loading (provcheck). */
 	assert_string_equal(p->source_file, fx->conf);
 	assert_int_equal(p->source_line, 10);
+	assert_true(p->rate == 20.5 && p->cost == 0.04);
+	assert_true(p->budget_run == 10.0 && p->budget_day == 200.0);
+	assert_true(cfg->retry_rate_limit_wait == 90.0);
 	p = config_provider(cfg, "preview");
 	assert_ptr_equal(p, &cfg->providers[1]);
-	assert_int_equal(p->source_line, 14);
+	assert_int_equal(p->source_line, 15);
+	/* No rate, no price, no budget unless given. */
+	assert_true(p->rate == 0 && p->cost == 0 && p->budget_run < 0 && p->budget_day < 0);
 	assert_string_equal(p->plugin, "placeholder");
 	assert_path(p->plugin_path, fx->dir, "plugins/placeholder.so");
 	assert_string_equal(p->api_key, "");
@@ -409,6 +415,24 @@ test_out_of_range(void **state)
 		"more than retry.backoff_max (60)");
 	refused(fx, PLUGINS "providers = ( { name = \"a\"; plugin = \"jimeng\"; concurrency = 0; } );",
 		2, "providers[0].concurrency", "between 1 and 64");
+	refused(fx, PLUGINS "providers = ( { name = \"a\"; plugin = \"jimeng\"; rate = -1; } );",
+		2, "providers[0].rate", "more than 0");
+	refused(fx, PLUGINS "providers = ( { name = \"a\"; plugin = \"jimeng\"; rate = 0; } );",
+		2, "providers[0].rate", "more than 0");
+	refused(fx, PLUGINS "providers = ( { name = \"a\"; plugin = \"jimeng\";\n rate = \"20\"; } );",
+		3, "providers[0].rate", "expected a number");
+	refused(fx, PLUGINS "providers = ( { name = \"a\"; plugin = \"jimeng\"; cost = -0.5; } );",
+		2, "providers[0].cost", "from 0");
+	refused(fx, PLUGINS "providers = ( { name = \"a\"; plugin = \"jimeng\"; cost = \"cheap\"; } );",
+		2, "providers[0].cost", "expected a number");
+	refused(fx, PLUGINS "providers = ( { name = \"a\"; plugin = \"jimeng\";\n"
+		"budget = { per_day = -3; }; } );", 3, "providers[0].budget.per_day", "from 0");
+	refused(fx, PLUGINS "providers = ( { name = \"a\"; plugin = \"jimeng\";\n"
+		"budget = { per_week = 3; }; } );", 3, "providers[0].budget.per_week", "unknown key");
+	refused(fx, PLUGINS "providers = ( { name = \"a\"; plugin = \"jimeng\"; budget = 5; } );",
+		2, "providers[0].budget", "expected a group");
+	refused(fx, PLUGINS "retry = { rate_limit_wait = -1; };", 2, "retry.rate_limit_wait",
+		"from 0");
 	refused(fx, PLUGINS "providers = ( { name = \"a\"; plugin = \"jimeng\"; concurrency = 65; } );",
 		2, "providers[0].concurrency", "between 1 and 64");
 }
@@ -765,6 +789,73 @@ test_http_browser_keys_refused(void **state)
 		"expected an integer");
 }
 
+/* The limits on what HTTP clients may hold, and the names Host may carry. */
+static void
+test_http_limit_keys(void **state)
+{
+	struct fixture *fx = *state;
+	struct config *cfg = load(fx, PLUGINS "database = \"db/t.db\";\n");
+
+	assert_non_null(cfg);
+	assert_int_equal(cfg->http_max_connections, 1024);
+	assert_int_equal(cfg->http_max_connections_per_ip, 64);
+	assert_int_equal(cfg->http_request_timeout, 30);
+	assert_int_equal(cfg->http_sse_stall_timeout, 30);
+	assert_int_equal(cfg->http_max_body_memory, 64 * 1024 * 1024);
+	assert_int_equal(cfg->http_nserver_names, 0);	/* the defaults, made by serve */
+	config_free(cfg);
+	cfg = load(fx, PLUGINS "http = { max_connections = 10; request_timeout = 5;\n"
+		   " sse_stall_timeout = 2; max_body_memory = 40000000;\n"
+		   " server_names = [\"Images.Example\", \"images.example:8443\", \"[::1]:9\","
+		   " \"*\"]; };\n");
+	if (cfg == NULL)
+		print_error("%s\n", fx->err);
+	assert_non_null(cfg);
+	assert_int_equal(cfg->http_max_connections, 10);
+	/* The default per address cannot exceed the total. */
+	assert_int_equal(cfg->http_max_connections_per_ip, 10);
+	assert_int_equal(cfg->http_request_timeout, 5);
+	assert_int_equal(cfg->http_sse_stall_timeout, 2);
+	assert_int_equal(cfg->http_max_body_memory, 40000000);
+	assert_int_equal(cfg->http_nserver_names, 4);
+	assert_string_equal(cfg->http_server_names[0], "images.example");
+	assert_string_equal(cfg->http_server_names[1], "images.example:8443");
+	assert_string_equal(cfg->http_server_names[2], "[::1]:9");
+	assert_string_equal(cfg->http_server_names[3], "*");
+	config_free(cfg);
+}
+
+static void
+test_http_limit_keys_refused(void **state)
+{
+	struct fixture *fx = *state;
+
+	refused(fx, PLUGINS "http = { max_connections = 0; };", 2, "http.max_connections",
+		"between 1 and 65536");
+	refused(fx, PLUGINS "http = { max_connections = 10;\n max_connections_per_ip = 11; };", 3,
+		"http.max_connections_per_ip", "must not exceed http.max_connections (10)");
+	refused(fx, PLUGINS "http = { max_connections_per_ip = 0; };", 2,
+		"http.max_connections_per_ip", "between 1 and");
+	refused(fx, PLUGINS "http = { request_timeout = 0; };", 2, "http.request_timeout",
+		"between 1 and 3600");
+	refused(fx, PLUGINS "http = { request_timeout = 1.5; };", 2, "http.request_timeout",
+		"expected an integer");
+	refused(fx, PLUGINS "http = { sse_stall_timeout = 3601; };", 2, "http.sse_stall_timeout",
+		"between 1 and 3600");
+	refused(fx, PLUGINS "http = { max_body_memory = 1000; };", 2, "http.max_body_memory",
+		"between 33554432 and");
+	refused(fx, PLUGINS "http = { server_names = \"a.example\"; };", 2, "http.server_names",
+		"expected a list");
+	refused(fx, PLUGINS "http = { server_names = [\"https://a.example\"]; };", 2,
+		"http.server_names[0]", "expected a host name");
+	refused(fx, PLUGINS "http = { server_names = [\"a.example:0\"]; };", 2,
+		"http.server_names[0]", "port of 1 to 65535");
+	refused(fx, PLUGINS "http = { server_names = [\"a.example/x\"]; };", 2,
+		"http.server_names[0]", "host[:port]");
+	refused(fx, PLUGINS "http = { server_names = [\"a.example\", \"A.EXAMPLE\"]; };", 2,
+		"http.server_names[1]", "listed twice");
+}
+
 static void
 test_choose_path(void **state)
 {
@@ -804,6 +895,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_file_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_http_browser_keys, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_http_browser_keys_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_http_limit_keys, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_http_limit_keys_refused, setup, teardown),
 		cmocka_unit_test(test_choose_path),
 	};
 

@@ -207,6 +207,7 @@ test_guard_origin_and_content_type(void **state)
 
 	(void)state;
 	assert_int_equal(guard_set_origins(&g, origins, 2), 0);
+	assert_int_equal(guard_set_names(&g, NULL, 0, "127.0.0.1:8080", 8080), 0);
 	/* A preflight: 204 for a listed origin, refused for another. */
 	r = req("OPTIONS", "/v1/projects");
 	r.matched = false;
@@ -255,6 +256,61 @@ test_guard_origin_and_content_type(void **state)
 	guard_free(&g);
 }
 
+static unsigned
+host_verdict(const struct guard *g, const char *host, bool any_host)
+{
+	struct guard_req r = req("GET", "/v1/projects");
+	char msg[256];
+	unsigned status = 0;
+
+	r.host = host;
+	r.any_host = any_host;
+	return guard_check(g, &r, &status, msg, sizeof(msg)) == GUARD_REFUSE ? status : 0;
+}
+
+/* The Host a request names must be one of the service's (DNS rebinding):
+ * by default the listen address, localhost, 127.0.0.1 and [::1], bare or
+ * with the service's port. */
+static void
+test_guard_server_names(void **state)
+{
+	char *names[] = { "images.example", "[::1]:9000", "10.0.0.5:8080" };
+	char *any[] = { "*" };
+	struct guard g = { 0 };
+
+	(void)state;
+	assert_int_equal(guard_set_names(&g, NULL, 0, "192.168.1.7:8080", 8080), 0);
+	assert_int_equal(host_verdict(&g, "127.0.0.1:8080", false), 0);
+	assert_int_equal(host_verdict(&g, "LOCALHOST:8080", false), 0);
+	assert_int_equal(host_verdict(&g, "localhost", false), 0);
+	assert_int_equal(host_verdict(&g, "[::1]:8080", false), 0);
+	assert_int_equal(host_verdict(&g, "192.168.1.7:8080", false), 0);
+	assert_int_equal(host_verdict(&g, "127.0.0.1:8081", false), 421);
+	assert_int_equal(host_verdict(&g, "127.0.0.1:", false), 421);
+	assert_int_equal(host_verdict(&g, "127.0.0.1:8080x", false), 421);
+	assert_int_equal(host_verdict(&g, "evil.example:8080", false), 421);
+	assert_int_equal(host_verdict(&g, "localhost.evil.example:8080", false), 421);
+	assert_int_equal(host_verdict(&g, "evil.example:8080", true), 0);	/* /healthz */
+	assert_int_equal(host_verdict(&g, NULL, false), 0);	/* HTTP/1.0 */
+	/* Every address: no name of its own. */
+	assert_int_equal(guard_set_names(&g, NULL, 0, "0.0.0.0:8080", 8080), 0);
+	assert_int_equal(host_verdict(&g, "0.0.0.0:8080", false), 421);
+	assert_int_equal(host_verdict(&g, "127.0.0.1:8080", false), 0);
+	/* Named ones: with the port they give, or bare and the service's. */
+	assert_int_equal(guard_set_names(&g, names, 3, "0.0.0.0:8080", 8080), 0);
+	assert_int_equal(host_verdict(&g, "images.example", false), 0);
+	assert_int_equal(host_verdict(&g, "images.example:8080", false), 0);
+	assert_int_equal(host_verdict(&g, "images.example:443", false), 421);
+	assert_int_equal(host_verdict(&g, "[::1]:9000", false), 0);
+	assert_int_equal(host_verdict(&g, "[::1]:8080", false), 421);
+	assert_int_equal(host_verdict(&g, "[::1]", false), 421);
+	assert_int_equal(host_verdict(&g, "10.0.0.5:8080", false), 0);
+	assert_int_equal(host_verdict(&g, "localhost:8080", false), 421);
+	assert_int_equal(guard_set_names(&g, any, 1, "0.0.0.0:8080", 8080), 0);
+	assert_int_equal(host_verdict(&g, "anything:1", false), 0);
+	guard_free(&g);
+}
+
 static void
 test_guard_tokens(void **state)
 {
@@ -265,6 +321,7 @@ test_guard_tokens(void **state)
 
 	(void)state;
 	assert_int_equal(guard_set_token(&g, "s3cret"), 0);
+	assert_int_equal(guard_set_names(&g, NULL, 0, "127.0.0.1:8080", 8080), 0);
 	r = req("GET", "/v1/projects");
 	assert_int_equal(verdict(&g, r, GUARD_REFUSE), 401);
 	r.authorization = "Bearer s3cret";
@@ -327,6 +384,7 @@ main(void)
 		cmocka_unit_test(test_urlsig_images),
 		cmocka_unit_test(test_guard_origin_and_content_type),
 		cmocka_unit_test(test_guard_tokens),
+		cmocka_unit_test(test_guard_server_names),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

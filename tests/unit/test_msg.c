@@ -519,7 +519,7 @@ test_class_names(void **state)
 	} names[] = {
 		{ T2I_ERR_TRANSIENT, "transient" }, { T2I_ERR_RATE_LIMITED, "rate_limited" },
 		{ T2I_ERR_REJECTED, "rejected" },   { T2I_ERR_AUTH, "auth" },
-		{ T2I_ERR_QUOTA, "quota" },
+		{ T2I_ERR_QUOTA, "quota" },	    { MSG_ERR_LOCAL, "local" },
 	};
 
 	(void)state;
@@ -529,7 +529,7 @@ test_class_names(void **state)
 	}
 	assert_null(msg_class_name(T2I_OK));
 	assert_null(msg_class_name(-1));
-	assert_null(msg_class_name(6));
+	assert_null(msg_class_name(7));
 	assert_null(msg_class_name(1000000));
 	assert_int_equal(msg_class_parse(""), -1);
 	assert_int_equal(msg_class_parse("Transient"), -1);

@@ -552,8 +552,12 @@ test_put_unwritable(void **state)
 	/* A file where a directory should be. */
 	snprintf(root, sizeof(root), "%s/file", fx->dir);
 	assert_int_equal(storage_write_atomic(root, "x", 1, err, sizeof(err)), 0);
-	assert_int_equal(storage_put(root, img, len, &m, err, sizeof(err)), -1);
+	/* The filesystem's refusal, not the image's fault: said so, with the
+	 * path and the errno's name. */
+	assert_int_equal(storage_put(root, img, len, &m, err, sizeof(err)), STORAGE_LOCAL);
 	assert_non_null(strstr(err, "mkdir"));
+	assert_non_null(strstr(err, "/file/"));
+	assert_non_null(strstr(err, "(ENOTDIR)"));
 	free(img);
 }
 

@@ -236,7 +236,7 @@ test_schema(void **state)
 	assert_true(S_ISDIR(sb.st_mode));
 	assert_int_equal(sb.st_mode & 0777 & ~0750, 0);
 
-	assert_int_equal(STORE_SCHEMA_VERSION, 5);
+	assert_int_equal(STORE_SCHEMA_VERSION, 7);
 	assert_int_equal(qi(st, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
 	assert_string_equal(q(st, "PRAGMA journal_mode"), "wal");
 	assert_string_equal(q(st, "PRAGMA foreign_keys"), "1");
@@ -968,6 +968,8 @@ test_queries(void **state)
 		"id", "index", "image_prompt", "negative_prompt", "params", NULL,
 	};
 	json_t *o, *a, *v, *counts, *want;
+	char next[STORE_CURSOR_MAX], cursor[STORE_CURSOR_MAX];
+	bool bad;
 
 	import(st, project2);
 	/* SB1 completed with a variant, SB2 failed, SB3 pending. */
@@ -1062,6 +1064,42 @@ test_queries(void **state)
 	assert_int_equal(json_array_size(a), 0);
 	json_decref(a);
 
+	/* The same a page at a time: three, then the last after the cursor. */
+	a = store_page_images(st, P1, NULL, 3, next, &bad);
+	assert_int_equal(json_array_size(a), 3);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(a, 1), "id")), VAR1);
+	assert_keys(json_array_get(a, 2), image_keys);
+	json_decref(a);
+	snprintf(cursor, sizeof(cursor), "%s", next);
+	a = store_page_images(st, P1, cursor, 3, next, &bad);
+	assert_int_equal(json_array_size(a), 1);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(a, 0), "id")), IMG3);
+	assert_string_equal(next, "");
+	json_decref(a);
+	assert_null(store_page_storyboards(st, P1, cursor, 3, next, &bad));
+	assert_true(bad);
+	/* Storyboards with their current images: SB1's completed one, SB3's
+	 * pending one. */
+	a = store_page_storyboards(st, P1, NULL, 2, next, &bad);
+	assert_int_equal(json_array_size(a), 2);
+	v = json_array_get(a, 0);
+	assert_keys(v, (const char *const[]){ "id", "index", "image_prompt", "negative_prompt",
+					      "params", "image", NULL });
+	assert_string_equal(json_string_value(json_object_get(json_object_get(v, "image"), "id")),
+			    IMG1);
+	assert_keys(json_object_get(v, "image"), image_keys);
+	json_decref(a);
+	a = store_page_storyboards(st, P1, next, 2, next, &bad);
+	assert_int_equal(json_array_size(a), 1);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(json_array_get(a, 0),
+									      "image"), "id")), IMG3);
+	assert_string_equal(next, "");
+	json_decref(a);
+	a = store_page_storyboards(st, P2, NULL, 2, next, &bad);
+	assert_true(json_is_null(json_object_get(json_array_get(a, 0), "image")));
+	json_decref(a);
+
+
 	/* Storyboards: all, in order */
 	a = store_query_storyboards(st, P1, NULL, false);
 	assert_int_equal(json_array_size(a), 3);
@@ -1114,6 +1152,26 @@ test_queries(void **state)
 	a = store_query_storyboards(st, "nope", NULL, false);
 	assert_int_equal(json_array_size(a), 0);
 	json_decref(a);
+
+	/* The counts follow every change (triggers): a later failed attempt
+	 * leaves SB1 completed; SB2's retry is pending, then completed. */
+	assert_int_equal(store_image_insert(st, IMG4, SB1, RUN1, prov, "{}", KEY_B), 0);
+	assert_int_equal(store_image_fail(st, IMG4, "timeout"), 0);
+	assert_int_equal(store_image_reset(st, IMG2), 0);
+	o = store_query_project(st, P1);
+	want = json_pack("{si si si si si}", "storyboards", 3, "completed", 1, "failed", 0,
+			 "pending", 2, "not_started", 0);
+	assert_true(json_equal(json_object_get(o, "counts"), want));
+	json_decref(want);
+	json_decref(o);
+	assert_int_equal(store_image_complete(st, IMG2, &meta_a, false), 0);
+	o = store_query_project(st, P1);
+	want = json_pack("{si si si si si}", "storyboards", 3, "completed", 2, "failed", 0,
+			 "pending", 1, "not_started", 0);
+	assert_true(json_equal(json_object_get(o, "counts"), want));
+	json_decref(want);
+	json_decref(o);
+	assert_int_equal(qi(st, "SELECT count(*) FROM storyboard_status"), 4);
 }
 
 /* ---- provider tasks ---- */
@@ -1146,9 +1204,10 @@ test_tasks(void **state)
 	struct store *st = fx->st = open_with_run(fx, prov);
 	struct store_task_key k1 = { SB1, prov, KEY_A };
 	struct store_task_key k2 = { SB2, prov, KEY_B };
-	char created[64];
+	char created[64], next[STORE_CURSOR_MAX];
 	json_t *a, *v, *t;
 	char *got;
+	bool bad;
 
 	assert_int_equal(store_provider_id(st, "preview", other), 0);
 	assert_int_equal(store_image_insert(st, IMG1, SB1, RUN1, prov, "{}", KEY_A), 0);
@@ -1200,8 +1259,14 @@ test_tasks(void **state)
 	v = store_query_image(st, IMG1);
 	assert_string_equal(task_state_of(v, "task"), "t2");
 	json_decref(v);
-	a = store_query_current_images(st, P1);
-	assert_string_equal(task_state_of(image_by_id(a, IMG1), "task"), "t2");
+	a = store_page_storyboards(st, P1, NULL, 10, next, &bad);
+	assert_false(bad);
+	assert_string_equal(next, "");
+	for (size_t i = 0; i < json_array_size(a); i++) {
+		t = json_object_get(json_array_get(a, i), "image");
+		if (json_is_object(t) && strcmp(json_string_value(json_object_get(t, "id")), IMG1) == 0)
+			assert_string_equal(task_state_of(t, "task"), "t2");
+	}
 	json_decref(a);
 	v = store_query_project(st, P1);
 	a = json_object_get(v, "provider_tasks");
@@ -1394,6 +1459,8 @@ test_run_views(void **state)
 	char prov[37];
 	struct store *st = fx->st = open_with_run(fx, prov);
 	json_t *ids = json_pack("[s]", SB2), *v, *runs;
+	char next[STORE_CURSOR_MAX], cursor[STORE_CURSOR_MAX];
+	bool bad;
 
 	assert_int_equal(store_begin(st), 0);
 	assert_int_equal(store_run_done_seq(st, RUN1), 0);
@@ -1416,7 +1483,8 @@ test_run_views(void **state)
 	json_decref(v);
 	assert_null(store_query_run_view(st, "cccccccc-0000-4000-8000-000000000009"));
 	/* Newest first (RUN2 started later, or in the same ms with a later id). */
-	runs = store_query_project_runs(st, P1);
+	runs = store_page_runs(st, P1, NULL, 10, next, &bad);
+	assert_string_equal(next, "");
 	assert_int_equal(json_array_size(runs), 2);
 	v = json_array_get(runs, 0);
 	assert_string_equal(json_string_value(json_object_get(v, "id")), RUN2);
@@ -1424,6 +1492,30 @@ test_run_views(void **state)
 	assert_true(json_equal(json_object_get(v, "storyboard_ids"), ids));
 	json_decref(runs);
 	json_decref(ids);
+	/* A page at a time: the cursor of the first page leads to the second;
+	 * a cursor of another list, or none of ours, is refused. */
+	runs = store_page_runs(st, P1, NULL, 1, next, &bad);
+	assert_int_equal(json_array_size(runs), 1);
+	assert_string_not_equal(next, "");
+	json_decref(runs);
+	snprintf(cursor, sizeof(cursor), "%s", next);
+	runs = store_page_runs(st, P1, cursor, 1, next, &bad);
+	assert_false(bad);
+	assert_int_equal(json_array_size(runs), 1);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(runs, 0), "id")), RUN1);
+	assert_string_equal(next, "");
+	json_decref(runs);
+	assert_null(store_page_events(st, RUN1, cursor, 1, next, &bad));
+	assert_true(bad);
+	assert_null(store_page_runs(st, P1, "7a7a", 1, next, &bad));
+	assert_true(bad);
+	v = store_page_events(st, RUN1, NULL, 1, next, &bad);
+	assert_int_equal(json_array_size(v), 1);
+	json_decref(v);
+	v = store_page_events(st, RUN1, next, 5, next, &bad);
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(v, 0), "seq")), 2);
+	assert_string_equal(next, "");
+	json_decref(v);
 }
 
 static void

@@ -223,7 +223,7 @@ class ProjectPage {
 			return;
 		const known = this.latestRun;
 		this.latestRun = latest.id;
-		if (latest.status === 'processing') {
+		if (latest.status === 'processing' || latest.status === 'queued') {
 			if (!this.follower || this.follower.runId !== latest.id)
 				this.follow(latest);
 		} else if (!this.panel.live) {
@@ -337,7 +337,7 @@ class ProjectPage {
 		}
 		if (this.gone || this.follower !== f)
 			return;
-		if (run.status === 'processing') {
+		if (run.status === 'processing' || run.status === 'queued') {
 			const again = new Follower(run.id, f.on);
 			again.lastSeq = f.lastSeq;
 			this.follower = again;

@@ -123,12 +123,20 @@ export class RunPanel {
 			this.ok = run.success_count || 0;
 			this.bad = run.failed_count || 0;
 		}
-		this.status = live ? 'running' : run.status;
+		// A run the service queued (it processes workers.max at once)
+		// is live too: its stream says when it starts.
+		this.status = !live ? run.status : run.status === 'queued' ? 'queued' : 'running';
 		this.draw();
 	}
 
 	event(ev) {
 		switch (ev.type) {
+		case 'stage_update':
+			if (ev.stage && ev.stage.status === 'queued')
+				this.status = 'queued';
+			else if (ev.stage && ev.stage.status === 'processing')
+				this.status = 'running';
+			break;
 		case 'progress':
 			if (ev.total)
 				this.total = ev.total;
@@ -203,8 +211,9 @@ export class RunPanel {
 		if (!run)
 			return;
 		const t = this.total || 0, n = this.ok + this.bad;
-		const pct = this.status === 'running' ? (t ? (100 * n) / t : 0)
-			: this.status === 'cancelled' ? (t ? (100 * n) / t : 0) : 100;
+		const pct = this.status === 'queued' ? 0
+			: this.status === 'running' || this.status === 'cancelled' ? (t ? (100 * n) / t : 0)
+			: 100;
 		const slug = (this.status || 'none').replace(/[^a-z]+/g, '-');
 		this.el.dataset.state = slug;
 		this.badge.className = `badge b-${slug}`;
@@ -228,7 +237,7 @@ export class RunPanel {
 	}
 
 	get live() {
-		return this.status === 'running';
+		return this.status === 'running' || this.status === 'queued';
 	}
 }
 

@@ -9,7 +9,7 @@
 
 # Harnesses of the program's own parsers, linked with libt2i.a.
 FUZZ_LIB     := project patch config msg_worker msg_batch msg_ctl base64 image route guard \
-                urlsig cursor run_body last_event_id listen
+                urlsig cursor run_body last_event_id listen frame
 # One harness per HTTP plugin, from fuzz_plugin.c.
 FUZZ_PLUGINS := jimeng openai sdwebui ark dashscope comfyui
 FUZZERS      := $(FUZZ_LIB) $(FUZZ_PLUGINS:%=plugin_%) phttp_b64

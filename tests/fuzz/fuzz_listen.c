@@ -1,10 +1,10 @@
-/* http.listen (http.c's parse_listen, reached by including the file).
+/* http.listen (http_conn.c's parse_listen, reached by including the file).
  * getaddrinfo() is wrapped so that a host name is never looked up: the
  * harness must send nothing to a resolver, and numeric hosts are what the
  * parser's own logic handles. */
 #include <dlfcn.h>
 
-#include "http.c"
+#include "http_conn.c"
 
 #include "fuzz.h"
 

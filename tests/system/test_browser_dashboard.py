@@ -1,7 +1,7 @@
 """The built-in dashboard at `GET /`, in headless Chromium against the real
 service: a project run end to end with the token entered in the page, a
 failed storyboard shown while the run goes on, a prompt edited and one tile
-regenerated, a cancel, a pending provider task, a run started elsewhere, an
+regenerated, a cancel, a queued run, a pending provider task, a run started elsewhere, an
 import through the form, no reconnect after `done`, no console error, no
 CSP violation, no unnamed control; and the page's files as served (types,
 policy, cache validators).  Screenshots go to BUILD/artifacts/."""
@@ -236,6 +236,27 @@ def test_dashboard_follows_a_run_started_elsewhere(service):
     assert got["during"]["state"] == "running"
     assert got["after"]["state"] == "completed" and got["after"]["value"] == 100
     assert stream_lines(service, got["run"]) == [(got["run"], "?access_token=[redacted]", "200")]
+    assert_clean(got["problems"], got["csp"])
+
+
+def test_dashboard_shows_a_queued_run_then_follows_it(service):
+    env = service.env
+    service.configure(token=TOKEN, workers_max=1, batch_size=1,
+                      providers=[provider_conf("slow", delay_ms=0, gate=gate_path(env))])
+    service.start()
+    busy = service.import_project(["GATE busy one", "GATE busy two"])
+    pid = service.import_project(["GATE one", "GATE two"])
+    try:
+        got = run_browser("dashboard_queued.mjs", api=api_of(service), token=TOKEN,
+                          project=pid, busy=busy, gate=gate_path(env))
+    finally:
+        open_gate(env)
+    assert got["first"]["status"] == 202 and got["first"]["body"]["status"] == "processing"
+    assert got["second"]["status"] == 202 and got["second"]["body"]["status"] == "queued"
+    assert got["during"]["state"] == "queued" and got["during"]["value"] == 0, got["during"]
+    assert got["after"]["state"] == "completed" and got["after"]["value"] == 100
+    run = got["second"]["body"]["run_id"]
+    assert env.sql("SELECT status FROM runs WHERE id = ?", run) == [("completed",)]
     assert_clean(got["problems"], got["csp"])
 
 

@@ -101,9 +101,13 @@ def test_fsync_failure_while_an_image_is_stored(env):
     cp = env.t2i("run", path, "--json",
                  env={"LD_PRELOAD": FAILINJECT, "T2I_FAILFSYNC_DIR": env.images})
     events = [json.loads(line) for line in cp.stdout.splitlines() if line.strip()]
-    assert cp.returncode == 1, (cp.returncode, cp.stderr[-2000:])   # every storyboard failed
+    assert cp.returncode == 1, (cp.returncode, cp.stderr[-2000:])   # nothing completed
+    # A failure of ours, not the provider's: the run stops dispatching and
+    # leaves the storyboards it did not reach pending for retry.
     errors = events_of(events, "error")
-    assert len(errors) == 3
+    assert 1 <= len(errors) <= 3
+    done = events_of(events, "done")
+    assert len(done) == 1 and "run stopped" in done[0]["message"], done
     for e in errors:
         # The call, the file and errno's words.
         text = json.dumps(e)

@@ -27,7 +27,7 @@ INSTALL_DEPS ?= tools/install-deps
 VERSION  := 0.1.0
 # The source layers, lowest first; HACKING.md says what each may include.
 LAYERS   := core store stage proc sup http cli
-PKGS     := libconfig jansson sqlite3 uuid nettle libpng libjpeg libwebp libmicrohttpd
+PKGS     := libconfig jansson sqlite3 libpq uuid nettle libpng libjpeg libwebp libmicrohttpd
 # Everything the build and the tests ask pkg-config for.
 ALLPKGS  := $(PKGS) libcurl vips cmocka libseccomp
 

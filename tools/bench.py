@@ -182,6 +182,7 @@ def main():
     __import__("bench_hostile").run(args.build, args)   # the HTTP side under load
     __import__("bench_rate").run(args.build, args)
     __import__("bench_queue").run(args.build, args)
+    __import__("bench_cluster").run(args.build, args)    # tools/bench_cluster.py
     if args.skip_makespan:
         return
     print("makespan: 200 storyboards, fake Jimeng with 50-150 ms latency, concurrency 8;"

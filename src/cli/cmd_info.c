@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cluster.h"
 #include "cmd.h"
 #include "config.h"
 #include "jsontext.h"
@@ -16,7 +17,7 @@ static struct store *
 open_ro(const struct config *cfg)
 {
 	char err[1024];
-	struct store *st = store_open(cfg->database, true, err, sizeof(err));
+	struct store *st = store_open_config(cfg, true, err, sizeof(err));
 
 	if (st == NULL)
 		fprintf(stderr, "t2istage: %s\n", err);
@@ -28,7 +29,7 @@ open_ro(const struct config *cfg)
 static bool
 db_missing(const struct config *cfg)
 {
-	return access(cfg->database, F_OK) < 0 && errno == ENOENT;
+	return !cfg->database_pg && access(cfg->database, F_OK) < 0 && errno == ENOENT;
 }
 
 static void
@@ -130,6 +131,22 @@ add_spend(struct store *st, json_t *project)
 		json_object_set_new(project, "spend", sp);
 }
 
+/* Several instances on PostgreSQL: which are alive. */
+static void
+print_instances(struct store *st, const struct config *cfg)
+{
+	json_t *alive = cluster_alive_in(st, cfg->cluster_lease), *in;
+	size_t i;
+
+	printf("instances alive: %zu\n", json_array_size(alive));
+	json_array_foreach(alive, i, in)
+		printf("  instance %s  host %s  pid %lld\n",
+		       json_string_value(json_object_get(in, "name")),
+		       json_string_value(json_object_get(in, "host")),
+		       (long long)json_integer_value(json_object_get(in, "pid")));
+	json_decref(alive);
+}
+
 int
 cmd_status(const struct cmd_opts *o)
 {
@@ -153,6 +170,8 @@ cmd_status(const struct cmd_opts *o)
 		rc = EXIT_REFUSED;
 		goto out;
 	}
+	if (!o->json && o->target == NULL && cfg->database_pg)
+		print_instances(st, cfg);
 	if (st != NULL && json_is_object(v))
 		add_spend(st, v);
 	if (o->json)

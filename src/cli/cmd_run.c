@@ -38,14 +38,14 @@ static struct store *
 open_store(const struct config *cfg)
 {
 	char err[1024];
-	struct store *st = store_open(cfg->database, false, err, sizeof(err));
+	struct store *st = store_open_config(cfg, false, err, sizeof(err));
 
 	if (st == NULL) {
 		fprintf(stderr, "t2istage: %s\n", err);
 		return NULL;
 	}
 	if (store_begin(st) < 0 || store_providers_sync(st, cfg) < 0) {
-		fprintf(stderr, "t2istage: %s: %s\n", cfg->database, store_errmsg(st));
+		fprintf(stderr, "t2istage: %s: %s\n", cfg->database_display, store_errmsg(st));
 		store_close(st);
 		return NULL;
 	}
@@ -147,7 +147,7 @@ before_store(const struct config *cfg, const struct cmd_opts *o, bool retry, str
 		}
 		return precheck_file(cfg, *p, o) ? 0 : EXIT_REFUSED;
 	}
-	if (access(cfg->database, F_OK) < 0 && errno == ENOENT) {
+	if (!cfg->database_pg && access(cfg->database, F_OK) < 0 && errno == ENOENT) {
 		fprintf(stderr, "t2istage: project %s not found\n", o->target);
 		return EXIT_REFUSED;
 	}

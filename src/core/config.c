@@ -563,12 +563,109 @@ get_url_key(struct loader *ld, const config_setting_t *g, struct config *cfg)
 	get_int(ld, g, "url_ttl", &cfg->http_url_ttl, 1, CONFIG_URL_TTL_MAX);
 }
 
-/* After the database is known. */
+/* After the database is known.  Several instances on PostgreSQL must sign
+ * with one key: theirs is in the storage directory they share. */
 static void
 default_url_key(struct loader *ld, struct config *cfg)
 {
 	if (!ld->failed && cfg->http_url_key_file == NULL)
-		cfg->http_url_key_file = oom(ld, path_resolve(cfg->database, "../" URLKEY_FILE));
+		cfg->http_url_key_file =
+			oom(ld, cfg->database_pg ? path_resolve(cfg->storage_dir, URLKEY_FILE)
+						 : path_resolve(cfg->database, "../" URLKEY_FILE));
+}
+
+/* ---- the database: a file (SQLite) or a PostgreSQL URI ---- */
+
+/* uri for messages: the password of its user info and of a password=
+ * parameter replaced by "[redacted]". */
+static char *
+redact_uri(const char *uri)
+{
+	const char *auth = strstr(uri, "://") + 3, *end = auth + strcspn(auth, "/?"), *at = NULL;
+	const char *colon, *q;
+	size_t n = 2 * strlen(uri) + 32;	/* each [redacted] grows by 10 at most */
+	char *out = malloc(n), *o;
+
+	if (out == NULL)
+		return NULL;
+	for (const char *p = auth; p < end; p++)
+		at = *p == '@' ? p : at;
+	colon = at != NULL ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+	o = out + snprintf(out, n, "%.*s%s", (int)((colon != NULL ? colon : auth) - uri), uri,
+			   colon != NULL ? ":[redacted]" : "");
+	snprintf(o, n - (size_t)(o - out), "%s", colon != NULL ? at : auth);
+	/* password=... in the parameters: up to the next &. */
+	for (q = strstr(out, "password="); q != NULL; q = strstr(q + 1, "password=")) {
+		char *v = (char *)q + 9;
+		size_t len = strcspn(v, "&");
+
+		if (q > out && q[-1] != '?' && q[-1] != '&')
+			continue;
+		if (strlen(out) + 12 >= n)
+			break;
+		memmove(v + 10, v + len, strlen(v + len) + 1);
+		memcpy(v, "[redacted]", 10);
+	}
+	return out;
+}
+
+static bool
+is_pg_uri(const char *v)
+{
+	return strncmp(v, "postgresql://", 13) == 0 || strncmp(v, "postgres://", 11) == 0;
+}
+
+/* cluster = { lease; rescue_interval; name; } */
+static void
+load_cluster(struct loader *ld, const config_setting_t *root, struct config *cfg)
+{
+	const config_setting_t *g = get_group(ld, root, "cluster",
+					       KEYS("lease", "rescue_interval", "name"));
+	const config_setting_t *s;
+
+	if (g != NULL && !cfg->database_pg)
+		fail(ld, g, NULL, "only with a PostgreSQL database (database = \"postgresql://...\")");
+	s = get_double(ld, g, "lease", &cfg->cluster_lease);
+	if (s != NULL && !(cfg->cluster_lease >= 1.0 && cfg->cluster_lease <= 3600.0))
+		fail(ld, s, NULL, "must be between 1 and 3600 seconds");
+	s = get_double(ld, g, "rescue_interval", &cfg->cluster_rescue_interval);
+	if (s != NULL && !(cfg->cluster_rescue_interval > 0 &&
+			   cfg->cluster_rescue_interval <= cfg->cluster_lease))
+		fail(ld, s, NULL, "must be more than 0 and at most cluster.lease (%g)",
+		     cfg->cluster_lease);
+	s = get_string(ld, g, "name", &cfg->cluster_name, false);
+	if (s != NULL && (strlen(cfg->cluster_name) > NAME_LEN_MAX ||
+			  strspn(cfg->cluster_name, NAME_CHARS) != strlen(cfg->cluster_name)))
+		fail(ld, s, NULL, "must be 1 to %d of [A-Za-z0-9_.-]", NAME_LEN_MAX);
+}
+
+static void
+load_database(struct loader *ld, const config_setting_t *root, struct config *cfg)
+{
+	char *v = NULL;
+	const config_setting_t *s = get_string(ld, root, "database", &v, false);
+	config_setting_t *pw = member(ld, root, "database_password_file", T_STR, "a string");
+
+	if (s == NULL || v == NULL) {
+		;	/* the default, or an error already */
+	} else if (is_pg_uri(v)) {
+		cfg->database_pg = true;
+		replace(&cfg->database, v);
+		replace(&cfg->database_display, oom(ld, redact_uri(v)));
+		v = NULL;
+	} else {
+		replace(&cfg->database, oom(ld, path_resolve(ld->dir, v)));
+		replace(&cfg->database_display, oom(ld, strdup(cfg->database)));
+	}
+	free(v);
+	if (pw != NULL && !cfg->database_pg)
+		fail(ld, pw, NULL, "only with a PostgreSQL database (database = \"postgresql://...\")");
+	else if (pw != NULL)
+		cfg->database_password = read_secret(ld, pw, config_setting_get_string(pw));
+	s = get_double(ld, root, "database_timeout", &cfg->database_timeout);
+	if (s != NULL && !(cfg->database_timeout >= 0.1 && cfg->database_timeout <= 300.0))
+		fail(ld, s, NULL, "must be between 0.1 and 300 seconds");
+	load_cluster(ld, root, cfg);
 }
 
 /* ---- groups ---- */
@@ -578,7 +675,7 @@ load_service(struct loader *ld, const config_setting_t *root, struct config *cfg
 {
 	const config_setting_t *g;
 
-	get_path(ld, root, "database", &cfg->database);
+	load_database(ld, root, cfg);
 	g = get_group(ld, root, "storage", KEYS("dir", "thumbnails"));
 	get_path(ld, g, "dir", &cfg->storage_dir);
 	get_bool(ld, g, "thumbnails", &cfg->thumbnails);
@@ -952,8 +1049,17 @@ set_defaults(struct loader *ld, struct config *cfg, const char *cwd)
 		.http_url_ttl = 86400, .http_max_connections = CONFIG_CONNECTIONS_DEFAULT,
 		.http_max_connections_per_ip = CONFIG_CONNECTIONS_PER_IP_DEFAULT,
 		.http_request_timeout = 30, .http_sse_stall_timeout = 30,
-		.http_max_body_memory = 64 * 1024 * 1024 };
+		.http_max_body_memory = 64 * 1024 * 1024, .database_timeout = 5.0,
+		.cluster_lease = 30.0, .cluster_rescue_interval = 10.0 };
+	char host[256] = "host";
+
 	cfg->database = oom(ld, path_resolve(cwd, "var/t2istage.db"));
+	cfg->database_display = oom(ld, strdup(cfg->database));
+	(void)gethostname(host, sizeof(host) - 1);
+	host[strspn(host, NAME_CHARS)] = '\0';
+	cfg->cluster_name = oom(ld, malloc(NAME_LEN_MAX + 1));
+	if (cfg->cluster_name != NULL)
+		snprintf(cfg->cluster_name, NAME_LEN_MAX + 1, "%.40s-%ld", host, (long)getpid());
 	cfg->storage_dir = oom(ld, path_resolve(cwd, "var/images"));
 	cfg->plugins_dir = oom(ld, path_resolve(cwd, "build/plugins"));
 	cfg->ratio = oom(ld, strdup("16:9"));
@@ -982,7 +1088,8 @@ load_file(struct loader *ld, struct config *cfg)
 		ld->failed = true;
 	} else {
 		root = config_root_setting(&lc);
-		check_keys(ld, root, KEYS("database", "storage", "plugins", "workers", "generation",
+		check_keys(ld, root, KEYS("database", "database_password_file", "database_timeout",
+					 "cluster", "storage", "plugins", "workers", "generation",
 					 "retry", "cache", "http", "providers", "webhooks",
 					 "webhook_retry_for"));
 		load_service(ld, root, cfg);
@@ -1067,7 +1174,10 @@ config_free(struct config *cfg)
 	}
 	free(cfg->webhooks);
 	free(cfg->path);
-	free(cfg->database);
+	free_secret(cfg->database);	/* a URI may hold a password */
+	free(cfg->database_display);
+	free_secret(cfg->database_password);
+	free(cfg->cluster_name);
 	free(cfg->storage_dir);
 	free(cfg->plugins_dir);
 	free(cfg->ratio);

@@ -56,7 +56,15 @@ struct config_webhook {
 
 struct config {
 	char *path;		/* file read, or "(built-in defaults)" */
-	char *database;		/* absolute */
+	char *database;		/* an absolute path, or a postgresql:// URI (secret: it may
+				 * hold a password) */
+	bool database_pg;	/* database is a PostgreSQL URI */
+	char *database_display;	/* database for messages: without a password */
+	char *database_password; /* secret, from database_password_file; NULL when none */
+	double database_timeout; /* seconds one PostgreSQL answer is waited for, default 5 */
+	double cluster_lease;	/* seconds a claimed generation is held, default 30 */
+	double cluster_rescue_interval; /* seconds between looks for expired leases, default 10 */
+	char *cluster_name;	/* this instance's, default "<host name>-<pid>" */
 	char *storage_dir;	/* absolute */
 	char *plugins_dir;	/* absolute */
 	int workers_max;	/* 1..256, default 8 */

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "notify.h"
+#include "owner.h"
 #include "project.h"
 #include "provcheck.h"
 #include "resume.h"
@@ -113,6 +114,17 @@ service_run_live(void *arg, const char *run_id)
 	json_t *row = store_query_run(sv->st, run_id);
 	bool live = false;
 
+	/* Several instances: any of them may be running it; the database
+	 * says, and its `done` is committed with its end. */
+	if (sv->cfg->database_pg) {
+		json_t *v = store_query_run_view(sv->st, run_id);
+
+		live = v != NULL && strcmp(json_string_value(json_object_get(v, "status")),
+					   "processing") == 0;
+		json_decref(v);
+		json_decref(row);
+		return live;
+	}
 	/* In memory means not finished; ask the supervisor by project. */
 	if (row != NULL) {
 		struct run *r = sup_project_run(
@@ -124,6 +136,71 @@ service_run_live(void *arg, const char *run_id)
 	return live;
 }
 
+/* PostgreSQL: what the engine measured of its round trips (store_pg.c):
+ * the longest wait is what the loop was held for at most. */
+static char *
+db_metrics(struct service *sv, char *text)
+{
+	struct store_stats s;
+	size_t len = strlen(text), cap = len + 1024;
+	char *out = realloc(text, cap);
+
+	if (out == NULL)
+		return text;
+	store_stats(sv->st, &s);
+	snprintf(out + len, cap - len,
+		 "# HELP t2istage_db_round_trips_total Answers of the database waited for.\n"
+		 "# TYPE t2istage_db_round_trips_total counter\n"
+		 "t2istage_db_round_trips_total %llu\n"
+		 "# HELP t2istage_db_wait_seconds_total Time the loop waited for them.\n"
+		 "# TYPE t2istage_db_wait_seconds_total counter\n"
+		 "t2istage_db_wait_seconds_total %.6f\n"
+		 "# HELP t2istage_db_wait_seconds_max The longest of those waits.\n"
+		 "# TYPE t2istage_db_wait_seconds_max gauge\n"
+		 "t2istage_db_wait_seconds_max %.6f\n"
+		 "# HELP t2istage_db_reconnects_total Connections made again after a loss.\n"
+		 "# TYPE t2istage_db_reconnects_total counter\n"
+		 "t2istage_db_reconnects_total %llu\n",
+		 (unsigned long long)s.round_trips, s.wait_total_s, s.wait_max_s,
+		 (unsigned long long)s.reconnects);
+	return out;
+}
+
+/* Several instances: those alive, each by name. */
+static char *
+cluster_metrics(struct service *sv, char *text)
+{
+	json_t *alive = sup_instances(sv->sup), *in;
+	size_t i, len = text != NULL ? strlen(text) : 0, cap = len + 256;
+	char *out = text != NULL ? realloc(text, cap) : NULL;
+
+	if (alive == NULL || out == NULL) {
+		json_decref(alive);
+		return out != NULL ? out : text;
+	}
+	len += (size_t)snprintf(out + len, cap - len,
+				"# HELP t2istage_cluster_instances Instances alive on the database.\n"
+				"# TYPE t2istage_cluster_instances gauge\n"
+				"t2istage_cluster_instances %zu\n"
+				"# HELP t2istage_cluster_instance An instance alive, by name.\n"
+				"# TYPE t2istage_cluster_instance gauge\n", json_array_size(alive));
+	json_array_foreach(alive, i, in) {
+		const char *name = json_string_value(json_object_get(in, "name"));
+		const char *host = json_string_value(json_object_get(in, "host"));
+		size_t need = len + strlen(name) + strlen(host) + 64;
+		char *p = need > cap ? realloc(out, cap = need * 2) : out;
+
+		if (p == NULL)
+			break;
+		out = p;
+		len += (size_t)snprintf(out + len, cap - len,
+					"t2istage_cluster_instance{name=\"%s\",host=\"%s\"} 1\n",
+					name, host);
+	}
+	json_decref(alive);
+	return db_metrics(sv, out);
+}
+
 char *
 service_metrics(struct service *sv)
 {
@@ -132,6 +209,8 @@ service_metrics(struct service *sv)
 				    sv->cfg->workers_max, &runs);
 	char *more = sv->http != NULL ? http_metrics(sv->http) : NULL, *all = NULL;
 
+	if (text != NULL && sv->cfg->database_pg)
+		text = cluster_metrics(sv, text);
 	if (text != NULL && more != NULL && asprintf(&all, "%s%s", text, more) < 0)
 		all = NULL;
 	free(text);
@@ -230,6 +309,30 @@ service_start(struct service *sv, const char *project_id, json_t *storyboard_ids
 	return 202;
 }
 
+/* Several instances: the run may be another's; every instance is told
+ * (cluster.h), this one at once. */
+static int
+cancel_shared(struct service *sv, const char *project_id, char run_id[37], char *err,
+	      size_t errlen)
+{
+	struct run *r = sup_project_run(sv->sup, project_id);
+	long pid;
+
+	if (store_run_active(sv->st, project_id, run_id, &pid) < 0 || run_id[0] == '\0') {
+		snprintf(err, errlen, "project %s has no run in progress", project_id);
+		return 409;
+	}
+	if (store_savepoint(sv->st) < 0 || store_run_cancel_request(sv->st, run_id) < 0 ||
+	    store_savepoint_release(sv->st) < 0 || store_commit(sv->st) < 0) {
+		snprintf(err, errlen, "database: %s", store_errmsg(sv->st));
+		store_rollback(sv->st);
+		return 500;
+	}
+	if (r != NULL && strcmp(r->id, run_id) == 0)
+		sup_cancel(sv->sup, r);
+	return 202;
+}
+
 int
 service_cancel(struct service *sv, const char *project_id, char run_id[37], char *err,
 	       size_t errlen)
@@ -240,6 +343,8 @@ service_cancel(struct service *sv, const char *project_id, char run_id[37], char
 		snprintf(err, errlen, "project %s not found", project_id);
 		return 404;
 	}
+	if (sv->cfg->database_pg)
+		return cancel_shared(sv, project_id, run_id, err, errlen);
 	if (r == NULL || r->finished) {
 		snprintf(err, errlen, "project %s has no run in progress", project_id);
 		return 409;
@@ -459,10 +564,24 @@ hook_run_ended(void *arg, struct run *r)
 {
 	struct service *sv = arg;
 
+	if (r->status[0] == '\0') {
+		/* Several instances: another one saw it end, and counts it. */
+		log_debug("run %s of project %s ended by another instance", r->id, r->project_id);
+		run_free(r);
+		return;
+	}
 	metrics_run_ended(&sv->metrics, r->status);
 	log_info("run %s of project %s ended %s: %d completed, %d failed", r->id, r->project_id,
 		 r->status, r->succeeded, r->failed);
 	run_free(r);
+}
+
+static void
+hook_note(void *arg, const char *run_id)
+{
+	struct service *sv = arg;
+
+	sse_wake(sv->sse, run_id);
 }
 
 static void
@@ -560,11 +679,16 @@ hook_reload(void *arg)
 	reload_done(sv, "ok", "");
 }
 
-/* Runs left 'processing' by the previous process go on. */
+/* Runs left 'processing' by the previous process go on.  (Several
+ * instances take part in every shared run instead: see cluster.h.) */
 static void
 recover(struct service *sv)
 {
-	json_t *runs = store_query_runs_processing(sv->st);
+	json_t *runs;
+
+	if (sv->cfg->database_pg)
+		return;
+	runs = store_query_runs_processing(sv->st);
 	size_t i;
 	json_t *row;
 	char err[512];
@@ -591,7 +715,7 @@ service_open(struct service *sv, const struct http_routes *routes, char *err, si
 	static const struct sup_hooks hooks_template = {
 		.poll_fds = hook_poll_fds, .poll_ready = hook_poll_ready,
 		.run_ended = hook_run_ended, .reload = hook_reload,
-		.stopping = hook_stopping, .serve = true,
+		.stopping = hook_stopping, .note = hook_note, .serve = true,
 	};
 	struct sup_hooks hooks = hooks_template;
 	struct http_opts ho;
@@ -600,19 +724,24 @@ service_open(struct service *sv, const struct http_routes *routes, char *err, si
 	    check_providers(sv->cfg, true, err, errlen) < 0)
 		return -1;
 	warm_providers(sv);
-	if ((sv->st = store_open(sv->cfg->database, false, err, errlen)) == NULL)
+	if ((sv->st = store_open_config(sv->cfg, false, err, errlen)) == NULL)
 		return -1;
 	if (store_begin(sv->st) < 0 || store_providers_sync(sv->st, sv->cfg) < 0 ||
 	    store_commit(sv->st) < 0) {
-		snprintf(err, errlen, "%s: %s", sv->cfg->database, store_errmsg(sv->st));
+		snprintf(err, errlen, "%s: %s", sv->cfg->database_display, store_errmsg(sv->st));
 		return -1;
 	}
+	/* On PostgreSQL the default URL key lives in the shared storage.dir. */
+	if (sv->cfg->database_pg && owner_mkdirs(sv->cfg->storage_dir, err, errlen) < 0)
+		return -1;
 	if (urlsig_configure(&sv->urlsig, sv->cfg, err, errlen) < 0)
 		return -1;
 	if ((sv->sup = sup_new(sv->cfg, sv->st, sv->sp, err, errlen)) == NULL ||
 	    (sv->sse = sse_new(sv->st, &sv->urlsig, service_run_live, sv)) == NULL)
 		return -1;
 	sv->ev.st = sv->st;
+	if (sv->cfg->database_pg)
+		sse_set_poll(sv->sse, SSE_POLL_MS);
 	events_add_sink(&sv->ev, sse_sink, sv->sse);
 	sup_watch_events(sv->sup, &sv->ev);
 	ho = (struct http_opts){

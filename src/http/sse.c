@@ -69,6 +69,8 @@ struct sse {
 	unsigned nclients;
 	int64_t next_keepalive;
 	uint64_t resumes;
+	int poll_ms;			/* several instances: look at the database this often */
+	int64_t next_poll;
 };
 
 
@@ -551,9 +553,23 @@ sse_sink(void *arg, const struct run *r, json_t *ev, const char *line)
 	}
 }
 
+/* Several instances: every suspended client reads again now and then, in
+ * case a notification was lost with the listening connection. */
+static void
+poll_clients(struct sse *s, int64_t now)
+{
+	if (s->poll_ms <= 0 || now < s->next_poll)
+		return;
+	s->next_poll = now + s->poll_ms;
+	for (struct sse_client *c = s->head; c != NULL; c = c->next)
+		wake_later(s, c);
+}
+
 void
 sse_tick(struct sse *s, int64_t now)
 {
+	if (s->head != NULL)
+		poll_clients(s, now);
 	if (s->head != NULL && now >= s->next_keepalive) {
 		s->next_keepalive = now + SSE_KEEPALIVE_MS;
 		/* A client busy writing sends its comment when its text runs
@@ -581,6 +597,8 @@ sse_timeout_ms(struct sse *s, int64_t now)
 	if (s->wake_head != NULL)
 		return 0;	/* the next batch */
 	t = s->next_keepalive - now;
+	if (s->poll_ms > 0 && s->next_poll - now < t)
+		t = s->next_poll - now;
 	return t <= 0 ? 0 : t > INT32_MAX ? INT32_MAX : (int)t;
 }
 
@@ -592,4 +610,18 @@ sse_shutdown(struct sse *s)
 		wake_cancel(s, c);
 		client_resume(c);
 	}
+}
+
+void
+sse_wake(struct sse *s, const char *run_id)
+{
+	for (struct sse_client *c = s->head; c != NULL; c = c->next)
+		if (run_id == NULL || strcmp(c->run_id, run_id) == 0)
+			wake_later(s, c);
+}
+
+void
+sse_set_poll(struct sse *s, int poll_ms)
+{
+	s->poll_ms = poll_ms;
 }

@@ -41,6 +41,13 @@ void sse_free(struct sse *s);
 /* An events sink (events_add_sink): the run's suspended clients are to be
  * resumed. */
 void sse_sink(void *arg, const struct run *r, json_t *ev, const char *line);
+/* Several instances: another instance stored events of run_id (its
+ * notification), or (NULL) look at every run. */
+void sse_wake(struct sse *s, const char *run_id);
+/* Several instances: suspended clients read again every poll_ms, the
+ * backstop for notifications lost while the listening connection was. */
+void sse_set_poll(struct sse *s, int poll_ms);
+#define SSE_POLL_MS 1000
 /* Resumes up to SSE_WAKE_BATCH clients that have something to send, and
  * sends keepalive comments every SSE_KEEPALIVE_MS; call each loop
  * iteration, before the HTTP server runs. */

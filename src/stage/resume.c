@@ -24,12 +24,18 @@ chain_pos_of(const struct config *cfg, const struct run *r, const char *provider
 	return 0;
 }
 
-/* Sets item i's state from its image row. */
+/* Sets item i's state from its image row.  A shared run's pending and
+ * processing rows are left as they are: the database's, or another
+ * instance's. */
 static void
 restore_state(struct store *st, struct run *r, int i, const char *status)
 {
 	struct run_item *it = &r->items[i];
 
+	if (r->shared && strcmp(status, "completed") != 0 && strcmp(status, "failed") != 0) {
+		it->state = ITEM_QUEUED;
+		return;
+	}
 	if (strcmp(status, "completed") == 0) {
 		it->state = ITEM_DONE;
 		it->begun = true;
@@ -86,9 +92,9 @@ copy_header(struct run *r, json_t *row, const struct config *cfg)
 	r->queued = strcmp(json_string_value(json_object_get(row, "status")), "queued") == 0;
 }
 
-struct run *
-resume_run(struct store *st, const struct config *cfg, struct events *ev, const char *run_id,
-	   char *err, size_t errlen)
+static struct run *
+load(struct store *st, const struct config *cfg, struct events *ev, const char *run_id,
+     bool shared, char *err, size_t errlen)
 {
 	json_t *row = store_query_run(st, run_id), *project = NULL, *items = NULL;
 	struct run *r = NULL;
@@ -103,6 +109,7 @@ resume_run(struct store *st, const struct config *cfg, struct events *ev, const 
 	if ((r = run_new(json_array_size(items))) == NULL)
 		goto out;
 	copy_header(r, row, cfg);
+	r->shared = shared;
 	if ((r->nchain = stage_provider_chain(cfg, project, r->chain)) == 0) {
 		snprintf(err, errlen, "run %s: no provider configured for it", run_id);
 		goto fail;
@@ -114,11 +121,17 @@ resume_run(struct store *st, const struct config *cfg, struct events *ev, const 
 		snprintf(err, errlen, "run %s: cannot rebuild its storyboards", run_id);
 		goto fail;
 	}
+	r->events = ev;
+	if (shared) {
+		/* Its requests in flight may be another live instance's. */
+		r->check_end = true;
+		r->pending_hint = (int)r->nitems - r->succeeded - r->failed;
+		goto out;
+	}
 	store_run_set_pid(st, run_id, (long)getpid());
 	/* Requests handed out before the crash may have been sent and paid:
 	 * they stay counted against the budgets. */
 	store_spend_lost(st, run_id);
-	r->events = ev;
 	if (r->queued)
 		events_info(r, "info", "still queued after a restart: it starts when there is room");
 	else
@@ -133,4 +146,18 @@ out:
 	json_decref(project);
 	json_decref(items);
 	return r;
+}
+
+struct run *
+resume_run(struct store *st, const struct config *cfg, struct events *ev, const char *run_id,
+	   char *err, size_t errlen)
+{
+	return load(st, cfg, ev, run_id, false, err, errlen);
+}
+
+struct run *
+resume_join(struct store *st, const struct config *cfg, struct events *ev, const char *run_id,
+	    char *err, size_t errlen)
+{
+	return load(st, cfg, ev, run_id, true, err, errlen);
 }

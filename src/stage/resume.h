@@ -17,4 +17,10 @@ struct run;
 struct run *resume_run(struct store *st, const struct config *cfg, struct events *ev,
 		       const char *run_id, char *err, size_t errlen);
 
+/* Several instances: this instance takes part in a shared run (its own,
+ * another's, or one whose instance died).  Nothing is written and no event
+ * is told: the run's pending generations are claimed as any other. */
+struct run *resume_join(struct store *st, const struct config *cfg, struct events *ev,
+			const char *run_id, char *err, size_t errlen);
+
 #endif

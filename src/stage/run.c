@@ -47,13 +47,18 @@ run_free(struct run *r)
 	free(r->queue);
 	json_decref(r->image_ids);
 	json_decref(r->plugin_warnings);
+	json_decref(r->by_image);
 	free(r);
 }
 
-/* Each item is in the queue at most once, so nitems slots always suffice. */
+/* Each item is in the queue at most once, so nitems slots always suffice.
+ * A shared run's queue is the database (see run.h). */
 void
 run_queue_push_back(struct run *r, int item)
 {
+	r->items[item].state = ITEM_QUEUED;
+	if (r->shared)
+		return;
 	r->queue[(r->qhead + r->qlen) % r->nitems] = item;
 	r->qlen++;
 	r->items[item].state = ITEM_QUEUED;
@@ -62,6 +67,12 @@ run_queue_push_back(struct run *r, int item)
 void
 run_queue_push_front(struct run *r, int item)
 {
+	r->items[item].state = ITEM_QUEUED;
+	r->items[item].lease_token[0] = '\0';
+	if (r->shared) {
+		r->claim_after_ms = 0;	/* it may be ours again at once */
+		return;
+	}
 	r->qhead = (r->qhead + r->nitems - 1) % r->nitems;
 	r->queue[r->qhead] = item;
 	r->qlen++;
@@ -162,6 +173,21 @@ run_take_followers(struct run *r, int leader)
 
 	r->items[leader].next_follower = -1;
 	return first;
+}
+
+int
+run_item_of_image(struct run *r, const char *image_id)
+{
+	json_t *v;
+
+	if (r->by_image == NULL) {
+		if ((r->by_image = json_object()) == NULL)
+			return -1;
+		for (size_t i = 0; i < r->nitems; i++)
+			json_object_set_new(r->by_image, r->items[i].image_id, json_integer((json_int_t)i));
+	}
+	v = json_object_get(r->by_image, image_id);
+	return v != NULL ? (int)json_integer_value(v) : -1;
 }
 
 bool

@@ -55,40 +55,52 @@ struct run_item {
 	int64_t ledger_id;	/* its request's spend row, 0 none (store_spend) */
 	bool progressed;	/* a plugin's progress was told ... */
 	int64_t progress_ms;	/* ... at this monotonic time */
+	char lease_token[37];	/* shared runs: the lease it is claimed under, "" none */
+	uint64_t held_tx;	/* the transaction that holds its row locked, 0 none */
 };
 
 struct run {
-	char id[37];
-	char project_id[37];
-	char stage_id[37];
-	char stage_started_at[32];
-	/* Providers in the order the run tries them: the project's
-	 * image_providers that are configured, then the default. */
-	int chain[RUN_CHAIN_MAX];	/* indices into config providers */
-	char chain_db_id[RUN_CHAIN_MAX][37];
-	bool chain_dead[RUN_CHAIN_MAX];	/* failed with auth: not asked again */
-	char *chain_why[RUN_CHAIN_MAX];	/* why it is dead, for the errors (malloc'd) */
-	bool budget_told[RUN_CHAIN_MAX]; /* the warning that its budget is reached went */
-	int nchain;
-	bool no_cache;
-	bool use_cache;		/* cache enabled and not no_cache */
+	/* Fields by size, largest first: the struct holds no padding. */
 	size_t nitems;
 	struct run_item *items;
 	int *queue;		/* ring of item indices, capacity nitems */
 	size_t qhead, qlen;
 	size_t ndelayed;	/* items in ITEM_DELAYED */
-	int started, succeeded, failed;
 	int64_t seq;		/* last event seq */
 	json_t *image_ids;	/* generated_image_ids of done.data */
+	char *halt_why;		/* why it halted (malloc'd, NULL out of memory) */
+	struct events *events;
+	json_t *plugin_warnings; /* the plugins' warnings told so far, as keys */
+	/* Several instances on PostgreSQL (sup/cluster.h): the run is shared.
+	 * Its generations are claimed from the database, not taken from the
+	 * queue (which stays empty: an item put back is the database's
+	 * again); its counts and seqs are the database's. */
+	int64_t claim_after_ms;	/* monotonic: nothing to claim before this */
+	json_t *by_image;	/* image id -> item index, built on first use */
+	char *chain_why[RUN_CHAIN_MAX];	/* why it is dead, for the errors (malloc'd) */
+	int nchain;
+	int started, succeeded, failed;
+	int pending_hint;	/* shared: generations left, as last counted */
+	/* Providers in the order the run tries them: the project's
+	 * image_providers that are configured, then the default. */
+	int chain[RUN_CHAIN_MAX];	/* indices into config providers */
+	bool no_cache;
+	bool use_cache;		/* cache enabled and not no_cache */
 	bool finished;
 	bool cancelled;		/* asked to stop: ends once its workers are gone */
 	bool queued;		/* accepted, waiting for the service to have room */
 	bool unrecorded;	/* writes of the run were lost (the database failed) */
-	bool halted;		/* dispatches nothing more (a local failure) ... */
-	char *halt_why;		/* ... because of this (malloc'd, NULL out of memory) */
+	bool halted;		/* dispatches nothing more (a local failure) */
+	bool shared;		/* several instances (above) */
+	bool check_end;		/* shared: look whether the run is over */
 	char status[16];	/* completed / partial / failed, once finished */
-	struct events *events;
-	json_t *plugin_warnings; /* the plugins' warnings told so far, as keys */
+	bool chain_dead[RUN_CHAIN_MAX];	/* failed with auth: not asked again */
+	bool budget_told[RUN_CHAIN_MAX]; /* the warning that its budget is reached went */
+	char stage_started_at[32];
+	char id[37];
+	char project_id[37];
+	char stage_id[37];
+	char chain_db_id[RUN_CHAIN_MAX][37];
 };
 
 struct run *run_new(size_t nitems);
@@ -124,5 +136,8 @@ void run_group_duplicates(struct run *r);
 
 /* The items waiting on leader, detached; -1 ends the chain. */
 int run_take_followers(struct run *r, int leader);
+
+/* The item whose primary image row is image_id, or -1. */
+int run_item_of_image(struct run *r, const char *image_id);
 
 #endif

@@ -238,6 +238,10 @@ stage_project_busy(struct store *st, const char *project_id)
 
 	if (store_run_active(st, project_id, run_id, &pid) < 0 || run_id[0] == '\0')
 		return false;
+	/* Several instances: a pid of another host says nothing; a run whose
+	 * instances died is taken up by the others. */
+	if (store_is_pg(st))
+		return true;
 	if (pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM))
 		return true;
 	store_run_set_status(st, run_id, "interrupted");
@@ -290,6 +294,8 @@ plan(struct store *st, const struct config *cfg, const struct run *chain, json_t
 	r->nchain = chain->nchain;
 	r->no_cache = req->no_cache;
 	r->use_cache = cfg->cache_enabled && !req->no_cache;
+	r->shared = cfg->database_pg;
+	r->pending_hint = (int)r->nitems;
 	for (int k = 0; k < r->nchain; k++)
 		if (store_provider_id(st, cfg->providers[r->chain[k]].name, r->chain_db_id[k]) < 0)
 			goto fail;
@@ -307,7 +313,10 @@ plan(struct store *st, const struct config *cfg, const struct run *chain, json_t
 		}
 		free(gp);
 	}
-	if (r->use_cache)
+	/* Duplicates in one run: a shared run's go to any instance, which
+	 * claims only the first of them until it is done (store_claim), and
+	 * then serves the others from it. */
+	if (r->use_cache && !r->shared)
 		run_group_duplicates(r);
 	for (size_t i = 0; i < r->nitems; i++)
 		if (r->items[i].state != ITEM_WAITING)
@@ -424,11 +433,31 @@ conclude(struct store *st, struct run *r, const char *stage_status, const char *
 	return rc;
 }
 
+/* A shared run's counts are the database's: every instance's work. */
+static int
+shared_tally(struct store *st, struct run *r)
+{
+	struct store_tally t;
+	json_t *ids;
+
+	if (!r->shared)
+		return 0;
+	if (store_run_tally(st, r->id, &t) < 0 || (ids = store_run_completed_ids(st, r->id)) == NULL)
+		return -1;
+	r->succeeded = t.completed;
+	r->failed = t.failed;
+	json_decref(r->image_ids);
+	r->image_ids = ids;
+	return 0;
+}
+
 int
 stage_finish(struct store *st, struct run *r)
 {
 	int total = 0, completed = 0;
 
+	if (shared_tally(st, r) < 0)
+		return -1;
 	snprintf(r->status, sizeof(r->status), "%s",
 		 stage_outcome(r->succeeded, r->succeeded + r->failed));
 	if (store_stage_counts(st, r->project_id, &total, &completed) < 0) {
@@ -448,6 +477,8 @@ stage_cancelled(struct store *st, struct run *r)
 {
 	char msg[96];
 
+	if (shared_tally(st, r) < 0)
+		return -1;
 	snprintf(r->status, sizeof(r->status), "cancelled");
 	snprintf(msg, sizeof(msg), "run cancelled: %d storyboards left pending",
 		 (int)r->nitems - r->succeeded - r->failed);

@@ -1,7 +1,12 @@
-/* store: the SQLite database.  Only the supervisor (and the read-only CLI
- * commands) open it; workers never do.  Schema changes are migrations keyed
- * on PRAGMA user_version.  Writes happen inside store_begin()/store_commit(),
- * which issue BEGIN IMMEDIATE so that a writer never deadlocks on upgrade. */
+/* store: the database, SQLite (a file, the embedded default) or
+ * PostgreSQL (a postgresql:// URI, for several instances).  Only the
+ * supervisor (and the read-only CLI commands) open it; workers never do.
+ * Schema changes are migrations keyed on PRAGMA user_version (SQLite) or
+ * the schema_version table (PostgreSQL), the same numbers on both.  Writes
+ * happen inside store_begin()/store_commit(), which issue BEGIN IMMEDIATE
+ * on SQLite so that a writer never deadlocks on upgrade.  Every function
+ * here works on both engines (store_internal.h says how); the few that
+ * only several instances need say so. */
 #ifndef T2I_STORE_H
 #define T2I_STORE_H
 
@@ -22,6 +27,30 @@ struct config;
  * migrates.  readonly opens an existing database without writing. */
 struct store *store_open(const char *path, bool readonly, char *err, size_t errlen);
 void store_close(struct store *st);
+/* The database the configuration names: cfg->database, a path or a
+ * PostgreSQL URI (with cfg->database_password).  Errors name the key and
+ * the database (its URI without a password). */
+struct store *store_open_config(const struct config *cfg, bool readonly, char *err,
+				size_t errlen);
+
+/* PostgreSQL's: what the engine measured of its round trips. */
+struct store_stats {
+	uint64_t round_trips;	/* answers waited for */
+	double wait_total_s;	/* time spent waiting for them */
+	double wait_max_s;	/* the longest wait */
+	uint64_t reconnects;	/* connections made again after a loss */
+	unsigned epoch;		/* connections made: a change means one was lost */
+	bool connected;
+};
+void store_stats(const struct store *st, struct store_stats *out);
+bool store_is_pg(const struct store *st);
+/* True when the database can be used now; a lost PostgreSQL connection is
+ * tried again first (with backoff: at most one bounded attempt per call). */
+bool store_connected(struct store *st);
+/* The transaction in progress, a number no other has had; 0 outside one. */
+uint64_t store_tx_serial(const struct store *st);
+/* Commits that failed so far (their writes are lost). */
+uint64_t store_failed_commits(const struct store *st);
 
 int store_begin(struct store *st);
 int store_commit(struct store *st);
@@ -31,8 +60,9 @@ int store_savepoint(struct store *st);
 int store_savepoint_release(struct store *st);
 void store_savepoint_rollback(struct store *st);
 
-/* The last SQLite error, for messages: the first cause of a transaction's
- * failure with its code, "database or disk is full (SQLITE_FULL)". */
+/* The last database error, for messages: on SQLite the first cause of a
+ * transaction's failure with its code, "database or disk is full
+ * (SQLITE_FULL)". */
 const char *store_errmsg(struct store *st);
 /* When writes were lost since the last call (a failed COMMIT, or SQLite
  * rolling back by itself after SQLITE_FULL or SQLITE_IOERR): their cause;
@@ -308,5 +338,112 @@ int store_storyboard_update(struct store *st, const char *storyboard_id,
 json_t *store_project_files(struct store *st, const char *project_id);
 /* The project and every row that belongs to it. */
 int store_project_delete(struct store *st, const char *project_id);
+
+/* --- several instances on one PostgreSQL (store_cluster.c, store_listen.c) ---
+ * PostgreSQL only (-1 or NULL on SQLite); times are wall-clock Unix ms
+ * passed in as "now".  sup/cluster.h says how they fit together. */
+
+struct store_instance {
+	const char *name, *host;
+	long pid;
+	const char *providers;	/* the configured providers' names, sorted, comma-separated */
+	const char *marker;	/* the token of its marker file in storage.dir */
+};
+
+int store_instance_upsert(struct store *st, const struct store_instance *in, int64_t now_ms);
+/* Rows changed: 0 when the instance's row is gone. */
+int store_instance_heartbeat(struct store *st, const char *name, int64_t now_ms);
+int store_instance_remove(struct store *st, const char *name);
+/* Every instance row: [{name, host, pid, started_ms, heartbeat_ms,
+ * providers, storage_marker}]. */
+json_t *store_instances(struct store *st);
+
+struct store_claim_req {
+	const char *run_id;
+	const char *provider_id;	/* model_providers.id */
+	int max;			/* generations to claim at most */
+	int batches_max;		/* the provider's concurrency: batches in flight everywhere */
+	const char *owner;		/* the instance */
+	const char *token;		/* this batch's lease token */
+	int64_t now_ms, lease_ms;
+	bool first_of_duplicates;	/* identical requests wait for the first (the cache) */
+};
+struct store_claim {
+	char image_id[37];
+	int attempts;			/* on its current provider so far */
+};
+/* Takes the provider's row lock for this transaction, without waiting: 1
+ * held, 0 another instance holds it (it is claiming; try again soon), -1
+ * error.  What limits the provider across instances is read and written
+ * under it: its batches with live leases (store_claim), its spend
+ * (store_spend_sum, store_spend_reserve) and its rate bucket. */
+int store_provider_lock(struct store *st, const char *provider_id);
+/* Claims up to q->max runnable generations of the run on the provider
+ * (pending, primary, ready), oldest first, skipping rows another instance
+ * holds, and only while the provider has fewer than q->batches_max
+ * batches with live leases; under the provider's lock (taken first).
+ * Returns how many, -1 on error. */
+int store_claim(struct store *st, const struct store_claim_req *q, struct store_claim *out);
+/* The provider's rate bucket (one token at most, per_ms tokens a
+ * millisecond of the wall clock) brought up to now_ms: its tokens. */
+int store_rate_refill(struct store *st, const char *provider_id, int64_t now_ms, double per_ms,
+		      double *tokens);
+/* n tokens of it taken, for the requests of a batch claimed. */
+int store_rate_take(struct store *st, const char *provider_id, int n);
+/* Extends the leases of the batches whose tokens are listed (an array
+ * literal, "{t1,t2}"): those whose workers are alive; the rows renewed. */
+int store_lease_renew(struct store *st, const char *tokens, int64_t now_ms, int64_t lease_ms);
+/* Locks the row for this transaction if it is still leased under token:
+ * 1 held, 0 the lease is lost, -1 error.  Every write of a result first. */
+int store_lease_hold(struct store *st, const char *image_id, const char *token);
+/* Expired leases back to pending: the rows taken over. */
+int store_rescue(struct store *st, int64_t now_ms);
+/* Every lease of owner back to pending (its claims were lost with a
+ * transaction, or it is a dead instance of this host). */
+int store_release_owner(struct store *st, const char *owner);
+/* A retry waits: no instance claims the row before ready_ms. */
+int store_image_ready_at(struct store *st, const char *image_id, int64_t ready_ms);
+
+/* The run's next event seq from its counter row (locked until commit), -1
+ * on error; then the event itself. */
+int64_t store_event_next_seq(struct store *st, const char *run_id);
+int store_event_insert(struct store *st, const char *run_id, int64_t seq, const char *type,
+		       const char *body);
+/* Both in one round trip: body's envelope begins {"type":"TYPE","seq":0,
+ * and its 0 becomes the seq handed out, which is returned (-1 on error). */
+int64_t store_event_append_next(struct store *st, const char *run_id, const char *type,
+				const char *body);
+/* Counts the storyboard of image_id as begun (once): the run's storyboards
+ * begun so far, -1 on error. */
+int store_run_begun(struct store *st, const char *run_id, const char *image_id);
+
+struct store_tally {
+	int completed, failed, pending, processing;	/* the run's primary images */
+	bool cancel_requested;
+};
+int store_run_tally(struct store *st, const char *run_id, struct store_tally *t);
+/* The run's completed primary images, as done.data lists them. */
+json_t *store_run_completed_ids(struct store *st, const char *run_id);
+/* 1 when this transaction is the one that ends the run, 0 another did. */
+int store_run_end_claim(struct store *st, const char *run_id);
+/* Several instances: the oldest queued run becomes processing, unless
+ * another instance is starting it: 1 with its id, 0 none, -1 error. */
+int store_run_activate_next(struct store *st, char id[37]);
+/* Asks every instance to cancel the run (NOTIFY run:cancel at commit). */
+int store_run_cancel_request(struct store *st, const char *run_id);
+
+/* A connection of its own that LISTENs for the instances' notifications:
+ * "RUN_ID:SEQ" for each event committed, "RUN_ID:cancel". */
+struct store_listen;
+struct store_listen *store_listen_open(const struct config *cfg, char *err, size_t errlen);
+void store_listen_close(struct store_listen *l);
+/* Its socket, -1 while it is not connected. */
+int store_listen_fd(const struct store_listen *l);
+/* Reconnects when lost and due (backoff): returns 1 when it has just
+ * (re)connected, so that the caller looks at what it may have missed. */
+int store_listen_tick(struct store_listen *l);
+/* Hands each notification received to fn; -1 when the connection was lost. */
+int store_listen_read(struct store_listen *l, void (*fn)(void *arg, const char *payload),
+		      void *arg);
 
 #endif

@@ -16,7 +16,7 @@ store_storyboard_update(struct store *st, const char *storyboard_id, const char 
 	static const char touch[] =
 		"UPDATE projects SET updated_at = ?2 WHERE id ="
 		" (SELECT project_id FROM storyboards WHERE id = ?1)";
-	sqlite3_stmt *s = store_stmt(st, sql);
+	struct stmt *s = store_stmt(st, sql);
 	char now[32];
 
 	if (s == NULL)
@@ -40,12 +40,13 @@ json_t *
 store_project_files(struct store *st, const char *project_id)
 {
 	static const char sql[] =
-		"WITH img AS (SELECT g.file_path, g.thumbnail_path, s.project_id = ?1 AS mine"
+		"WITH img AS (SELECT g.file_path, g.thumbnail_path,"
+		"  CASE WHEN s.project_id = ?1 THEN 1 ELSE 0 END AS mine"
 		"  FROM generated_images g JOIN storyboards s ON s.id = g.storyboard_id),"
 		" paths AS (SELECT file_path AS path, mine FROM img WHERE file_path IS NOT NULL"
 		"  UNION ALL SELECT thumbnail_path, mine FROM img WHERE thumbnail_path IS NOT NULL)"
 		" SELECT path FROM paths WHERE path <> '' GROUP BY path HAVING min(mine) = 1";
-	sqlite3_stmt *s = store_stmt(st, sql);
+	struct stmt *s = store_stmt(st, sql);
 	json_t *a = json_array();
 	int rc;
 
@@ -54,10 +55,10 @@ store_project_files(struct store *st, const char *project_id)
 		return NULL;
 	}
 	store_bind_text(s, 1, project_id);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+	while ((rc = stmt_step(s)) == STMT_ROW)
 		json_array_append_new(a, json_string(store_column_text(s, 0)));
-	sqlite3_reset(s);
-	if (rc != SQLITE_DONE) {
+	stmt_reset(s);
+	if (rc != STMT_DONE) {
 		json_decref(a);
 		return NULL;
 	}
@@ -70,7 +71,7 @@ int
 store_project_delete(struct store *st, const char *project_id)
 {
 	static const char sql[] = "DELETE FROM projects WHERE id = ?";
-	sqlite3_stmt *s = store_stmt(st, sql);
+	struct stmt *s = store_stmt(st, sql);
 
 	if (s == NULL)
 		return -1;

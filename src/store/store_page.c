@@ -92,26 +92,26 @@ store_cursor_int(const char *text, int64_t *v)
 }
 
 json_t *
-store_page_rows(sqlite3_stmt *s, int limit, char next[STORE_CURSOR_MAX],
-	  json_t *(*item)(sqlite3_stmt *s), void (*key)(sqlite3_stmt *s, char *next))
+store_page_rows(struct stmt *s, int limit, char next[STORE_CURSOR_MAX],
+	  json_t *(*item)(struct stmt *s), void (*key)(struct stmt *s, char *next))
 {
 	char last[STORE_CURSOR_MAX] = "";
 	json_t *out = json_array();
 	int rc, n = 0;
 
 	next[0] = '\0';
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+	while ((rc = stmt_step(s)) == STMT_ROW) {
 		if (n == limit) {
 			snprintf(next, STORE_CURSOR_MAX, "%s", last);
-			rc = SQLITE_DONE;
+			rc = STMT_DONE;
 			break;
 		}
 		json_array_append_new(out, item(s));
 		key(s, last);
 		n++;
 	}
-	sqlite3_reset(s);
-	if (rc != SQLITE_DONE) {
+	stmt_reset(s);
+	if (rc != STMT_DONE) {
 		json_decref(out);
 		return NULL;
 	}
@@ -123,26 +123,26 @@ store_page_rows(sqlite3_stmt *s, int limit, char next[STORE_CURSOR_MAX],
 #define SB_COLS 5	/* the storyboard's, before the image's */
 
 static json_t *
-storyboard_item(sqlite3_stmt *s)
+storyboard_item(struct stmt *s)
 {
 	static const char *const cols[] = { "params", NULL };
 	json_t *sb = store_row_object(s, 0, SB_COLS, cols);
 
 	json_object_set_new(sb, "image",
-			    sqlite3_column_type(s, SB_COLS) == SQLITE_NULL
+			    stmt_column_type(s, SB_COLS) == STMT_NULL
 				    ? json_null()
-				    : store_row_object(s, SB_COLS, sqlite3_column_count(s),
+				    : store_row_object(s, SB_COLS, stmt_column_count(s),
 						       store_image_json_cols));
 	return sb;
 }
 
 /* The cursor of a row keyed by one integer column. */
 static void
-int_key(sqlite3_stmt *s, int col, char tag, char *next)
+int_key(struct stmt *s, int col, char tag, char *next)
 {
 	char v[24];
 
-	snprintf(v, sizeof(v), "%" PRId64, (int64_t)sqlite3_column_int64(s, col));
+	snprintf(v, sizeof(v), "%" PRId64, (int64_t)stmt_column_int64(s, col));
 	store_cursor_make(next, tag, v, NULL);
 }
 
@@ -150,10 +150,11 @@ int_key(sqlite3_stmt *s, int col, char tag, char *next)
  * after and the number of rows. */
 struct int_page {
 	const char *sql;
+	const char *pg_sql;	/* PostgreSQL's, NULL: the same */
 	char tag;
 	int64_t first;		/* the key before the first item */
-	json_t *(*item)(sqlite3_stmt *s);
-	void (*key)(sqlite3_stmt *s, char *next);
+	json_t *(*item)(struct stmt *s);
+	void (*key)(struct stmt *s, char *next);
 };
 
 static json_t *
@@ -162,20 +163,20 @@ int_page(struct store *st, const struct int_page *pg, const char *owner, const c
 {
 	char a[STORE_CURSOR_MAX], b[STORE_CURSOR_MAX];
 	int64_t k = pg->first;
-	sqlite3_stmt *s;
+	struct stmt *s;
 
 	*bad_cursor = after != NULL && (!store_cursor_read(after, pg->tag, a, b) ||
 					!store_cursor_int(a, &k) || b[0] != '\0');
-	if (*bad_cursor || (s = store_stmt(st, pg->sql)) == NULL)
+	if (*bad_cursor || (s = store_stmt2(st, pg->sql, pg->pg_sql)) == NULL)
 		return NULL;
 	store_bind_text(s, 1, owner);
-	sqlite3_bind_int64(s, 2, k);
-	sqlite3_bind_int(s, 3, limit + 1);
+	stmt_bind_int64(s, 2, k);
+	stmt_bind_int(s, 3, limit + 1);
 	return store_page_rows(s, limit, next, pg->item, pg->key);
 }
 
 static void
-storyboard_key(sqlite3_stmt *s, char *next)
+storyboard_key(struct stmt *s, char *next)
 {
 	int_key(s, 1, 's', next);	/* its position */
 }
@@ -186,16 +187,17 @@ json_t *
 store_page_storyboards(struct store *st, const char *project_id, const char *after, int limit,
 		       char next[STORE_CURSOR_MAX], bool *bad_cursor)
 {
-	static const char sql[] =
-		"SELECT s.id, s.position AS \"index\", s.image_prompt, s.negative_prompt, s.params,"
-		" " STORE_IMAGE_COLS " FROM storyboards s"
-		" LEFT JOIN generated_images g ON g.id = ("
-		"  SELECT c.id FROM generated_images c WHERE c.storyboard_id = s.id"
-		"  AND c.is_primary = 1 ORDER BY (c.status = 'completed') DESC, c.created_at DESC,"
-		"  c.id DESC LIMIT 1)"
-		" LEFT JOIN model_providers p ON p.id = g.model_provider_id"
-		" WHERE s.project_id = ?1 AND s.position > ?2 ORDER BY s.position LIMIT ?3";
-	const struct int_page pg = { sql, 's', -1, storyboard_item, storyboard_key };
+#define SB_PAGE_SQL(TASK)                                                                  \
+	"SELECT s.id, s.position AS \"index\", s.image_prompt, s.negative_prompt, s.params,"  \
+	" " STORE_IMAGE_COLS(TASK) " FROM storyboards s"                                    \
+	" LEFT JOIN generated_images g ON g.id = ("                                         \
+	"  SELECT c.id FROM generated_images c WHERE c.storyboard_id = s.id"                \
+	"  AND c.is_primary = 1 ORDER BY (c.status = 'completed') DESC, c.created_at DESC," \
+	"  c.id DESC LIMIT 1)"                                                              \
+	" LEFT JOIN model_providers p ON p.id = g.model_provider_id"                        \
+	" WHERE s.project_id = ?1 AND s.position > ?2 ORDER BY s.position LIMIT ?3"
+	static const char sql[] = SB_PAGE_SQL(TASK_LITE), pg_sql[] = SB_PAGE_SQL(TASK_PG);
+	const struct int_page pg = { sql, pg_sql, 's', -1, storyboard_item, storyboard_key };
 
 	return int_page(st, &pg, project_id, after, limit, next, bad_cursor);
 }
@@ -203,20 +205,20 @@ store_page_storyboards(struct store *st, const char *project_id, const char *aft
 /* --- a project's images: every row, variants and earlier runs too --- */
 
 static json_t *
-image_item(sqlite3_stmt *s)
+image_item(struct stmt *s)
 {
-	return store_row_object(s, 0, sqlite3_column_count(s) - 1, store_image_json_cols);
+	return store_row_object(s, 0, stmt_column_count(s) - 1, store_image_json_cols);
 }
 
 static void
-image_key(sqlite3_stmt *s, char *next)
+image_key(struct stmt *s, char *next)
 {
-	int last = sqlite3_column_count(s) - 1;
+	int last = stmt_column_count(s) - 1;
 	char pos[24], rid[24];
 
 	/* storyboard_index is the third column of STORE_IMAGE_COLS. */
-	snprintf(pos, sizeof(pos), "%" PRId64, (int64_t)sqlite3_column_int64(s, 2));
-	snprintf(rid, sizeof(rid), "%" PRId64, (int64_t)sqlite3_column_int64(s, last));
+	snprintf(pos, sizeof(pos), "%" PRId64, (int64_t)stmt_column_int64(s, 2));
+	snprintf(rid, sizeof(rid), "%" PRId64, (int64_t)stmt_column_int64(s, last));
 	store_cursor_make(next, 'i', pos, rid);
 }
 
@@ -226,37 +228,40 @@ json_t *
 store_page_images(struct store *st, const char *project_id, const char *after, int limit,
 		  char next[STORE_CURSOR_MAX], bool *bad_cursor)
 {
-	static const char sql[] =
-		"SELECT " STORE_IMAGE_COLS ", g.rowid AS rid"
-		" FROM storyboards s JOIN generated_images g ON g.storyboard_id = s.id"
-		" LEFT JOIN model_providers p ON p.id = g.model_provider_id"
-		" WHERE s.project_id = ?1 AND s.position >= ?2"
-		" AND (s.position > ?2 OR g.rowid > ?3) ORDER BY s.position, g.rowid LIMIT ?4";
+	/* PostgreSQL's generated_images.rowid is a column of its own, made by
+	 * a sequence in the order rows are inserted, as SQLite's is. */
+#define IMAGE_PAGE_SQL(TASK)                                                               \
+	"SELECT " STORE_IMAGE_COLS(TASK) ", g.rowid AS rid"                                 \
+	" FROM storyboards s JOIN generated_images g ON g.storyboard_id = s.id"             \
+	" LEFT JOIN model_providers p ON p.id = g.model_provider_id"                        \
+	" WHERE s.project_id = ?1 AND s.position >= ?2"                                     \
+	" AND (s.position > ?2 OR g.rowid > ?3) ORDER BY s.position, g.rowid LIMIT ?4"
+	static const char sql[] = IMAGE_PAGE_SQL(TASK_LITE), pg_sql[] = IMAGE_PAGE_SQL(TASK_PG);
 	char a[STORE_CURSOR_MAX], b[STORE_CURSOR_MAX];
 	int64_t pos = -1, rid = 0;
-	sqlite3_stmt *s;
+	struct stmt *s;
 
 	*bad_cursor = after != NULL && (!store_cursor_read(after, 'i', a, b) ||
 					!store_cursor_int(a, &pos) || !store_cursor_int(b, &rid));
-	if (*bad_cursor || (s = store_stmt(st, sql)) == NULL)
+	if (*bad_cursor || (s = store_stmt2(st, sql, pg_sql)) == NULL)
 		return NULL;
 	store_bind_text(s, 1, project_id);
-	sqlite3_bind_int64(s, 2, pos);
-	sqlite3_bind_int64(s, 3, rid);
-	sqlite3_bind_int(s, 4, limit + 1);
+	stmt_bind_int64(s, 2, pos);
+	stmt_bind_int64(s, 3, rid);
+	stmt_bind_int(s, 4, limit + 1);
 	return store_page_rows(s, limit, next, image_item, image_key);
 }
 
 /* --- a run's events --- */
 
 static json_t *
-event_item(sqlite3_stmt *s)
+event_item(struct stmt *s)
 {
-	return store_row_object(s, 0, sqlite3_column_count(s), NULL);
+	return store_row_object(s, 0, stmt_column_count(s), NULL);
 }
 
 static void
-event_key(sqlite3_stmt *s, char *next)
+event_key(struct stmt *s, char *next)
 {
 	int_key(s, 0, 'e', next);	/* its seq */
 }
@@ -268,7 +273,7 @@ store_page_events(struct store *st, const char *run_id, const char *after, int l
 	static const char sql[] =
 		"SELECT seq, type, body FROM run_events WHERE run_id = ?1 AND seq > ?2"
 		" ORDER BY seq LIMIT ?3";
-	const struct int_page pg = { sql, 'e', 0, event_item, event_key };
+	const struct int_page pg = { sql, NULL, 'e', 0, event_item, event_key };
 
 	return int_page(st, &pg, run_id, after, limit, next, bad_cursor);
 }

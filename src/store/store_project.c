@@ -13,14 +13,14 @@ bool
 store_project_exists(struct store *st, const char *project_id)
 {
 	static const char sql[] = "SELECT 1 FROM projects WHERE id = ?";
-	sqlite3_stmt *s = store_stmt(st, sql);
+	struct stmt *s = store_stmt(st, sql);
 	bool found;
 
 	if (s == NULL)
 		return false;
 	store_bind_text(s, 1, project_id);
-	found = sqlite3_step(s) == SQLITE_ROW;
-	sqlite3_reset(s);
+	found = stmt_step(s) == STMT_ROW;
+	stmt_reset(s);
 	return found;
 }
 
@@ -47,7 +47,7 @@ import_row(struct store *st, const struct project *p, const char *now)
 	static const char sql[] =
 		"INSERT INTO projects (id, name, image_providers, params, created_at, updated_at)"
 		" VALUES (?, ?, ?, ?, ?, ?)";
-	sqlite3_stmt *s = store_stmt(st, sql);
+	struct stmt *s = store_stmt(st, sql);
 	json_t *prov = json_array();
 	char *prov_text, *par_text;
 	int rc;
@@ -81,7 +81,7 @@ import_storyboard(struct store *st, const char *project_id,
 	static const char sql[] =
 		"INSERT INTO storyboards (id, project_id, position, image_prompt,"
 		" negative_prompt, params, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)";
-	sqlite3_stmt *s = store_stmt(st, sql);
+	struct stmt *s = store_stmt(st, sql);
 	char *par = store_params_json(&sb->params);
 	int rc;
 
@@ -91,7 +91,7 @@ import_storyboard(struct store *st, const char *project_id,
 	}
 	store_bind_text(s, 1, sb->id);
 	store_bind_text(s, 2, project_id);
-	sqlite3_bind_int(s, 3, sb->index);
+	stmt_bind_int(s, 3, sb->index);
 	store_bind_text(s, 4, sb->image_prompt);
 	store_bind_text(s, 5, sb->negative_prompt);
 	store_bind_text(s, 6, par);
@@ -124,14 +124,14 @@ store_stage_status(struct store *st, const char *project_id, const char *stage_t
 {
 	static const char sql[] =
 		"SELECT status FROM project_stages WHERE project_id = ? AND stage_type = ?";
-	sqlite3_stmt *s = store_stmt(st, sql);
+	struct stmt *s = store_stmt(st, sql);
 
 	if (s == NULL)
 		return -1;
 	store_bind_text(s, 1, project_id);
 	store_bind_text(s, 2, stage_type);
-	snprintf(out, outlen, "%s", sqlite3_step(s) == SQLITE_ROW ? store_column_text(s, 0) : "");
-	sqlite3_reset(s);
+	snprintf(out, outlen, "%s", stmt_step(s) == STMT_ROW ? store_column_text(s, 0) : "");
+	stmt_reset(s);
 	return 0;
 }
 
@@ -146,11 +146,11 @@ store_stage_set(struct store *st, const char *project_id, const char *stage_type
 		"  CASE WHEN ?4 NOT IN ('processing', 'queued') THEN ?5 END, ?5, ?5)"
 		" ON CONFLICT (project_id, stage_type) DO UPDATE SET status = ?4,"
 		"  started_at = CASE WHEN ?4 IN ('processing', 'queued') THEN ?5"
-		"    ELSE started_at END,"
+		"    ELSE project_stages.started_at END,"
 		"  completed_at = CASE WHEN ?4 IN ('processing', 'queued') THEN NULL ELSE ?5 END,"
 		"  updated_at = ?5"
-		" RETURNING id, coalesce(started_at, '')";
-	sqlite3_stmt *s = store_stmt(st, sql);
+		" RETURNING id, coalesce(project_stages.started_at, '')";
+	struct stmt *s = store_stmt(st, sql);
 	char id[37], now[32];
 	int rc;
 
@@ -163,17 +163,17 @@ store_stage_set(struct store *st, const char *project_id, const char *stage_type
 	store_bind_text(s, 3, stage_type);
 	store_bind_text(s, 4, status);
 	store_bind_text(s, 5, now);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
+	rc = stmt_step(s);
+	if (rc == STMT_ROW) {
 		if (stage_id_out != NULL)
 			snprintf(stage_id_out, 37, "%s", store_column_text(s, 0));
 		if (started_at_out != NULL)
 			snprintf(started_at_out, 32, "%s", store_column_text(s, 1));
-		rc = sqlite3_step(s);
+		rc = stmt_step(s);
 	}
-	sqlite3_reset(s);
-	if (rc != SQLITE_DONE) {
-		log_errx("sqlite: stage %s: %s", stage_type, store_errmsg(st));
+	stmt_reset(s);
+	if (rc != STMT_DONE) {
+		log_errx("database: stage %s: %s", stage_type, store_errmsg(st));
 		return -1;
 	}
 	return 0;
@@ -187,19 +187,19 @@ store_stage_counts(struct store *st, const char *project_id, int *total, int *co
 		"  SELECT 1 FROM generated_images g WHERE g.storyboard_id = s.id"
 		"  AND g.status = 'completed' AND g.is_primary = 1))"
 		" FROM storyboards s WHERE s.project_id = ?";
-	sqlite3_stmt *s = store_stmt(st, sql);
+	struct stmt *s = store_stmt(st, sql);
 	int rc;
 
 	if (s == NULL)
 		return -1;
 	store_bind_text(s, 1, project_id);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		*total = sqlite3_column_int(s, 0);
-		*completed = sqlite3_column_int(s, 1);
+	rc = stmt_step(s);
+	if (rc == STMT_ROW) {
+		*total = stmt_column_int(s, 0);
+		*completed = stmt_column_int(s, 1);
 	}
-	sqlite3_reset(s);
-	return rc == SQLITE_ROW ? 0 : -1;
+	stmt_reset(s);
+	return rc == STMT_ROW ? 0 : -1;
 }
 
 int
@@ -210,14 +210,16 @@ store_providers_sync(struct store *st, const struct config *cfg)
 		"  created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)"
 		" ON CONFLICT (name) DO UPDATE SET plugin = ?3, model_name = ?4, api_url = ?5,"
 		"  is_default = ?6, updated_at = ?7"
-		" WHERE plugin IS NOT ?3 OR model_name IS NOT ?4 OR api_url IS NOT ?5"
-		"  OR is_default IS NOT ?6";
+		" WHERE model_providers.plugin IS DISTINCT FROM ?3"
+		"  OR model_providers.model_name IS DISTINCT FROM ?4"
+		"  OR model_providers.api_url IS DISTINCT FROM ?5"
+		"  OR model_providers.is_default IS DISTINCT FROM ?6";
 	char id[37], now[32];
 
 	store_now(now);
 	for (size_t i = 0; i < cfg->nproviders; i++) {
 		const struct config_provider *p = &cfg->providers[i];
-		sqlite3_stmt *s = store_stmt(st, sql);
+		struct stmt *s = store_stmt(st, sql);
 
 		if (s == NULL)
 			return -1;
@@ -227,7 +229,7 @@ store_providers_sync(struct store *st, const struct config *cfg)
 		store_bind_text(s, 3, p->plugin);
 		store_bind_text(s, 4, p->model);
 		store_bind_text(s, 5, p->api_url);
-		sqlite3_bind_int(s, 6, p->is_default);
+		stmt_bind_int(s, 6, p->is_default);
 		store_bind_text(s, 7, now);
 		if (store_exec_stmt(st, s) < 0)
 			return -1;
@@ -239,15 +241,15 @@ int
 store_provider_id(struct store *st, const char *name, char out[37])
 {
 	static const char sql[] = "SELECT id FROM model_providers WHERE name = ?";
-	sqlite3_stmt *s = store_stmt(st, sql);
+	struct stmt *s = store_stmt(st, sql);
 	int rc;
 
 	if (s == NULL)
 		return -1;
 	store_bind_text(s, 1, name);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW)
+	rc = stmt_step(s);
+	if (rc == STMT_ROW)
 		snprintf(out, 37, "%s", store_column_text(s, 0));
-	sqlite3_reset(s);
-	return rc == SQLITE_ROW ? 0 : -1;
+	stmt_reset(s);
+	return rc == STMT_ROW ? 0 : -1;
 }

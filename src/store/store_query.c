@@ -7,17 +7,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
+
 json_t *
-store_row_object(sqlite3_stmt *s, int from, int to, const char *const *json_cols)
+store_row_object(struct stmt *s, int from, int to, const char *const *json_cols)
 {
 	json_t *o = json_object();
 
 	for (int i = from; i < to; i++) {
-		const char *name = sqlite3_column_name(s, i);
+		const char *name = stmt_column_name(s, i);
 		json_t *v = NULL;
 
 		for (const char *const *c = json_cols; c != NULL && *c != NULL; c++)
-			if (strcmp(*c, name) == 0 && sqlite3_column_type(s, i) == SQLITE_TEXT)
+			if (strcmp(*c, name) == 0 && stmt_column_type(s, i) == STMT_TEXT)
 				v = json_loads(store_column_text(s, i), 0, NULL);
 		if (v == NULL)
 			v = store_column_json(s, i);
@@ -27,22 +29,22 @@ store_row_object(sqlite3_stmt *s, int from, int to, const char *const *json_cols
 }
 
 static json_t *
-row_object(sqlite3_stmt *s, const char *const *json_cols)
+row_object(struct stmt *s, const char *const *json_cols)
 {
-	return store_row_object(s, 0, sqlite3_column_count(s), json_cols);
+	return store_row_object(s, 0, stmt_column_count(s), json_cols);
 }
 
 static json_t *
-rows_array(struct store *st, sqlite3_stmt *s, const char *const *json_cols)
+rows_array(struct store *st, struct stmt *s, const char *const *json_cols)
 {
 	json_t *a = json_array();
 	int rc;
 
-	(void)st;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+	while ((rc = stmt_step(s)) == STMT_ROW)
 		json_array_append_new(a, row_object(s, json_cols));
-	sqlite3_reset(s);
-	if (rc != SQLITE_DONE) {
+	stmt_reset(s);
+	if (rc != STMT_DONE) {
+		log_errx("database: %s", store_errmsg(st));
 		json_decref(a);
 		return NULL;
 	}
@@ -52,10 +54,10 @@ rows_array(struct store *st, sqlite3_stmt *s, const char *const *json_cols)
 /* The first row of sql with k1 (and k2 unless NULL) bound, as row_object;
  * NULL when there is none. */
 static json_t *
-one_row(struct store *st, const char *sql, const char *k1, const char *k2,
-	const char *const *json_cols)
+one_row2(struct store *st, const char *sql, const char *pg_sql, const char *k1,
+	 const char *k2, const char *const *json_cols)
 {
-	sqlite3_stmt *s = store_stmt(st, sql);
+	struct stmt *s = store_stmt2(st, sql, pg_sql);
 	json_t *o = NULL;
 
 	if (s == NULL)
@@ -63,10 +65,17 @@ one_row(struct store *st, const char *sql, const char *k1, const char *k2,
 	store_bind_text(s, 1, k1);
 	if (k2 != NULL)
 		store_bind_text(s, 2, k2);
-	if (sqlite3_step(s) == SQLITE_ROW)
+	if (stmt_step(s) == STMT_ROW)
 		o = row_object(s, json_cols);
-	sqlite3_reset(s);
+	stmt_reset(s);
 	return o;
+}
+
+static json_t *
+one_row(struct store *st, const char *sql, const char *k1, const char *k2,
+	const char *const *json_cols)
+{
+	return one_row2(st, sql, NULL, k1, k2, json_cols);
 }
 
 static const char *const project_json_cols[] = { "image_providers", "params", NULL };
@@ -87,7 +96,7 @@ project_stages(struct store *st, const char *project_id)
 	static const char sql[] =
 		"SELECT id, stage_type, status, started_at, completed_at FROM project_stages"
 		" WHERE project_id = ? ORDER BY created_at, stage_type DESC";
-	sqlite3_stmt *s = store_stmt(st, sql);
+	struct stmt *s = store_stmt(st, sql);
 
 	if (s == NULL)
 		return NULL;
@@ -96,7 +105,7 @@ project_stages(struct store *st, const char *project_id)
 }
 
 /* Counts of storyboards by the state of their current image, kept by
- * triggers in project_counts (see the migrations in store.c). */
+ * triggers in project_counts (see the migrations in store_schema.c). */
 static json_t *
 project_counts(struct store *st, const char *project_id)
 {
@@ -107,7 +116,15 @@ project_counts(struct store *st, const char *project_id)
 		"  coalesce(sum(n) FILTER (WHERE status IN ('pending', 'processing')), 0) AS pending,"
 		"  coalesce(sum(n) FILTER (WHERE status = 'not_started'), 0) AS not_started"
 		" FROM project_counts WHERE project_id = ?";
-	return one_row(st, sql, project_id, NULL, NULL);
+	/* PostgreSQL's count storyboard_status (see its migration 5 -> 6). */
+	static const char pg_sql[] =
+		"SELECT count(*) AS storyboards,"
+		"  count(*) FILTER (WHERE status = 'completed') AS completed,"
+		"  count(*) FILTER (WHERE status = 'failed') AS failed,"
+		"  count(*) FILTER (WHERE status IN ('pending', 'processing')) AS pending,"
+		"  count(*) FILTER (WHERE status IS NULL) AS not_started"
+		" FROM storyboard_status WHERE project_id = ?";
+	return one_row2(st, sql, pg_sql, project_id, NULL, NULL);
 }
 
 json_t *
@@ -127,7 +144,7 @@ json_t *
 store_query_projects(struct store *st)
 {
 	static const char sql[] = "SELECT id FROM projects ORDER BY created_at, id";
-	sqlite3_stmt *s = store_stmt(st, sql);
+	struct stmt *s = store_stmt(st, sql);
 	json_t *ids, *out = json_array();
 	size_t i;
 	json_t *v;
@@ -148,12 +165,13 @@ store_query_projects(struct store *st)
 json_t *
 store_query_images(struct store *st, const char *project_id)
 {
-	static const char sql[] =
-		"SELECT " STORE_IMAGE_COLS
-		" FROM generated_images g JOIN storyboards s ON s.id = g.storyboard_id"
-		" LEFT JOIN model_providers p ON p.id = g.model_provider_id"
-		" WHERE s.project_id = ? ORDER BY s.position, g.created_at, g.is_primary DESC";
-	sqlite3_stmt *s = store_stmt(st, sql);
+#define IMAGES_SQL(TASK)                                                                   \
+	"SELECT " STORE_IMAGE_COLS(TASK)                                                   \
+	" FROM generated_images g JOIN storyboards s ON s.id = g.storyboard_id"            \
+	" LEFT JOIN model_providers p ON p.id = g.model_provider_id"                       \
+	" WHERE s.project_id = ? ORDER BY s.position, g.created_at, g.is_primary DESC"
+	static const char sql[] = IMAGES_SQL(TASK_LITE), pg_sql[] = IMAGES_SQL(TASK_PG);
+	struct stmt *s = store_stmt2(st, sql, pg_sql);
 
 	if (s == NULL)
 		return NULL;
@@ -189,7 +207,7 @@ store_query_storyboards(struct store *st, const char *project_id, json_t *want_i
 		"  AND g.status = 'completed' AND g.is_primary = 1))"
 		" ORDER BY s.position";
 	static const char *const cols[] = { "params", NULL };
-	sqlite3_stmt *s = store_stmt(st, sql);
+	struct stmt *s = store_stmt(st, sql);
 	json_t *all, *out;
 	size_t i;
 	json_t *v;
@@ -197,7 +215,7 @@ store_query_storyboards(struct store *st, const char *project_id, json_t *want_i
 	if (s == NULL)
 		return NULL;
 	store_bind_text(s, 1, project_id);
-	sqlite3_bind_int(s, 2, missing_only);
+	stmt_bind_int(s, 2, missing_only);
 	if ((all = rows_array(st, s, cols)) == NULL || want_ids == NULL)
 		return all;
 	out = json_array();
@@ -213,25 +231,28 @@ store_query_image_counts(struct store *st)
 {
 	static const char sql[] =
 		"SELECT status, count(*) FROM generated_images GROUP BY status";
-	sqlite3_stmt *s = store_stmt(st, sql);
+	struct stmt *s = store_stmt(st, sql);
 	json_t *o = json_object();
 
 	if (s == NULL)
 		return o;
-	while (sqlite3_step(s) == SQLITE_ROW)
+	while (stmt_step(s) == STMT_ROW)
 		json_object_set_new(o, store_column_text(s, 0),
-				    json_integer(sqlite3_column_int64(s, 1)));
-	sqlite3_reset(s);
+				    json_integer(stmt_column_int64(s, 1)));
+	stmt_reset(s);
 	return o;
 }
 
 json_t *
 store_query_runs_processing(struct store *st)
 {
-	static const char sql[] =
-		"SELECT id, project_id, status FROM runs WHERE status IN ('processing', 'queued')"
-		" ORDER BY status = 'queued', started_at, rowid";
-	sqlite3_stmt *s = store_stmt(st, sql);
+	/* PostgreSQL's runs have no rowid: their ids (UUIDv7) are in the
+	 * order they were made. */
+#define RUNS_LEFT_SQL(TIE)                                                                  \
+	"SELECT id, project_id, status FROM runs WHERE status IN ('processing', 'queued')" \
+	" ORDER BY status = 'queued', started_at, " TIE
+	static const char sql[] = RUNS_LEFT_SQL("rowid"), pg_sql[] = RUNS_LEFT_SQL("id");
+	struct stmt *s = store_stmt2(st, sql, pg_sql);
 
 	return s != NULL ? rows_array(st, s, NULL) : NULL;
 }
@@ -258,7 +279,7 @@ store_query_run_items(struct store *st, const char *run_id)
 		" LEFT JOIN model_providers p ON p.id = g.model_provider_id"
 		" WHERE g.run_id = ? AND g.is_primary = 1 ORDER BY s.position";
 	static const char *const cols[] = { "params", NULL };
-	sqlite3_stmt *s = store_stmt(st, sql);
+	struct stmt *s = store_stmt(st, sql);
 
 	if (s == NULL)
 		return NULL;
@@ -276,7 +297,7 @@ store_query_tasks(struct store *st, const char *project_id)
 		" LEFT JOIN model_providers p ON p.id = t.model_provider_id"
 		" WHERE s.project_id = ? ORDER BY s.position, t.created_at";
 	static const char *const cols[] = { "state", NULL };
-	sqlite3_stmt *s = store_stmt(st, sql);
+	struct stmt *s = store_stmt(st, sql);
 
 	if (s == NULL)
 		return NULL;
@@ -289,15 +310,16 @@ store_query_tasks(struct store *st, const char *project_id)
 json_t *
 store_query_image(struct store *st, const char *image_id)
 {
-	static const char sql[] =
-		"SELECT g.id, g.storyboard_id, s.position AS storyboard_index, s.project_id,"
-		" g.run_id, g.status, g.is_primary, g.primary_id, g.image_url AS url, g.width,"
-		" g.height, g.file_path, g.file_size, g.thumbnail_path, g.sha256, g.mime,"
-		" g.cached, g.attempts, g.error, g.generation_params, p.name AS provider,"
-		" g.created_at, g.updated_at," PROVIDER_TASK_COLUMN
-		" FROM generated_images g JOIN storyboards s ON s.id = g.storyboard_id"
-		" LEFT JOIN model_providers p ON p.id = g.model_provider_id WHERE g.id = ?";
-	return one_row(st, sql, image_id, NULL, store_image_json_cols);
+#define IMAGE_SQL(TASK)                                                                    \
+	"SELECT g.id, g.storyboard_id, s.position AS storyboard_index, s.project_id,"      \
+	" g.run_id, g.status, g.is_primary, g.primary_id, g.image_url AS url, g.width,"    \
+	" g.height, g.file_path, g.file_size, g.thumbnail_path, g.sha256, g.mime,"         \
+	" g.cached, g.attempts, g.error, g.generation_params, p.name AS provider,"         \
+	" g.created_at, g.updated_at," TASK                                                \
+	" FROM generated_images g JOIN storyboards s ON s.id = g.storyboard_id"            \
+	" LEFT JOIN model_providers p ON p.id = g.model_provider_id WHERE g.id = ?"
+	static const char sql[] = IMAGE_SQL(TASK_LITE), pg_sql[] = IMAGE_SQL(TASK_PG);
+	return one_row2(st, sql, pg_sql, image_id, NULL, store_image_json_cols);
 }
 
 int
@@ -306,23 +328,23 @@ store_run_latest(struct store *st, const char *project_id, char out[37])
 	/* Ids are UUIDv7: they break ties of started_at in time order. */
 	static const char sql[] =
 		"SELECT id FROM runs WHERE project_id = ? ORDER BY started_at DESC, id DESC LIMIT 1";
-	sqlite3_stmt *s = store_stmt(st, sql);
+	struct stmt *s = store_stmt(st, sql);
 	int rc;
 
 	out[0] = '\0';
 	if (s == NULL)
 		return -1;
 	store_bind_text(s, 1, project_id);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
+	rc = stmt_step(s);
+	if (rc == STMT_ROW) {
 		const char *id = store_column_text(s, 0);
 		size_t n = strnlen(id, 36);
 
 		memcpy(out, id, n);
 		out[n] = '\0';
 	}
-	sqlite3_reset(s);
-	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+	stmt_reset(s);
+	return rc == STMT_ROW ? 1 : rc == STMT_DONE ? 0 : -1;
 }
 
 json_t *
@@ -331,13 +353,13 @@ store_events_after(struct store *st, const char *run_id, int64_t after_seq, int 
 	static const char sql[] =
 		"SELECT seq, type, body FROM run_events WHERE run_id = ? AND seq > ?"
 		" ORDER BY seq LIMIT ?";
-	sqlite3_stmt *s = store_stmt(st, sql);
+	struct stmt *s = store_stmt(st, sql);
 
 	if (s == NULL)
 		return NULL;
 	store_bind_text(s, 1, run_id);
-	sqlite3_bind_int64(s, 2, after_seq);
-	sqlite3_bind_int(s, 3, limit);
+	stmt_bind_int64(s, 2, after_seq);
+	stmt_bind_int(s, 3, limit);
 	return rows_array(st, s, NULL);
 }
 
@@ -398,16 +420,16 @@ static json_t *
 page_rows(struct store *st, const char *ts, int64_t rowid, int limit)
 {
 	static const char sql[] =
-		"SELECT id, created_at, rowid AS rid FROM projects WHERE ?1 IS NULL"
+		"SELECT id, created_at, rowid AS rid FROM projects WHERE CAST(?1 AS TEXT) IS NULL"
 		" OR created_at < ?1 OR (created_at = ?1 AND rowid < ?2)"
 		" ORDER BY created_at DESC, rowid DESC LIMIT ?3";
-	sqlite3_stmt *s = store_stmt(st, sql);
+	struct stmt *s = store_stmt(st, sql);
 
 	if (s == NULL)
 		return NULL;
 	store_bind_text(s, 1, ts);
-	sqlite3_bind_int64(s, 2, rowid);
-	sqlite3_bind_int(s, 3, limit + 1);
+	stmt_bind_int64(s, 2, rowid);
+	stmt_bind_int(s, 3, limit + 1);
 	return rows_array(st, s, NULL);
 }
 
@@ -466,13 +488,13 @@ store_query_run_view(struct store *st, const char *run_id)
 }
 
 static json_t *
-run_item(sqlite3_stmt *s)
+run_item(struct stmt *s)
 {
-	return run_view(store_row_object(s, 0, sqlite3_column_count(s), run_json_cols));
+	return run_view(store_row_object(s, 0, stmt_column_count(s), run_json_cols));
 }
 
 static void
-run_key(sqlite3_stmt *s, char *next)
+run_key(struct stmt *s, char *next)
 {
 	/* started_at and id: columns 9 and 0 of RUN_VIEW_COLS. */
 	store_cursor_make(next, 'r', store_column_text(s, 9), store_column_text(s, 0));
@@ -486,10 +508,11 @@ store_page_runs(struct store *st, const char *project_id, const char *after, int
 {
 	static const char sql[] =
 		"SELECT " RUN_VIEW_COLS " FROM runs r WHERE r.project_id = ?1"
-		" AND (?2 IS NULL OR r.started_at < ?2 OR (r.started_at = ?2 AND r.id < ?3))"
+		" AND (CAST(?2 AS TEXT) IS NULL OR r.started_at < ?2"
+		"  OR (r.started_at = ?2 AND r.id < ?3))"
 		" ORDER BY r.started_at DESC, r.id DESC LIMIT ?4";
 	char a[STORE_CURSOR_MAX], b[STORE_CURSOR_MAX];
-	sqlite3_stmt *s;
+	struct stmt *s;
 
 	*bad_cursor = after != NULL && (!store_cursor_read(after, 'r', a, b) ||
 					strlen(a) != CURSOR_TS || !timestamp_valid(a) ||
@@ -499,7 +522,7 @@ store_page_runs(struct store *st, const char *project_id, const char *after, int
 	store_bind_text(s, 1, project_id);
 	store_bind_text(s, 2, after != NULL ? a : NULL);
 	store_bind_text(s, 3, after != NULL ? b : NULL);
-	sqlite3_bind_int(s, 4, limit + 1);
+	stmt_bind_int(s, 4, limit + 1);
 	return store_page_rows(s, limit, next, run_item, run_key);
 }
 
@@ -509,15 +532,15 @@ store_run_done_seq(struct store *st, const char *run_id)
 	/* `done` is a run's last event: one step down the primary key. */
 	static const char sql[] =
 		"SELECT seq, type FROM run_events WHERE run_id = ? ORDER BY seq DESC LIMIT 1";
-	sqlite3_stmt *s = store_stmt(st, sql);
+	struct stmt *s = store_stmt(st, sql);
 	int64_t seq = 0;
 
 	if (s == NULL)
 		return -1;
 	store_bind_text(s, 1, run_id);
-	if (sqlite3_step(s) == SQLITE_ROW && strcmp(store_column_text(s, 1), "done") == 0)
-		seq = sqlite3_column_int64(s, 0);
-	sqlite3_reset(s);
+	if (stmt_step(s) == STMT_ROW && strcmp(store_column_text(s, 1), "done") == 0)
+		seq = stmt_column_int64(s, 0);
+	stmt_reset(s);
 	return seq;
 }
 

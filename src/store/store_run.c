@@ -16,7 +16,7 @@ store_run_create(struct store *st, const char *run_id, const char *project_id,
 	static const char sql[] =
 		"INSERT INTO runs (id, project_id, status, storyboard_ids, no_cache, total, pid,"
 		"  started_at) VALUES (?, ?, 'processing', ?, ?, ?, ?, ?)";
-	sqlite3_stmt *s = store_stmt(st, sql);
+	struct stmt *s = store_stmt(st, sql);
 	char *ids = storyboard_ids != NULL ? jsontext_dumps(storyboard_ids, JSON_COMPACT) : NULL;
 	char now[32];
 	int rc;
@@ -29,9 +29,9 @@ store_run_create(struct store *st, const char *run_id, const char *project_id,
 	store_bind_text(s, 1, run_id);
 	store_bind_text(s, 2, project_id);
 	store_bind_text(s, 3, ids);
-	sqlite3_bind_int(s, 4, no_cache);
-	sqlite3_bind_int(s, 5, total);
-	sqlite3_bind_int64(s, 6, (sqlite3_int64)getpid());
+	stmt_bind_int(s, 4, no_cache);
+	stmt_bind_int(s, 5, total);
+	stmt_bind_int64(s, 6, (int64_t)getpid());
 	store_bind_text(s, 7, now);
 	rc = store_exec_stmt(st, s);
 	free(ids);
@@ -45,15 +45,15 @@ store_run_finish(struct store *st, const char *run_id, const char *status, int s
 	static const char sql[] =
 		"UPDATE runs SET status = ?, success_count = ?, failed_count = ?,"
 		" finished_at = ? WHERE id = ?";
-	sqlite3_stmt *s = store_stmt(st, sql);
+	struct stmt *s = store_stmt(st, sql);
 	char now[32];
 
 	if (s == NULL)
 		return -1;
 	store_now(now);
 	store_bind_text(s, 1, status);
-	sqlite3_bind_int(s, 2, success);
-	sqlite3_bind_int(s, 3, failed);
+	stmt_bind_int(s, 2, success);
+	stmt_bind_int(s, 3, failed);
 	store_bind_text(s, 4, now);
 	store_bind_text(s, 5, run_id);
 	return store_exec_stmt(st, s);
@@ -63,7 +63,7 @@ int
 store_run_set_status(struct store *st, const char *run_id, const char *status)
 {
 	static const char sql[] = "UPDATE runs SET status = ? WHERE id = ?";
-	sqlite3_stmt *s = store_stmt(st, sql);
+	struct stmt *s = store_stmt(st, sql);
 
 	if (s == NULL)
 		return -1;
@@ -76,11 +76,11 @@ int
 store_run_set_pid(struct store *st, const char *run_id, long pid)
 {
 	static const char sql[] = "UPDATE runs SET pid = ? WHERE id = ?";
-	sqlite3_stmt *s = store_stmt(st, sql);
+	struct stmt *s = store_stmt(st, sql);
 
 	if (s == NULL)
 		return -1;
-	sqlite3_bind_int64(s, 1, pid);
+	stmt_bind_int64(s, 1, pid);
 	store_bind_text(s, 2, run_id);
 	return store_exec_stmt(st, s);
 }
@@ -91,18 +91,18 @@ store_run_active(struct store *st, const char *project_id, char out[37], long *p
 	static const char sql[] =
 		"SELECT id, coalesce(pid, 0) FROM runs WHERE project_id = ?"
 		" AND status IN ('processing', 'queued') ORDER BY started_at DESC LIMIT 1";
-	sqlite3_stmt *s = store_stmt(st, sql);
+	struct stmt *s = store_stmt(st, sql);
 
 	out[0] = '\0';
 	*pid = 0;
 	if (s == NULL)
 		return -1;
 	store_bind_text(s, 1, project_id);
-	if (sqlite3_step(s) == SQLITE_ROW) {
+	if (stmt_step(s) == STMT_ROW) {
 		snprintf(out, 37, "%s", store_column_text(s, 0));
-		*pid = (long)sqlite3_column_int64(s, 1);
+		*pid = (long)stmt_column_int64(s, 1);
 	}
-	sqlite3_reset(s);
+	stmt_reset(s);
 	return 0;
 }
 
@@ -113,19 +113,19 @@ store_event_append(struct store *st, const char *run_id, int64_t seq, const char
 	static const char ins[] =
 		"INSERT INTO run_events (run_id, seq, type, body) VALUES (?, ?, ?, ?)";
 	static const char upd[] = "UPDATE runs SET last_seq = ? WHERE id = ?";
-	sqlite3_stmt *s = store_stmt(st, ins);
+	struct stmt *s = store_stmt(st, ins);
 
 	if (s == NULL)
 		return -1;
 	store_bind_text(s, 1, run_id);
-	sqlite3_bind_int64(s, 2, seq);
+	stmt_bind_int64(s, 2, seq);
 	store_bind_text(s, 3, type);
 	store_bind_text(s, 4, body);
 	if (store_exec_stmt(st, s) < 0)
 		return -1;
 	if ((s = store_stmt(st, upd)) == NULL)
 		return -1;
-	sqlite3_bind_int64(s, 1, seq);
+	stmt_bind_int64(s, 1, seq);
 	store_bind_text(s, 2, run_id);
 	return store_exec_stmt(st, s);
 }
@@ -139,7 +139,12 @@ store_image_insert(struct store *st, const char *image_id, const char *storyboar
 		"INSERT INTO generated_images (id, storyboard_id, run_id, generation_params,"
 		"  model_provider_id, status, cache_key, created_at, updated_at)"
 		" VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7, ?7)";
-	sqlite3_stmt *s = store_stmt(st, sql);
+	static const char pg_sql[] =
+		"INSERT INTO generated_images (id, storyboard_id, run_id, generation_params,"
+		"  model_provider_id, status, cache_key, created_at, updated_at, position)"
+		" VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7, ?7,"
+		"  (SELECT position FROM storyboards WHERE id = ?2))";
+	struct stmt *s = store_stmt2(st, sql, pg_sql);
 	char now[32];
 
 	if (s == NULL)
@@ -155,11 +160,15 @@ store_image_insert(struct store *st, const char *image_id, const char *storyboar
 	return store_exec_stmt(st, s);
 }
 
-/* One statement for the simple status moves keeps them consistent. */
+/* One statement for the simple status moves keeps them consistent.  On
+ * PostgreSQL a row back to pending is unclaimed (its lease goes), and the
+ * attempts on its current provider are counted for whichever instance
+ * takes it next. */
 static int
-image_set(struct store *st, const char *sql, const char *image_id, const char *text)
+image_set(struct store *st, const char *sql, const char *pg_sql, const char *image_id,
+	  const char *text)
 {
-	sqlite3_stmt *s = store_stmt(st, sql);
+	struct stmt *s = store_stmt2(st, sql, pg_sql);
 	char now[32];
 
 	if (s == NULL)
@@ -177,7 +186,10 @@ store_image_processing(struct store *st, const char *image_id)
 	static const char sql[] =
 		"UPDATE generated_images SET status = 'processing', attempts = attempts + 1,"
 		" updated_at = ?2, error = ?3 WHERE id = ?1";
-	return image_set(st, sql, image_id, NULL);
+	static const char pg_sql[] =
+		"UPDATE generated_images SET status = 'processing', attempts = attempts + 1,"
+		" chain_attempts = chain_attempts + 1, updated_at = ?2, error = ?3 WHERE id = ?1";
+	return image_set(st, sql, pg_sql, image_id, NULL);
 }
 
 int
@@ -186,7 +198,7 @@ store_image_fail(struct store *st, const char *image_id, const char *error)
 	static const char sql[] =
 		"UPDATE generated_images SET status = 'failed', error = ?3, updated_at = ?2"
 		" WHERE id = ?1";
-	return image_set(st, sql, image_id, error);
+	return image_set(st, sql, NULL, image_id, error);
 }
 
 int
@@ -195,7 +207,11 @@ store_image_reset(struct store *st, const char *image_id)
 	static const char sql[] =
 		"UPDATE generated_images SET status = 'pending', updated_at = ?2, error = ?3"
 		" WHERE id = ?1 AND status <> 'completed'";
-	return image_set(st, sql, image_id, NULL);
+	static const char pg_sql[] =
+		"UPDATE generated_images SET status = 'pending', updated_at = ?2, error = ?3,"
+		" lease_owner = NULL, lease_token = NULL, lease_until = NULL"
+		" WHERE id = ?1 AND status <> 'completed'";
+	return image_set(st, sql, pg_sql, image_id, NULL);
 }
 
 int
@@ -205,7 +221,11 @@ store_image_rebind(struct store *st, const char *image_id, const char *provider_
 	static const char sql[] =
 		"UPDATE generated_images SET model_provider_id = ?2, generation_params = ?3,"
 		" cache_key = ?4, status = 'pending', updated_at = ?5 WHERE id = ?1";
-	sqlite3_stmt *s = store_stmt(st, sql);
+	static const char pg_sql[] =
+		"UPDATE generated_images SET model_provider_id = ?2, generation_params = ?3,"
+		" cache_key = ?4, status = 'pending', updated_at = ?5, chain_attempts = 0,"
+		" lease_owner = NULL, lease_token = NULL, lease_until = NULL WHERE id = ?1";
+	struct stmt *s = store_stmt2(st, sql, pg_sql);
 	char now[32];
 
 	if (s == NULL)
@@ -220,16 +240,16 @@ store_image_rebind(struct store *st, const char *image_id, const char *provider_
 }
 
 static void
-bind_meta(sqlite3_stmt *s, const struct store_image_meta *m)
+bind_meta(struct stmt *s, const struct store_image_meta *m)
 {
 	store_bind_text(s, 3, m->url);
 	store_bind_text(s, 4, m->file_path);
 	store_bind_text(s, 5, m->thumbnail_path);
 	store_bind_text(s, 6, m->sha256);
 	store_bind_text(s, 7, m->mime);
-	sqlite3_bind_int(s, 8, m->width);
-	sqlite3_bind_int(s, 9, m->height);
-	sqlite3_bind_int64(s, 10, m->file_size);
+	stmt_bind_int(s, 8, m->width);
+	stmt_bind_int(s, 9, m->height);
+	stmt_bind_int64(s, 10, m->file_size);
 }
 
 int
@@ -241,7 +261,7 @@ store_image_complete(struct store *st, const char *image_id, const struct store_
 		" image_url = ?3, file_path = ?4, thumbnail_path = ?5, sha256 = ?6, mime = ?7,"
 		" width = ?8, height = ?9, file_size = ?10, cached = ?11, error = NULL"
 		" WHERE id = ?1";
-	sqlite3_stmt *s = store_stmt(st, sql);
+	struct stmt *s = store_stmt(st, sql);
 	char now[32];
 
 	if (s == NULL)
@@ -250,7 +270,7 @@ store_image_complete(struct store *st, const char *image_id, const struct store_
 	store_bind_text(s, 1, image_id);
 	store_bind_text(s, 2, now);
 	bind_meta(s, m);
-	sqlite3_bind_int(s, 11, cached);
+	stmt_bind_int(s, 11, cached);
 	return store_exec_stmt(st, s);
 }
 
@@ -265,9 +285,10 @@ store_image_variant(struct store *st, const char *variant_id, const char *primar
 		"  width, height, file_size, is_primary, primary_id, attempts, created_at,"
 		"  updated_at)"
 		" SELECT ?1, storyboard_id, run_id, generation_params, model_provider_id,"
-		"  'completed', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 0, ?11, attempts, ?2, ?2"
+		"  'completed', ?3, ?4, ?5, ?6, ?7, CAST(?8 AS BIGINT), CAST(?9 AS BIGINT),"
+		"  CAST(?10 AS BIGINT), 0, ?11, attempts, ?2, ?2"
 		" FROM generated_images WHERE id = ?11";
-	sqlite3_stmt *s = store_stmt(st, sql);
+	struct stmt *s = store_stmt(st, sql);
 	char now[32];
 
 	if (s == NULL)
@@ -281,9 +302,9 @@ store_image_variant(struct store *st, const char *variant_id, const char *primar
 }
 
 static char *
-dup_col(sqlite3_stmt *s, int i)
+dup_col(struct stmt *s, int i)
 {
-	return sqlite3_column_type(s, i) == SQLITE_NULL ? NULL : strdup(store_column_text(s, i));
+	return stmt_column_type(s, i) == STMT_NULL ? NULL : strdup(store_column_text(s, i));
 }
 
 int
@@ -294,7 +315,7 @@ store_cache_lookup(struct store *st, const char *cache_key, struct store_image_m
 		" file_size FROM generated_images WHERE cache_key = ? AND status = 'completed'"
 		" AND is_primary = 1 AND file_path IS NOT NULL"
 		" ORDER BY created_at LIMIT 1";
-	sqlite3_stmt *s = store_stmt(st, sql);
+	struct stmt *s = store_stmt(st, sql);
 	int found = 0;
 
 	memset(m, 0, sizeof(*m));
@@ -303,18 +324,18 @@ store_cache_lookup(struct store *st, const char *cache_key, struct store_image_m
 	if (s == NULL)
 		return -1;
 	store_bind_text(s, 1, cache_key);
-	if (sqlite3_step(s) == SQLITE_ROW) {
+	if (stmt_step(s) == STMT_ROW) {
 		m->file_path = dup_col(s, 0);
 		m->thumbnail_path = dup_col(s, 1);
 		m->sha256 = dup_col(s, 2);
 		m->mime = dup_col(s, 3);
 		m->url = dup_col(s, 4);
-		m->width = sqlite3_column_int(s, 5);
-		m->height = sqlite3_column_int(s, 6);
-		m->file_size = sqlite3_column_int64(s, 7);
+		m->width = stmt_column_int(s, 5);
+		m->height = stmt_column_int(s, 6);
+		m->file_size = stmt_column_int64(s, 7);
 		found = 1;
 	}
-	sqlite3_reset(s);
+	stmt_reset(s);
 	return found;
 }
 

@@ -38,9 +38,11 @@ store_spend_reserve(struct store *st, const struct store_spend_req *q)
 {
 	static const char sql[] =
 		"INSERT INTO spend_ledger (provider, run_id, image_id, day, cost, created_at)"
-		" VALUES (?, ?, ?, ?, ?, ?)";
-	sqlite3_stmt *s = store_stmt(st, sql);
+		" VALUES (?, ?, ?, ?, ?, ?) RETURNING id";
+	struct stmt *s = store_stmt(st, sql);
+	int64_t id;
 	char now[32];
+	int rc;
 
 	if (s == NULL)
 		return -1;
@@ -49,11 +51,15 @@ store_spend_reserve(struct store *st, const struct store_spend_req *q)
 	store_bind_text(s, 2, q->run_id);
 	store_bind_text(s, 3, q->image_id);
 	store_bind_text(s, 4, q->day);
-	sqlite3_bind_double(s, 5, q->cost);
+	stmt_bind_double(s, 5, q->cost);
 	store_bind_text(s, 6, now);
-	if (store_exec_stmt(st, s) < 0)
+	if ((rc = stmt_step(s)) != STMT_ROW) {
+		store_step_failed(st, s, rc);
 		return -1;
-	return (int64_t)sqlite3_last_insert_rowid(st->db);
+	}
+	id = stmt_column_int64(s, 0);
+	stmt_reset(s);
+	return id;
 }
 
 int
@@ -62,18 +68,18 @@ store_spend_settle(struct store *st, int64_t id, const char *outcome, const char
 {
 	static const char sql[] =
 		"UPDATE spend_ledger SET outcome = ?2, error_class = ?3,"
-		" cost = CASE WHEN ?4 THEN cost ELSE 0 END, settled_at = ?5"
+		" cost = CASE WHEN ?4 <> 0 THEN cost ELSE 0 END, settled_at = ?5"
 		" WHERE id = ?1 AND outcome = 'reserved'";
-	sqlite3_stmt *s = store_stmt(st, sql);
+	struct stmt *s = store_stmt(st, sql);
 	char now[32];
 
 	if (s == NULL)
 		return -1;
 	store_now(now);
-	sqlite3_bind_int64(s, 1, id);
+	stmt_bind_int64(s, 1, id);
 	store_bind_text(s, 2, outcome);
 	store_bind_text(s, 3, error_class);
-	sqlite3_bind_int(s, 4, charged);
+	stmt_bind_int(s, 4, charged);
 	store_bind_text(s, 5, now);
 	return store_exec_stmt(st, s);
 }
@@ -83,11 +89,11 @@ store_spend_release(struct store *st, int64_t id)
 {
 	static const char sql[] =
 		"DELETE FROM spend_ledger WHERE id = ? AND outcome = 'reserved'";
-	sqlite3_stmt *s = store_stmt(st, sql);
+	struct stmt *s = store_stmt(st, sql);
 
 	if (s == NULL)
 		return -1;
-	sqlite3_bind_int64(s, 1, id);
+	stmt_bind_int64(s, 1, id);
 	return store_exec_stmt(st, s);
 }
 
@@ -97,7 +103,7 @@ store_spend_lost(struct store *st, const char *run_id)
 	static const char sql[] =
 		"UPDATE spend_ledger SET outcome = 'unknown', settled_at = ?2"
 		" WHERE run_id = ?1 AND outcome = 'reserved'";
-	sqlite3_stmt *s = store_stmt(st, sql);
+	struct stmt *s = store_stmt(st, sql);
 	char now[32];
 
 	if (s == NULL)
@@ -120,7 +126,7 @@ store_spend_sum(struct store *st, const char *provider, const char *run_id, cons
 		"SELECT coalesce(sum(cost), 0), coalesce(sum(cost) FILTER"
 		"  (WHERE outcome = 'reserved'), 0) FROM spend_ledger"
 		" WHERE day = ? AND provider = ?";
-	sqlite3_stmt *s = store_stmt(st, run_id != NULL ? by_run : by_day);
+	struct stmt *s = store_stmt(st, run_id != NULL ? by_run : by_day);
 	int rc;
 
 	memset(out, 0, sizeof(*out));
@@ -128,12 +134,12 @@ store_spend_sum(struct store *st, const char *provider, const char *run_id, cons
 		return -1;
 	store_bind_text(s, 1, run_id != NULL ? run_id : day);
 	store_bind_text(s, 2, provider);
-	if ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		out->total = sqlite3_column_double(s, 0);
-		out->reserved = sqlite3_column_double(s, 1);
+	if ((rc = stmt_step(s)) == STMT_ROW) {
+		out->total = stmt_column_double(s, 0);
+		out->reserved = stmt_column_double(s, 1);
 	}
-	sqlite3_reset(s);
-	return rc == SQLITE_ROW ? 0 : -1;
+	stmt_reset(s);
+	return rc == STMT_ROW ? 0 : -1;
 }
 
 /* {provider: {requests, spent}} of the rows a statement selects, bound
@@ -141,7 +147,7 @@ store_spend_sum(struct store *st, const char *provider, const char *run_id, cons
 static json_t *
 per_provider(struct store *st, const char *sql, const char *key)
 {
-	sqlite3_stmt *s = store_stmt(st, sql);
+	struct stmt *s = store_stmt(st, sql);
 	json_t *o = json_object();
 	int rc;
 
@@ -150,13 +156,13 @@ per_provider(struct store *st, const char *sql, const char *key)
 		return NULL;
 	}
 	store_bind_text(s, 1, key);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+	while ((rc = stmt_step(s)) == STMT_ROW)
 		json_object_set_new(o, store_column_text(s, 0),
 				    json_pack("{sI sf}", "requests",
-					      (json_int_t)sqlite3_column_int64(s, 1), "spent",
-					      sqlite3_column_double(s, 2)));
-	sqlite3_reset(s);
-	if (rc != SQLITE_DONE) {
+					      (json_int_t)stmt_column_int64(s, 1), "spent",
+					      stmt_column_double(s, 2)));
+	stmt_reset(s);
+	if (rc != STMT_DONE) {
 		json_decref(o);
 		return NULL;
 	}
@@ -190,7 +196,7 @@ store_spend_totals(struct store *st)
 	static const char sql[] =
 		"SELECT provider, count(*), sum(cost), count(*) FILTER (WHERE outcome = 'completed')"
 		" FROM spend_ledger GROUP BY provider ORDER BY provider";
-	sqlite3_stmt *s = store_stmt(st, sql);
+	struct stmt *s = store_stmt(st, sql);
 	json_t *a = json_array();
 	int rc;
 
@@ -198,14 +204,14 @@ store_spend_totals(struct store *st)
 		json_decref(a);
 		return NULL;
 	}
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+	while ((rc = stmt_step(s)) == STMT_ROW)
 		json_array_append_new(a, json_pack("{ss sI sf sI}", "provider",
 						   store_column_text(s, 0), "requests",
-						   (json_int_t)sqlite3_column_int64(s, 1), "spent",
-						   sqlite3_column_double(s, 2), "images",
-						   (json_int_t)sqlite3_column_int64(s, 3)));
-	sqlite3_reset(s);
-	if (rc != SQLITE_DONE) {
+						   (json_int_t)stmt_column_int64(s, 1), "spent",
+						   stmt_column_double(s, 2), "images",
+						   (json_int_t)stmt_column_int64(s, 3)));
+	stmt_reset(s);
+	if (rc != STMT_DONE) {
 		json_decref(a);
 		return NULL;
 	}

@@ -13,7 +13,7 @@
 #include <string.h>
 
 static void
-bind_key(sqlite3_stmt *s, const struct store_task_key *k)
+bind_key(struct stmt *s, const struct store_task_key *k)
 {
 	store_bind_text(s, 1, k->storyboard_id);
 	store_bind_text(s, 2, k->provider_id);
@@ -28,8 +28,9 @@ store_task_save(struct store *st, const struct store_task_key *k, const char *im
 		"INSERT INTO provider_tasks (storyboard_id, model_provider_id, cache_key, image_id,"
 		"  state, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)"
 		" ON CONFLICT (storyboard_id, model_provider_id, cache_key) DO UPDATE"
-		" SET image_id = ?4, state = ?5, checkpoints = checkpoints + 1, updated_at = ?6";
-	sqlite3_stmt *s = store_stmt(st, sql);
+		" SET image_id = ?4, state = ?5, checkpoints = provider_tasks.checkpoints + 1,"
+		" updated_at = ?6";
+	struct stmt *s = store_stmt(st, sql);
 	char now[32];
 
 	if (s == NULL)
@@ -48,8 +49,8 @@ adopt(struct store *st, const struct store_task_key *k, const char *image_id)
 {
 	static const char sql[] =
 		"UPDATE provider_tasks SET image_id = ?4 WHERE storyboard_id = ?1"
-		" AND model_provider_id = ?2 AND cache_key = ?3 AND image_id IS NOT ?4";
-	sqlite3_stmt *s = store_stmt(st, sql);
+		" AND model_provider_id = ?2 AND cache_key = ?3 AND image_id IS DISTINCT FROM ?4";
+	struct stmt *s = store_stmt(st, sql);
 
 	if (s == NULL)
 		return -1;
@@ -65,20 +66,20 @@ store_task_take(struct store *st, const struct store_task_key *k, const char *im
 	static const char sql[] =
 		"SELECT state FROM provider_tasks WHERE storyboard_id = ?1"
 		" AND model_provider_id = ?2 AND cache_key = ?3";
-	sqlite3_stmt *s = store_stmt(st, sql);
+	struct stmt *s = store_stmt(st, sql);
 	int rc;
 
 	*state = NULL;
 	if (s == NULL)
 		return -1;
 	bind_key(s, k);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW && (*state = strdup(store_column_text(s, 0))) == NULL)
-		rc = SQLITE_NOMEM;
-	sqlite3_reset(s);
-	if (rc == SQLITE_DONE)
+	rc = stmt_step(s);
+	if (rc == STMT_ROW && (*state = strdup(store_column_text(s, 0))) == NULL)
+		rc = STMT_ERROR;
+	stmt_reset(s);
+	if (rc == STMT_DONE)
 		return 0;
-	if (rc != SQLITE_ROW || adopt(st, k, image_id) < 0) {
+	if (rc != STMT_ROW || adopt(st, k, image_id) < 0) {
 		free(*state);
 		*state = NULL;
 		return -1;
@@ -92,7 +93,7 @@ store_task_clear(struct store *st, const struct store_task_key *k)
 	static const char sql[] =
 		"DELETE FROM provider_tasks WHERE storyboard_id = ?1 AND model_provider_id = ?2"
 		" AND cache_key = ?3";
-	sqlite3_stmt *s = store_stmt(st, sql);
+	struct stmt *s = store_stmt(st, sql);
 
 	if (s == NULL)
 		return -1;
@@ -104,7 +105,7 @@ int
 store_task_clear_storyboard(struct store *st, const char *storyboard_id)
 {
 	static const char sql[] = "DELETE FROM provider_tasks WHERE storyboard_id = ?";
-	sqlite3_stmt *s = store_stmt(st, sql);
+	struct stmt *s = store_stmt(st, sql);
 
 	if (s == NULL)
 		return -1;

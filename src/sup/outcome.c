@@ -31,10 +31,17 @@ emit_progress_of(struct run *r, int i, const char *what, json_t *fraction)
 	char msg[300];
 	json_t *ev;
 
-	/* current counts storyboards, not attempts: it ends at total. */
+	/* current counts storyboards, not attempts: it ends at total.  A
+	 * shared run counts them in the database, for every instance. */
 	if (!it->begun) {
 		it->begun = true;
-		r->started++;
+		if (!r->shared)
+			r->started++;
+		else if (r->events->st != NULL) {
+			int n = store_run_begun(r->events->st, r->id, it->image_id);
+
+			r->started = n >= 0 ? n : r->started;
+		}
 	}
 	snprintf(msg, sizeof(msg), "storyboard %d (%d/%zu): %s", it->index, r->started,
 		 r->nitems, what);
@@ -77,6 +84,35 @@ meta_from_msg(struct store_image_meta *m, const struct msg_image *im)
 static void serve_followers(const struct outcome_ctx *c, struct run *r, int leader,
 			    const struct store_image_meta *m);
 
+/* A shared run (several instances): item i is still leased under its
+ * batch's token, and its row is locked for this transaction; otherwise
+ * the lease was lost (this instance froze or lost the database past its
+ * lease, and another took the storyboard over) and nothing about it is
+ * recorded here, nor told.  Always true for a run of this instance alone. */
+static bool
+held(const struct outcome_ctx *c, struct run *r, int i)
+{
+	struct run_item *it = &r->items[i];
+	int rc;
+
+	if (!r->shared)
+		return true;
+	/* Held already in this transaction: locked until it ends. */
+	if (it->lease_token[0] != '\0' && it->held_tx != 0 && it->held_tx == store_tx_serial(c->st))
+		return true;
+	if (it->lease_token[0] != '\0' &&
+	    (rc = store_lease_hold(c->st, it->image_id, it->lease_token)) != 0) {
+		it->held_tx = rc > 0 ? store_tx_serial(c->st) : 0;
+		return rc > 0;
+	}
+	if (it->lease_token[0] != '\0')
+		log_warnx("run %s: storyboard %d: its lease was lost; another instance has it",
+			  r->id, it->index);
+	it->lease_token[0] = '\0';
+	it->state = ITEM_QUEUED;	/* the database's, not ours */
+	return false;
+}
+
 /* Records item i as completed with image m (and variants) and tells. */
 static void
 complete_item(const struct outcome_ctx *c, struct run *r, int i, const struct store_image_meta *m,
@@ -87,13 +123,16 @@ complete_item(const struct outcome_ctx *c, struct run *r, int i, const struct st
 
 	if (store_image_complete(c->st, it->image_id, m, cached) < 0)
 		log_errx("run %s: cannot record image %s", r->id, it->image_id);
-	/* The storyboard has its image: no attempt is to poll a task again. */
-	if (store_task_clear_storyboard(c->st, it->storyboard_id) < 0)
+	/* The storyboard has its image: no attempt is to poll a task again.
+	 * (A shared run's attempt was handed whatever task there was.) */
+	if ((!r->shared || it->task_pending || cached) &&
+	    store_task_clear_storyboard(c->st, it->storyboard_id) < 0)
 		log_errx("run %s: cannot clear the provider tasks of storyboard %d", r->id,
 			 it->index);
 	it->task_pending = false;
 	it->state = ITEM_DONE;
 	r->succeeded++;
+	r->check_end = true;
 	json_array_append_new(r->image_ids, json_string(it->image_id));
 	ev = json_pack("{ss si so}", "storyboard_id", it->storyboard_id, "storyboard_index",
 		       it->index, "image", image_object(it->image_id, m, cached));
@@ -131,6 +170,7 @@ outcome_fail_item(const struct outcome_ctx *c, struct run *r, int i, const char 
 		log_errx("run %s: cannot record failure of %s", r->id, it->image_id);
 	it->state = ITEM_FAILED;
 	r->failed++;
+	r->check_end = true;
 	events_error(r, it->storyboard_id, "storyboard %d: %s", it->index, cause);
 	if (f < 0)
 		return;
@@ -261,6 +301,11 @@ outcome_delay(const struct outcome_ctx *c, struct run *r, int i, int64_t delay_m
 	it->ready_ms = clock_now_ms() + delay_ms;
 	r->ndelayed++;
 	store_image_reset(c->st, it->image_id);
+	if (r->shared) {
+		/* Any instance may take the retry, when it is due. */
+		store_image_ready_at(c->st, it->image_id, clock_wall_ms() + delay_ms);
+		it->lease_token[0] = '\0';
+	}
 }
 
 /* One attempt at item i failed: retry later, fail over, or fail. */
@@ -325,6 +370,12 @@ on_begin(const struct outcome_ctx *c, struct slot *s, const struct msg_worker *m
 	i = s->items[s->next];
 	if (strcmp(r->items[i].image_id, m->image_id) != 0)
 		return -1;
+	if (!held(c, r, i)) {
+		/* Another instance has it: this worker must not pay for it too. */
+		s->stopping = true;
+		slots_kill(s, "lease lost");
+		return 0;
+	}
 	s->current = s->next++;
 	r->items[i].state = ITEM_RUNNING;
 	r->items[i].begin_ms = clock_now_ms();
@@ -381,6 +432,8 @@ outcome_unsent(const struct outcome_ctx *c, struct run *r, int i, int provider)
 {
 	spend_release(c->st, r, i);
 	pace_refund(c->pace, provider, 1);
+	if (!held(c, r, i))
+		return;
 	store_image_reset(c->st, r->items[i].image_id);
 	run_queue_push_front(r, i);
 }
@@ -435,11 +488,18 @@ on_result(const struct outcome_ctx *c, struct slot *s, const struct msg_worker *
 	metrics_latency(c->m, c->cfg->providers[s->provider].name,
 			(double)(clock_now_ms() - it->begin_ms) / 1000.0);
 	if (m->ok) {
+		/* Our request, answered: settled whoever now holds the lease. */
 		spend_settle(c->st, s->run, i, -1);
 		grown = pace_ok(c->pace, s->provider, it->epoch, clock_now_ms());
 		if (grown > 0)
 			log_debug("provider %s: at most %d workers now",
 				  c->cfg->providers[s->provider].name, grown);
+	}
+	if (!held(c, s->run, i)) {
+		if (!m->ok)
+			spend_settle(c->st, s->run, i, m->error_class);
+		/* the new owner records the storyboard */
+	} else if (m->ok) {
 		complete_from_slot(c, s, i);
 	} else {
 		result_failed(c, s, i, m);
@@ -501,8 +561,11 @@ on_checkpoint(const struct outcome_ctx *c, struct slot *s, const struct msg_work
 	/* A new task is a paid submission, whether or not it is recorded. */
 	if (!forget)
 		it->checkpointed = true;
-	rc = forget ? store_task_clear(c->st, &k) : store_task_save(c->st, &k, it->image_id,
-								     m->state);
+	if (!held(c, s->run, i))
+		rc = -1;
+	else
+		rc = forget ? store_task_clear(c->st, &k)
+			    : store_task_save(c->st, &k, it->image_id, m->state);
 	if (rc < 0 || store_commit(c->st) < 0)
 		snprintf(why, sizeof(why), "cannot record it: %s", store_errmsg(c->st));
 	store_begin(c->st);
@@ -580,13 +643,18 @@ on_fatal(const struct outcome_ctx *c, struct slot *s, const char *message)
 	/* Nothing was sent: the plugin never ran. */
 	if (s->current >= 0) {
 		spend_release(c->st, s->run, s->items[s->current]);
-		attempt_failed(c, s->run, s->items[s->current], CLASS_UNUSABLE, 0, message);
+		if (held(c, s->run, s->items[s->current]))
+			attempt_failed(c, s->run, s->items[s->current], CLASS_UNUSABLE, 0,
+				       message);
 	}
 	s->current = -1;
 	while (s->next < s->nitems) {
-		spend_release(c->st, s->run, s->items[s->next]);
+		int i = s->items[s->next++];
+
+		spend_release(c->st, s->run, i);
 		pace_refund(c->pace, s->provider, 1);
-		attempt_failed(c, s->run, s->items[s->next++], CLASS_UNUSABLE, 0, message);
+		if (held(c, s->run, i))
+			attempt_failed(c, s->run, i, CLASS_UNUSABLE, 0, message);
 	}
 	slots_slot_done(c->w, s);
 }
@@ -671,8 +739,10 @@ outcome_settle(const struct outcome_ctx *c, struct slot *s)
 		spend_settle(c->st, r, i, T2I_ERR_TRANSIENT);
 		s->current = -1;
 		put_back_rest(c, s);
-		store_image_reset(c->st, r->items[i].image_id);
-		run_queue_push_front(r, i);
+		if (held(c, r, i)) {
+			store_image_reset(c->st, r->items[i].image_id);
+			run_queue_push_front(r, i);
+		}
 		return;
 	}
 	if (!s->stopping) {
@@ -684,6 +754,8 @@ outcome_settle(const struct outcome_ctx *c, struct slot *s)
 			spend_release(c->st, r, i);
 			pace_refund(c->pace, s->provider, 1);
 		}
+		if (!held(c, r, i))
+			goto rest;
 		slots_describe_exit(s, cause, sizeof(cause));
 		/* Crashes and timeouts say something about a plugin or a
 		 * provider that the admin reads in the journal, not only in
@@ -693,6 +765,7 @@ outcome_settle(const struct outcome_ctx *c, struct slot *s)
 			  cause);
 		attempt_failed(c, r, i, T2I_ERR_TRANSIENT, 0, cause);
 	}
+rest:
 	s->current = -1;
 	put_back_rest(c, s);
 }

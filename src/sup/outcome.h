@@ -22,6 +22,8 @@ struct outcome_ctx {
 	struct slots *w;	/* the workers, for what is in flight */
 	struct pace *pace;	/* the providers' limits, pauses and rates */
 	struct metrics *m;	/* NULL when nobody reads metrics */
+	const char *cluster_name; /* several instances: this one's name (lease owner) */
+	int64_t lease_ms;	/* and the lease of a claim */
 };
 
 /* Handles every complete line buffered for the slot, also those a worker

@@ -4,6 +4,7 @@
  * database (the run stops dispatching; what is not done stays pending). */
 #include "outcome_internal.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -13,6 +14,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "pace.h"
+#include "project.h"
 #include "retry.h"
 #include "run.h"
 #include "slots.h"
@@ -163,12 +165,46 @@ outcome_local_failure(const struct outcome_ctx *c, struct slot *s, int i, const 
 	outcome_halt(c, r, why);
 }
 
+/* Several instances: the generations of shared run r waiting for provider
+ * p are in the database.  They are claimed, so that they are this
+ * instance's to fail (none is failed over another's lease); a retry not
+ * yet due fails when it is.  How many failed. */
+static int
+fail_shared(const struct outcome_ctx *c, struct run *r, int p, const char *why)
+{
+	struct store_claim cl[16];
+	char token[37];
+	int n, failed = 0;
+
+	for (int pos = 0; pos < r->nchain; pos++) {
+		struct store_claim_req q = { r->id, r->chain_db_id[pos], 16, INT_MAX,
+					     c->cluster_name, token, clock_wall_ms(), c->lease_ms,
+					     false };
+
+		if (r->chain[pos] != p)
+			continue;
+		project_uuid(token);
+		while ((n = store_claim(c->st, &q, cl)) > 0)
+			for (int j = 0; j < n; j++) {
+				int i = run_item_of_image(r, cl[j].image_id);
+
+				if (i < 0)
+					continue;
+				snprintf(r->items[i].lease_token, sizeof(r->items[i].lease_token),
+					 "%s", token);
+				outcome_fail_item(c, r, i, why);
+				failed++;
+			}
+	}
+	return failed;
+}
+
 void
 outcome_budget_reached(const struct outcome_ctx *c, struct run *r, int p, const char *why)
 {
-	int n = 0;
+	int n = r->shared ? fail_shared(c, r, p, why) : 0;
 
-	for (size_t k = 0; k < r->nitems; k++) {
+	for (size_t k = 0; !r->shared && k < r->nitems; k++) {
 		struct run_item *it = &r->items[k];
 
 		if (run_provider(r, (int)k) != p ||

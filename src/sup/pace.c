@@ -103,6 +103,18 @@ pace_allow(struct pace *pc, int p, int want, int64_t now)
 	return n;
 }
 
+bool
+pace_paused(const struct pace *pc, int p, int64_t now)
+{
+	return pc->prov[p].paused_until_ms > now;
+}
+
+double
+pace_per_ms(const struct pace *pc, int p)
+{
+	return pc->prov[p].per_ms;
+}
+
 void
 pace_take(struct pace *pc, int p, int n, int64_t now)
 {

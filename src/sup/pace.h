@@ -64,6 +64,11 @@ bool pace_has_room(const struct pace *pc, int p, int busy);
 /* How many of want requests provider p may be handed now: 0 while it is
  * paused or its bucket is empty. */
 int pace_allow(struct pace *pc, int p, int want, int64_t now);
+/* Several instances take their tokens from a bucket in the database
+ * instead (store_rate_refill): whether p is paused (Retry-After), and its
+ * rate in tokens a millisecond (0: none). */
+bool pace_paused(const struct pace *pc, int p, int64_t now);
+double pace_per_ms(const struct pace *pc, int p);
 /* n requests handed out (their tokens taken), or put back unsent. */
 void pace_take(struct pace *pc, int p, int n, int64_t now);
 void pace_refund(struct pace *pc, int p, int n);

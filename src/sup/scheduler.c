@@ -10,6 +10,7 @@
 #include "log.h"
 #include "msg.h"
 #include "pace.h"
+#include "project.h"
 #include "run.h"
 #include "slots.h"
 #include "spawnmsg.h"
@@ -28,7 +29,9 @@ batch_target(const struct outcome_ctx *c, const struct run *r, int p)
 	int limit = c->pace->prov[p].limit < c->w->max_busy ? c->pace->prov[p].limit
 							    : c->w->max_busy;
 	size_t lanes = (size_t)(limit > 0 ? limit : 1);
-	size_t share = (r->qlen + lanes - 1) / lanes;
+	/* A shared run's queue is the database: what was left when counted. */
+	size_t left = r->shared ? (size_t)(r->pending_hint > 0 ? r->pending_hint : 1) : r->qlen;
+	size_t share = (left + lanes - 1) / lanes;
 
 	/* A provider that rate limits, or has a rate, is paced request by
 	 * request: a batch would send its next ones whatever the pace says. */
@@ -155,6 +158,8 @@ put_back(const struct outcome_ctx *c, struct run *r, const int *items, int n)
 {
 	for (int k = n - 1; k >= 0; k--) {
 		spend_release(c->st, r, items[k]);
+		if (r->shared)	/* claimed: the database's again */
+			store_image_reset(c->st, r->items[items[k]].image_id);
 		run_queue_push_front(r, items[k]);
 	}
 }
@@ -179,14 +184,41 @@ reserve_batch(const struct outcome_ctx *c, struct run *r, int p, const int *item
 	return 0;
 }
 
+/* Forks a worker into slot for the n items of r on provider p, their
+ * requests reserved first (items is taken over on success, freed on
+ * failure, when the items are put back). */
+static int
+spawn_items(const struct outcome_ctx *c, struct slots *w, int slot, struct run *r, int p,
+	    int *items, int n)
+{
+	size_t len;
+	char *line = NULL;
+
+	if (reserve_batch(c, r, p, items, n) < 0 ||
+	    (line = encode_batch(c, r, p, items, n, &len)) == NULL ||
+	    slots_spawn(w, slot, &(struct spawn_batch){
+			.run = r, .provider = p, .plugin = c->cfg->providers[p].plugin_path,
+			.flags = spawnmsg_flags(c->cfg->thumbnails), .items = items,
+			.nitems = n, .line = line, .len = len,
+			.deadline_ms = slots_deadline(c->cfg->timeout),
+			.lease_token = r->shared ? r->items[items[0]].lease_token : NULL }) < 0) {
+		put_back(c, r, items, n);
+		free(items);
+		free(line);
+		return -1;
+	}
+	if (!r->shared)	/* a shared run took its tokens from the database's bucket */
+		pace_take(c->pace, p, n, clock_now_ms());
+	free(line);
+	return 1;
+}
+
 /* One batch of run r for provider p into slot. */
 static int
 start_batch(const struct outcome_ctx *c, struct slots *w, int slot, struct run *r, int p)
 {
 	int *items = malloc((size_t)c->cfg->batch_size * sizeof(*items));
 	int n, want;
-	size_t len;
-	char *line = NULL;
 
 	if (items == NULL)
 		return -1;
@@ -194,21 +226,143 @@ start_batch(const struct outcome_ctx *c, struct slots *w, int slot, struct run *
 		free(items);
 		return 0;
 	}
-	if (reserve_batch(c, r, p, items, n) < 0 ||
-	    (line = encode_batch(c, r, p, items, n, &len)) == NULL ||
-	    slots_spawn(w, slot, &(struct spawn_batch){
-			.run = r, .provider = p, .plugin = c->cfg->providers[p].plugin_path,
-			.flags = spawnmsg_flags(c->cfg->thumbnails), .items = items,
-			.nitems = n, .line = line, .len = len,
-			.deadline_ms = slots_deadline(c->cfg->timeout) }) < 0) {
-		put_back(c, r, items, n);
+	return spawn_items(c, w, slot, r, p, items, n);
+}
+#define CLAIM_IDLE_MS 250	/* a shared run with nothing to claim is asked again after */
+
+/* Claimed item i of shared run r on chain position k, under token: what
+ * the database says of it, then the checks of take_items(). */
+static bool
+claimed_item(const struct outcome_ctx *c, struct run *r, int i, int k, const char *token,
+	     const struct store_claim *cl, int p)
+{
+	struct run_item *it = &r->items[i];
+
+	snprintf(it->lease_token, sizeof(it->lease_token), "%s", token);
+	it->attempts = cl->attempts;
+	it->state = ITEM_QUEUED;
+	if (it->chain_pos != k) {	/* another instance moved it on */
+		it->chain_pos = k;
+		stage_bind_provider(c->cfg, r, i);
+	}
+	if (!outcome_reroute(c, r, i) || run_provider(r, i) != p)
+		return false;	/* failed, or now on another provider */
+	if (r->use_cache && outcome_serve_cached(c, r, i))
+		return false;
+	it->state = ITEM_DISPATCHED;
+	return true;
+}
+
+/* Under provider p's row lock (several instances): how many requests of
+ * shared run r may go to it now, chain position k.  The batch's share,
+ * within a pause the provider asked for, its rate bucket in the database
+ * (when it has a rate; *wait_ms: until the next token) and its budgets,
+ * whose spend every instance reserves under the same lock.  -1 when the
+ * database cannot say. */
+static int
+shared_allowed(const struct outcome_ctx *c, struct run *r, int k, int p, int64_t *wait_ms)
+{
+	double per_ms = pace_per_ms(c->pace, p), tokens;
+	int want = batch_target(c, r, p);
+	struct spend_check chk;
+
+	if (pace_paused(c->pace, p, clock_now_ms()))
+		return 0;
+	if (per_ms > 0) {
+		if (store_rate_refill(c->st, r->chain_db_id[k], clock_wall_ms(), per_ms,
+				      &tokens) < 0)
+			return -1;
+		if (tokens < 1.0) {
+			*wait_ms = (int64_t)((1.0 - tokens) / per_ms) + 1;
+			return 0;
+		}
+		want = want < (int)tokens ? want : (int)tokens;
+	}
+	if (spend_check(c->st, c->cfg, r, p, want, &chk) < 0)
+		return -1;
+	if (chk.reached) {
+		outcome_budget_reached(c, r, p, chk.why);
+		return 0;
+	}
+	return chk.allow;
+}
+
+/* Claims up to want generations of shared run r at chain position k and
+ * spawns their batch: 1 spawned, 0 none claimed (*any: some were, but
+ * none is to be sent), -1 error. */
+static int
+claim_at(const struct outcome_ctx *c, struct slots *w, int slot, struct run *r, int k,
+	 int want, bool *any)
+{
+	int p = r->chain[k], n, got = 0;
+	struct store_claim *cl = calloc((size_t)want, sizeof(*cl));
+	int *items = malloc((size_t)want * sizeof(*items));
+	char token[37];
+	struct store_claim_req q = { r->id, r->chain_db_id[k], want, c->pace->prov[p].limit,
+				     c->cluster_name, token, clock_wall_ms(), c->lease_ms,
+				     r->use_cache };
+
+	project_uuid(token);
+	if (cl == NULL || items == NULL || (n = store_claim(c->st, &q, cl)) < 0) {
+		free(cl);
 		free(items);
-		free(line);
 		return -1;
 	}
-	pace_take(c->pace, p, n, clock_now_ms());
-	free(line);
-	return 1;
+	*any = *any || n > 0;
+	for (int j = 0; j < n; j++) {
+		int i = run_item_of_image(r, cl[j].image_id);
+
+		if (i >= 0 && claimed_item(c, r, i, k, token, &cl[j], p))
+			items[got++] = i;
+	}
+	free(cl);
+	if (got > 0 && pace_per_ms(c->pace, p) > 0 &&
+	    store_rate_take(c->st, r->chain_db_id[k], got) < 0) {
+		put_back(c, r, items, got);
+		free(items);
+		return -1;
+	}
+	if (got == 0) {
+		free(items);
+		return 0;
+	}
+	return spawn_items(c, w, slot, r, p, items, got);
+}
+
+/* Several instances: a batch of shared run r claimed from the database on
+ * the first provider of its chain that can take one (sup/cluster.h), with
+ * every limit of the provider checked under its row lock, which holds
+ * until the claim and its reservations are committed.  Positions of
+ * providers this run found unusable are claimed too, so that their
+ * generations move on rather than wait for an instance that has not found
+ * out. */
+static int
+claim_batch(const struct outcome_ctx *c, struct slots *w, int slot, struct run *r)
+{
+	int64_t now = clock_now_ms(), wait_ms = CLAIM_IDLE_MS;
+	int rc = 0;
+	bool any = false;
+
+	if (now < r->claim_after_ms || r->finished || r->cancelled || r->halted)
+		return 0;
+	for (int k = 0; k < r->nchain && rc == 0; k++) {
+		int p = r->chain[k], want, locked;
+
+		if (!r->chain_dead[k] && !pace_has_room(c->pace, p, w->provider_busy[p]))
+			continue;
+		if ((locked = store_provider_lock(c->st, r->chain_db_id[k])) < 0)
+			return -1;
+		if (locked == 0)
+			continue;	/* another instance is claiming */
+		want = r->chain_dead[k] ? batch_target(c, r, p) : shared_allowed(c, r, k, p, &wait_ms);
+		if (want < 0)
+			return -1;
+		if (want > 0)
+			rc = claim_at(c, w, slot, r, k, want, &any);
+	}
+	if (rc == 0 && !any)
+		r->claim_after_ms = now + wait_ms;
+	return rc;
 }
 
 /* The provider of the run's next item, when that provider may take one
@@ -241,12 +395,15 @@ scheduler_dispatch(struct scheduler *sch, const struct outcome_ctx *c, struct sl
 
 	/* Each pass gives one run one batch; stop after a full round in which
 	 * no run could start anything. */
-	while (nruns > 0 && idle < nruns && (slot = slots_free_slot(w)) >= 0) {
+	while (nruns > 0 && idle < nruns && clock_now_ms() <= sch->until_ms &&
+	       (slot = slots_free_slot(w)) >= 0) {
 		struct run *r = runs[sch->cursor % nruns];
-		int rc = 0, p = next_provider(c, w, r);
+		int rc = 0, p = r->shared ? -1 : next_provider(c, w, r);
 
 		sch->cursor = (sch->cursor + 1) % nruns;
-		if (p >= 0)
+		if (r->shared)
+			rc = claim_batch(c, w, slot, r);
+		else if (p >= 0)
 			rc = start_batch(c, w, slot, r, p);
 		if (rc < 0)
 			return -1;

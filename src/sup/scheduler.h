@@ -6,6 +6,7 @@
 #define T2I_SCHEDULER_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct outcome_ctx;
 struct slots;
@@ -13,6 +14,7 @@ struct run;
 
 struct scheduler {
 	size_t cursor;		/* run to look at first */
+	int64_t until_ms;	/* monotonic: start nothing more after this in one call */
 };
 
 /* Starts batches while slots are free and work is queued.  Returns the

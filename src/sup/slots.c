@@ -163,6 +163,8 @@ slots_spawn(struct slots *w, int i, const struct spawn_batch *b)
 	s->nitems = b->nitems;
 	s->current = -1;
 	s->deadline_ms = b->deadline_ms;
+	snprintf(s->lease_token, sizeof(s->lease_token), "%s",
+		 b->lease_token != NULL ? b->lease_token : "");
 	w->busy++;
 	w->provider_busy[b->provider]++;
 	return 0;

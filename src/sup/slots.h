@@ -41,6 +41,8 @@ struct slot {
 	char cause[160];	/* why we killed it */
 	struct msg_image images[SLOT_IMAGES_MAX];
 	int nimages;
+	char lease_token[37];	/* a shared run's batch: the lease it holds, "" none */
+	bool stale;		/* its run was dropped (sup.c resync): what it says is ignored */
 };
 
 struct slots {
@@ -81,6 +83,7 @@ struct spawn_batch {
 	const char *line;	/* the batch message */
 	size_t len;
 	int64_t deadline_ms;
+	const char *lease_token; /* a shared run's claim, or NULL */
 };
 
 /* Forks a worker into slot i with batch b.  Returns 0, or -1 with nothing

@@ -11,11 +11,13 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "cluster.h"
 #include "outcome.h"
 #include "pace.h"
 #include "config.h"
 #include "events.h"
 #include "log.h"
+#include "resume.h"
 #include "run.h"
 #include "scheduler.h"
 #include "stage.h"
@@ -26,8 +28,16 @@
 #include "t2istage/plugin.h"
 
 #define SUP_RESPAWN_DELAY_MS 200	/* after a failed fork */
-/* The signalfd, the spawner's exits and the webhook sender. */
-#define SUP_OWN_FDS 3
+/* The signalfd, the spawner's exits, the webhook sender and the cluster's
+ * listening connection. */
+#define SUP_OWN_FDS 4
+#define SUP_END_CHECK_MS 100	/* a shared run is looked at no more often */
+/* PostgreSQL: the work one iteration does (worker output, dispatch)
+ * before the loop polls again, which serves the HTTP clients; what is left
+ * is done in the next iterations.  Measured: each round trip is well under
+ * a millisecond, but a burst of results made hundreds of them in one
+ * iteration and held /healthz for 0.4 s (tools/bench_cluster.py). */
+#define SUP_ITER_BUDGET_MS 10
 
 struct sup {
 	const struct config *cfg;
@@ -58,6 +68,14 @@ struct sup {
 	nfds_t extra_at;	/* where the hook's pollfds start */
 	int nextra;
 	struct webhooks *wh;
+	/* Several instances (cluster.h): NULL on SQLite. */
+	struct cluster *cl;
+	struct events *ev;	/* of the runs it takes up */
+	uint64_t failed_commits; /* seen so far */
+	bool discover;		/* look for shared runs it does not hold */
+	bool discovered;	/* it has looked once */
+	bool check_queue;	/* look for a queued run to start */
+	int64_t end_checked_ms;
 };
 
 struct sup *
@@ -75,6 +93,15 @@ sup_new(const struct config *cfg, struct store *st, struct spawner *sp, char *er
 		snprintf(err, errlen, "out of memory");
 		sup_free(s);
 		return NULL;
+	}
+	if (cfg->database_pg && (s->cl = cluster_new(cfg, st, err, errlen)) == NULL) {
+		sup_free(s);
+		return NULL;
+	}
+	if (s->cl != NULL) {
+		s->ctx.cluster_name = cluster_name(s->cl);
+		s->ctx.lease_ms = cluster_lease_ms(s->cl);
+		s->discover = true;
 	}
 	s->npfd = npfd;
 	/* Jitter for retry delays; not a secret. */
@@ -108,6 +135,7 @@ sup_free(struct sup *s)
 		return;
 	webhooks_free(s->wh);
 	slots_free(&s->w);
+	cluster_free(s->cl);
 	pace_free(&s->pace);
 	free(s->runs);
 	free(s->queue);
@@ -202,6 +230,7 @@ sup_set_hooks(struct sup *s, const struct sup_hooks *h)
 void
 sup_watch_events(struct sup *s, struct events *ev)
 {
+	s->ev = ev;
 	events_add_sink(ev, webhooks_sink, s->wh);
 }
 
@@ -227,6 +256,12 @@ size_t
 sup_active_runs(const struct sup *s)
 {
 	return s->nruns;
+}
+
+json_t *
+sup_instances(struct sup *s)
+{
+	return s->cl != NULL ? cluster_alive(s->cl) : NULL;
 }
 
 /* A worker whose storyboard has a provider task polls it through
@@ -386,6 +421,8 @@ sup_reconfigure(struct sup *s, const struct config *cfg, char *err, size_t errle
 	s->cfg = cfg;
 	s->ctx.cfg = cfg;
 	webhooks_reconfigure(s->wh, cfg);
+	if (s->cl != NULL)
+		cluster_reconfigure(s->cl, cfg);
 	remap_runs(cfg, s->runs, s->nruns, map);
 	remap_runs(cfg, s->queue, s->nqueue, map);
 	stop_over_budget(s);
@@ -458,7 +495,10 @@ pump(struct sup *s, struct slot *sl)
 	if (sl->from_fd < 0)
 		return;
 	st = ipc_read(&sl->rd, sl->from_fd);
-	outcome_handle_lines(&s->ctx, sl);
+	/* (Never sl->run: a run can end, and be freed, before its last
+	 * worker is reaped.) */
+	if (!sl->stale)
+		outcome_handle_lines(&s->ctx, sl);
 	if (st == IPC_EOF || st == IPC_ERROR) {
 		close(sl->from_fd);
 		sl->from_fd = -1;
@@ -474,7 +514,8 @@ reap(struct sup *s)
 		struct slot *sl = &s->w.slots[i];
 
 		pump(s, sl);	/* whatever it wrote before it died */
-		outcome_settle(&s->ctx, sl);
+		if (!sl->stale)
+			outcome_settle(&s->ctx, sl);
 		slots_release(&s->w, i);
 	}
 }
@@ -525,17 +566,61 @@ end_run(struct sup *s, size_t k)
 	struct run *r = s->runs[k];
 
 	s->runs[k] = s->runs[--s->nruns];
+	s->check_queue = true;	/* room for a queued run (several instances) */
 	if (s->hooks.run_ended != NULL)
 		s->hooks.run_ended(s->hooks.arg, r);
+}
+
+/* A shared run is over when the database says so: every instance's work
+ * counted.  It is ended once, by the first instance to see it (-1: not
+ * yet, 0: ended here, 1: ended elsewhere, drop it). */
+static int
+finish_shared(struct sup *s, struct run *r)
+{
+	struct store_tally t;
+	bool over;
+	int rc;
+
+	if (!r->check_end || store_run_tally(s->st, r->id, &t) < 0)
+		return -1;
+	r->check_end = false;
+	r->pending_hint = t.pending + t.processing;
+	if (t.cancel_requested && !r->cancelled)
+		sup_cancel(s, r);
+	over = r->cancelled ? t.processing == 0 && !run_has_workers(s, r)
+			    : t.pending + t.processing == 0;
+	if (!over)
+		return -1;
+	if ((rc = store_run_end_claim(s->st, r->id)) <= 0)
+		return rc < 0 ? -1 : 1;
+	rc = r->cancelled ? stage_cancelled(s->st, r) : stage_finish(s->st, r);
+	if (rc < 0)
+		log_errx("run %s: cannot record its outcome: %s", r->id, store_errmsg(s->st));
+	return 0;
 }
 
 static void
 finish_runs(struct sup *s)
 {
+	int64_t now = clock_now_ms();
+	bool check = now - s->end_checked_ms >= SUP_END_CHECK_MS;
+
+	if (check)
+		s->end_checked_ms = now;
 	for (size_t k = 0; k < s->nruns;) {
 		struct run *r = s->runs[k];
 		int rc;
 
+		if (r->shared) {
+			if (!check || (rc = finish_shared(s, r)) < 0) {
+				k++;
+				continue;
+			}
+			if (rc > 0)
+				r->finished = true;	/* another instance ended it */
+			end_run(s, k);
+			continue;
+		}
 		if (r->cancelled && !run_has_workers(s, r))
 			rc = stage_cancelled(s->st, r);
 		else if (!r->cancelled && run_complete(r))
@@ -563,6 +648,10 @@ build_pollfds(struct sup *s)
 	s->pfd_slot[n++] = -2;
 	if ((s->pfd[n].fd = webhooks_poll_fd(s->wh, &s->pfd[n].events)) >= 0)
 		s->pfd_slot[n++] = -4;
+	if (s->cl != NULL && (s->pfd[n].fd = cluster_poll_fd(s->cl)) >= 0) {
+		s->pfd[n].events = POLLIN;
+		s->pfd_slot[n++] = -5;
+	}
 	for (int i = 0; i < s->w.nslots; i++) {
 		struct slot *sl = &s->w.slots[i];
 
@@ -580,6 +669,26 @@ build_pollfds(struct sup *s)
 	s->extra_at = n;
 	s->nextra = 0;
 	return n;
+}
+
+/* Shared runs: the cluster's timers, the next claim while a slot is free,
+ * and the next look at a run that may be over. */
+static int64_t
+shared_wake_at(const struct sup *s, int64_t now, int64_t next)
+{
+	bool slot = !s->stopping && slots_free_slot(&s->w) >= 0;
+
+	if (cluster_wake_at(s->cl) < next)
+		next = cluster_wake_at(s->cl);
+	for (size_t k = 0; k < s->nruns; k++) {
+		const struct run *r = s->runs[k];
+
+		if (r->check_end && s->end_checked_ms + SUP_END_CHECK_MS < next)
+			next = s->end_checked_ms + SUP_END_CHECK_MS;
+		if (slot && !r->cancelled && r->claim_after_ms < next)
+			next = r->claim_after_ms > now ? r->claim_after_ms : now;
+	}
+	return next;
 }
 
 /* Milliseconds until the nearest deadline, or -1 for none. */
@@ -611,17 +720,52 @@ poll_timeout(const struct sup *s, int64_t now)
 		next = s->next_due_ms;
 	if (webhooks_wake_at(s->wh, now) < next)
 		next = webhooks_wake_at(s->wh, now);
+	if (s->cl != NULL)
+		next = shared_wake_at(s, now, next);
 	/* A run ended with others queued: the next starts at once. */
-	if (!s->stopping && s->nqueue > 0 && s->nruns < (size_t)s->cfg->workers_max)
+	if (!s->stopping && (s->cl != NULL ? s->check_queue : s->nqueue > 0) &&
+	    s->nruns < (size_t)s->cfg->workers_max)
 		next = now;
 	if (next == INT64_MAX)
 		return -1;
 	return next <= now ? 0 : (int)(next - now > 60000 ? 60000 : next - now);
 }
 
+static struct run *
+find_run(struct sup *s, const char *run_id)
+{
+	for (size_t k = 0; k < s->nruns; k++)
+		if (strcmp(s->runs[k]->id, run_id) == 0)
+			return s->runs[k];
+	return NULL;
+}
+
+/* A notification of another instance (or of ours): the run may have
+ * something to claim, may be over, may be cancelled; SSE clients follow. */
+static void
+on_note(void *arg, const char *run_id, enum cluster_note what)
+{
+	struct sup *s = arg;
+	struct run *r = find_run(s, run_id);
+
+	s->check_queue = true;
+	if (r != NULL) {
+		r->claim_after_ms = 0;
+		r->check_end = true;
+		if (what == CLUSTER_CANCEL)
+			sup_cancel(s, r);
+	} else if (what == CLUSTER_EVENT) {
+		s->discover = true;
+	}
+	if (s->hooks.note != NULL)
+		s->hooks.note(s->hooks.arg, run_id);
+}
+
 static void
 handle_ready(struct sup *s, nfds_t n, bool *child)
 {
+	int64_t until = clock_now_ms() + SUP_ITER_BUDGET_MS;
+
 	for (nfds_t k = 0; k < n; k++) {
 		struct slot *sl;
 
@@ -641,7 +785,15 @@ handle_ready(struct sup *s, nfds_t n, bool *child)
 			webhooks_ready(s->wh, s->pfd[k].revents, clock_now_ms());
 			continue;
 		}
+		if (s->pfd_slot[k] == -5) {
+			cluster_ready(s->cl, on_note, s);
+			continue;
+		}
 		sl = &s->w.slots[s->pfd_slot[k]];
+		/* Over budget (PostgreSQL): the rest is still readable at the
+		 * next poll(), which returns at once. */
+		if (s->cl != NULL && clock_now_ms() > until)
+			continue;
 		if (s->pfd[k].fd == sl->from_fd)
 			pump(s, sl);
 		else if (s->pfd[k].fd == sl->to_fd)
@@ -710,6 +862,7 @@ dispatch(struct sup *s, int64_t now)
 	if (s->stopping || (s->retry_at_ms > 0 && now < s->retry_at_ms))
 		return;
 	s->retry_at_ms = 0;
+	s->sch.until_ms = s->cl != NULL ? clock_now_ms() + SUP_ITER_BUDGET_MS : INT64_MAX;
 	if (scheduler_dispatch(&s->sch, &s->ctx, &s->w, s->runs, s->nruns) < 0)
 		s->retry_at_ms = now + SUP_RESPAWN_DELAY_MS;
 }
@@ -752,6 +905,182 @@ add_hook_fds(struct sup *s, nfds_t n, int *timeout)
 	return n + (nfds_t)s->nextra;
 }
 
+/* A run this instance queued (several instances) that another one
+ * started: processed here too from now on, as every instance's.  True
+ * when id is one of its queued runs. */
+static bool
+queued_here(struct sup *s, const char *id)
+{
+	for (size_t k = 0; k < s->nqueue; k++) {
+		struct run *r = s->queue[k];
+
+		if (strcmp(r->id, id) != 0)
+			continue;
+		if (list_push(&s->runs, &s->nruns, &s->runs_cap, r) == 0) {
+			list_remove(s->queue, &s->nqueue, r);
+			r->queued = false;
+			r->check_end = true;
+		}
+		return true;
+	}
+	return false;
+}
+
+/* Several instances: the oldest queued run of the database starts while
+ * this instance processes fewer than workers.max runs, whichever instance
+ * queued it (one that died included).  The start is a row update that
+ * another instance's skips (store_run_activate_next); every instance
+ * takes part in the run once it is processing (discover). */
+static void
+activate_shared(struct sup *s)
+{
+	char id[37], err[512];
+	struct run *r;
+
+	if (!s->check_queue || s->stopping)
+		return;
+	s->check_queue = false;
+	while (s->nruns < (size_t)s->cfg->workers_max &&
+	       store_run_activate_next(s->st, id) > 0) {
+		if (queued_here(s, id))
+			r = find_run(s, id);
+		else if ((r = resume_join(s->st, s->cfg, s->ev, id, err, sizeof(err))) == NULL ||
+			 list_push(&s->runs, &s->nruns, &s->runs_cap, r) < 0) {
+			log_warnx("cluster: cannot start queued run %s: %s", id,
+				  r == NULL ? err : "out of memory");
+			run_free(r);
+			continue;
+		}
+		if (r != NULL && stage_activate(s->st, s->cfg, r) < 0)
+			log_errx("run %s: cannot record that it starts: %s", id, store_errmsg(s->st));
+		log_debug("cluster: queued run %s starts here", id);
+	}
+}
+
+/* Shared runs not held yet (`serve` only: `run` works on its own).  At
+ * start, with no other instance alive, they are this instance's to resume,
+ * and it says so as a lone instance does. */
+static void
+discover(struct sup *s)
+{
+	json_t *runs = store_query_runs_processing(s->st), *row, *alive = NULL;
+	bool resuming = !s->discovered && json_array_size(runs) > 0 &&
+			json_array_size(alive = cluster_alive(s->cl)) <= 1;
+	char err[512];
+	size_t i;
+
+	json_decref(alive);
+	s->discover = false;
+	s->discovered = true;
+	json_array_foreach(runs, i, row) {
+		const char *id = json_string_value(json_object_get(row, "id"));
+		struct run *r;
+
+		if (strcmp(json_string_value(json_object_get(row, "status")), "processing") != 0 ||
+		    find_run(s, id) != NULL || queued_here(s, id))
+			continue;
+		if ((r = resume_join(s->st, s->cfg, s->ev, id, err, sizeof(err))) == NULL) {
+			log_warnx("cluster: cannot take part in run %s: %s", id, err);
+			continue;
+		}
+		if (list_push(&s->runs, &s->nruns, &s->runs_cap, r) < 0) {
+			run_free(r);
+			continue;
+		}
+		if (resuming) {
+			log_info("resumed run %s: %d storyboards to go", id, r->pending_hint);
+			events_info(r, "warning", "run resumed after a restart: %d of %zu storyboards"
+				    " to go", r->pending_hint, r->nitems);
+		} else {
+			log_debug("cluster: taking part in run %s", id);
+		}
+	}
+	json_decref(runs);
+}
+
+/* A transaction failed (see cluster.h): what this process believed of its
+ * runs and claims is no longer true.  Its workers are killed (what they
+ * hold was claimed in the database, or was in the lost transaction) and
+ * every run is dropped, to be taken up again from the database.  A
+ * killed worker's slot is stale until it is reaped: nothing it says is
+ * heard, and with no item current nothing reaches for its run, freed
+ * here. */
+static void
+resync(struct sup *s)
+{
+	log_warnx("cluster: a database transaction failed: stopping this instance's %d workers"
+		  " and taking its %zu runs up again from the database", s->w.busy, s->nruns);
+	for (int i = 0; i < s->w.nslots; i++) {
+		struct slot *sl = &s->w.slots[i];
+
+		if (sl->pid > 0) {
+			sl->stale = true;
+			sl->stopping = true;
+			sl->current = -1;
+			slots_kill(sl, "database transaction lost");
+		}
+	}
+	while (s->nruns > 0)
+		run_free(s->runs[--s->nruns]);
+	while (s->nqueue > 0)	/* queued in the database, for any instance */
+		run_free(s->queue[--s->nqueue]);
+	s->check_queue = true;
+	cluster_lost(s->cl);
+}
+
+/* The lease tokens of the batches whose workers are alive, as an array
+ * literal ("{t1,t2}"; malloc'd): the leases to renew. */
+static char *
+live_tokens(const struct sup *s)
+{
+	char *out = malloc(2 + (size_t)s->w.nslots * 38 + 1), *o = out;
+
+	if (out == NULL)
+		return NULL;
+	*o++ = '{';
+	for (int i = 0; i < s->w.nslots; i++) {
+		const struct slot *sl = &s->w.slots[i];
+
+		if (sl->pid <= 0 || sl->killed || sl->reaped || sl->lease_token[0] == '\0')
+			continue;
+		o += sprintf(o, "%s%s", o > out + 1 ? "," : "", sl->lease_token);
+	}
+	strcpy(o, "}");
+	return out;
+}
+
+/* In the first transaction, before dispatch. */
+static void
+shared_step(struct sup *s, int64_t now)
+{
+	char *tokens;
+	int bits;
+
+	if (store_failed_commits(s->st) != s->failed_commits) {
+		s->failed_commits = store_failed_commits(s->st);
+		resync(s);
+	}
+	if (!store_connected(s->st))
+		return;
+	if ((tokens = live_tokens(s)) == NULL)
+		return;
+	bits = cluster_tick(s->cl, now, tokens);
+	free(tokens);
+	for (size_t k = 0; k < s->nruns; k++) {
+		if (bits & CLUSTER_RESCUED)
+			s->runs[k]->claim_after_ms = 0;
+		if (bits & CLUSTER_CHECK)
+			s->runs[k]->check_end = true;
+	}
+	if (bits & CLUSTER_DISCOVER)
+		s->check_queue = true;
+	if ((bits & CLUSTER_DISCOVER) || s->discover) {
+		if (s->hooks.serve)
+			discover(s);
+		s->discover = false;
+	}
+}
+
 int
 sup_loop(struct sup *s)
 {
@@ -762,7 +1091,12 @@ sup_loop(struct sup *s)
 		bool child = false;
 
 		store_begin(s->st);
-		activate_runs(s);
+		if (s->cl != NULL) {
+			shared_step(s, now);
+			activate_shared(s);
+		} else {
+			activate_runs(s);
+		}
 		dispatch(s, now);
 		finish_runs(s);
 		webhooks_claim(s->wh, now);

@@ -20,6 +20,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <jansson.h>
+
 struct config;
 struct store;
 struct run;
@@ -54,6 +56,9 @@ struct sup_hooks {
 	void (*reload)(void *arg);
 	/* First SIGTERM/SIGINT, before workers are given their grace period. */
 	void (*stopping)(void *arg);
+	/* Several instances: another's notification about a run (its events
+	 * committed, a cancel), for SSE clients that follow it. */
+	void (*note)(void *arg, const char *run_id);
 	bool serve;		/* keep running when idle, until a stop signal */
 	struct metrics *metrics; /* counters to keep, or NULL */
 };
@@ -92,6 +97,9 @@ void sup_cancel(struct sup *s, struct run *r);
 /* Counts for /metrics. */
 int sup_busy_workers(const struct sup *s);
 size_t sup_active_runs(const struct sup *s);
+/* Several instances: those alive, [{name, host, pid, heartbeat_ms}]; NULL
+ * on SQLite.  A new reference. */
+json_t *sup_instances(struct sup *s);
 
 /* Swaps in a new configuration (SIGHUP): providers are matched by name,
  * running workers keep their batch.  Returns 0, or -1 leaving the old. */

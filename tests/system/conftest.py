@@ -21,11 +21,27 @@ TEST_PLUGINS = os.path.join(BUILD, "tests", "plugins")
 RUN_TIMEOUT = 120
 
 
-class Env:
-    """One isolated t2istage installation in a temporary directory."""
+def pg_query(query, params):
+    """SQLite's placeholders (? and ?N) as psycopg2's: (query, {name: value})."""
+    import re as _re
+    n = [0]
+    def one(m):
+        k = int(m[1]) if m[1] else n[0] + 1
+        n[0] = max(n[0], k)
+        return f"%(p{k})s"
+    q = _re.sub(r"\?(\d*)", one, query.replace("%", "%%"))
+    return q, {f"p{i + 1}": v for i, v in enumerate(params)}
 
-    def __init__(self, path):
+
+class Env:
+    """One isolated t2istage installation in a temporary directory.  With pg
+    (a PgServer) its database is a new PostgreSQL database on that server
+    instead of a SQLite file; sql() and snapshot() read either."""
+
+    def __init__(self, path, pg=None):
         self.path = str(path)
+        self.pg = pg
+        self.pg_db = pg.create_database() if pg is not None else None
         self.plugins = os.path.join(self.path, "plugins")
         self.db = os.path.join(self.path, "var", "t2istage.db")
         self.images = os.path.join(self.path, "var", "images")
@@ -41,13 +57,23 @@ class Env:
                     os.chmod(dst, 0o755)
         self.write_config()
 
+    def database_conf(self):
+        """The config's database lines."""
+        if self.pg is None:
+            return f'database = "{self.db}";\n'
+        pw = os.path.join(self.path, "pg.password")
+        with open(pw, "w") as f:
+            f.write(self.pg.password + "\n")
+        return (f'database = "{self.pg.uri(self.pg_db)}";\n'
+                f'database_password_file = "{pw}";\n')
+
     def write_config(self, providers=None, workers_max=4, batch_size=3, timeout=30.0,
                      thumbnails=False, cache=True, extra=""):
         """Writes t2istage.conf.  providers: list of libconfig group texts."""
         if providers is None:
             providers = ['{ name = "ok"; plugin = "ok"; default = true; }']
         text = (
-            f'database = "{self.db}";\n'
+            self.database_conf() +
             f'storage = {{ dir = "{self.images}"; thumbnails = {str(thumbnails).lower()}; }};\n'
             f'plugins = {{ dir = "{self.plugins}"; }};\n'
             f"workers = {{ max = {workers_max}; batch_size = {batch_size}; }};\n"
@@ -92,6 +118,17 @@ class Env:
         return cp.returncode, events, cp
 
     def sql(self, query, *params):
+        """Rows of query (SQLite's ? placeholders) as a list of tuples."""
+        if self.pg is not None:
+            con = self.pg.connect(self.pg_db)
+            try:
+                cur = con.cursor()
+                cur.execute(*pg_query(query, params))
+                rows = cur.fetchall() if cur.description is not None else []
+                con.commit()
+                return [tuple(r) for r in rows]
+            finally:
+                con.close()
         con = sqlite3.connect(self.db)
         try:
             return con.execute(query, params).fetchall()
@@ -100,6 +137,11 @@ class Env:
 
     def snapshot(self):
         """Every row of every table, for 'nothing changed' checks."""
+        if self.pg is not None:
+            tables = [r[0] for r in self.sql(
+                "SELECT table_name FROM information_schema.tables"
+                " WHERE table_schema = 'public' ORDER BY table_name")]
+            return {t: sorted(map(repr, self.sql(f"SELECT * FROM {t}"))) for t in tables}
         if not os.path.exists(self.db):
             return None
         con = sqlite3.connect(self.db)
@@ -111,9 +153,33 @@ class Env:
             con.close()
 
 
+@pytest.fixture(scope="session")
+def pg_server():
+    """One PostgreSQL server for the session's tests (each test gets its own
+    database on it); see pgserver.py."""
+    from pgserver import PgServer
+
+    srv = PgServer()
+    try:
+        yield srv
+    finally:
+        srv.close()
+
+
 @pytest.fixture
-def env(tmp_path):
-    return Env(tmp_path)
+def backend(request):
+    """"sqlite" or "pg": tests marked `backends` run on both."""
+    return getattr(request, "param", "sqlite")
+
+
+def pytest_generate_tests(metafunc):
+    if "backend" in metafunc.fixturenames and metafunc.definition.get_closest_marker("backends"):
+        metafunc.parametrize("backend", ["sqlite", "pg"], indirect=True)
+
+
+@pytest.fixture
+def env(tmp_path, backend, request):
+    return Env(tmp_path, request.getfixturevalue("pg_server") if backend == "pg" else None)
 
 
 def events_of(events, kind):
@@ -528,6 +594,8 @@ import time  # noqa: E402
 def pytest_configure(config):
     config.addinivalue_line(
         "markers", "torture: long stress tests, run by `make torture`, left out of `make check`")
+    config.addinivalue_line(
+        "markers", "backends: run on SQLite and on PostgreSQL (the backend fixture)")
 
 
 # Bounded waits only: a test never asserts on how long something took, these

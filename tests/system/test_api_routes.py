@@ -9,6 +9,9 @@ import uuid
 from conftest import (assert_json_error, assert_stream_matches_db, check_signed_urls,
                       http_request, open_gate, provider_conf, retry_conf, run_path,
                       slow_service, stage_status, wait_run_done)
+import pytest
+
+pytestmark = pytest.mark.backends
 
 
 def run_to_end(service, pid, body=None):

@@ -16,6 +16,9 @@ import signal
 from conftest import (events_of, http_provider, interrupt_run, png_size, provider_conf,
                       retry_conf, retry_warnings, service_pids, wait_for, wait_run_done,
                       warnings_of)
+import pytest
+
+pytestmark = pytest.mark.backends
 
 KEY = "sk-async-KEY-4242"
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")

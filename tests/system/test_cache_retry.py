@@ -6,6 +6,9 @@ import os
 
 from conftest import (NO_RETRY, events_of, png_size, project_id_of, provider_conf,
                       read_trace, stage_status, storyboard_rows, trace_starts)
+import pytest
+
+pytestmark = pytest.mark.backends
 
 
 def test_retry_after_partial_run(env):

@@ -13,6 +13,9 @@ import json
 from conftest import events_of, http_provider, retry_conf, retry_warnings, service_pids, wait_for
 from provider_checks import run_project
 from test_comfyui import PATHS, comfyui, graph, write_workflow
+import pytest
+
+pytestmark = pytest.mark.backends
 
 DASHSCOPE_N = 12
 COMFYUI_N = 6

@@ -5,12 +5,16 @@ import json
 import os
 import re
 
+import pytest
+
 from conftest import (events_of, png_size, project_id_of, provider_conf,
                       run_pty, set_generation, sha256_file, stage_status, storyboard_rows,
                       trace_starts)
 
 ENVELOPE = ("type", "seq", "run_id", "project_id")
 SHA_NAME = re.compile(r"^[0-9a-f]{64}\.png$")
+
+pytestmark = pytest.mark.backends
 
 
 def check_envelope(events):

@@ -25,6 +25,8 @@ from conftest import (ROOT, SERVICE_WAIT, Follower, assert_followers_saw_the_db,
                       worker_pids, process_role,
                       trace_starts, wait_for, wait_run_done)
 
+pytestmark = pytest.mark.backends
+
 ACCESS_LINE = re.compile(r"^<6>t2istage\[supervisor\]: http: (GET|POST|PUT|DELETE|PATCH|HEAD) "
                          r"(\S+) (\d{3}) (\d+) (-?\d+)ms", re.M)
 

@@ -639,6 +639,55 @@ test_webhook_errors(void **state)
 		"expected a number");
 }
 
+/* A PostgreSQL URI is taken as it is, shown without its password; the
+ * cluster keys want it. */
+static void
+test_database_keys(void **state)
+{
+	struct fixture *fx = *state;
+	struct config *cfg;
+
+	cfg = load(fx, PLUGINS);
+	assert_non_null(cfg);
+	assert_false(cfg->database_pg);
+	assert_true(cfg->database_timeout == 5.0 && cfg->cluster_lease == 30.0 &&
+		    cfg->cluster_rescue_interval == 10.0);
+	assert_non_null(strchr(cfg->cluster_name, '-'));
+	config_free(cfg);
+
+	write_file(fx->dir, "db.password", "s3cret\n", 0600);
+	cfg = load(fx, PLUGINS "database = \"postgresql://u:pw%40x@db.example:5432/t2i"
+		   "?sslmode=require&password=p2\";\n"
+		   "database_password_file = \"db.password\";\ndatabase_timeout = 2.5;\n"
+		   "cluster = { lease = 12.0; rescue_interval = 3; name = \"node-a\"; };\n");
+	if (cfg == NULL)
+		print_error("%s\n", fx->err);
+	assert_non_null(cfg);
+	assert_true(cfg->database_pg);
+	assert_string_equal(cfg->database, "postgresql://u:pw%40x@db.example:5432/t2i"
+			    "?sslmode=require&password=p2");
+	assert_string_equal(cfg->database_display, "postgresql://u:[redacted]@db.example:5432/"
+			    "t2i?sslmode=require&password=[redacted]");
+	assert_string_equal(cfg->database_password, "s3cret");
+	assert_true(cfg->database_timeout == 2.5 && cfg->cluster_lease == 12.0 &&
+		    cfg->cluster_rescue_interval == 3.0);
+	assert_string_equal(cfg->cluster_name, "node-a");
+	config_free(cfg);
+
+	refused(fx, PLUGINS "cluster = { lease = 10.0; };", 2, "cluster",
+		"only with a PostgreSQL database");
+	refused(fx, PLUGINS "database_password_file = \"db.password\";", 2,
+		"database_password_file", "only with a PostgreSQL database");
+	refused(fx, PLUGINS "database = \"postgres:///t2i\";\ncluster = { lease = 0.5; };", 3,
+		"cluster.lease", "between 1 and 3600");
+	refused(fx, PLUGINS "database = \"postgres:///t2i\";\n"
+		"cluster = { lease = 5; rescue_interval = 6; };", 3, "cluster.rescue_interval",
+		"at most cluster.lease");
+	refused(fx, PLUGINS "database = \"postgres:///t2i\";\ncluster = { name = \"a b\"; };", 3,
+		"cluster.name", "[A-Za-z0-9_.-]");
+	refused(fx, PLUGINS "database_timeout = 0;", 2, "database_timeout", "between 0.1 and 300");
+}
+
 static void
 test_file_errors(void **state)
 {
@@ -842,6 +891,7 @@ main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_webhooks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_webhook_errors, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_database_keys, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_file_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_http_browser_keys, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_http_browser_keys_refused, setup, teardown),

@@ -115,9 +115,10 @@ msg_encode_batch(const struct msg_batch *b, size_t *len)
 }
 
 char *
-msg_encode_begin(const char *image_id, size_t *len)
+msg_encode_begin(const char *image_id, int64_t at_ms, size_t *len)
 {
-	return dump_line(json_pack("{ss ss}", "type", "begin", "image_id", image_id), len);
+	return dump_line(json_pack("{ss ss sI}", "type", "begin", "image_id", image_id, "at_ms",
+				   (json_int_t)at_ms), len);
 }
 
 char *
@@ -452,7 +453,8 @@ fail:
 }
 
 static const struct field begin_fields[] = {
-	{ "type", JSON_STRING, false }, { "image_id", JSON_STRING, false }, { NULL, 0, false },
+	{ "type", JSON_STRING, false }, { "image_id", JSON_STRING, false },
+	{ "at_ms", JSON_INTEGER, false }, { NULL, 0, false },
 };
 static const struct field image_fields[] = {
 	{ "type", JSON_STRING, false },	      { "image_id", JSON_STRING, false },
@@ -578,7 +580,10 @@ decode_image_msg(json_t *o, const char *type, struct msg_worker *m, char *err, s
 {
 	if (strcmp(type, "begin") == 0) {
 		m->type = MSG_BEGIN;
-		return check_fields(o, begin_fields, type, err, errlen);
+		if (check_fields(o, begin_fields, type, err, errlen) < 0)
+			return -1;
+		m->at_ms = json_integer_value(json_object_get(o, "at_ms"));
+		return 0;
 	}
 	if (strcmp(type, "image") == 0) {
 		m->type = MSG_IMAGE;

@@ -5,7 +5,7 @@
  *                               {"type":"ack","image_id","ok":false,"message"}
  *                               {"type":"stop","reason":"cancelled"|"deadline"|
  *                                "budget"|"shutdown"}           (struct msg_ctl)
- * worker -> supervisor:        {"type":"begin","image_id"}
+ * worker -> supervisor:        {"type":"begin","image_id","at_ms"}
  *                              {"type":"image","image_id", url, file_path, ...}
  *                              {"type":"checkpoint","image_id","state"}
  *                              {"type":"progress","image_id","fraction","message"}
@@ -19,7 +19,11 @@
  * an ack once a checkpoint's state (a JSON object text, at most
  * T2I_CHECKPOINT_MAX bytes, carried as a string) is committed, and a stop
  * that the worker's host->sleep() hands to the plugin.  "fraction" is a
- * number from 0 to 1, or null when the plugin does not know.
+ * number from 0 to 1, or null when the plugin does not know.  "at_ms" is
+ * the worker's CLOCK_MONOTONIC (clock_now_ms, the same clock as the
+ * supervisor's on one machine) as it hands the request to the plugin: the
+ * supervisor reads the begin of one worker after the answers of another,
+ * and must know which of them went out first (pace.h).
  *
  * Decoding is strict: an unknown type, a missing or mistyped member or an
  * unknown member is an error, because a worker is our own code and anything
@@ -80,6 +84,7 @@ struct msg_image {
 struct msg_worker {
 	enum msg_type type;
 	char image_id[37];
+	int64_t at_ms;			/* MSG_BEGIN: when the request went out */
 	struct msg_image image;		/* MSG_IMAGE */
 	bool ok;			/* MSG_RESULT */
 	int error_class;		/* enum t2i_error_class */
@@ -104,7 +109,7 @@ struct msg_ctl {
 
 /* Encoders return a malloc'd line ending in '\n', or NULL. */
 char *msg_encode_batch(const struct msg_batch *b, size_t *len);
-char *msg_encode_begin(const char *image_id, size_t *len);
+char *msg_encode_begin(const char *image_id, int64_t at_ms, size_t *len);
 char *msg_encode_image(const char *image_id, const struct msg_image *im, size_t *len);
 char *msg_encode_result(const char *image_id, bool ok, int error_class, int http_status,
 			int64_t retry_after_ms, const char *message, size_t *len);

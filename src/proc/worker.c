@@ -10,6 +10,7 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "fdpass.h"
 #include "host.h"
 #include "ipc.h"
@@ -31,7 +32,7 @@ run_item(struct wchan *ch, const struct msg_batch *b, const struct msg_item *it,
 	size_t len;
 	int rc;
 
-	wchan_send(ch, msg_encode_begin(it->image_id, &len));
+	wchan_send(ch, msg_encode_begin(it->image_id, clock_now_ms(), &len));
 	host_begin(&c, b, it, plugin, ch, &req, &host);
 	memset(&err, 0, sizeof(err));
 	err.abi_version = T2I_ABI_VERSION;

@@ -379,9 +379,9 @@ on_begin(const struct outcome_ctx *c, struct slot *s, const struct msg_worker *m
 	s->current = s->next++;
 	r->items[i].state = ITEM_RUNNING;
 	r->items[i].begin_ms = clock_now_ms();
-	/* The request goes out now: its answer speaks of the provider's limit
-	 * as it is at this moment (pace.h). */
-	r->items[i].epoch = pace_epoch(c->pace, s->provider);
+	/* Its answer speaks of the provider's limit as it was when the
+	 * request went out (pace.h). */
+	r->items[i].epoch = pace_epoch(c->pace, s->provider, m->at_ms);
 	r->items[i].checkpointed = false;
 	s->deadline_ms = slots_deadline(c->cfg->timeout);
 	store_image_processing(c->st, r->items[i].image_id);

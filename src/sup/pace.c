@@ -49,6 +49,7 @@ pace_reconfigure(const struct pace *pc, const struct config *cfg, const int *map
 		d->limit = pc->prov[o].limit < d->max ? pc->prov[o].limit : d->max;
 		d->ceiling = pc->prov[o].ceiling;
 		d->epoch = pc->prov[o].epoch;
+		d->cut_ms = pc->prov[o].cut_ms;
 		d->next_probe_ms = pc->prov[o].next_probe_ms;
 		d->paused_until_ms = pc->prov[o].paused_until_ms;
 		d->limited_since_ms = pc->prov[o].limited_since_ms;
@@ -145,9 +146,11 @@ pace_single(const struct pace *pc, int p)
 }
 
 uint64_t
-pace_epoch(const struct pace *pc, int p)
+pace_epoch(const struct pace *pc, int p, int64_t sent_ms)
 {
-	return pc->prov[p].epoch;
+	const struct pace_provider *pp = &pc->prov[p];
+
+	return sent_ms < pp->cut_ms ? pp->epoch - 1 : pp->epoch;
 }
 
 int
@@ -180,9 +183,13 @@ pace_limited(struct pace *pc, int p, uint64_t sent, int others, int64_t retry_af
 
 	v->cut = sent == pp->epoch;
 	if (v->cut) {
-		pp->ceiling = pp->limit;
-		pp->limit = pp->limit - 1 < proven ? pp->limit - 1 : proven;
+		/* Refused with others + 1 in flight: that is where the provider
+		 * stops, whatever the limit was (a batch's worker may have had
+		 * its next request out over it). */
+		pp->ceiling = others + 1;
+		pp->limit = pp->limit < proven ? pp->limit : proven;
 		pp->epoch++;
+		pp->cut_ms = now;
 		pp->oks = 0;
 		pp->next_probe_ms = now + PACE_PROBE_MS;
 	} else if (proven < pp->limit) {

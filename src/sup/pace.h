@@ -5,8 +5,8 @@
  * rate-limited answers as the losses:
  *   - a rate-limited answer to a request sent since the last cut (its epoch
  *     is the current one) cuts the limit, once per round trip: down to the
- *     requests the provider was still serving for us when it refused, and
- *     at least by one.  The answers of that round trip that follow (sent
+ *     requests the provider was still serving for us when it refused (at
+ *     least by one when no more than the limit were out).  The answers of that round trip that follow (sent
  *     before the cut) cut nothing: they only hold the limit to what they
  *     prove in turn, the requests still in flight when each came back;
  *   - a window of successes (of requests sent since the cut) as large as
@@ -33,6 +33,7 @@ struct pace_provider {
 	int limit;		/* workers it may have now, 1..max */
 	int ceiling;		/* the limit when it was last cut, 0 before any cut */
 	uint64_t epoch;		/* cuts so far */
+	int64_t cut_ms;		/* monotonic: the last cut, 0 before any */
 	int oks;		/* successes in this epoch since the limit changed */
 	int64_t next_probe_ms;	/* monotonic: no growth to ceiling or above before */
 	int64_t paused_until_ms; /* monotonic: Retry-After, 0 none */
@@ -76,7 +77,13 @@ void pace_refund(struct pace *pc, int p, int n);
  * a rate, so that every request is paced on its own. */
 bool pace_single(const struct pace *pc, int p);
 
-uint64_t pace_epoch(const struct pace *pc, int p);
+/* The epoch of a request that went out at sent_ms (the worker's clock, the
+ * same monotonic clock): the current one, or one before it when the
+ * request left before the last cut.  The time is the worker's, not the
+ * moment its begin is read: the supervisor may read one worker's answer,
+ * and cut, before it reads the begin of another worker's request that had
+ * left long before, whose refusal must not cut again. */
+uint64_t pace_epoch(const struct pace *pc, int p, int64_t sent_ms);
 
 /* A success of a request sent in epoch sent.  Returns the new limit when
  * it grew, else 0. */

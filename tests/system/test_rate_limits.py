@@ -4,6 +4,8 @@ pausing the whole provider (bounded, and said when it is not taken as sent), `ra
 bucket shared by every run, and a provider that refuses for ever.  Times compared are the
 fake's own clock, and only as lower bounds."""
 
+import re
+
 import pytest
 
 from conftest import (NO_RETRY, events_of, generation_requests, http_provider, rate_warnings,
@@ -24,15 +26,22 @@ def refusals(fake, kind):
 
 
 def test_concurrency_converges_on_what_the_provider_serves(env, fake):
-    """K=3 at once, asked with concurrency 8 at the default retry.attempts: every storyboard
-    completes, and the 429s are the first overshoot (8 - 3) and at most a probe or two, not
+    """K=3 at once, asked with concurrency 12 at the default retry.attempts: every storyboard
+    completes, and the 429s are the first overshoot (12 - 3) and at most a probe or two, not
     one in every window as when each success grew the limit and each 429 halved it."""
     fake.control({"latency_ms": [300, 500], "limit_concurrent": 3, "limit_retry_after": 1})
-    env.write_config(providers=[openai(fake, concurrency=8)], workers_max=8)
-    rc, events, _ = env.run_json(env.project(sbs(24)), expect=0)
-    assert len(events_of(events, "image_generated")) == 24
+    env.write_config(providers=[openai(fake, concurrency=12)], workers_max=12)
+    rc, events, cp = env.run_json(env.project(sbs(36)), expect=0)
+    assert len(events_of(events, "image_generated")) == 36
     refused = refusals(fake, "limit_concurrent")
-    assert 5 <= len(refused) <= 5 + 2, len(refused)
+    assert 9 <= len(refused) <= 9 + 2, len(refused)
+    # Each cut goes down to what the provider was serving when it refused: the
+    # overshoot's refusals all left before the first cut, whenever the supervisor reads
+    # their workers' begin, and none of them cuts again (once each did, down to 1).
+    cuts = [int(n) for n in re.findall(r"rate limited: at most (\d+) workers at once",
+                                       cp.stderr)]
+    assert cuts, cp.stderr[-2000:]
+    assert min(cuts) >= 2, cuts
     assert len(rate_warnings(events)) == len(refused)
     assert retry_warnings(events) == []     # no attempt was used up by a 429
     assert fake._call("GET", "/_limits")["max_in_flight"] == 3

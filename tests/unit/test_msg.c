@@ -163,9 +163,10 @@ test_begin_roundtrip(void **state)
 	size_t len = 0;
 
 	(void)state;
-	DECODE_OK(msg_encode_begin(IMG1, &len), &m);
+	DECODE_OK(msg_encode_begin(IMG1, 987654321012, &len), &m);
 	assert_int_equal(m.type, MSG_BEGIN);
 	assert_string_equal(m.image_id, IMG1);
+	assert_true(m.at_ms == 987654321012);
 	assert_null(m.message);
 	msg_worker_free(&m);
 }
@@ -348,6 +349,8 @@ test_worker_refused(void **state)
 
 	/* missing members */
 	worker_refused("{\"type\":\"fatal\"}", "member 'message' missing");
+	worker_refused("{\"type\":\"begin\",\"image_id\":\"" IMG1 "\"}",
+		       "member 'at_ms' missing");
 	worker_refused(IMG_OK("\"sha256\":\"" SHA "\",\"width\":1,\"height\":1"),
 		       "image: member 'file_size' missing");
 	worker_refused("{\"type\":\"result\",\"image_id\":\"" IMG1 "\"}",

@@ -303,14 +303,15 @@ include tests/coverage/coverage.mk
 test: layers all test-plugins unit fuzz-replay system
 
 # lint runs here too (about 50 s on two cores): a lint that is not run
-# at every change stops being clean.  LINT=no leaves it out (the test that
-# runs make check in a fresh copy of the tree, where it would only repeat).
-LINT ?= yes
+# at every change stops being clean.  CHECK_LINT=no leaves it out (the test
+# that runs make check in a fresh copy of the tree, where it would only
+# repeat).  Not LINT: make has a built-in LINT = lint, which ?= keeps.
+CHECK_LINT ?= yes
 check:
 	$(INSTALL_DEPS)
 	$(MAKE) test
 	$(MAKE) check-clang
-	$(if $(filter yes,$(LINT)),$(MAKE) lint)
+	$(if $(filter yes,$(CHECK_LINT)),$(MAKE) lint)
 
 # The whole tree, the test plugins and the unit tests built and run with
 # clang, which warns about things gcc does not.

@@ -114,7 +114,7 @@ def test_check_on_a_fresh_machine(fresh):
     is one of them; and the lint, which reads the tree the outer check
     lints, is left out."""
     fresh.uninstall_packages()
-    cp = fresh.make("check", "PYTEST_ARGS=--collect-only -q", "LINT=no")
+    cp = fresh.make("check", "PYTEST_ARGS=--collect-only -q", "CHECK_LINT=no")
     assert_installed_before_use(fresh)
     assert re.search(r"^\[  PASSED  \] \d+ test", cp.stdout + cp.stderr, re.M), cp.stderr[-3000:]
     assert re.search(r"^tests/system/test_build.py: \d+$", cp.stdout, re.M), cp.stdout[-3000:]

@@ -16,7 +16,9 @@
  *                              {"type":"fatal","message"}   (nothing can run)
  *
  * The batch pipe stays open after the batch for the supervisor's answers:
- * an ack once a checkpoint's state (a JSON object text, at most
+ * an ack of each begin, which the worker waits for before it calls the
+ * plugin (the go-ahead: the supervisor has recorded it and still holds
+ * the storyboard); an ack once a checkpoint's state (a JSON object text, at most
  * T2I_CHECKPOINT_MAX bytes, carried as a string) is committed, and a stop
  * that the worker's host->sleep() hands to the plugin.  "fraction" is a
  * number from 0 to 1, or null when the plugin does not know.  "at_ms" is

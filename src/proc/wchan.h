@@ -2,7 +2,8 @@
  *
  * Out: one JSON line per message (msg.h) on the message pipe.  In: the
  * batch pipe carries the batch, its first line, and then stays open for
- * the supervisor's answers: the ack of each checkpoint, and stops.  Those
+ * the supervisor's answers: the ack of each begin and of each checkpoint,
+ * and stops.  Those
  * are read only when the worker is waiting anyway (in host->checkpoint()
  * and host->sleep(), and between storyboards): a stop is latched and every
  * later wait returns at once.  When the batch pipe reaches EOF the

@@ -33,6 +33,10 @@ run_item(struct wchan *ch, const struct msg_batch *b, const struct msg_item *it,
 	int rc;
 
 	wchan_send(ch, msg_encode_begin(it->image_id, clock_now_ms(), &len));
+	/* Nothing is sent before the supervisor has recorded the begin and
+	 * still holds the storyboard (its lease, with several instances). */
+	if (wchan_ack(ch, it->image_id) < 0)
+		_exit(WORKER_EXIT_OK);	/* the supervisor is gone */
 	host_begin(&c, b, it, plugin, ch, &req, &host);
 	memset(&err, 0, sizeof(err));
 	err.abi_version = T2I_ABI_VERSION;

@@ -359,6 +359,21 @@ outcome_serve_cached(const struct outcome_ctx *c, struct run *r, int i)
 	return 1;
 }
 
+/* The worker waits for this before it sends the request: a supervisor
+ * that is frozen, or has lost its lease meanwhile, gets no request sent
+ * in its name (it kills the worker instead). */
+static int
+go_ahead(struct slot *s, const char *image_id)
+{
+	size_t len;
+	char *line = msg_encode_ack(image_id, NULL, &len);
+
+	if (line == NULL || slots_send(s, line, len) < 0)
+		log_warnx("worker %ld: cannot send the go-ahead of its request", (long)s->pid);
+	free(line);
+	return 0;
+}
+
 static int
 on_begin(const struct outcome_ctx *c, struct slot *s, const struct msg_worker *m)
 {
@@ -394,7 +409,7 @@ on_begin(const struct outcome_ctx *c, struct slot *s, const struct msg_worker *m
 			 r->items[i].attempts + 1, c->cfg->providers[s->provider].name);
 		emit_progress(r, i, what);
 	}
-	return 0;
+	return go_ahead(s, m->image_id);
 }
 
 static int

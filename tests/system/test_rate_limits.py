@@ -1,10 +1,14 @@
 """Rate limits, through the real binary against tools/fakeprovider's limits: the concurrency
 that converges on what the provider serves, waiting that is not failing, Retry-After
 pausing the whole provider (bounded, and said when it is not taken as sent), `rate` as a
-bucket shared by every run, and a provider that refuses for ever.  Times compared are the
-fake's own clock, and only as lower bounds."""
+bucket shared by every run, a provider that refuses for ever, and no request sent while
+the supervisor is frozen.  Times compared are the fake's own clock, and only as lower
+bounds."""
 
+import os
 import re
+import signal
+import time
 
 import pytest
 
@@ -147,4 +151,29 @@ def test_no_retry_means_rate_limits_still_wait(env, fake):
     rc, events, _ = env.run_json(env.project(sbs(1)), expect=0)
     assert len(rate_warnings(events)) == 2
     assert len(events_of(events, "image_generated")) == 1
+    assert len(generation_requests(fake)) == 3
+
+
+def test_a_frozen_supervisor_gets_no_request_sent_in_its_name(env, service, fake):
+    """A worker asks the supervisor's go-ahead before each request: while the supervisor is
+    stopped (SIGSTOP: a freeze, as when its lease runs out under several instances) the
+    worker sends nothing more of its batch, though it has three storyboards to do."""
+    fake.control({"latency_ms": 300})
+    service.configure(providers=[openai(fake, concurrency=1)], workers_max=1, batch_size=3)
+    service.start()
+    pid = service.import_project([s["image_prompt"] for s in sbs(3)],
+                                 params={"ratio": "1:1", "resolution": "1k"})
+    service.start_run(pid)
+    deadline = time.monotonic() + 30
+    while not generation_requests(fake) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.kill(service.pid, signal.SIGSTOP)
+    try:
+        time.sleep(1.5)     # five of the fake's latencies: the batch would be done
+        frozen = len(generation_requests(fake))
+    finally:
+        os.kill(service.pid, signal.SIGCONT)
+    assert frozen == 1, generation_requests(fake)
+    done = [m for m in service.events(pid) if m["data"]["type"] == "done"]
+    assert done and done[0]["data"]["data"]["success_count"] == 3
     assert len(generation_requests(fake)) == 3

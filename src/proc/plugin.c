@@ -177,6 +177,7 @@ probe_child(const char *path, const struct plugin_options *opts, int fd)
 	void *h;
 	json_t *o;
 	char *s;
+	int rc;
 
 	if ((h = plugin_load(path, &meta, &gen, err, sizeof(err))) == NULL) {
 		o = json_pack("{sb ss}", "ok", 0, "error", err);
@@ -188,9 +189,12 @@ probe_child(const char *path, const struct plugin_options *opts, int fd)
 			      "flags", (json_int_t)plugin_flags(meta), "options_error", opt_err);
 	}
 	s = o != NULL ? jsontext_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
 	if (s != NULL)
 		(void)ipc_write_all(fd, s, strlen(s));
-	_exit(s != NULL ? 0 : 1);
+	rc = s != NULL ? 0 : 1;
+	free(s);	/* nothing to free at _exit, but valgrind stays quiet */
+	_exit(rc);
 }
 
 static void

@@ -270,6 +270,23 @@ store_rescue(struct store *st, int64_t now_ms)
 	return (int)store_changes(st);
 }
 
+/* An UPDATE of sql with ?1 the key and ?2 now: the rows it changed. */
+static int
+update_key_now(struct store *st, const char *sql, const char *key)
+{
+	char now[32];
+	struct stmt *s;
+
+	if (pg_only(st) < 0 || (s = store_stmt(st, sql)) == NULL)
+		return -1;
+	store_now(now);
+	store_bind_text(s, 1, key);
+	store_bind_text(s, 2, now);
+	if (store_exec_stmt(st, s) < 0)
+		return -1;
+	return (int)store_changes(st);
+}
+
 int
 store_release_owner(struct store *st, const char *owner)
 {
@@ -277,17 +294,7 @@ store_release_owner(struct store *st, const char *owner)
 		"UPDATE generated_images SET status = 'pending', lease_owner = NULL,"
 		" lease_token = NULL, lease_until = NULL, updated_at = ?2"
 		" WHERE lease_owner = ?1 AND status = 'processing'";
-	char now[32];
-	struct stmt *s;
-
-	if (pg_only(st) < 0 || (s = store_stmt(st, sql)) == NULL)
-		return -1;
-	store_now(now);
-	store_bind_text(s, 1, owner);
-	store_bind_text(s, 2, now);
-	if (store_exec_stmt(st, s) < 0)
-		return -1;
-	return (int)store_changes(st);
+	return update_key_now(st, sql, owner);
 }
 
 int
@@ -451,17 +458,7 @@ store_run_end_claim(struct store *st, const char *run_id)
 		"UPDATE runs SET finished_at = ?2 WHERE id = ?1"
 		" AND status IN ('processing', 'queued')"
 		" AND finished_at IS NULL";
-	char now[32];
-	struct stmt *s;
-
-	if (pg_only(st) < 0 || (s = store_stmt(st, sql)) == NULL)
-		return -1;
-	store_now(now);
-	store_bind_text(s, 1, run_id);
-	store_bind_text(s, 2, now);
-	if (store_exec_stmt(st, s) < 0)
-		return -1;
-	return (int)store_changes(st);
+	return update_key_now(st, sql, run_id);
 }
 
 int

@@ -38,6 +38,11 @@ class ProjectPage {
 		this.dirty = false;	// events came since the last refresh
 		this.warned = false;	// a warning (a retry, a failover) among them
 		this.lastRefresh = 0;
+		// A project read is a snapshot of when the service answered: a
+		// tile's events after that point are newer than it (evSeq), and
+		// a read answered after a later read is older than it (reads).
+		this.evSeq = 0;
+		this.reads = 0;
 		this.latestRun = null;
 		this.timers = [];
 	}
@@ -118,7 +123,8 @@ class ProjectPage {
 			' · imported ', timeEl(p.created_at));
 	}
 
-	renderTiles(sbs) {
+	// asOf: the events seen when the read went out (none: all of them).
+	renderTiles(sbs, asOf = this.evSeq) {
 		const actions = {
 			run: (ids, noCache) => this.start({ storyboard_ids: ids, no_cache: noCache || null }),
 			save: (sb, fields) => this.save(sb, fields),
@@ -129,7 +135,7 @@ class ProjectPage {
 			seen.add(sb.id);
 			const t = this.tiles.get(sb.id);
 			if (t) {
-				t.update(sb);
+				t.update(sb, asOf);
 			} else {
 				const nt = new Tile(sb, actions);
 				nt.setRunLive(this.panel.live);
@@ -191,13 +197,14 @@ class ProjectPage {
 		this.dirty = false;
 		this.warned = false;
 		this.lastRefresh = Date.now();
+		const read = ++this.reads, asOf = this.evSeq;
 		try {
 			const p = await api('GET', `/v1/projects/${this.id}`);
-			if (this.gone)
+			if (this.gone || read !== this.reads)
 				return;
 			this.project = p;
 			this.renderSub();
-			this.renderTiles(p.storyboards);
+			this.renderTiles(p.storyboards, asOf);
 			this.renderChips();
 		} catch (x) {
 			if (!this.gone && x.status === 404)
@@ -279,12 +286,13 @@ class ProjectPage {
 			return;
 		this.panel.event(ev);
 		const t = this.tiles.get(ev.storyboard_id || (ev.storyboard && ev.storyboard.id));
+		const seq = ++this.evSeq;
 		if (ev.type === 'progress' && t)
-			t.started();
+			t.started(seq);
 		else if (ev.type === 'image_generated' && t)
-			t.generated(ev.image);
+			t.generated(ev.image, seq);
 		else if (ev.type === 'error' && t)
-			t.failed(ev.error);
+			t.failed(ev.error, seq);
 		if (ev.type === 'done') {
 			this.finish();
 			return;

@@ -33,6 +33,7 @@ export class Tile {
 		this.live = null;	// 'generating', 'completed', 'failed' from events
 		this.lastError = null;	// the latest run's error for this storyboard
 		this.runLive = false;
+		this.touched = 0;	// the page's event count at this tile's last event
 		this.imageId = null;
 		this.editing = false;
 		this.build();
@@ -75,7 +76,12 @@ export class Tile {
 		return statusOf(this.sb.image, this.live, this.runLive);
 	}
 
-	update(sb) {
+	// sb as read when the page had seen asOf events: what this tile's
+	// later events said of its image stays (else a read that went out
+	// before image_generated would draw the previous image again).
+	update(sb, asOf = Infinity) {
+		if (this.touched > asOf)
+			sb = { ...sb, image: this.sb.image };
 		this.sb = sb;
 		this.render();
 	}
@@ -89,13 +95,15 @@ export class Tile {
 
 	// --- the run's events ---
 
-	started() {
+	started(seq) {
+		this.touched = seq;
 		this.live = 'generating';
 		this.lastError = null;
 		this.render();
 	}
 
-	generated(image) {
+	generated(image, seq) {
+		this.touched = seq;
 		const old = this.sb.image || {};
 		// What the event does not say (attempts, provider) is read with the
 		// project at the end of the run.
@@ -106,7 +114,8 @@ export class Tile {
 		this.render();
 	}
 
-	failed(message) {
+	failed(message, seq) {
+		this.touched = seq;
 		this.lastError = message;
 		const im = this.sb.image;
 		// A failed regeneration leaves the previous image current.

@@ -272,6 +272,13 @@ void tp_sleep_ms(long ms)
 		;
 }
 
+/* At most 10 minutes: a test that forgets a gate fails, not hangs. */
+static void tp_wait_file(const char *path)
+{
+	for (int i = 0; i < 60000 && access(path, F_OK) != 0; i++)
+		tp_sleep_ms(10);
+}
+
 void tp_gate(const struct t2i_request *req)
 {
 	char path[4096];
@@ -279,6 +286,13 @@ void tp_gate(const struct t2i_request *req)
 	if (!tp_has(req, "GATE") ||
 	    tp_option_str(req->options_json, "gate", NULL, path, sizeof(path)) == NULL)
 		return;
-	for (int i = 0; i < 60000 && access(path, F_OK) != 0; i++)
-		tp_sleep_ms(10);
+	tp_wait_file(path);
+	/* A second gate, so that a test can let one storyboard of a run go
+	 * and hold another. */
+	if (tp_has(req, "GATE2")) {
+		char second[sizeof(path) + 2];
+
+		snprintf(second, sizeof(second), "%s.2", path);
+		tp_wait_file(second);
+	}
 }

@@ -61,7 +61,8 @@ void tp_sleep_ms(long ms);
 
 /* A prompt containing "GATE" waits until the file named by option "gate"
  * exists (at most 10 minutes), so that a test can hold a storyboard for as
- * long as it needs without guessing durations. */
+ * long as it needs without guessing durations; one containing "GATE2" then
+ * also waits for that name with ".2" appended. */
 void tp_gate(const struct t2i_request *req);
 
 /* Whether the prompt contains the trigger word. */

@@ -200,6 +200,40 @@ def test_dashboard_edits_a_prompt_and_regenerates_one_tile(service):
     assert_clean(got["problems"], got["csp"])
 
 
+def test_dashboard_keeps_an_image_a_late_project_read_does_not_have(service):
+    """A project read answered before a storyboard's image_generated event
+    and delivered after it (a slow service, a slow network) does not draw
+    the tile as it was: the page keeps what the newer event said, and reads
+    the project again at the end of the run."""
+    env = service.env
+    service.configure(token=TOKEN, batch_size=1,
+                      providers=[provider_conf("slow", delay_ms=0, gate=gate_path(env))])
+    service.start()
+    pid = service.import_project(["GATE one", "GATE2 two", "three"])
+    sids = [sb["id"] for sb in service.get(f"/v1/projects/{pid}").json()["storyboards"]]
+    wait_run_done(env, service.start_run(pid, {"storyboard_ids": [sids[2]]}))
+    try:
+        got = run_browser("dashboard_stale.mjs", api=api_of(service), token=TOKEN, project=pid,
+                          first=sids[0], gate=gate_path(env))
+    finally:
+        open_gate(env)
+        open(gate_path(env) + ".2", "w").close()
+    # The held read is older than the event: no image for the first one.
+    held = {sb["id"]: sb for sb in got["held"]["storyboards"]}
+    assert (held[sids[0]].get("image") or {}).get("status") != "completed", held[sids[0]]
+    shown = got["afterEvent"]
+    assert shown["status"] == "completed" and shown["imageShown"] and shown["naturalWidth"] > 0
+    rows = image_rows(env, sids[0])
+    assert len(rows) == 1 and f"/v1/images/{rows[0][0]}/" in shown["src"], (rows, shown)
+    # Drawn after the event, the late read changed nothing of the tile.
+    assert got["afterStaleRead"] == shown, got["afterStaleRead"]
+    assert got["panelAfterStaleRead"] == "running"
+    after = {t["id"]: t for t in got["after"]}
+    assert [after[s]["status"] for s in sids] == ["completed"] * 3
+    assert after[sids[0]]["src"] == shown["src"]
+    assert_clean(got["problems"], got["csp"])
+
+
 def test_dashboard_cancels_a_run(service):
     env = service.env
     service.configure(token=TOKEN, workers_max=2, batch_size=1,

@@ -404,13 +404,10 @@ int store_release_owner(struct store *st, const char *owner);
 /* A retry waits: no instance claims the row before ready_ms. */
 int store_image_ready_at(struct store *st, const char *image_id, int64_t ready_ms);
 
-/* The run's next event seq from its counter row (locked until commit), -1
- * on error; then the event itself. */
-int64_t store_event_next_seq(struct store *st, const char *run_id);
-int store_event_insert(struct store *st, const char *run_id, int64_t seq, const char *type,
-		       const char *body);
-/* Both in one round trip: body's envelope begins {"type":"TYPE","seq":0,
- * and its 0 becomes the seq handed out, which is returned (-1 on error). */
+/* The run's next event seq from its counter row (locked until commit) and
+ * the event itself, in one round trip: body's envelope begins
+ * {"type":"TYPE","seq":0, and its 0 becomes the seq handed out, which is
+ * returned (-1 on error). */
 int64_t store_event_append_next(struct store *st, const char *run_id, const char *type,
 				const char *body);
 /* Counts the storyboard of image_id as begun (once): the run's storyboards

@@ -313,25 +313,6 @@ store_image_ready_at(struct store *st, const char *image_id, int64_t ready_ms)
 /* --- a run's counters and end --- */
 
 int64_t
-store_event_next_seq(struct store *st, const char *run_id)
-{
-	/* The run's row is the counter: locked until commit, so seqs become
-	 * visible in the order they were handed out. */
-	static const char sql[] =
-		"UPDATE runs SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq";
-	struct stmt *s;
-	int64_t seq = -1;
-
-	if (pg_only(st) < 0 || (s = store_stmt(st, sql)) == NULL)
-		return -1;
-	store_bind_text(s, 1, run_id);
-	if (stmt_step(s) == STMT_ROW)
-		seq = stmt_column_int64(s, 0);
-	stmt_reset(s);
-	return seq;
-}
-
-int64_t
 store_event_append_next(struct store *st, const char *run_id, const char *type, const char *body)
 {
 	/* One round trip: the counter, and the event with its seq written
@@ -345,34 +326,13 @@ store_event_append_next(struct store *st, const char *run_id, const char *type, 
 		"  regexp_replace(?3, '^(\\{\"type\":\"[a-z_]+\",\"seq\":)0,',"
 		"  '\\1' || s.last_seq || ',') FROM s RETURNING seq";
 	struct stmt *s;
-	int64_t seq = -1;
 
 	if (pg_only(st) < 0 || (s = store_stmt(st, sql)) == NULL)
 		return -1;
 	store_bind_text(s, 1, run_id);
 	store_bind_text(s, 2, type);
 	store_bind_text(s, 3, body);
-	if (stmt_step(s) == STMT_ROW)
-		seq = stmt_column_int64(s, 0);
-	stmt_reset(s);
-	return seq;
-}
-
-int
-store_event_insert(struct store *st, const char *run_id, int64_t seq, const char *type,
-		   const char *body)
-{
-	static const char sql[] =
-		"INSERT INTO run_events (run_id, seq, type, body) VALUES (?, ?, ?, ?)";
-	struct stmt *s = store_stmt(st, sql);
-
-	if (s == NULL)
-		return -1;
-	store_bind_text(s, 1, run_id);
-	stmt_bind_int64(s, 2, seq);
-	store_bind_text(s, 3, type);
-	store_bind_text(s, 4, body);
-	return store_exec_stmt(st, s);
+	return store_exec_int64(st, s);
 }
 
 int
@@ -385,16 +345,12 @@ store_run_begun(struct store *st, const char *run_id, const char *image_id)
 		" UPDATE runs SET started = started + (SELECT count(*) FROM b) WHERE id = ?1"
 		" RETURNING started";
 	struct stmt *s;
-	int started = -1;
 
 	if (pg_only(st) < 0 || (s = store_stmt(st, sql)) == NULL)
 		return -1;
 	store_bind_text(s, 1, run_id);
 	store_bind_text(s, 2, image_id);
-	if (stmt_step(s) == STMT_ROW)
-		started = stmt_column_int(s, 0);
-	stmt_reset(s);
-	return started;
+	return (int)store_exec_int64(st, s);
 }
 
 int
@@ -432,22 +388,7 @@ store_run_completed_ids(struct store *st, const char *run_id)
 		"SELECT g.id FROM generated_images g JOIN storyboards s ON s.id = g.storyboard_id"
 		" WHERE g.run_id = ? AND g.is_primary = 1 AND g.status = 'completed'"
 		" ORDER BY g.updated_at, s.position";
-	struct stmt *s = store_stmt(st, sql);
-	json_t *a;
-	int rc;
-
-	if (s == NULL)
-		return NULL;
-	a = json_array();
-	store_bind_text(s, 1, run_id);
-	while ((rc = stmt_step(s)) == STMT_ROW)
-		json_array_append_new(a, json_string(store_column_text(s, 0)));
-	stmt_reset(s);
-	if (rc != STMT_DONE) {
-		json_decref(a);
-		return NULL;
-	}
-	return a;
+	return store_texts(st, sql, run_id);
 }
 
 int

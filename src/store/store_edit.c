@@ -46,23 +46,7 @@ store_project_files(struct store *st, const char *project_id)
 		" paths AS (SELECT file_path AS path, mine FROM img WHERE file_path IS NOT NULL"
 		"  UNION ALL SELECT thumbnail_path, mine FROM img WHERE thumbnail_path IS NOT NULL)"
 		" SELECT path FROM paths WHERE path <> '' GROUP BY path HAVING min(mine) = 1";
-	struct stmt *s = store_stmt(st, sql);
-	json_t *a = json_array();
-	int rc;
-
-	if (s == NULL) {
-		json_decref(a);
-		return NULL;
-	}
-	store_bind_text(s, 1, project_id);
-	while ((rc = stmt_step(s)) == STMT_ROW)
-		json_array_append_new(a, json_string(store_column_text(s, 0)));
-	stmt_reset(s);
-	if (rc != STMT_DONE) {
-		json_decref(a);
-		return NULL;
-	}
-	return a;
+	return store_texts(st, sql, project_id);
 }
 
 /* Stages, storyboards, runs, their events and images go with it (ON

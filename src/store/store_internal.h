@@ -95,6 +95,15 @@ void store_step_failed(struct store *st, struct stmt *s, int rc);
 /* Steps a statement that returns no rows; 0 or -1 (logged). */
 int store_exec_stmt(struct store *st, struct stmt *s);
 
+/* Steps a statement that returns at most one row of one integer (an
+ * UPDATE ... RETURNING); the integer, or -1 without a row or on error
+ * (logged). */
+int64_t store_exec_int64(struct store *st, struct stmt *s);
+
+/* The first column of every row of sql, whose one parameter is key, as a
+ * JSON array of strings; NULL on error. */
+json_t *store_texts(struct store *st, const char *sql, const char *key);
+
 /* Rows changed by the last statement. */
 int64_t store_changes(struct store *st);
 

@@ -210,6 +210,43 @@ store_exec_stmt(struct store *st, struct stmt *s)
 }
 
 int64_t
+store_exec_int64(struct store *st, struct stmt *s)
+{
+	int rc = stmt_step(s);
+	int64_t v = -1;
+
+	if (rc == STMT_ROW)
+		v = stmt_column_int64(s, 0);
+	else if (rc != STMT_DONE) {
+		store_step_failed(st, s, rc);
+		return -1;
+	}
+	stmt_reset(s);
+	return v;
+}
+
+json_t *
+store_texts(struct store *st, const char *sql, const char *key)
+{
+	struct stmt *s = store_stmt(st, sql);
+	json_t *a;
+	int rc;
+
+	if (s == NULL || (a = json_array()) == NULL)
+		return NULL;
+	store_bind_text(s, 1, key);
+	while ((rc = stmt_step(s)) == STMT_ROW)
+		json_array_append_new(a, json_string(store_column_text(s, 0)));
+	if (rc != STMT_DONE) {
+		store_step_failed(st, s, rc);
+		json_decref(a);
+		return NULL;
+	}
+	stmt_reset(s);
+	return a;
+}
+
+int64_t
 store_changes(struct store *st)
 {
 	if (st->backend == STORE_SQLITE)

@@ -20,7 +20,7 @@
  * batches with live leases, under the provider's row lock (store_claim).
  *
  * Events: a shared run's seq comes from its counter row in the transaction
- * that stores the event (store_event_next_seq), so seqs become visible in
+ * that stores the event (store_event_append_next), so seqs become visible in
  * commit order; each event is announced by NOTIFY (a trigger: "run:seq"),
  * heard on a connection of its own (store_listen), which wakes SSE clients
  * and this instance's copy of the run; SSE polls as well, once a second,

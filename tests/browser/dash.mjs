@@ -42,6 +42,16 @@ export async function newDashboard(context, a, width = 1280) {
 	return page;
 }
 
+// Starts a run of the project through the API, as a pipeline would (not
+// through the page); the answer's status and body.
+export async function startRun(a, project) {
+	const r = await fetch(`${a.api}/v1/projects/${project}/image-generation`, {
+		method: 'POST', body: '{}',
+		headers: { Authorization: `Bearer ${a.token}`, 'Content-Type': 'application/json' },
+	});
+	return { status: r.status, body: await r.json() };
+}
+
 // Opens the dashboard; enters the token in its prompt when given one.
 export async function openDashboard(context, a, hash = '') {
 	const page = await newDashboard(context, a);

@@ -2,19 +2,18 @@
 // pipeline would) is picked up by a project page left open, and followed
 // to its end.
 import { writeFileSync } from 'node:fs';
-import { csp, openDashboard, openProject, panel, problems, waitState } from './dash.mjs';
+import {
+	csp, openDashboard, openProject, panel, problems, startRun, waitState,
+} from './dash.mjs';
 
 export default async function (context, a) {
 	const out = {};
 	const page = await openDashboard(context, a);
 	await openProject(page, a.project);
 	out.before = await panel(page);
-	const r = await fetch(`${a.api}/v1/projects/${a.project}/image-generation`, {
-		method: 'POST', body: '{}',
-		headers: { Authorization: `Bearer ${a.token}`, 'Content-Type': 'application/json' },
-	});
+	const r = await startRun(a, a.project);
 	out.started = r.status;
-	out.run = (await r.json()).run_id;
+	out.run = r.body.run_id;
 	await waitState(page, ['running'], 30000);
 	out.during = await panel(page);
 	writeFileSync(a.gate, '');

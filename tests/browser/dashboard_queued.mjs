@@ -1,22 +1,16 @@
 // A run the service queues (it already processes workers.max runs) shows
 // as queued on its project's page, which follows it until it has run.
 import { writeFileSync } from 'node:fs';
-import { csp, openDashboard, openProject, panel, problems, waitState } from './dash.mjs';
-
-async function start(a, project) {
-	const r = await fetch(`${a.api}/v1/projects/${project}/image-generation`, {
-		method: 'POST', body: '{}',
-		headers: { Authorization: `Bearer ${a.token}`, 'Content-Type': 'application/json' },
-	});
-	return { status: r.status, body: await r.json() };
-}
+import {
+	csp, openDashboard, openProject, panel, problems, startRun, waitState,
+} from './dash.mjs';
 
 export default async function (context, a) {
 	const out = {};
-	out.first = await start(a, a.busy);	// holds the one worker at the gate
+	out.first = await startRun(a, a.busy);	// holds the one worker at the gate
 	const page = await openDashboard(context, a);
 	await openProject(page, a.project);
-	out.second = await start(a, a.project);
+	out.second = await startRun(a, a.project);
 	await waitState(page, ['queued'], 30000);
 	out.during = await panel(page);
 	writeFileSync(a.gate, '');

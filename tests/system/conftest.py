@@ -1016,22 +1016,28 @@ class Follower(threading.Thread):
                 if c.status != 200:
                     time.sleep(0.05)
                     continue
-                while True:
-                    try:
-                        m = c.next()
-                    except (OSError, http.client.HTTPException):
-                        m = None
-                    if m is None:
-                        break
-                    if m["id"] is None:
-                        continue    # connected
-                    self.got.append((m["id"], as_stored(m["data"])))
-                    if m["data"]["type"] == "done":
-                        return
+                if self._read(c):
+                    return
             finally:
                 c.close()
             self.reconnects += 1
         raise AssertionError("follower gave up")
+
+    def _read(self, c, lost=(OSError, http.client.HTTPException)):
+        """Appends the stream's events until it ends (lost: what counts as
+        its end); whether it had `done`."""
+        while True:
+            try:
+                m = c.next()
+            except lost:
+                return False
+            if m is None:
+                return False
+            if m["id"] is None:
+                continue    # connected
+            self.got.append((m["id"], as_stored(m["data"])))
+            if m["data"]["type"] == "done":
+                return True
 
 
 def assert_followers_saw_the_db(env, run_id, followers):

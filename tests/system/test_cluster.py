@@ -13,16 +13,14 @@ the API: any instance starts, follows and cancels any run."""
 
 import datetime
 import http.client
-import json
 import os
 import re
 import signal
-import threading
 import time
 
 import pytest
 
-from conftest import (Env, FakeProvider, SSEClient, Service, as_stored,
+from conftest import (Env, FakeProvider, Follower, SSEClient, Service,
                       assert_followers_saw_the_db, http_provider, primaries_by_storyboard,
                       wait_for, wait_run_done)
 from pgserver import PgServer
@@ -87,21 +85,14 @@ def stop_all(services):
             assert m is None, text[max(0, m.start() - 200):m.start() + 4000]
 
 
-class ClusterFollower(threading.Thread):
+class ClusterFollower(Follower):
     """Follows one run over SSE, each (re)connection to the next instance
     that is up, with Last-Event-ID, until `done`."""
 
     def __init__(self, services, first, run_id, deadline_s=300):
-        super().__init__(daemon=True)
+        super().__init__(None, None, deadline_s)
         self.services, self.at, self.run_id = services, first, run_id
-        self.got, self.error, self.reconnects, self.instances = [], None, 0, set()
-        self.deadline = time.monotonic() + deadline_s
-
-    def run(self):
-        try:
-            self._follow()
-        except Exception as e:      # noqa: BLE001 - reported by the test
-            self.error = repr(e)
+        self.instances = set()
 
     def _next_service(self):
         for _ in range(len(self.services)):
@@ -127,18 +118,9 @@ class ClusterFollower(threading.Thread):
                 continue
             self.instances.add(svc.pid)
             try:
-                while True:
-                    try:
-                        m = c.next()
-                    except (OSError, http.client.HTTPException, ValueError):
-                        m = None
-                    if m is None:
-                        break
-                    if m["id"] is None:
-                        continue    # connected
-                    self.got.append((m["id"], as_stored(m["data"])))
-                    if m["data"]["type"] == "done":
-                        return
+                # A stream cut in the middle of a line (kill -9) is an end.
+                if self._read(c, (OSError, http.client.HTTPException, ValueError)):
+                    return
             finally:
                 c.close()
             self.reconnects += 1

@@ -177,7 +177,7 @@ def test_nul_and_encoded_slash_in_the_path(service):
     assert service.get(f"/v1/images/{img}").status == 200
     for target in (f"/v1/images/{img}%00/file", f"/v1/images/{img}%2ffile",
                    f"/v1/images/{img}%2Ffile", f"/v1/images%2F{img}",
-                   f"/v1/projects?after=%00"):
+                   "/v1/projects?after=%00"):
         got = raw(service.port, f"GET {target} HTTP/1.1\r\nHost: {host(service)}\r\n\r\n".encode())
         assert statuses(got) == [400], (target, got)
         assert b"%00, an encoded" in got

@@ -17,7 +17,7 @@ import uuid
 
 import pytest
 
-from conftest import (ROOT, SERVICE_WAIT, Follower, assert_followers_saw_the_db,
+from conftest import (SERVICE_WAIT, Follower, assert_followers_saw_the_db,
                       assert_json_error, assert_stream_matches_db, completed_count, db_events,
                       image_statuses, open_gate, run_path, slow_service,
                       http_request, png_size, primaries_by_storyboard, provider_conf,
